@@ -1,0 +1,94 @@
+"""``ModelHandle``: the only way pages and interp code touch a shared model.
+
+One model object is shared by every browser session. PyTorch hooks are global to a module, so a
+hook added by one session would change every other session's forward pass. The handle therefore
+owns a lock: every forward (plain, cached or hooked) holds it for the whole pass, and hooks only
+exist inside ``hooked()``/``session()`` blocks that remove them in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+Hook = tuple[str | Callable[[str], bool], Callable]
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    game: str
+    board_size: int
+    card: dict = field(default_factory=dict)
+    source: str = ""
+
+
+class ModelHandle:
+    def __init__(self, model, info: ModelInfo):
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self._model = model
+        self.info = info
+        self._lock = threading.RLock()
+
+    # -- facts -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def board_size(self) -> int:
+        return self.info.board_size
+
+    @property
+    def cfg(self):
+        return self._model.cfg
+
+    @property
+    def model(self):
+        """The shared model, for reading weights (``W_U``, ``W_out``...). Never hook or edit it
+        directly: use ``hooked()`` or ``session()``."""
+        return self._model
+
+    # -- forward passes ----------------------------------------------------------------------
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens (batch, pos)`` -> ``logits (batch, pos, d_vocab)``."""
+        with self._lock, torch.inference_mode():
+            return self._model(tokens)
+
+    __call__ = forward
+
+    def run_with_cache(self, tokens: torch.Tensor, names_filter=None):
+        """Logits and an ``ActivationCache`` (optionally only the hooks ``names_filter`` accepts)."""
+        with self._lock, torch.inference_mode():
+            return self._model.run_with_cache(tokens, names_filter=names_filter)
+
+    def run_with_hooks(self, tokens: torch.Tensor, fwd_hooks: Sequence[Hook]) -> torch.Tensor:
+        """Logits with temporary forward hooks; they are gone when this returns (or raises)."""
+        with self.hooked(fwd_hooks) as model, torch.inference_mode():
+            return model(tokens)
+
+    @contextmanager
+    def hooked(self, fwd_hooks: Sequence[Hook] = (), bwd_hooks: Sequence[Hook] = ()) -> Iterator:
+        """Hold the lock with hooks attached; they are removed however the block ends."""
+        with self._lock:
+            try:
+                with self._model.hooks(fwd_hooks=list(fwd_hooks), bwd_hooks=list(bwd_hooks), reset_hooks_end=True):
+                    yield self._model
+            finally:
+                self._model.reset_hooks(including_permanent=False)
+
+    @contextmanager
+    def session(self) -> Iterator:
+        """Exclusive use of the model for a multi-pass computation (patching, gradients)."""
+        with self._lock:
+            try:
+                yield self._model
+            finally:
+                self._model.reset_hooks(including_permanent=False)
+                self._model.zero_grad(set_to_none=True)

@@ -1,0 +1,102 @@
+"""The model registry: what models exist, and ``load_model(name)`` for any of them.
+
+Bundled models are folders under ``assets/models/`` (found at call time, so a newly exported model
+shows up); hub models are published checkpoints that need the network once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.models.bundle import CONFIG, load_bundle, read_json
+from core.models.errors import ModelLoadError
+from core.models.handle import ModelHandle, ModelInfo
+from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
+DEFAULT_MODEL_ORDER = ("othello8", "othello6")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str  # "bundled" or "hub"
+    game: str
+    board_size: int
+    description: str
+    needs_network: bool = False
+
+
+HUB_MODELS = {
+    "othello-gpt-synthetic": ModelSpec(
+        name="othello-gpt-synthetic",
+        source="hub",
+        game="othello",
+        board_size=8,
+        description=f"Nanda's published 8-layer Othello-GPT ({OTHELLO_GPT_REPO}/{OTHELLO_GPT_FILE}); needs network access once to download (~100 MB)",
+        needs_network=True,
+    ),
+}
+
+
+def _bundled_specs(root: Path = ASSETS) -> dict[str, ModelSpec]:
+    specs = {}
+    for folder in sorted(root.glob("*/")):
+        if not (folder / CONFIG).exists():
+            continue
+        try:
+            config = read_json(folder / CONFIG)
+            card = read_json(folder / "card.json") if (folder / "card.json").exists() else {}
+        except ModelLoadError:
+            continue  # a broken folder is reported when someone loads it by name
+        legal = card.get("eval", {}).get("top1_legal")
+        note = f"top-1 legal {legal:.2%}" if isinstance(legal, float) else "not evaluated"
+        specs[folder.name] = ModelSpec(
+            name=folder.name,
+            source="bundled",
+            game=config.get("game", "othello"),
+            board_size=int(config.get("board_size", 8)),
+            description=f"bundled, {card.get('parameters', 0) / 1e6:.1f}M parameters, {note}",
+        )
+    return specs
+
+
+def list_models() -> list[ModelSpec]:
+    """Bundled models first (the default first), then hub models."""
+    bundled = _bundled_specs()
+    order = [n for n in DEFAULT_MODEL_ORDER if n in bundled] + [n for n in bundled if n not in DEFAULT_MODEL_ORDER]
+    return [bundled[n] for n in order] + list(HUB_MODELS.values())
+
+
+def default_model_name() -> str:
+    models = list_models()
+    if not models or models[0].source != "bundled":
+        raise ModelLoadError(f"no bundled model found in {ASSETS}")
+    return models[0].name
+
+
+def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = None) -> ModelHandle:
+    """Load a model by registry name (or a bundle folder path) as a lock-owning handle.
+
+    The model is a TransformerLens ``HookedTransformer`` in eval mode on ``device``.
+    Raises ``ModelLoadError`` with a message naming the file or model and what is wrong.
+    """
+    bundled = _bundled_specs()
+    if name in bundled:
+        return _handle_from_bundle(ASSETS / name, device)
+    if name in HUB_MODELS:
+        spec = HUB_MODELS[name]
+        model, _ = load_published_othello_gpt(cache_dir=cache_dir, device=device)
+        return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, {"description": spec.description}, f"hub:{OTHELLO_GPT_REPO}"))
+    path = Path(name)
+    if path.is_dir() and (path / CONFIG).exists():
+        return _handle_from_bundle(path, device)
+    known = ", ".join(s.name for s in list_models())
+    raise ModelLoadError(f"unknown model {name!r}; known models: {known}")
+
+
+def _handle_from_bundle(folder: Path, device: str) -> ModelHandle:
+    model, config, card = load_bundle(folder, device=device)
+    info = ModelInfo(config.get("name", folder.name), config.get("game", "othello"), int(config.get("board_size", 8)), card, str(folder))
+    return ModelHandle(model, info)

@@ -1,0 +1,105 @@
+"""Command line: ``python -m core.train {next-move,export,evaluate} ...``.
+
+Examples::
+
+    python -m core.train next-move runs/othello8 --size 8 --n-layers 6 --d-model 256 --steps 40000
+    python -m core.train export runs/othello8 assets/models/othello8 --name othello8
+    python -m core.train evaluate othello8 --games 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import fields
+
+from tqdm import tqdm
+
+from core.train.next_move import TrainConfig, Trainer
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
+        else:
+            caster = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            p.add_argument(flag, type=caster, default=f.default)
+
+
+def cmd_next_move(args: argparse.Namespace) -> None:
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    trainer = Trainer(cfg, args.run_dir)
+    cfg = trainer.cfg
+    print(f"run {args.run_dir}: {trainer.model.n_params():,} parameters, step {trainer.state.step}/{cfg.steps}", flush=True)
+    bar = tqdm(total=cfg.steps, initial=trainer.state.step, unit="step", dynamic_ncols=True, mininterval=5)
+
+    def progress(step: int, total: int, info: dict) -> None:
+        bar.update(1)
+        post = {"loss": f"{info['loss']:.3f}", "tok/s": f"{info['tokens_per_s']:.0f}", "gen": f"{info['gen_share']:.0%}"}
+        if "top1_legal" in info:
+            post["legal"] = f"{info['top1_legal']:.4f}"
+            post["ill_mass"] = f"{info['illegal_mass']:.4f}"
+            bar.write(f"step {step}: loss {info['loss']:.4f} top1_legal {info['top1_legal']:.4%} illegal_mass {info['illegal_mass']:.4%}")
+        bar.set_postfix(post, refresh=False)
+
+    trainer.train(until_step=args.until_step, progress=progress)
+    bar.close()
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from core.train.export import export_run
+
+    trainer = Trainer(TrainConfig(), args.run_dir)
+    command = "python -m core.train next-move " + shlex.join([args.run_dir] + _config_flags(trainer.cfg))
+    card = export_run(trainer, args.out_dir, args.name, command, eval_games=args.games)
+    print(json.dumps({k: card[k] for k in ("parameters", "steps", "games_seen", "wall_time_s", "eval")}, indent=2))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from core.interp.legality import evaluate_legality
+    from core.models.registry import load_model
+    from core.train.next_move import held_out_games
+
+    handle = load_model(args.model)
+    games = held_out_games(args.games, handle.board_size)
+    result = evaluate_legality(handle.forward, games, handle.board_size)
+    print(json.dumps({"model": args.model, **result}, indent=2))
+
+
+def _config_flags(cfg: TrainConfig) -> list[str]:
+    out = []
+    for f in fields(TrainConfig):
+        if f.name in ("eval_every", "eval_games", "checkpoint_every_s", "threads"):
+            continue
+        out += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m core.train")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("next-move", help="train (or resume) a next-move model in a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--until-step", type=int, default=None, help="stop early at this step (resume later)")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_next_move)
+    p = sub.add_parser("export", help="export a run to the bundled format")
+    p.add_argument("run_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--name", required=True)
+    p.add_argument("--games", type=int, default=2000, help="held-out games for the card's metrics")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("evaluate", help="top-1 legal rate and illegal mass of a model on held-out games")
+    p.add_argument("model", help="a registry name (e.g. othello8) or a bundle folder")
+    p.add_argument("--games", type=int, default=2000)
+    p.set_defaults(func=cmd_evaluate)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,46 @@
+"""Export a training run to the bundled model format that ``core.models.load_model`` reads."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from core.interp.legality import evaluate_legality
+from core.models.bundle import load_bundle, save_bundle
+from core.models.convert import gpt_to_tl_state_dict, tl_config_for
+from core.train.next_move import Trainer, held_out_games
+
+
+def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, eval_games: int = 2000) -> dict:
+    """Write ``out_dir`` and return its card; the metrics are measured on the exported model."""
+    cfg = trainer.cfg
+    config = {
+        "name": name,
+        "game": "othello",
+        "board_size": cfg.size,
+        "tl_config": tl_config_for(cfg.gpt_config()),
+    }
+    card = {
+        "name": name,
+        "description": f"{cfg.n_layers}-layer, {cfg.d_model}-wide next-move GPT for {cfg.size}x{cfg.size} Othello, trained by BoardLens on synthetic (uniformly random legal) games.",
+        "command": command,
+        "train_config": asdict(cfg),
+        "parameters": trainer.model.n_params(),
+        "steps": trainer.state.step,
+        "games_seen": trainer.state.games_seen,
+        "wall_time_s": round(trainer.state.wall_time_s, 1),
+        "history": trainer.state.history,
+        "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
+    }
+    save_bundle(out_dir, config, gpt_to_tl_state_dict(trainer.model), card)
+    model, _, _ = load_bundle(out_dir)
+    games = held_out_games(eval_games, cfg.size)
+    metrics = evaluate_legality(model, games, cfg.size)
+    card["eval"] = {**metrics, "games_seed": "held-out seed (never a training seed)"}
+    save_bundle(out_dir, config, gpt_to_tl_state_dict(trainer.model), card)
+    return card

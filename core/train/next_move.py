@@ -1,0 +1,225 @@
+"""Train a next-move GPT on synthetic games streamed from the engine.
+
+Every step draws fresh uniformly random games (the published "synthetic" data set), so the model
+must learn the rules rather than memorise games. The step's games come from a seed derived from
+``(seed, step)``: a resumed run sees exactly the games an uninterrupted one would have seen.
+
+Targets: ``"legal"`` (default) trains against the uniform distribution over the legal next moves,
+which is the exact expectation of the sampled next move of a uniformly random player, so it
+minimises the same expected loss with far less gradient noise; ``"sample"`` uses the sampled move.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.games import othello
+from core.interp.legality import evaluate_legality, legal_token_mask
+from core.train.gpt import GPT, GPTConfig
+
+HELD_OUT_SEED = 2_000_000_007  # training seeds come from SeedSequence((seed, step)); never this
+
+
+@dataclass
+class TrainConfig:
+    size: int = 8
+    n_layers: int = 4
+    d_model: int = 256
+    n_heads: int = 8
+    d_mlp: int = 1024
+    batch_size: int = 256
+    steps: int = 20_000
+    lr: float = 1e-3
+    min_lr_frac: float = 0.1
+    warmup_steps: int = 300
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    target: str = "legal"
+    seed: int = 0
+    bf16: bool = True
+    eval_every: int = 1000
+    eval_games: int = 500
+    checkpoint_every_s: float = 120.0
+    threads: int = 0  # 0: torch's default
+
+    def gpt_config(self) -> GPTConfig:
+        return GPTConfig(
+            n_layers=self.n_layers,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_mlp=self.d_mlp,
+            d_vocab=othello.vocab_size(self.size),
+            n_ctx=othello.context_length(self.size),
+        )
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    games_seen: int = 0
+    wall_time_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def step_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence((seed, step)).generate_state(1)[0])
+
+
+def held_out_games(n: int, size: int) -> np.ndarray:
+    """The fixed evaluation games: drawn from a seed no training step uses."""
+    return othello.random_games(n, size, seed=HELD_OUT_SEED)
+
+
+def make_batch(cfg: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fresh games for one step: ``tokens (B, ctx)``, ``target`` and ``valid (B, ctx)``.
+
+    ``target`` is a distribution ``(B, ctx, d_vocab)`` for ``"legal"``, token ids ``(B, ctx)`` for
+    ``"sample"``.
+    """
+    size = cfg.size
+    ctx = othello.context_length(size)
+    games = othello.random_games(cfg.batch_size, size, seed=step_seed(cfg.seed, step))
+    tokens = torch.from_numpy(othello.squares_to_tokens(games[:, :ctx], size).astype(np.int64))
+    if cfg.target == "sample":
+        target = torch.from_numpy(othello.squares_to_tokens(games[:, 1 : ctx + 1], size).astype(np.int64))
+        return tokens, target, target != 0
+    rep = othello.replay(games[:, :ctx], size)
+    legal = torch.from_numpy(legal_token_mask(rep.legal_next, size)).float()
+    valid = legal.sum(-1) > 0
+    target = legal / legal.sum(-1, keepdim=True).clamp(min=1.0)
+    return tokens, target, valid
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    logp = F.log_softmax(logits.float(), dim=-1)
+    if target.dtype == torch.int64:
+        per_pos = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    else:
+        per_pos = -(target * logp).sum(-1)
+    return (per_pos * valid).sum() / valid.sum().clamp(min=1)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+class Trainer:
+    """Owns model, optimiser and state of one run directory; checkpoints atomically."""
+
+    CHECKPOINT = "checkpoint.pt"
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = self.run_dir / self.CHECKPOINT
+        if ckpt.exists():
+            saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+            cfg = TrainConfig(**{**saved["config"], **_overridable(cfg)})
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.model = GPT(cfg.gpt_config())
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.state = TrainState()
+        if ckpt.exists():
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.state = TrainState(**json.loads(saved["state_json"]))
+            torch.set_rng_state(saved["torch_rng"])
+        self._eval_games = held_out_games(cfg.eval_games, cfg.size)
+
+    def save(self) -> None:
+        """Write the checkpoint to a temporary file, then rename: a kill never leaves half a file."""
+        payload = {
+            "config": asdict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state_json": json.dumps(asdict(self.state)),
+            "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.run_dir / (self.CHECKPOINT + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.run_dir / self.CHECKPOINT)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            return self.model(tokens)
+
+    def evaluate(self, games: np.ndarray | None = None) -> dict[str, float]:
+        self.model.eval()
+        try:
+            return evaluate_legality(lambda t: self.model(t), self._eval_games if games is None else games, self.cfg.size)
+        finally:
+            self.model.train()
+
+    def train(self, until_step: int | None = None, progress: Callable[[int, int, dict], None] | None = None) -> TrainState:
+        """Train up to ``until_step`` (default: ``cfg.steps``), checkpointing as it goes.
+
+        ``progress(step, total, info)`` is called after every step (for bars in a CLI or a page).
+        """
+        cfg, state = self.cfg, self.state
+        until = min(cfg.steps, until_step or cfg.steps)
+        self.model.train()
+        last_ckpt = time.monotonic()
+        gen_time = 0.0
+        window_tokens, window_start = 0, time.monotonic()
+        while state.step < until:
+            t0 = time.monotonic()
+            tokens, target, valid = make_batch(cfg, state.step)
+            gen_time += time.monotonic() - t0
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, state.step)
+            loss = loss_fn(self.forward(tokens), target, valid)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            state.step += 1
+            state.games_seen += cfg.batch_size
+            window_tokens += int(valid.sum())
+            now = time.monotonic()
+            state.wall_time_s += now - t0
+            info = {
+                "loss": loss.item(),
+                "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
+                "gen_share": gen_time / max(now - window_start, 1e-9),
+            }
+            if state.step % cfg.eval_every == 0 or state.step == until:
+                info.update(self.evaluate())
+                state.history.append({"step": state.step, "games_seen": state.games_seen, "loss": info["loss"], "top1_legal": info["top1_legal"], "illegal_mass": info["illegal_mass"]})
+                state.wall_time_s += time.monotonic() - now
+                window_tokens, window_start, gen_time = 0, time.monotonic(), 0.0
+            if progress:
+                progress(state.step, until, info)
+            if now - last_ckpt > cfg.checkpoint_every_s or state.step == until:
+                self.save()
+                last_ckpt = now
+            if time.monotonic() - window_start > 30:
+                window_tokens, window_start, gen_time = 0, time.monotonic(), 0.0
+        return state
+
+
+def _overridable(cfg: TrainConfig) -> dict:
+    """Fields a resumed run may change without changing what it learns from."""
+    return {"eval_every": cfg.eval_every, "eval_games": cfg.eval_games, "checkpoint_every_s": cfg.checkpoint_every_s, "threads": cfg.threads}
