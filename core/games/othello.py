@@ -23,6 +23,14 @@ _DIRECTIONS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1,
 MAX_SIZE = 8
 
 
+class MoveError(ValueError):
+    """A move ``replay`` cannot accept; ``game`` and ``move`` index the offending entry."""
+
+    def __init__(self, game: int, move: int, reason: str):
+        super().__init__(f"game {game}, move {move}: {reason}")
+        self.game, self.move = game, move
+
+
 def check_size(size: int) -> None:
     """Raise ``ValueError`` unless ``size`` is an even board size the engine supports."""
     if not isinstance(size, (int, np.integer)) or size < 4 or size % 2 or size > MAX_SIZE:
@@ -220,12 +228,12 @@ def replay(games: np.ndarray, size: int = 8) -> Replay:
     n_sq = size * size
     if ((games < -1) | (games >= n_sq)).any():
         g, t = np.argwhere((games < -1) | (games >= n_sq))[0]
-        raise ValueError(f"game {g}, move {t}: {games[g, t]} is not a square of a {size}x{size} board")
+        raise MoveError(int(g), int(t), f"{games[g, t]} is not a square of a {size}x{size} board")
     played = games >= 0
     after_pad = played & ~np.cumprod(played, axis=1).astype(bool)
     if after_pad.any():
         g, t = np.argwhere(after_pad)[0]
-        raise ValueError(f"game {g}, move {t}: move {square_to_label(int(games[g, t]), size)} follows the end of the game (-1)")
+        raise MoveError(int(g), int(t), f"move {square_to_label(int(games[g, t]), size)} follows the end of the game (-1)")
 
     boards = np.empty((n, T, size, size), dtype=np.int8)
     mover = np.zeros((n, T), dtype=np.int8)
@@ -242,9 +250,7 @@ def replay(games: np.ndarray, size: int = 8) -> Replay:
         if bad.any():
             g = int(np.argmax(bad))
             who = {BLACK: "black", WHITE: "white", 0: "nobody (the game is over)"}[int(batch.to_move[g])]
-            raise ValueError(
-                f"game {g}, move {t}: {square_to_label(int(games[g, t]), size)} is not legal for {who}"
-            )
+            raise MoveError(g, t, f"{square_to_label(int(games[g, t]), size)} is not legal for {who}")
         mover[:, t] = np.where(active, batch.to_move, 0)
         flips = batch.play(move_bits, active)
         boards[:, t] = _to_board(batch.black, batch.white, geo)

@@ -1,0 +1,112 @@
+"""Plotly boards: squares coloured by a value, pieces, legal moves and highlights.
+
+Boards are scatter traces of square markers, never heatmaps: Streamlit returns click selections for
+scatter points only (DESIGN.md §6). Every trace carries ``customdata`` = square index, so a click on
+a square, a piece or a marker all name the square.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.games import othello
+
+CELL_PX = 46
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    squares = np.arange(size * size)
+    rows, cols = np.divmod(squares, size)
+    return squares, cols, rows
+
+
+def board_figure(
+    board: np.ndarray,
+    values: np.ndarray | None = None,
+    *,
+    legal: np.ndarray | None = None,
+    outline: int | None = None,
+    outline_color: str = "#d62728",
+    last_move: int | None = None,
+    value_name: str = "probability",
+    colorscale: str = "Blues",
+    zmin: float = 0.0,
+    zmax: float | None = None,
+    title: str | None = None,
+    cell_px: int = CELL_PX,
+    show_scale: bool = True,
+) -> go.Figure:
+    """A board figure.
+
+    ``board``: int8 (size, size), +1 black / -1 white / 0 empty. ``values``: float (size*size,)
+    shown as square colours (e.g. next-move probabilities). ``legal``: bool (size*size,) marked
+    with dots. ``outline``: a square drawn with a thick frame (e.g. the model's top-1).
+    """
+    size = board.shape[0]
+    squares, cols, rows = _grid(size)
+    flat = board.reshape(-1)
+    labels = [othello.square_to_label(int(s), size) for s in squares]
+    legal = np.zeros(size * size, dtype=bool) if legal is None else np.asarray(legal, dtype=bool)
+    piece_names = np.where(flat == 1, "black", np.where(flat == -1, "white", "empty"))
+    hover = [
+        f"<b>{labels[s]}</b> · {piece_names[s]}" + (" · legal" if legal[s] else "")
+        + (f"<br>{value_name}: {values[s]:.3f}" if values is not None else "")
+        for s in squares
+    ]
+    fig = go.Figure()
+    if values is not None:
+        zmax = float(np.nanmax(values)) if zmax is None else zmax
+        marker = dict(
+            symbol="square", size=cell_px - 3, color=np.asarray(values, dtype=float), colorscale=colorscale,
+            cmin=zmin, cmax=max(zmax, zmin + 1e-6), line=dict(width=0),
+            showscale=show_scale, colorbar=dict(title=dict(text=value_name, side="right"), thickness=12, len=0.9),
+        )
+    else:
+        marker = dict(symbol="square", size=cell_px - 3, color="#2e8b57", line=dict(width=0))
+    fig.add_trace(go.Scatter(x=cols, y=rows, mode="markers", marker=marker, customdata=squares, hovertext=hover, hoverinfo="text", name="squares", showlegend=False))
+    for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
+        at = flat == value
+        if at.any():
+            fig.add_trace(go.Scatter(
+                x=cols[at], y=rows[at], mode="markers", customdata=squares[at], hovertext=[hover[s] for s in squares[at]], hoverinfo="text",
+                marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1.5)), showlegend=False,
+            ))
+    if legal.any():
+        fig.add_trace(go.Scatter(
+            x=cols[legal], y=rows[legal], mode="markers", customdata=squares[legal], hovertext=[hover[s] for s in squares[legal]], hoverinfo="text",
+            marker=dict(symbol="circle-open", size=cell_px * 0.3, color="#ff7f0e", line=dict(width=2.5)), name="legal", showlegend=False,
+        ))
+    for square, colour, width in ((last_move, "#ffbf00", 3), (outline, outline_color, 4)):
+        if square is not None and 0 <= square < size * size:
+            fig.add_trace(go.Scatter(
+                x=[cols[square]], y=[rows[square]], mode="markers", customdata=[square], hovertext=[hover[square]], hoverinfo="text",
+                marker=dict(symbol="square-open", size=cell_px - 4, color=colour, line=dict(width=width)), showlegend=False,
+            ))
+    axis = dict(showgrid=False, zeroline=False, fixedrange=True, tickmode="array", tickvals=list(range(size)))
+    width = cell_px * size + (120 if values is not None and show_scale else 50)
+    fig.update_layout(
+        width=width, height=cell_px * size + (80 if title else 50), margin=dict(l=30, r=10, t=40 if title else 10, b=10),
+        title=dict(text=title, x=0.02, font=dict(size=14)) if title else None,
+        xaxis=dict(axis, ticktext=[chr(ord("a") + c) for c in range(size)], side="top", range=[-0.5, size - 0.5]),
+        yaxis=dict(axis, ticktext=[str(r + 1) for r in range(size)], autorange="reversed", scaleanchor="x", range=[size - 0.5, -0.5]),
+        plot_bgcolor="#1f5f3f" if values is None else "#dddddd", dragmode=False, clickmode="event+select", hovermode="closest",
+    )
+    return fig
+
+
+def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list[str], top1: list[str]) -> go.Figure:
+    """Per move played: illegal probability mass (bars) and whether the top-1 move was legal."""
+    x = np.arange(1, len(moves) + 1)
+    ok = top1_legal == 1.0
+    bad = top1_legal == 0.0
+    hover = [f"after move {i} ({m}): top-1 {t}" for i, m, t in zip(x, moves, top1)]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=illegal_mass, name="illegal probability mass", marker_color="#9ecae1", hovertext=hover))
+    fig.add_trace(go.Scatter(x=x[ok], y=np.zeros(ok.sum()), mode="markers", name="top-1 legal", marker=dict(symbol="circle", color="#2ca02c", size=8)))
+    fig.add_trace(go.Scatter(x=x[bad], y=np.zeros(bad.sum()), mode="markers", name="top-1 illegal", marker=dict(symbol="x", color="#d62728", size=10)))
+    fig.update_layout(
+        height=260, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="move number", yaxis_title="illegal mass",
+        yaxis=dict(rangemode="tozero"), legend=dict(orientation="h", y=1.15), bargap=0.1,
+    )
+    return fig

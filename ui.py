@@ -1,0 +1,152 @@
+"""The Streamlit seam: cached models and analyses, the shared game state, and the URL.
+
+Pages import this; ``core`` never does. One game (``moves``) and one model name live in
+``st.session_state`` for every page and are mirrored into the query string
+(``?model=othello8&moves=d3c5f6``) so that any view can be shared as a link.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.games import othello
+from core.games.play import GameState, IllegalMoveError, game_state, play
+from core.interp.predictions import Predictions, predict
+from core.models.errors import ModelLoadError
+from core.models.handle import ModelHandle
+from core.models.registry import ModelSpec, default_model_name, list_models, load_model
+
+MODEL, MOVES, MESSAGES = "model", "moves", "messages"
+
+
+# -- caches -----------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def cached_model(name: str) -> ModelHandle:
+    """One shared, read-only model per name for the whole server (all sessions)."""
+    return load_model(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def cached_predictions(name: str, moves: tuple[int, ...]) -> Predictions | None:
+    handle = cached_model(name)
+    return predict(handle, game_state(moves, handle.board_size))
+
+
+@st.cache_data(show_spinner=False)
+def model_specs() -> dict[str, ModelSpec]:
+    return {spec.name: spec for spec in list_models()}
+
+
+# -- messages that survive the rerun after a callback -----------------------------------------
+
+
+def flash(kind: str, text: str) -> None:
+    st.session_state.setdefault(MESSAGES, []).append((kind, text))
+
+
+def show_messages() -> None:
+    for kind, text in st.session_state.pop(MESSAGES, []):
+        getattr(st, kind)(text)
+
+
+# -- shared state and the URL -----------------------------------------------------------------
+
+
+def init_state() -> None:
+    """On a session's first run, restore model and game from the URL (reporting bad values)."""
+    if MODEL in st.session_state:
+        return
+    specs = model_specs()
+    params = st.query_params
+    name = params.get("model") or default_model_name()
+    if name not in specs:
+        flash("error", f"Unknown model {name!r} in the link; using {default_model_name()}. Known: {', '.join(specs)}.")
+        name = default_model_name()
+    st.session_state[MODEL] = name
+    st.session_state[MOVES] = ()
+    text = params.get("moves", "")
+    if text:
+        size = specs[name].board_size
+        try:
+            moves = tuple(othello.parse_moves(text, size))
+            game_state(moves, size)
+            st.session_state[MOVES] = moves
+        except ValueError as exc:
+            flash("error", f"Could not restore the game from the link (moves={text!r}): {exc}. Starting a new game.")
+
+
+def sync_url() -> None:
+    """Write the current model and game into the query string (only what changed)."""
+    moves = othello.format_moves(st.session_state[MOVES], model_spec().board_size, sep="")
+    wanted = {MODEL: st.session_state[MODEL], **({MOVES: moves} if moves else {})}
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def model_spec() -> ModelSpec:
+    return model_specs()[st.session_state[MODEL]]
+
+
+def current_state() -> GameState:
+    return game_state(st.session_state[MOVES], model_spec().board_size)
+
+
+def current_handle() -> ModelHandle | None:
+    """The chosen model, or None with an error shown (e.g. a hub model offline)."""
+    try:
+        return cached_model(st.session_state[MODEL])
+    except ModelLoadError as exc:
+        st.error(f"Model {st.session_state[MODEL]!r} could not be loaded: {exc}")
+        return None
+
+
+def set_moves(moves: tuple[int, ...]) -> None:
+    st.session_state[MOVES] = tuple(int(m) for m in moves)
+
+
+def play_square(square: int) -> bool:
+    """Play ``square`` for the side to move; an illegal move is explained, not played."""
+    try:
+        set_moves(play(current_state(), square).moves)
+        return True
+    except IllegalMoveError as exc:
+        flash("warning", f"Illegal move: {exc}")
+        return False
+
+
+def on_model_change() -> None:
+    """Keep the game when the board size stays; otherwise start a new one and say so."""
+    name = st.session_state["model_picker"]
+    new_size = model_specs()[name].board_size
+    old_size = model_specs()[st.session_state[MODEL]].board_size
+    st.session_state[MODEL] = name
+    if new_size != old_size and st.session_state[MOVES]:
+        set_moves(())
+        flash("info", f"{name} plays {new_size}x{new_size} Othello: started a new game.")
+
+
+def sidebar() -> None:
+    specs = model_specs()
+    names = list(specs)
+    with st.sidebar:
+        st.markdown("### BoardLens")
+        st.selectbox(
+            "Model",
+            names,
+            index=names.index(st.session_state[MODEL]),
+            key="model_picker",
+            on_change=on_model_change,
+            format_func=lambda n: f"{n} ({specs[n].board_size}x{specs[n].board_size}{', hub: needs network' if specs[n].needs_network else ''})",
+            help="Bundled models were trained by BoardLens and work offline. Hub models are published checkpoints that need network access once.",
+        )
+        st.caption(specs[st.session_state[MODEL]].description)
+
+
+def random_legal_move(state: GameState, rng: np.random.Generator | None = None) -> int | None:
+    legal = np.flatnonzero(state.legal)
+    if not len(legal):
+        return None
+    return int((rng or np.random.default_rng()).choice(legal))
