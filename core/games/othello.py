@@ -97,8 +97,9 @@ def _flip_bits(move: np.ndarray, own: np.ndarray, opp: np.ndarray, geo: _Geometr
 
 
 def _unpack(bits: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """``uint64 (...)`` -> ``bool (..., size*size)``."""
-    return (bits[..., None] & geo.bit_values) != 0
+    """``uint64 (...)`` -> ``bool (..., size*size)`` (bit i -> entry i)."""
+    as_bytes = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8).reshape(*bits.shape, 8)
+    return np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., : geo.size * geo.size].view(bool)
 
 
 def _start_position(n: int, geo: _Geometry) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +184,7 @@ def random_games(n: int, size: int = 8, seed: int = 0) -> np.ndarray:
             break
         legal = _unpack(batch.legal, geo)
         # Uniform choice among legal squares: the legal square with the largest random key.
-        keys = np.where(legal, rng.random(legal.shape), -1.0)
+        keys = np.where(legal, rng.random(legal.shape, dtype=np.float32), np.float32(-1))
         choice = keys.argmax(axis=1)
         games[:, t] = np.where(active, choice, -1)
         batch.play(np.where(active, geo.bit_values[choice], np.uint64(0)), active)
@@ -235,11 +236,13 @@ def replay(games: np.ndarray, size: int = 8) -> Replay:
         g, t = np.argwhere(after_pad)[0]
         raise MoveError(int(g), int(t), f"move {square_to_label(int(games[g, t]), size)} follows the end of the game (-1)")
 
-    boards = np.empty((n, T, size, size), dtype=np.int8)
+    # Record bitboards per step and unpack them all at once at the end: unpacking is the cost.
+    black = np.empty((n, T), dtype=np.uint64)
+    white = np.empty((n, T), dtype=np.uint64)
+    legal_bits = np.empty((n, T), dtype=np.uint64)
+    flip_bits = np.empty((n, T), dtype=np.uint64)
     mover = np.zeros((n, T), dtype=np.int8)
     next_player = np.zeros((n, T), dtype=np.int8)
-    legal_next = np.zeros((n, T, n_sq), dtype=bool)
-    flipped = np.zeros((n, T, n_sq), dtype=bool)
     batch = _Batch(n, geo)
     start_legal = _unpack(batch.legal[:1], geo)[0]
     for t in range(T):
@@ -252,12 +255,12 @@ def replay(games: np.ndarray, size: int = 8) -> Replay:
             who = {BLACK: "black", WHITE: "white", 0: "nobody (the game is over)"}[int(batch.to_move[g])]
             raise MoveError(g, t, f"{square_to_label(int(games[g, t]), size)} is not legal for {who}")
         mover[:, t] = np.where(active, batch.to_move, 0)
-        flips = batch.play(move_bits, active)
-        boards[:, t] = _to_board(batch.black, batch.white, geo)
+        flip_bits[:, t] = batch.play(move_bits, active)
+        black[:, t], white[:, t] = batch.black, batch.white
         next_player[:, t] = np.where(active, batch.to_move, 0)
-        legal_next[:, t] = _unpack(np.where(active, batch.legal, np.uint64(0)), geo)
-        flipped[:, t] = _unpack(flips, geo)
-    return Replay(size, boards, mover, next_player, legal_next, flipped, played.sum(axis=1), start_legal)
+        legal_bits[:, t] = np.where(active, batch.legal, np.uint64(0))
+    boards = _to_board(black, white, geo)
+    return Replay(size, boards, mover, next_player, _unpack(legal_bits, geo), _unpack(flip_bits, geo), played.sum(axis=1), start_legal)
 
 
 # ----------------------------------------------------------------------------------------------
