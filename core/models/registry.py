@@ -13,6 +13,7 @@ from core.models.bundle import CONFIG, load_bundle, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
+from core.models.nanogpt import NANOGPT_OTHELLO6_REPO, load_published_othello6
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
 DEFAULT_MODEL_ORDER = ("othello8", "othello6")
@@ -37,6 +38,18 @@ HUB_MODELS = {
         description=f"Nanda's published 8-layer Othello-GPT ({OTHELLO_GPT_REPO}/{OTHELLO_GPT_FILE}); needs network access once to download (~100 MB)",
         needs_network=True,
     ),
+    "othello-gpt-6x6-nanogpt": ModelSpec(
+        name="othello-gpt-6x6-nanogpt",
+        source="hub",
+        game="othello",
+        board_size=6,
+        description=f"published 2-layer 6x6 nanoGPT Othello model ({NANOGPT_OTHELLO6_REPO}); needs network access once to download",
+        needs_network=True,
+    ),
+}
+HUB_LOADERS = {
+    "othello-gpt-synthetic": (load_published_othello_gpt, OTHELLO_GPT_REPO),
+    "othello-gpt-6x6-nanogpt": (load_published_othello6, NANOGPT_OTHELLO6_REPO),
 }
 
 
@@ -87,8 +100,9 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
         return _handle_from_bundle(ASSETS / name, device)
     if name in HUB_MODELS:
         spec = HUB_MODELS[name]
-        model, _ = load_published_othello_gpt(cache_dir=cache_dir, device=device)
-        return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, {"description": spec.description}, f"hub:{OTHELLO_GPT_REPO}"))
+        loader, repo = HUB_LOADERS[name]
+        model, _ = loader(cache_dir=cache_dir, device=device)
+        return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, {"description": spec.description}, f"hub:{repo}"))
     path = Path(name)
     if path.is_dir() and (path / CONFIG).exists():
         return _handle_from_bundle(path, device)

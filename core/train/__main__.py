@@ -14,25 +14,31 @@ import json
 import shlex
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from tqdm import tqdm
 
-from core.train.next_move import TrainConfig, Trainer
+from core.train.next_move import OVERRIDABLE, TrainConfig, Trainer
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field; unset flags stay ``None`` so a resume can tell them apart."""
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
+            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, help=f"default {f.default}")
         else:
             caster = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            p.add_argument(flag, type=caster, default=f.default)
+            p.add_argument(flag, type=caster, default=None, help=f"default {f.default}")
 
 
 def cmd_next_move(args: argparse.Namespace) -> None:
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    trainer = Trainer(cfg, args.run_dir)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    if (Path(args.run_dir) / Trainer.CHECKPOINT).exists():
+        ignored = sorted(set(given) - set(OVERRIDABLE))
+        if ignored:
+            print(f"resuming {args.run_dir}: its saved config wins; ignoring {', '.join('--' + n.replace('_', '-') for n in ignored)}", flush=True)
+    trainer = Trainer(TrainConfig(**given), args.run_dir, overrides=given)
     cfg = trainer.cfg
     print(f"run {args.run_dir}: {trainer.model.n_params():,} parameters, step {trainer.state.step}/{cfg.steps}", flush=True)
     bar = tqdm(total=cfg.steps, initial=trainer.state.step, unit="step", dynamic_ncols=True, mininterval=5)
@@ -53,8 +59,11 @@ def cmd_next_move(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from core.train.export import export_run
 
+    if not (Path(args.run_dir) / Trainer.CHECKPOINT).exists():
+        sys.exit(f"{args.run_dir}: no {Trainer.CHECKPOINT}; train a run there first (python -m core.train next-move {args.run_dir} ...)")
     trainer = Trainer(TrainConfig(), args.run_dir)
-    command = "python -m core.train next-move " + shlex.join([args.run_dir] + _config_flags(trainer.cfg))
+    # The run folder is only where checkpoints live: the card names it after the model.
+    command = "python -m core.train next-move " + shlex.join([f"runs/{args.name}"] + _config_flags(trainer.cfg))
     card = export_run(trainer, args.out_dir, args.name, command, eval_games=args.games)
     print(json.dumps({k: card[k] for k in ("parameters", "steps", "games_seen", "wall_time_s", "eval")}, indent=2))
 
@@ -73,7 +82,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _config_flags(cfg: TrainConfig) -> list[str]:
     out = []
     for f in fields(TrainConfig):
-        if f.name in ("eval_every", "eval_games", "checkpoint_every_s", "threads"):
+        if f.name in OVERRIDABLE:
             continue
         out += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
     return out

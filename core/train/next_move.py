@@ -63,6 +63,10 @@ class TrainConfig:
         )
 
 
+# Fields a resumed run may change without changing what it learns from.
+OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads")
+
+
 @dataclass
 class TrainState:
     step: int = 0
@@ -128,13 +132,21 @@ class Trainer:
 
     CHECKPOINT = "checkpoint.pt"
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path):
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, overrides: dict | None = None):
+        """A new run with ``cfg``, or the run saved in ``run_dir`` (then ``cfg`` is ignored).
+
+        ``overrides`` may change, on resume, the fields that do not change what is learned
+        (``OVERRIDABLE``: evaluation cadence, checkpoint interval, threads).
+        """
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = self.run_dir / self.CHECKPOINT
+        overrides = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE}
         if ckpt.exists():
             saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-            cfg = TrainConfig(**{**saved["config"], **_overridable(cfg)})
+            cfg = TrainConfig(**{**saved["config"], **overrides})
+        else:
+            cfg = TrainConfig(**{**asdict(cfg), **overrides})
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -219,7 +231,3 @@ class Trainer:
                 window_tokens, window_start, gen_time = 0, time.monotonic(), 0.0
         return state
 
-
-def _overridable(cfg: TrainConfig) -> dict:
-    """Fields a resumed run may change without changing what it learns from."""
-    return {"eval_every": cfg.eval_every, "eval_games": cfg.eval_games, "checkpoint_every_s": cfg.checkpoint_every_s, "threads": cfg.threads}

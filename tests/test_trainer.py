@@ -1,0 +1,73 @@
+"""The next-move trainer: killed mid-run and resumed, it ends exactly where an unbroken run does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.games import othello
+from core.models.bundle import load_bundle
+from core.train.next_move import Trainer, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = "--size 6 --n-layers 2 --d-model 32 --n-heads 4 --d-mlp 64 --batch-size 32 --steps 200 --eval-every 50 --eval-games 50 --seed 3".split()
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "core.train", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def checkpoint_step(run: Path) -> int:
+    try:
+        return json.loads(torch.load(run / Trainer.CHECKPOINT, weights_only=True)["state_json"])["step"]
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return 0
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path):
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    proc = start(["next-move", str(killed), *FLAGS, "--checkpoint-every-s", "0", "--threads", "1"])
+    deadline = time.monotonic() + 120
+    while checkpoint_step(killed) < 20 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no cleanup, possibly in the middle of writing a checkpoint
+    proc.wait()
+    step_at_kill = checkpoint_step(killed)
+    assert 20 <= step_at_kill < 200, f"the run was not killed mid-way (step {step_at_kill})"
+
+    finish(start(["next-move", str(killed), "--threads", "1"]))  # resume: config comes from the checkpoint
+    finish(start(["next-move", str(unbroken), *FLAGS, "--threads", "1"]))
+
+    a = torch.load(killed / Trainer.CHECKPOINT, weights_only=True)
+    b = torch.load(unbroken / Trainer.CHECKPOINT, weights_only=True)
+    for key in b["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    state_a, state_b = json.loads(a["state_json"]), json.loads(b["state_json"])
+    assert state_a["step"] == state_b["step"] == 200 and state_a["games_seen"] == 200 * 32
+    assert state_a["history"] == state_b["history"]  # same losses and held-out metrics at every eval
+    assert state_a["history"][-1]["top1_legal"] > state_a["history"][0]["top1_legal"]  # it learned
+
+    out = finish(start(["export", str(killed), str(tmp_path / "bundle"), "--name", "t6", "--games", "100"]))
+    card = json.loads((tmp_path / "bundle" / "card.json").read_text())
+    assert card["steps"] == 200 and card["games_seen"] == 6400 and "--seed 3" in card["command"]
+    assert json.loads(out)["eval"]["top1_legal"] == card["eval"]["top1_legal"]
+
+    model, _, _ = load_bundle(tmp_path / "bundle")
+    trainer = Trainer(TrainConfig(), killed)
+    trainer.model.eval()
+    games = othello.random_games(16, 6, seed=11)[:, : othello.context_length(6)]
+    tokens = torch.from_numpy(othello.squares_to_tokens(games, 6).astype(np.int64))
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), trainer.model(tokens), atol=1e-4, rtol=0)
