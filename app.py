@@ -12,6 +12,7 @@ st.set_page_config(page_title="BoardLens", page_icon="⚫", layout="wide")
 ui.init_state()
 pages = [
     st.Page("pages/board_player.py", title="Board player", icon="⚫", default=True),
+    st.Page("pages/probe_viewer.py", title="Probe viewer", icon="🔎"),
 ]
 page = st.navigation(pages)
 ui.sidebar()

@@ -12,12 +12,13 @@ import streamlit as st
 
 from core.games import othello
 from core.games.play import GameState, IllegalMoveError, game_state, play
+from core.interp import probes as P
 from core.interp.predictions import Predictions, predict
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
 from core.models.registry import ModelSpec, default_model_name, list_models, load_model
 
-MODEL, MOVES, MESSAGES = "model", "moves", "messages"
+MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
 
 
 # -- caches -----------------------------------------------------------------------------------
@@ -33,6 +34,38 @@ def cached_model(name: str) -> ModelHandle:
 def cached_predictions(name: str, moves: tuple[int, ...]) -> Predictions | None:
     handle = cached_model(name)
     return predict(handle, game_state(moves, handle.board_size))
+
+
+@st.cache_resource(show_spinner="Loading probes…", max_entries=16)
+def cached_bundled_probes(name: str, target: str) -> dict[str, P.Probe]:
+    """Probes shipped in ``assets/probes/<model>/`` (shared, read-only)."""
+    handle = cached_model(name)
+    return P.load_probe_set(P.PROBE_ROOT / name, target, handle.cfg.d_model, handle.board_size)
+
+
+def probe_summary(name: str) -> dict:
+    """Per-target accuracy by layer: bundled, overridden by probes trained in this session."""
+    summary = dict(P.read_summary(P.PROBE_ROOT / name))
+    for (model, target), (_, entry) in st.session_state.get(TRAINED_PROBES, {}).items():
+        if model == name:
+            summary[target] = entry
+    return summary
+
+
+def probe_set(name: str, target: str) -> dict[str, P.Probe]:
+    """The probes to show: trained in this session if any, else bundled (may be empty)."""
+    trained = st.session_state.get(TRAINED_PROBES, {}).get((name, target))
+    if trained:
+        return trained[0]
+    try:
+        return cached_bundled_probes(name, target)
+    except P.ProbeLoadError as exc:
+        st.error(f"Bundled probes for {name} could not be read: {exc}")
+        return {}
+
+
+def store_trained_probes(name: str, target: str, probes: dict[str, P.Probe], entry: dict) -> None:
+    st.session_state.setdefault(TRAINED_PROBES, {})[(name, target)] = (probes, entry)
 
 
 @st.cache_data(show_spinner=False)

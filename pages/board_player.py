@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import panels
 import ui
 from core.games import othello
 from core.games.play import IllegalMoveError, game_state
 from core.interp.predictions import top_k
 from core.viz.board import board_figure, history_figure
 
+ui.init_state()  # idempotent: also when a link opens this page directly
 spec = ui.model_spec()
 size = spec.board_size
 state = ui.current_state()
@@ -122,5 +124,7 @@ with right:
         st.plotly_chart(history_figure(pred.history_top1_legal, pred.history_illegal_mass, labels[:n_pred], top1), key="history", config={"displayModeBar": False})
         rate = np.nanmean(pred.history_top1_legal) if np.isfinite(pred.history_top1_legal).any() else float("nan")
         st.caption(f"Top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions of this game: {rate:.1%}.")
+    if handle is not None and st.toggle("Probe panel", key="probe_panel", help="What a linear probe reads off the residual stream, updated with every move."):
+        panels.probe_panel(handle, state)
 
 ui.sync_url()

@@ -123,6 +123,27 @@ def _to_board(black: np.ndarray, white: np.ndarray, geo: _Geometry) -> np.ndarra
     return board.reshape(*black.shape, geo.size, geo.size)
 
 
+def _pack(squares: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """``bool (..., size*size)`` -> ``uint64 (...)`` (entry i -> bit i)."""
+    return np.bitwise_or.reduce(np.where(squares, geo.bit_values, np.uint64(0)), axis=-1)
+
+
+def legal_moves(boards: np.ndarray, player: np.ndarray | int) -> np.ndarray:
+    """Legal squares for ``player`` (+1 black / -1 white) on arbitrary boards.
+
+    ``boards int8 (..., size, size)`` -> ``bool (..., size*size)``. Used for boards that no game
+    reached, e.g. a board edited by an intervention.
+    """
+    boards = np.asarray(boards)
+    size = boards.shape[-1]
+    geo = _geometry(size)
+    flat = boards.reshape(*boards.shape[:-2], size * size)
+    player = np.broadcast_to(np.asarray(player, dtype=np.int8), flat.shape[:-1])
+    own = _pack(flat == player[..., None], geo)
+    opp = _pack(flat == -player[..., None], geo)
+    return _unpack(np.atleast_1d(_legal_bits(own, opp, geo)), geo).reshape(flat.shape)
+
+
 class _Batch:
     """Mutable state of a batch of games; the single place the rules are applied."""
 

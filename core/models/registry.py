@@ -114,3 +114,19 @@ def _handle_from_bundle(folder: Path, device: str) -> ModelHandle:
     model, config, card = load_bundle(folder, device=device)
     info = ModelInfo(config.get("name", folder.name), config.get("game", "othello"), int(config.get("board_size", 8)), card, str(folder))
     return ModelHandle(model, info)
+
+
+def randomly_initialised(handle: ModelHandle, seed: int = 0) -> ModelHandle:
+    """A model of the same architecture with TransformerLens's random initial weights.
+
+    The baseline for probes and SAEs: what structure is found without any training?
+    """
+    import torch
+
+    from core.models.convert import build_hooked_transformer
+
+    torch.manual_seed(seed)
+    config = {k: getattr(handle.cfg, k) for k in ("n_layers", "d_model", "d_head", "n_heads", "d_mlp", "d_vocab", "n_ctx", "act_fn", "normalization_type")}
+    model = build_hooked_transformer(config, device=str(handle.cfg.device))
+    info = ModelInfo(f"{handle.name} (random init)", handle.info.game, handle.board_size, {}, "random")
+    return ModelHandle(model, info)

@@ -79,6 +79,34 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({"model": args.model, **result}, indent=2))
 
 
+def cmd_probes(args: argparse.Namespace) -> None:
+    from core.interp import probes as P
+    from core.models.registry import load_model, randomly_initialised
+
+    handle = load_model(args.model)
+    out = Path(args.out or P.PROBE_ROOT / handle.name)
+    hooks = P.resid_hooks(handle.cfg.n_layers, tuple(args.hooks))
+    bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {desc}")
+
+    def progress(text: str, fraction: float) -> None:
+        bar.set_description_str(text, refresh=False)
+        bar.n = fraction
+        bar.refresh()
+
+    data = P.probe_data(handle, hooks, args.train_games, args.test_games, progress)
+    random_handle = randomly_initialised(handle) if args.baseline else None
+    random_data = P.probe_data(random_handle, hooks, args.train_games, args.test_games) if random_handle else None
+    for target in args.targets:
+        probes = P.train_probes(handle, target, hooks, args.train_games, args.test_games, progress, data=data)
+        baseline = P.train_probes(random_handle, target, hooks, args.train_games, args.test_games, data=random_data) if random_data else None
+        P.save_probe_set(probes, out)
+        entry = P.summary_entry(probes, baseline)
+        P.write_summary(out, target, entry)
+        bar.write(f"{target}: " + "  ".join(f"L{h.split('.')[1]} {a:.4f}" for h, a in zip(entry["hooks"], entry["accuracy"])) + (f"  (random-init best {max(entry['random_accuracy']):.4f})" if baseline else ""))
+    bar.close()
+    print(f"wrote {out}")
+
+
 def _config_flags(cfg: TrainConfig) -> list[str]:
     out = []
     for f in fields(TrainConfig):
@@ -106,6 +134,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model", help="a registry name (e.g. othello8) or a bundle folder")
     p.add_argument("--games", type=int, default=2000)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("probes", help="train linear probes on a model and save them (default: assets/probes/<model>)")
+    p.add_argument("model", help="a registry name or a bundle folder")
+    p.add_argument("--targets", nargs="+", default=["mine_theirs_empty", "black_white_empty", "empty", "legal_next", "flipped"])
+    p.add_argument("--hooks", nargs="+", default=["resid_post"], choices=["resid_pre", "resid_mid", "resid_post"])
+    p.add_argument("--train-games", type=int, default=2000)
+    p.add_argument("--test-games", type=int, default=500)
+    p.add_argument("--baseline", type=lambda s: s.lower() in ("1", "true", "yes"), default=True, help="also fit on a randomly initialised copy")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_probes)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -36,12 +36,16 @@ def board_figure(
     title: str | None = None,
     cell_px: int = CELL_PX,
     show_scale: bool = True,
+    errors: np.ndarray | None = None,
+    piece_opacity: np.ndarray | None = None,
 ) -> go.Figure:
     """A board figure.
 
     ``board``: int8 (size, size), +1 black / -1 white / 0 empty. ``values``: float (size*size,)
     shown as square colours (e.g. next-move probabilities). ``legal``: bool (size*size,) marked
     with dots. ``outline``: a square drawn with a thick frame (e.g. the model's top-1).
+    ``errors``: bool (size*size,) squares crossed out in red (e.g. where a probe is wrong).
+    ``piece_opacity``: float (size*size,) per-piece opacity (e.g. a probe's confidence).
     """
     size = board.shape[0]
     squares, cols, rows = _grid(size)
@@ -70,7 +74,8 @@ def board_figure(
         if at.any():
             fig.add_trace(go.Scatter(
                 x=cols[at], y=rows[at], mode="markers", customdata=squares[at], hovertext=[hover[s] for s in squares[at]], hoverinfo="text",
-                marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1.5)), showlegend=False,
+                marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1.5),
+                            opacity=None if piece_opacity is None else np.clip(np.asarray(piece_opacity)[at], 0.15, 1.0)), showlegend=False,
             ))
     if legal.any():
         fig.add_trace(go.Scatter(
@@ -83,6 +88,12 @@ def board_figure(
                 x=[cols[square]], y=[rows[square]], mode="markers", customdata=[square], hovertext=[hover[square]], hoverinfo="text",
                 marker=dict(symbol="square-open", size=cell_px - 4, color=colour, line=dict(width=width)), showlegend=False,
             ))
+    if errors is not None and np.any(errors):
+        bad = np.asarray(errors, dtype=bool)
+        fig.add_trace(go.Scatter(
+            x=cols[bad], y=rows[bad], mode="markers", customdata=squares[bad], hovertext=[hover[s] + "<br>probe is wrong here" for s in squares[bad]], hoverinfo="text",
+            marker=dict(symbol="x-thin", size=cell_px * 0.5, color="#d62728", line=dict(width=3, color="#d62728")), showlegend=False,
+        ))
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, tickmode="array", tickvals=list(range(size)))
     width = cell_px * size + (120 if values is not None and show_scale else 50)
     fig.update_layout(

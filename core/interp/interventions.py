@@ -1,0 +1,244 @@
+"""Edit the model's belief about one square along probe directions and see its predictions move.
+
+The published recipe: at chosen layers, at the latest position, move the residual stream along the
+probe's mine-minus-theirs direction (and the empty-minus-occupied one when emptiness changes) so
+the probe reads the target state. ``scale`` 1 moves exactly far enough to mirror the probe's
+current confidence (at least ``MIN_MARGIN`` logits) onto the target; 0 is no edit; larger values
+overshoot. The random-direction control applies an edit of the same size along a random direction.
+
+Success is measured against the engine: the legal moves of the *edited* board. Legal-set error =
+false positives + false negatives of the model's top-N moves, N = number of legal moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.games import othello
+from core.interp.probes import Probe
+from core.models.handle import ModelHandle
+
+STATES = ("empty", "mine", "theirs")  # the mine_theirs_empty probe's classes, mine = last mover
+MIN_MARGIN = 2.0
+
+
+def edited_board(board: np.ndarray, mover: int, square: int, target: str) -> np.ndarray:
+    """The board with ``square`` set to ``target`` (relative to ``mover``, who made the last move)."""
+    value = {"empty": 0, "mine": mover, "theirs": -mover}[target]
+    out = board.copy()
+    out.reshape(-1)[square] = value
+    return out
+
+
+def legal_set_error(probs: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    """False positives + false negatives of the top-N predictions, N = number of legal moves.
+
+    ``probs (..., n_squares)``, ``legal bool (..., n_squares)`` -> ``int (...)``.
+    """
+    n_legal = legal.sum(-1)
+    order = np.argsort(-probs, axis=-1, kind="stable")
+    rank = np.argsort(order, axis=-1)
+    in_top = rank < n_legal[..., None]
+    hits = (in_top & legal).sum(-1)
+    return 2 * (n_legal - hits)
+
+
+def _directions(probe: Probe, squares: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row: mine-theirs and empty-occupied directions ``(B, d_model)`` and their bias offsets ``(B,)``."""
+    size = probe.size
+    r, c = squares // size, squares % size
+    w = probe.weight[:, r, c, :].permute(1, 0, 2)  # (B, d_model, 3)
+    b = probe.bias[r, c, :]  # (B, 3)
+    mt = w[..., 1] - w[..., 2]
+    mt_b = b[:, 1] - b[:, 2]
+    emp = w[..., 0] - 0.5 * (w[..., 1] + w[..., 2])
+    emp_b = b[:, 0] - 0.5 * (b[:, 1] + b[:, 2])
+    return mt, mt_b, emp, emp_b
+
+
+def _move_to(x: torch.Tensor, v: torch.Tensor, v_b: torch.Tensor, sign: torch.Tensor, scale: float) -> torch.Tensor:
+    """The step along ``v`` that takes the probe's logit difference from ``a`` to ``sign*max(|a|, margin)``, times ``scale``."""
+    a = (x * v).sum(-1) + v_b
+    goal = sign * a.abs().clamp(min=MIN_MARGIN)
+    step = torch.where(sign == 0, torch.zeros_like(a), (goal - a) / (v * v).sum(-1).clamp(min=1e-12))
+    return scale * step[:, None] * v
+
+
+def edit_vectors(x: torch.Tensor, probe: Probe, squares: np.ndarray, targets: np.ndarray) -> torch.Tensor:
+    """The scale-1 edit ``(B, d_model)`` for activations ``x (B, d_model)``; targets index ``STATES``."""
+    mt, mt_b, emp, emp_b = _directions(probe, squares)
+    targets_t = torch.as_tensor(targets)
+    empty_sign = torch.where(targets_t == 0, 1.0, -1.0)
+    mt_sign = torch.where(targets_t == 1, 1.0, torch.where(targets_t == 2, -1.0, 0.0))
+    delta = _move_to(x, emp, emp_b, empty_sign, 1.0)
+    return delta + _move_to(x + delta, mt, mt_b, mt_sign, 1.0)
+
+
+@dataclass
+class EditBatch:
+    """Model inputs for B positions: each row a game prefix, edited at its last position."""
+
+    tokens: torch.Tensor  # (B, T) padded with 0 after each prefix (causal: padding is never seen)
+    last: torch.Tensor  # (B,) index of each row's last position
+    squares: np.ndarray  # (B,)
+    targets: np.ndarray  # (B,) index into STATES
+
+
+def make_batch(prefixes: list[tuple[int, ...]], squares, targets, size: int) -> EditBatch:
+    ctx = othello.context_length(size)
+    T = min(max(len(p) for p in prefixes), ctx)
+    tokens = np.zeros((len(prefixes), T), dtype=np.int64)
+    for i, p in enumerate(prefixes):
+        p = p[:ctx]
+        tokens[i, : len(p)] = othello.squares_to_tokens(np.array(p), size)
+    last = torch.tensor([min(len(p), ctx) - 1 for p in prefixes])
+    return EditBatch(torch.from_numpy(tokens), last, np.asarray(squares), np.asarray(targets))
+
+
+def run_edited(
+    handle: ModelHandle,
+    probes: dict[int, Probe],
+    batch: EditBatch,
+    layers: list[int],
+    scale: float,
+    random_seed: int | None = None,
+) -> np.ndarray:
+    """Next-move probabilities per square ``(B, size*size)`` with the edit applied at ``layers``.
+
+    ``random_seed`` replaces each probe edit by one of the same norm along a random direction.
+    """
+    rows = torch.arange(len(batch.last))
+    gen = torch.Generator().manual_seed(random_seed) if random_seed is not None else None
+
+    def hook_for(layer: int):
+        def hook(resid: torch.Tensor, hook) -> torch.Tensor:
+            x = resid[rows, batch.last].float()
+            delta = edit_vectors(x, probes[layer], batch.squares, batch.targets)
+            if gen is not None:
+                r = torch.randn(delta.shape, generator=gen)
+                delta = r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
+            resid = resid.clone()
+            resid[rows, batch.last] = (x + scale * delta).to(resid.dtype)
+            return resid
+
+        return hook
+
+    hooks = [(f"blocks.{layer}.hook_resid_post", hook_for(layer)) for layer in layers]
+    logits = handle.run_with_hooks(batch.tokens, hooks)[rows, batch.last]
+    return square_probs(logits, handle.board_size)
+
+
+def square_probs(logits: torch.Tensor, size: int) -> np.ndarray:
+    """``(B, d_vocab)`` logits -> ``(B, size*size)`` probabilities per square (centre squares 0)."""
+    probs = logits.float().softmax(-1).numpy()
+    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
+    out = np.zeros((len(probs), size * size), dtype=np.float32)
+    out[:, squares] = probs[:, 1:]
+    return out
+
+
+@dataclass
+class Intervention:
+    """One edit of one position, with the engine's view of the edited board."""
+
+    board: np.ndarray  # (size, size) the real board
+    edited: np.ndarray  # (size, size) the board the edit asks the model to believe
+    next_player: int
+    legal_real: np.ndarray  # bool (size*size,)
+    legal_edited: np.ndarray  # bool (size*size,)
+    probs_clean: np.ndarray  # (size*size,)
+    probs_edited: np.ndarray  # (size*size,)
+    error_clean: int  # legal-set error of the unedited predictions against the edited board
+    error_edited: int  # ... of the edited predictions against the edited board
+    error_clean_vs_real: int  # sanity: the unedited predictions against the real board
+
+
+def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, target: str, layers: list[int], scale: float = 1.0) -> Intervention:
+    """Edit the belief about ``square`` after ``moves`` and compare with the engine."""
+    size = handle.board_size
+    if not moves:
+        raise ValueError("play at least one move before editing the model's board")
+    if target not in STATES:
+        raise ValueError(f"target must be one of {', '.join(STATES)}")
+    missing = [layer for layer in layers if layer not in probes]
+    if missing:
+        raise ValueError(f"no probe for layer(s) {missing}")
+    moves = tuple(moves[: othello.context_length(size)])
+    rep = othello.replay(np.array([moves]), size)
+    board, mover, nxt = rep.boards[0, -1], int(rep.mover[0, -1]), int(rep.next_player[0, -1])
+    if nxt == 0:
+        raise ValueError("the game is over: there is no next move to predict")
+    edited = edited_board(board, mover, square, target)
+    legal_edited = othello.legal_moves(edited, nxt)
+    batch = make_batch([moves], [square], [STATES.index(target)], size)
+    clean = run_edited(handle, probes, batch, layers, 0.0)[0]
+    after = run_edited(handle, probes, batch, layers, scale)[0]
+    legal_real = rep.legal_next[0, -1]
+    return Intervention(
+        board=board,
+        edited=edited,
+        next_player=nxt,
+        legal_real=legal_real,
+        legal_edited=legal_edited,
+        probs_clean=clean,
+        probs_edited=after,
+        error_clean=int(legal_set_error(clean[None], legal_edited[None])[0]),
+        error_edited=int(legal_set_error(after[None], legal_edited[None])[0]),
+        error_clean_vs_real=int(legal_set_error(clean[None], legal_real[None])[0]),
+    )
+
+
+def scale_sweep(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, legal_edited: np.ndarray, layers: list[int], scales: list[float], seed: int = 0) -> dict[str, list[float]]:
+    """Mean legal-set error against the edited boards for each scale, probe direction vs random."""
+    out = {"scale": list(scales), "probe": [], "random": []}
+    for s in scales:
+        out["probe"].append(float(legal_set_error(run_edited(handle, probes, batch, layers, s), legal_edited).mean()))
+        out["random"].append(float(legal_set_error(run_edited(handle, probes, batch, layers, s, random_seed=seed), legal_edited).mean()))
+    return out
+
+
+def flip_candidates(rep: othello.Replay, t: int, game: int = 0) -> np.ndarray:
+    """Occupied squares after move ``t`` whose colour flip changes the next player's legal moves
+    (and leaves at least one): the edits whose effect the engine can check."""
+    nxt = int(rep.next_player[game, t])
+    if nxt == 0:
+        return np.zeros(0, dtype=int)
+    board, mover = rep.boards[game, t], int(rep.mover[game, t])
+    flat = board.reshape(-1)
+    out = []
+    for sq in np.flatnonzero(flat != 0):
+        target = "theirs" if flat[sq] == mover else "mine"
+        new_legal = othello.legal_moves(edited_board(board, mover, int(sq), target), nxt)
+        if new_legal.any() and not np.array_equal(new_legal, rep.legal_next[game, t]):
+            out.append(int(sq))
+    return np.array(out, dtype=int)
+
+
+def flip_examples(size: int, n: int, seed: int = 0) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` positions from random games, each with an occupied square whose colour flip changes
+    the next player's legal moves: ``(prefixes, squares, targets, legal_edited)``.
+
+    This is the published test: flip one piece mine <-> theirs and check the predictions follow.
+    """
+    rng = np.random.default_rng(seed)
+    games = othello.random_games(4 * n, size, seed=seed)[:, : othello.context_length(size)]
+    rep = othello.replay(games, size)
+    prefixes, squares, targets, legal = [], [], [], []
+    for g in range(len(games)):
+        if len(prefixes) == n:
+            break
+        t = int(rng.integers(4, max(5, rep.lengths[g] - 4)))
+        candidates = flip_candidates(rep, t, g)
+        if not len(candidates):
+            continue
+        sq = int(rng.choice(candidates))
+        board, mover = rep.boards[g, t], int(rep.mover[g, t])
+        target = "theirs" if board.reshape(-1)[sq] == mover else "mine"
+        prefixes.append(tuple(int(m) for m in games[g, : t + 1]))
+        squares.append(sq)
+        targets.append(STATES.index(target))
+        legal.append(othello.legal_moves(edited_board(board, mover, sq, target), int(rep.next_player[g, t])))
+    return prefixes, np.array(squares), np.array(targets), np.array(legal)

@@ -1,0 +1,421 @@
+"""Linear probes on the residual stream: targets from the engine, activations, fitting, scoring.
+
+A probe for target ``t`` at hook ``h`` is ``weight (d_model, size, size, n_classes)`` and ``bias
+(size, size, n_classes)``; applied to ``h``'s activation at a position it gives per-square class
+logits. Position ``t`` of a game holds move ``t`` and the board *after* it, so the model has seen
+exactly the moves that made that board.
+
+Fitting is multinomial logistic regression, all squares at once, full batch, in a *whitened* basis
+(activations centred and decorrelated with the Cholesky factor of their covariance): the
+closed-form ridge solution there is already close, and a few well-conditioned L-BFGS steps finish
+it — seconds per layer instead of minutes of SGD.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.games import othello
+from core.models.handle import ModelHandle
+
+# target -> class names (index = class id). "mine" = the player who made the latest move.
+TARGETS: dict[str, tuple[str, ...]] = {
+    "mine_theirs_empty": ("empty", "mine", "theirs"),
+    "black_white_empty": ("empty", "black", "white"),
+    "empty": ("occupied", "empty"),
+    "legal_next": ("not legal", "legal"),
+    "flipped": ("not flipped", "flipped"),
+}
+TARGET_HELP = {
+    "mine_theirs_empty": "each square as empty / the last mover's / the opponent's (the published world-model probe)",
+    "black_white_empty": "each square as empty / black / white (control: colour rather than player-relative)",
+    "empty": "whether each square is empty",
+    "legal_next": "whether each square is a legal next move",
+    "flipped": "whether the latest move flipped the piece on each square",
+}
+PROBE_TRAIN_SEED = 1_000_003  # games for fitting probes (not the model's training or eval seeds)
+PROBE_TEST_SEED = 1_000_033  # held-out games for scoring probes
+
+ProgressFn = Callable[[str, float], None]
+
+
+# -- targets -----------------------------------------------------------------------------------
+
+
+def probe_targets(rep: othello.Replay, target: str) -> np.ndarray:
+    """``int64 (n, T, size*size)`` class per square after each move (see ``TARGETS``)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
+    n, T = rep.mover.shape
+    boards = rep.boards.reshape(n, T, -1)
+    if target == "mine_theirs_empty":
+        rel = boards * rep.mover[:, :, None]
+        return np.where(rel == 0, 0, np.where(rel > 0, 1, 2)).astype(np.int64)
+    if target == "black_white_empty":
+        return np.where(boards == 0, 0, np.where(boards > 0, 1, 2)).astype(np.int64)
+    if target == "empty":
+        return (boards == 0).astype(np.int64)
+    if target == "legal_next":
+        return rep.legal_next.astype(np.int64)
+    return rep.flipped.astype(np.int64)
+
+
+def valid_positions(rep: othello.Replay) -> np.ndarray:
+    """``bool (n, T)``: positions holding a move (not padding after the game ended)."""
+    return np.arange(rep.mover.shape[1])[None, :] < rep.lengths[:, None]
+
+
+# -- activations -------------------------------------------------------------------------------
+
+
+def resid_hooks(n_layers: int, kinds: tuple[str, ...] = ("resid_post",)) -> list[str]:
+    """Hook names in forward order, e.g. ``blocks.0.hook_resid_mid, blocks.0.hook_resid_post, ...``."""
+    order = ("resid_pre", "resid_mid", "resid_post")
+    return [f"blocks.{layer}.hook_{k}" for layer in range(n_layers) for k in order if k in kinds]
+
+
+@dataclass
+class ProbeData:
+    """Activations at valid positions of a set of games, with every target and position facts."""
+
+    acts: dict[str, torch.Tensor]  # hook -> float32 (N, d_model)
+    replay: othello.Replay
+    valid: np.ndarray  # bool (n, T)
+    move_index: np.ndarray  # int (N,) the position t of each row
+
+    def targets(self, target: str) -> np.ndarray:
+        """``int64 (N, size*size)`` for the rows of ``acts``."""
+        return probe_targets(self.replay, target)[self.valid]
+
+
+def collect(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size: int = 200, progress: ProgressFn | None = None) -> ProbeData:
+    """One cached forward pass per batch for every hook at once; keeps only valid positions."""
+    size = handle.board_size
+    ctx = othello.context_length(size)
+    games = np.asarray(games)[:, :ctx]
+    rep = othello.replay(games, size)
+    valid = valid_positions(rep)
+    tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
+    wanted = set(hooks)
+    chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
+    for start in range(0, len(games), batch_size):
+        _, cache = handle.run_with_cache(tokens[start : start + batch_size], names_filter=lambda name: name in wanted)
+        mask = torch.from_numpy(valid[start : start + batch_size])
+        for h in hooks:
+            chunks[h].append(cache[h][mask].float().clone())
+        if progress:
+            progress(f"activations: {min(start + batch_size, len(games))}/{len(games)} games", min(start + batch_size, len(games)) / len(games))
+    acts = {h: torch.cat(c) for h, c in chunks.items()}
+    move_index = np.broadcast_to(np.arange(valid.shape[1]), valid.shape)[valid]
+    return ProbeData(acts, rep, valid, move_index)
+
+
+# -- fitting -----------------------------------------------------------------------------------
+
+
+def fit_probe(
+    x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-4, max_iter: int = 15, max_rows: int = 25_000, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression of every square at once.
+
+    ``x (N, d_model)``, ``y int64 (N, n_squares)`` -> ``weight (d_model, n_squares, n_classes)``,
+    ``bias (n_squares, n_classes)`` in the original activation basis.
+
+    Two stages, both in the whitened basis: the closed-form ridge solution on all rows (it already
+    gets within a fraction of a percent of the logistic accuracy), then ``max_iter`` L-BFGS steps of
+    the logistic loss on at most ``max_rows`` rows, which calibrates the probabilities the page shows.
+    ``max_iter=0`` returns the ridge solution with a softmax-scaled output.
+    """
+    n, d = x.shape
+    n_sq = y.shape[1]
+    mean = x.mean(0)
+    xc = x - mean
+    cov = xc.T @ xc / n
+    cov += (1e-4 * cov.diagonal().mean() + 1e-8) * torch.eye(d)
+    chol = torch.linalg.cholesky(cov)  # cov = L L^T; whitened z = xc L^-T has identity covariance
+    z = torch.linalg.solve_triangular(chol, xc.T, upper=False).T
+    onehot = torch.nn.functional.one_hot(y, n_classes).float().reshape(n, n_sq * n_classes)
+    prior = onehot.mean(0)
+    # Ridge regression of one-hot targets: z is white, so the solution is z^T (Y - mean Y) / N.
+    # Scaled by 4 it is a good logistic starting point (slope of softmax around uniform).
+    w = (z.T @ (onehot - prior)) / n * 4.0
+    w = w.reshape(d, n_sq, n_classes)
+    log_prior = prior.reshape(n_sq, n_classes).clamp(min=1e-4).log()
+    b = log_prior - log_prior.mean(-1, keepdim=True)
+    if max_iter > 0:
+        rows = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_rows]
+        zs, ys = z[rows], y[rows]
+        w.requires_grad_(True)
+        b.requires_grad_(True)
+        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            logits = (zs @ w.reshape(d, -1)).reshape(len(zs), n_sq, n_classes) + b
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), ys.reshape(-1)) + l2 * (w * w).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    with torch.no_grad():
+        w_orig = torch.linalg.solve_triangular(chol.T, w.detach().reshape(d, -1), upper=True).reshape(d, n_sq, n_classes)
+        b_orig = b.detach() - torch.einsum("d,dsc->sc", mean, w_orig)
+    return w_orig, b_orig
+
+
+@dataclass
+class Probe:
+    """One fitted probe and its held-out scores."""
+
+    weight: torch.Tensor  # (d_model, size, size, n_classes)
+    bias: torch.Tensor  # (size, size, n_classes)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.weight.shape[1]
+
+    def logits(self, acts: torch.Tensor) -> torch.Tensor:
+        """``(..., d_model)`` -> ``(..., size, size, n_classes)``."""
+        return torch.einsum("...d,drcn->...rcn", acts.float(), self.weight) + self.bias
+
+    def probs(self, acts: torch.Tensor) -> torch.Tensor:
+        return self.logits(acts).softmax(-1)
+
+
+def score(pred: np.ndarray, truth: np.ndarray, move_index: np.ndarray, classes: tuple[str, ...], size: int) -> dict:
+    """Accuracy per square, per class (recall, keyed by class name), whole-board exact match and by move index."""
+    correct = pred == truth
+    by_move = [float(correct[move_index == t].mean()) for t in range(int(move_index.max()) + 1)]
+    per_class = {}
+    for c, name in enumerate(classes):
+        sel = truth == c
+        per_class[name] = float(correct[sel].mean()) if sel.any() else None
+    return {
+        "accuracy": float(correct.mean()),
+        "board_exact": float(correct.all(-1).mean()),
+        "per_class": per_class,
+        "per_square": correct.mean(0).reshape(size, size).round(4).tolist(),
+        "by_move": by_move,
+        "positions": int(len(truth)),
+    }
+
+
+def train_probes(
+    handle: ModelHandle,
+    target: str = "mine_theirs_empty",
+    hooks: list[str] | None = None,
+    train_games: int = 2000,
+    test_games: int = 500,
+    progress: ProgressFn | None = None,
+    data: tuple[ProbeData, ProbeData] | None = None,
+) -> dict[str, Probe]:
+    """Fit one probe per hook on fresh games and score it on held-out games -> ``{hook: Probe}``.
+
+    ``data`` (train, test) lets several targets share one activation pass.
+    """
+    size = handle.board_size
+    if target not in TARGETS:
+        raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
+    n_classes = len(TARGETS[target])
+    hooks = hooks or resid_hooks(handle.cfg.n_layers)
+    t0 = time.perf_counter()
+    if data is None:
+        data = probe_data(handle, hooks, train_games, test_games, progress)
+    train, test = data
+    y_train = torch.from_numpy(train.targets(target))
+    y_test = test.targets(target)
+    probes = {}
+    for i, hook in enumerate(hooks):
+        if progress:
+            progress(f"fitting {target} probe at {hook}", i / len(hooks))
+        w, b = fit_probe(train.acts[hook], y_train, n_classes)
+        probe = Probe(w.reshape(-1, size, size, n_classes), b.reshape(size, size, n_classes))
+        pred = probe.logits(test.acts[hook]).argmax(-1).reshape(len(y_test), -1).numpy()
+        probe.meta = {
+            "model": handle.name,
+            "hook": hook,
+            "layer": int(hook.split(".")[1]),
+            "target": target,
+            "classes": list(TARGETS[target]),
+            "train_games": train_games,
+            "test_games": test_games,
+            "train_positions": int(len(y_train)),
+            "held_out": score(pred, y_test, test.move_index, TARGETS[target], size),
+            "fit_seconds": round(time.perf_counter() - t0, 2),
+        }
+        probes[hook] = probe
+    if progress:
+        progress(f"{target} probes done", 1.0)
+    return probes
+
+
+def probe_data(handle: ModelHandle, hooks: list[str], train_games: int, test_games: int, progress: ProgressFn | None = None) -> tuple[ProbeData, ProbeData]:
+    size = handle.board_size
+    train = collect(handle, othello.random_games(train_games, size, seed=PROBE_TRAIN_SEED), hooks, progress=progress)
+    test = collect(handle, othello.random_games(test_games, size, seed=PROBE_TEST_SEED), hooks)
+    return train, test
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def _stem(path: str | Path) -> str:
+    """Probe paths are named by hook (``blocks.3.hook_resid_post``): never treat its dots as a suffix."""
+    return str(path).removesuffix(".safetensors").removesuffix(".json")
+
+
+def save_probe(probe: Probe, path: str | Path) -> Path:
+    """``<path>.safetensors`` (``weight``, ``bias``) + ``<path>.json`` (metadata)."""
+    from safetensors.torch import save_file
+
+    stem = _stem(path)
+    Path(stem).parent.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": probe.weight.contiguous(), "bias": probe.bias.contiguous()}, stem + ".safetensors")
+    Path(stem + ".json").write_text(json.dumps(probe.meta, indent=1) + "\n")
+    return Path(stem + ".safetensors")
+
+
+class ProbeLoadError(ValueError):
+    pass
+
+
+def load_probe(path: str | Path, d_model: int | None = None, size: int | None = None) -> Probe:
+    """Read a saved probe, checking its shapes against the model it will be applied to."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    stem = _stem(path)
+    path, meta_path = Path(stem + ".safetensors"), Path(stem + ".json")
+    if not path.exists():
+        raise ProbeLoadError(f"{path}: file is missing")
+    try:
+        tensors = load_file(str(path))
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProbeLoadError(f"{path}: not a readable probe ({exc})") from exc
+    weight = tensors.get("weight")
+    if weight is None or weight.dim() != 4 or weight.shape[1] != weight.shape[2]:
+        raise ProbeLoadError(f"{path}: expected 'weight' of shape (d_model, size, size, n_classes), got {None if weight is None else tuple(weight.shape)}")
+    if d_model is not None and weight.shape[0] != d_model:
+        raise ProbeLoadError(f"{path}: probe is for d_model {weight.shape[0]}, the model has {d_model}")
+    if size is not None and weight.shape[1] != size:
+        raise ProbeLoadError(f"{path}: probe is for a {weight.shape[1]}x{weight.shape[1]} board, the game is {size}x{size}")
+    bias = tensors.get("bias", torch.zeros(weight.shape[1:]))
+    return Probe(weight.float(), bias.float(), meta)
+
+
+def import_nanda_probe(path: str | Path, mode: str = "average") -> Probe:
+    """Nanda's ``main_linear_probe.pth`` ``(3 modes, d_model, 8, 8, 3)`` -> a ``mine_theirs_empty`` probe.
+
+    Modes: 0 = black to play, 1 = white to play, 2 = all moves; options: 0 empty, 1 white,
+    2 black. Its "mine" is the player to move next; ours is the player who just moved, so with
+    black to play (white just moved) our mine = white, theirs = black, and vice versa.
+    ``mode``: ``"black_to_play"``, ``"white_to_play"`` or ``"average"`` of the two (the
+    published conversion).
+    """
+    path = Path(path)
+    try:
+        full = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise ProbeLoadError(f"{path}: not a readable PyTorch tensor file ({type(exc).__name__})") from exc
+    if not isinstance(full, torch.Tensor) or full.dim() != 5 or full.shape[0] != 3 or full.shape[-1] != 3:
+        raise ProbeLoadError(f"{path}: expected a tensor of shape (3, d_model, 8, 8, 3), got {getattr(full, 'shape', type(full).__name__)}")
+    full = full.float()
+    black_to_play = torch.stack([full[0, ..., 0], full[0, ..., 1], full[0, ..., 2]], -1)  # mover white
+    white_to_play = torch.stack([full[1, ..., 0], full[1, ..., 2], full[1, ..., 1]], -1)  # mover black
+    choices = {"black_to_play": black_to_play, "white_to_play": white_to_play, "average": 0.5 * (black_to_play + white_to_play)}
+    if mode not in choices:
+        raise ValueError(f"mode must be one of {', '.join(choices)}")
+    weight = choices[mode]
+    meta = {"target": "mine_theirs_empty", "classes": list(TARGETS["mine_theirs_empty"]), "source": str(path), "imported_mode": mode, "hook": None}
+    return Probe(weight, torch.zeros(weight.shape[1:]), meta)
+
+
+# -- probe sets on disk (bundled in assets/probes/<model>/) -------------------------------------
+
+PROBE_ROOT = Path(__file__).resolve().parents[2] / "assets" / "probes"
+SUMMARY = "summary.json"
+
+
+def save_probe_set(probes: dict[str, Probe], folder: str | Path) -> None:
+    """``folder/<target>/<hook>.safetensors`` + ``.json`` for each probe."""
+    for hook, probe in probes.items():
+        save_probe(probe, Path(folder) / probe.meta["target"] / hook)
+
+
+def load_probe_set(folder: str | Path, target: str, d_model: int, size: int) -> dict[str, Probe]:
+    """All saved probes of ``target`` in ``folder``, keyed by hook, in layer order."""
+    files = sorted((Path(folder) / target).glob("*.safetensors"), key=lambda p: _hook_order(_stem(p.name)))
+    return {_stem(p.name): load_probe(p, d_model, size) for p in files}
+
+
+def _hook_order(hook: str) -> tuple[int, int]:
+    parts = hook.split(".")
+    kinds = {"hook_resid_pre": 0, "hook_resid_mid": 1, "hook_resid_post": 2}
+    return (int(parts[1]), kinds.get(parts[-1], 3)) if len(parts) > 2 and parts[1].isdigit() else (10**6, 0)
+
+
+def read_summary(folder: str | Path) -> dict:
+    """Per target: hooks, held-out accuracy of the trained model's probes and of the random-init baseline."""
+    path = Path(folder) / SUMMARY
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return {}
+
+
+def summary_entry(probes: dict[str, Probe], baseline: dict[str, Probe] | None) -> dict:
+    hooks = list(probes)
+    entry = {
+        "hooks": hooks,
+        "accuracy": [probes[h].meta["held_out"]["accuracy"] for h in hooks],
+        "board_exact": [probes[h].meta["held_out"]["board_exact"] for h in hooks],
+        "train_games": next(iter(probes.values())).meta["train_games"],
+        "test_games": next(iter(probes.values())).meta["test_games"],
+    }
+    if baseline:
+        entry["random_accuracy"] = [baseline[h].meta["held_out"]["accuracy"] for h in hooks]
+    return entry
+
+
+def write_summary(folder: str | Path, target: str, entry: dict) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = read_summary(folder)
+    summary[target] = entry
+    (folder / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
+
+
+# -- one position ------------------------------------------------------------------------------
+
+
+def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Class probabilities ``(size, size, n_classes)`` of each probe after the last of ``moves``.
+
+    One cached forward pass serves every layer.
+    """
+    size = handle.board_size
+    moves = tuple(moves[: othello.context_length(size)])
+    if not moves:
+        return {}
+    tokens = torch.from_numpy(othello.squares_to_tokens(np.array(moves), size)[None].astype(np.int64))
+    wanted = set(probes)
+    _, cache = handle.run_with_cache(tokens, names_filter=lambda name: name in wanted)
+    return {hook: probe.probs(cache[hook][0, -1]).numpy() for hook, probe in probes.items()}
+
+
+def true_classes(moves: tuple[int, ...], size: int, target: str) -> np.ndarray:
+    """The engine's answer ``(size, size)`` for ``target`` after the last of ``moves``."""
+    moves = tuple(moves[: othello.context_length(size)])
+    rep = othello.replay(np.array([moves]), size)
+    return probe_targets(rep, target)[0, -1].reshape(size, size)

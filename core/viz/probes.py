@@ -1,0 +1,53 @@
+"""Figures for probes: the probe's board, accuracy by layer, intervention sweeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.viz.board import board_figure
+
+
+def probe_board_figure(probs: np.ndarray, truth: np.ndarray, mover: int, target: str, title: str | None = None, cell_px: int = 40, show_scale: bool = True) -> go.Figure:
+    """The board a probe reads: its most likely class per square, confidence as colour, errors crossed.
+
+    ``probs (size, size, n_classes)``; ``truth (size, size)`` classes; ``mover`` the player who
+    made the latest move (turns mine/theirs back into black/white pieces).
+    """
+    size = probs.shape[0]
+    pred = probs.argmax(-1)
+    confidence = probs.max(-1).reshape(-1)
+    errors = (pred != truth).reshape(-1)
+    if target == "mine_theirs_empty":
+        board = np.where(pred == 1, mover, np.where(pred == 2, -mover, 0)).astype(np.int8)
+    elif target == "black_white_empty":
+        board = np.where(pred == 1, 1, np.where(pred == 2, -1, 0)).astype(np.int8)
+    else:  # binary targets: show P(class 1) as colour, no pieces
+        board = np.zeros((size, size), dtype=np.int8)
+        return board_figure(board, probs[..., 1].reshape(-1), errors=errors, value_name="P(yes)", colorscale="Purples", zmax=1.0, title=title, cell_px=cell_px, show_scale=show_scale)
+    return board_figure(board, confidence, errors=errors, piece_opacity=confidence, value_name="confidence", colorscale="Greens", zmin=1 / probs.shape[-1], zmax=1.0, title=title, cell_px=cell_px, show_scale=show_scale)
+
+
+def layer_accuracy_figure(summary: dict, targets: list[str] | None = None) -> go.Figure:
+    """Held-out accuracy per layer for each target, with the random-init baseline dashed."""
+    fig = go.Figure()
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    for i, (target, entry) in enumerate(summary.items()):
+        if targets and target not in targets:
+            continue
+        layers = [h.replace("blocks.", "L").replace(".hook_resid_", " ") for h in entry["hooks"]]
+        colour = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=layers, y=entry["accuracy"], mode="lines+markers", name=target, line=dict(color=colour)))
+        if "random_accuracy" in entry:
+            fig.add_trace(go.Scatter(x=layers, y=entry["random_accuracy"], mode="lines", name=f"{target} (random-init model)", line=dict(color=colour, dash="dot")))
+    fig.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(title="held-out accuracy per square", tickformat=".0%"), xaxis_title="layer", legend=dict(font=dict(size=10)))
+    return fig
+
+
+def sweep_figure(sweep: dict) -> go.Figure:
+    """Legal-set error against the edited board by scale: probe direction vs random direction."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=sweep["scale"], y=sweep["probe"], mode="lines+markers", name="probe direction"))
+    fig.add_trace(go.Scatter(x=sweep["scale"], y=sweep["random"], mode="lines+markers", name="random direction (control)", line=dict(dash="dot")))
+    fig.update_layout(height=280, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="edit scale (0 = no edit)", yaxis=dict(title="legal-set error", rangemode="tozero"))
+    return fig

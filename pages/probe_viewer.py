@@ -1,0 +1,133 @@
+"""Probe viewer: what linear probes read off the residual stream, layer by layer, and editing it."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import panels
+import ui
+from core.games import othello
+from core.interp import interventions as I
+from core.interp import probes as P
+from core.viz.board import board_figure
+from core.viz.probes import layer_accuracy_figure, sweep_figure
+
+ui.init_state()  # idempotent: also when a link opens this page directly
+spec = ui.model_spec()
+size = spec.board_size
+state = ui.current_state()
+
+st.title("Probe viewer")
+ui.show_messages()
+handle = ui.current_handle()
+if handle is None:
+    st.stop()
+
+summary = ui.probe_summary(handle.name)
+targets = list(P.TARGETS)
+c1, c2, c3 = st.columns([3, 4, 2])
+target = c1.selectbox("Probe target", targets, format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in P.TARGET_HELP.items()))
+probes = ui.probe_set(handle.name, target)
+all_layers = c3.toggle("All layers", value=False, help="Small multiples: the probe's board at every layer.")
+
+with st.expander("Train probes on this model" if probes else "No probes for this target yet: train them here", expanded=not probes):
+    t1, t2 = st.columns(2)
+    train_games = t1.slider("Training games", 200, 5000, 2000, step=100)
+    test_games = t2.slider("Held-out games", 100, 1000, 500, step=100)
+    if st.button(f"Train {target} probes (every layer)", type="primary"):
+        bar = st.progress(0.0, text="starting…")
+        try:
+            hooks = P.resid_hooks(handle.cfg.n_layers)
+            trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text))
+            ui.store_trained_probes(handle.name, target, trained, P.summary_entry(trained, None))
+            bar.progress(1.0, text="done")
+            st.rerun()
+        except (ValueError, RuntimeError) as exc:
+            st.error(f"Training failed: {exc}")
+
+if not probes:
+    st.stop()
+
+hooks = list(probes)
+hook = c2.select_slider("Layer", hooks, value=panels.best_hook(handle.name, target, hooks), format_func=panels.layer_label)
+
+left, mid, right = st.columns([4, 4, 5], gap="medium")
+with left:
+    st.plotly_chart(panels.true_board_figure(state), key="true_board", config={"displayModeBar": False})
+    st.markdown(f"**{state.status()}** · {len(state.moves)} moves")
+    b1, b2 = st.columns(2)
+    b1.button("Random move", on_click=lambda: ui.play_square(m) if (m := ui.random_legal_move(ui.current_state())) is not None else None, disabled=state.is_over, width="stretch")
+    b2.button("Undo", on_click=lambda: ui.set_moves(st.session_state[ui.MOVES][:-1]), disabled=not state.moves, width="stretch")
+with mid:
+    fig = panels.probe_board(handle, state, target, hook, probes)
+    if fig is None:
+        st.info("Play a move (here or on the Board player) to see what the probe reads.")
+    else:
+        st.plotly_chart(fig, key="probe_board", config={"displayModeBar": False})
+        st.caption("Pieces: the probe's most likely class (faint = unsure; colour = confidence); red crosses: wrong squares.")
+with right:
+    if summary:
+        st.plotly_chart(layer_accuracy_figure(summary), key="accuracy_chart", config={"displayModeBar": False})
+        entry = summary.get(target)
+        if entry:
+            st.caption(f"Held-out accuracy per square over {entry['test_games']} games (every position); dotted: the same probe on a randomly initialised copy of the model.")
+    meta = probes[hook].meta.get("held_out")
+    if meta:
+        per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
+        st.markdown(f"**{panels.layer_label(hook)}**: accuracy {meta['accuracy']:.2%}, whole board right {meta['board_exact']:.1%}; per class (recall): {per_class}")
+        st.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26), key="per_square", config={"displayModeBar": False})
+
+if all_layers and state.moves:
+    st.subheader("Every layer")
+    cols = st.columns(min(len(hooks), 4))
+    for i, h in enumerate(hooks):
+        with cols[i % len(cols)]:
+            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False), key=f"small_{h}", config={"displayModeBar": False})
+
+# -- interventions -------------------------------------------------------------------------------
+st.subheader("Intervene: edit the model's board")
+mte = ui.probe_set(handle.name, "mine_theirs_empty")
+if not mte:
+    st.info("Interventions use the mine_theirs_empty probes: train them above.")
+elif not state.moves or state.is_over:
+    st.info("Play some moves first: the edit is made at the latest position of an ongoing game.")
+else:
+    board = state.board.reshape(-1)
+    suggestions = I.flip_candidates(state.replay, len(state.moves) - 1)
+    squares = list(range(size * size))
+    default_square = int(suggestions[0]) if len(suggestions) else int(np.flatnonzero(board)[0])
+    i1, i2, i3, i4 = st.columns([2, 3, 3, 3])
+    square = i1.selectbox("Square", squares, index=default_square, format_func=lambda s: othello.square_to_label(s, size) + (" ★" if s in suggestions else ""), help="★: flipping this piece changes the legal moves.")
+    mover = int(state.replay.mover[0, len(state.moves) - 1])
+    current = "empty" if board[square] == 0 else ("mine" if board[square] == mover else "theirs")
+    default_target = {"empty": "mine", "mine": "theirs", "theirs": "mine"}[current]
+    new_state = i2.radio("Make it", I.STATES, index=I.STATES.index(default_target), horizontal=True, help="mine = the player who just moved.")
+    layer_ids = sorted(p.meta["layer"] for p in mte.values())
+    layers = i3.multiselect("Layers", layer_ids, default=layer_ids[len(layer_ids) // 2 - 1 : len(layer_ids) // 2 + 1] or layer_ids[:1])
+    scale = i4.slider("Scale", 0.0, 8.0, 2.0, 0.5, help="1 mirrors the probe's confidence onto the target; 0 = no edit.")
+    if not layers:
+        st.warning("Choose at least one layer.")
+    else:
+        by_layer = {p.meta["layer"]: p for p in mte.values()}
+        try:
+            res = I.intervene(handle, by_layer, state.moves, square, new_state, layers, scale)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            e1, e2, e3 = st.columns(3)
+            e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", config={"displayModeBar": False})
+            e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", config={"displayModeBar": False})
+            e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", config={"displayModeBar": False})
+            changed = np.flatnonzero(res.legal_edited != res.legal_real)
+            st.markdown(
+                f"Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
+                f"**{res.error_clean} → {res.error_edited}**. Moves whose legality the edit changes: "
+                + (", ".join(othello.square_to_label(int(s), size) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
+            )
+            if st.button("Scale sweep with random-direction control"):
+                batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], size)
+                sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 0.5, 1, 2, 4, 8, 16])
+                st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
+
+ui.sync_url()

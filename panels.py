@@ -1,0 +1,59 @@
+"""Page pieces shared by several pages (Streamlit side; the computation is in ``core``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import ui
+from core.games.play import GameState
+from core.interp import probes as P
+from core.models.handle import ModelHandle
+from core.viz.board import board_figure
+from core.viz.probes import probe_board_figure
+
+
+def layer_label(hook: str) -> str:
+    """``blocks.3.hook_resid_post`` -> ``L3 resid_post``."""
+    parts = hook.split(".")
+    return f"L{parts[1]} {parts[-1].removeprefix('hook_')}"
+
+
+def best_hook(name: str, target: str, hooks: list[str]) -> str:
+    entry = ui.probe_summary(name).get(target)
+    if entry and entry.get("hooks") == hooks:
+        return hooks[int(np.argmax(entry["accuracy"]))]
+    return hooks[len(hooks) // 2]
+
+
+def true_board_figure(state: GameState, cell_px: int = 40):
+    last = state.moves[-1] if state.moves else None
+    return board_figure(state.board, None, legal=state.legal, last_move=last, title="True board (engine)", cell_px=cell_px)
+
+
+def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None):
+    """The probe's reading of the current position at ``hook`` (None before the first move)."""
+    if not state.moves:
+        return None
+    probs = P.probe_position(handle, {hook: probes[hook]}, state.moves)[hook]
+    truth = P.true_classes(state.moves, state.size, target)
+    mover = int(state.replay.mover[0, min(len(state.moves), state.replay.mover.shape[1]) - 1])
+    accuracy = float((probs.argmax(-1) == truth).mean())
+    return probe_board_figure(probs, truth, mover, target, title=title or f"Probe at {layer_label(hook)}: {accuracy:.0%} right", cell_px=cell_px, show_scale=show_scale)
+
+
+def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> None:
+    """A compact "what the probe reads now" panel for the board player."""
+    target = "mine_theirs_empty"
+    probes = ui.probe_set(handle.name, target)
+    if not probes:
+        st.info(f"No {target} probes for {handle.name} yet: train them on the Probe viewer page.")
+        return
+    hooks = list(probes)
+    hook = st.select_slider("Probe layer", hooks, value=best_hook(handle.name, target, hooks), format_func=layer_label, key=f"{key}_layer")
+    fig = probe_board(handle, state, target, hook, probes)
+    if fig is None:
+        st.caption("Play a move to see the probe's board.")
+    else:
+        st.plotly_chart(fig, key=f"{key}_board", config={"displayModeBar": False})
+        st.caption("Pieces: what the mine/theirs/empty probe reads (faint = unsure); red crosses: squares it gets wrong.")
