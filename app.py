@@ -13,6 +13,7 @@ ui.init_state()
 pages = [
     st.Page("pages/board_player.py", title="Board player", icon="⚫", default=True),
     st.Page("pages/probe_viewer.py", title="Probe viewer", icon="🔎"),
+    st.Page("pages/logit_lens.py", title="Logit lens", icon="🔬"),
 ]
 page = st.navigation(pages)
 ui.sidebar()

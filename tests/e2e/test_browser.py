@@ -124,3 +124,13 @@ def test_illegal_click_is_explained(app_url, browser):
     click_square(page, othello.label_to_square("a1"), 8)
     page.get_by_text("Illegal move").wait_for(timeout=30_000)
     page.get_by_text("White to move").wait_for(timeout=10_000)
+
+
+def test_logit_lens_page_renders_in_chromium(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
+    page.get_by_text("Direct logit attribution").wait_for(timeout=90_000)
+    page.get_by_text("Neuron view").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 10", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=d3c5f6f5" in page.url

@@ -1,0 +1,218 @@
+"""How the next-move prediction forms: logit lens, direct logit attribution, attention, neurons.
+
+Tensors in, tensors out. Conventions: ``tokens (batch, pos)``; a *lens point* is a residual stream
+read after the embedding, after each attention layer (``mid``) and after each block (``post``).
+
+* **Logit lens**: ``unembed(ln_final(resid))`` at every lens point, with the final LayerNorm
+  recomputed on each intermediate residual (the usual lens; the last point is the real logits).
+* **Direct logit attribution (DLA)**: the final residual is a sum of parts (token and position
+  embeddings, every head's output, each layer's attention bias, each MLP's output). With the final
+  LayerNorm's scale frozen at its value for this input, the logit of token ``t`` is exactly
+  ``sum_parts (centred part / scale) . (w_ln * W_U[:, t])`` plus the bias terms
+  ``b_ln . W_U[:, t] + b_U[t]``. Each summand is that part's direct effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.games import othello
+from core.interp.legality import legal_token_mask, model_inputs
+from core.interp.predictions import game_tokens
+from core.models.handle import ModelHandle
+
+
+def lens_hooks(n_layers: int, incl_mid: bool = True) -> list[tuple[str, str]]:
+    """``(label, hook)`` of every lens point in forward order."""
+    points = [("embed", "blocks.0.hook_resid_pre")]
+    for layer in range(n_layers):
+        if incl_mid:
+            points.append((f"L{layer} attn", f"blocks.{layer}.hook_resid_mid"))
+        points.append((f"L{layer} mlp", f"blocks.{layer}.hook_resid_post"))
+    return points
+
+
+def _unembed(model, resid: torch.Tensor) -> torch.Tensor:
+    return model.unembed(model.ln_final(resid))
+
+
+def logit_lens(handle: ModelHandle, tokens: torch.Tensor, incl_mid: bool = True) -> tuple[list[str], torch.Tensor]:
+    """Labels and lens logits ``(n_points, batch, pos, d_vocab)``; the last point equals the model's logits."""
+    points = lens_hooks(handle.cfg.n_layers, incl_mid)
+    wanted = {h for _, h in points}
+    with handle.session() as model, torch.inference_mode():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
+        logits = torch.stack([_unembed(model, cache[h]) for _, h in points])
+    return [label for label, _ in points], logits
+
+
+def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True, batch_size: int = 500) -> dict:
+    """Per lens point, over every position of ``games``: top-1 legal rate and illegal mass."""
+    size = handle.board_size
+    top1 = mass = None
+    labels: list[str] = []
+    n_pos = 0
+    for start in range(0, len(games), batch_size):
+        tokens, legal, valid = model_inputs(games[start : start + batch_size], size)
+        labels, logits = logit_lens(handle, tokens, incl_mid)  # (P, B, T, V)
+        legal_t, valid_t = torch.from_numpy(legal), torch.from_numpy(valid)
+        hit = legal_t[None].expand_as(logits).gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1)  # (P, B, T)
+        illegal = 1.0 - (logits.softmax(-1) * legal_t).sum(-1)
+        part_top1 = (hit & valid_t).sum((1, 2)).double()
+        part_mass = (illegal * valid_t).sum((1, 2)).double()
+        top1 = part_top1 if top1 is None else top1 + part_top1
+        mass = part_mass if mass is None else mass + part_mass
+        n_pos += int(valid_t.sum())
+    return {"labels": labels, "top1_legal": (top1 / n_pos).tolist(), "illegal_mass": (mass / n_pos).tolist(), "positions": n_pos, "games": len(games)}
+
+
+# -- direct logit attribution ---------------------------------------------------------------------
+
+
+@dataclass
+class Attribution:
+    """Direct effects on every next-move logit at one position.
+
+    ``dla (n_parts, d_vocab)``: each part's direct effect on each token's logit; ``bias (d_vocab,)``:
+    the LayerNorm-bias and unembedding-bias terms; ``logits (d_vocab,)`` the model's logits, equal
+    to ``dla.sum(0) + bias``. ``neuron_dla (n_layers, d_mlp, d_vocab)``: each MLP neuron's share
+    (the layer's MLP part minus its output bias).
+    """
+
+    labels: list[str]
+    kinds: list[str]  # "embed" | "head" | "attn_bias" | "mlp"
+    layers: list[int]  # -1 for embeddings
+    dla: torch.Tensor
+    bias: torch.Tensor
+    logits: torch.Tensor
+    neuron_dla: torch.Tensor
+    neuron_acts: torch.Tensor  # (n_layers, d_mlp)
+
+    def head_grid(self, token: int) -> np.ndarray:
+        """``(n_layers, n_heads)`` direct effects of the heads on ``token``."""
+        rows = [i for i, k in enumerate(self.kinds) if k == "head"]
+        n_layers = max(self.layers) + 1
+        return self.dla[rows, token].reshape(n_layers, -1).numpy()
+
+    def legal_minus_illegal(self, legal_tokens: np.ndarray) -> torch.Tensor:
+        """Per part: mean effect on legal moves minus mean effect on illegal moves (pad excluded)."""
+        legal = torch.from_numpy(legal_tokens)
+        illegal = ~legal
+        illegal[0] = False
+        return self.dla[:, legal].mean(-1) - self.dla[:, illegal].mean(-1)
+
+
+def attribute(handle: ModelHandle, moves: tuple[int, ...], position: int = -1) -> Attribution:
+    """DLA of every part of the final residual at ``position`` of the game ``moves``."""
+    tokens = game_tokens(moves, handle.board_size)
+    cfg = handle.cfg
+    with handle.session() as model, torch.inference_mode():
+        logits, cache = model.run_with_cache(tokens)
+        parts, labels, kinds, layers = [cache["hook_embed"][0, position], cache["hook_pos_embed"][0, position]], ["token embed", "pos embed"], ["embed", "embed"], [-1, -1]
+        neuron_out = []
+        for layer in range(cfg.n_layers):
+            z = cache[f"blocks.{layer}.attn.hook_z"][0, position]  # (head, d_head)
+            heads = torch.einsum("hd,hdm->hm", z, model.blocks[layer].attn.W_O)
+            parts += list(heads) + [model.blocks[layer].attn.b_O]
+            labels += [f"L{layer}H{h}" for h in range(cfg.n_heads)] + [f"L{layer} attn bias"]
+            kinds += ["head"] * cfg.n_heads + ["attn_bias"]
+            layers += [layer] * (cfg.n_heads + 1)
+            parts.append(cache[f"blocks.{layer}.hook_mlp_out"][0, position])
+            labels.append(f"L{layer} MLP")
+            kinds.append("mlp")
+            layers.append(layer)
+            post = cache[f"blocks.{layer}.mlp.hook_post"][0, position]  # (d_mlp,)
+            neuron_out.append(post)
+        stack = torch.stack(parts)  # (n_parts, d_model)
+        scale = cache["ln_final.hook_scale"][0, position] if "ln_final.hook_scale" in cache.cache_dict else torch.ones(1)
+        w_ln = model.ln_final.w if hasattr(model.ln_final, "w") else torch.ones(cfg.d_model)
+        b_ln = model.ln_final.b if hasattr(model.ln_final, "b") else torch.zeros(cfg.d_model)
+        readout = w_ln[:, None] * model.W_U  # (d_model, d_vocab)
+        centred = stack - stack.mean(-1, keepdim=True)
+        dla = centred / scale @ readout
+        bias = b_ln @ model.W_U + model.b_U
+        acts = torch.stack(neuron_out)  # (n_layers, d_mlp)
+        w_out = torch.stack([model.blocks[layer].mlp.W_out for layer in range(cfg.n_layers)])  # (L, d_mlp, d_model)
+        w_out_centred = w_out - w_out.mean(-1, keepdim=True)
+        neuron_dla = acts[..., None] * (w_out_centred / scale @ readout)  # (L, d_mlp, d_vocab)
+    return Attribution(labels, kinds, layers, dla.float(), bias.float(), logits[0, position].float(), neuron_dla.float(), acts.float())
+
+
+def top_neurons(attr: Attribution, token: int, k: int = 10) -> list[dict]:
+    """The ``k`` neurons with the largest absolute direct effect on ``token``."""
+    effect = attr.neuron_dla[..., token]
+    flat = effect.abs().reshape(-1).topk(min(k, effect.numel())).indices
+    d_mlp = effect.shape[1]
+    return [
+        {"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "layer": int(i) // d_mlp, "index": int(i) % d_mlp, "activation": float(attr.neuron_acts.reshape(-1)[i]), "direct effect": float(effect.reshape(-1)[i])}
+        for i in flat
+    ]
+
+
+# -- attention ------------------------------------------------------------------------------------
+
+
+def attention_patterns(handle: ModelHandle, moves: tuple[int, ...]) -> np.ndarray:
+    """``(n_layers, n_heads, pos, pos)`` attention of every head for the game ``moves``."""
+    tokens = game_tokens(moves, handle.board_size)
+    _, cache = handle.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_pattern"))
+    return torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"][0] for layer in range(handle.cfg.n_layers)]).float().numpy()
+
+
+# -- neurons --------------------------------------------------------------------------------------
+
+
+def neuron_output_board(handle: ModelHandle, layer: int, neuron: int) -> np.ndarray:
+    """A neuron's output weights read through the unembedding: ``(size*size,)`` per square."""
+    size = handle.board_size
+    model = handle.model
+    with torch.inference_mode():
+        per_token = (model.blocks[layer].mlp.W_out[neuron] @ model.W_U).float().numpy()
+    out = np.zeros(size * size, dtype=np.float32)
+    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
+    out[squares] = per_token[1:]
+    return out
+
+
+def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games: np.ndarray) -> np.ndarray:
+    """Correlation of a neuron's activation with each square being empty / mine / theirs.
+
+    ``(3, size*size)`` over every position of ``games`` (mine = the player who just moved).
+    """
+    from core.interp.probes import probe_targets, valid_positions
+
+    size = handle.board_size
+    ctx = othello.context_length(size)
+    games = np.asarray(games)[:, :ctx]
+    hook = f"blocks.{layer}.mlp.hook_post"
+    tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
+    _, cache = handle.run_with_cache(tokens, names_filter=lambda n: n == hook)
+    rep = othello.replay(games, size)
+    valid = valid_positions(rep)
+    act = cache[hook][..., neuron].float().numpy()[valid]  # (N,)
+    classes = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
+    out = np.zeros((3, size * size), dtype=np.float32)
+    a = (act - act.mean()) / (act.std() + 1e-9)
+    for c in range(3):
+        ind = (classes == c).astype(np.float32)
+        sd = ind.std(0)
+        out[c] = np.where(sd > 0, (a[:, None] * (ind - ind.mean(0))).mean(0) / np.maximum(sd, 1e-9), 0.0)
+    return out
+
+
+def lens_square_probs(logits: torch.Tensor, size: int) -> np.ndarray:
+    """Lens logits ``(..., d_vocab)`` -> probabilities per square ``(..., size*size)``."""
+    probs = logits.float().softmax(-1).numpy()
+    out = np.zeros(probs.shape[:-1] + (size * size,), dtype=np.float32)
+    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
+    out[..., squares] = probs[..., 1:]
+    return out
+
+
+def legal_tokens_now(moves: tuple[int, ...], size: int) -> np.ndarray:
+    """``bool (d_vocab,)`` legal next tokens after the last of ``moves``."""
+    rep = othello.replay(np.array([moves[: othello.context_length(size)]]), size)
+    return legal_token_mask(rep.legal_next[0, -1], size)

@@ -1,0 +1,61 @@
+"""Figures for the logit lens page: legality by depth, DLA grids, attention grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+
+def lens_legality_figure(result: dict) -> go.Figure:
+    """Top-1 legal rate and illegal probability mass at each lens point."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=result["labels"], y=result["top1_legal"], mode="lines+markers", name="top-1 legal"))
+    fig.add_trace(go.Scatter(x=result["labels"], y=result["illegal_mass"], mode="lines+markers", name="illegal probability mass", line=dict(dash="dot")))
+    fig.update_layout(
+        height=300, margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(tickformat=".0%", range=[0, 1]),
+        xaxis_title="read out after", legend=dict(orientation="h", y=1.15),
+        title=dict(text=f"Logit lens over {result['games']} games ({result['positions']:,} positions)", font=dict(size=13)),
+    )
+    return fig
+
+
+def dla_figure(values: np.ndarray, labels: list[str], kinds: list[str], layers: list[int], n_heads: int, title: str) -> go.Figure:
+    """Layer x (heads, attention bias, MLP) heatmap of direct effects; embeddings in the title."""
+    n_layers = max(layers) + 1
+    grid = np.zeros((n_layers, n_heads + 2))
+    text = [["" for _ in range(n_heads + 2)] for _ in range(n_layers)]
+    head_i = {}
+    for v, label, kind, layer in zip(values, labels, kinds, layers):
+        if kind == "head":
+            col = head_i.get(layer, 0)
+            head_i[layer] = col + 1
+        elif kind == "attn_bias":
+            col = n_heads
+        elif kind == "mlp":
+            col = n_heads + 1
+        else:
+            continue
+        grid[layer, col] = v
+        text[layer][col] = f"{label}: {v:+.3f}"
+    embed = sum(v for v, k in zip(values, kinds) if k == "embed")
+    lim = float(np.abs(grid).max()) or 1.0
+    fig = go.Figure(go.Heatmap(
+        z=grid, x=[f"H{h}" for h in range(n_heads)] + ["attn bias", "MLP"], y=[f"L{layer}" for layer in range(n_layers)],
+        text=text, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, colorbar=dict(thickness=12, title="effect"),
+    ))
+    fig.update_layout(height=60 + 34 * n_layers, margin=dict(l=40, r=10, t=40, b=30), yaxis=dict(autorange="reversed"),
+                      title=dict(text=f"{title} · embeddings {embed:+.2f}", font=dict(size=13)))
+    return fig
+
+
+def attention_grid_figure(patterns: np.ndarray, dest: int, move_labels: list[str]) -> go.Figure:
+    """Every head's attention from position ``dest`` to earlier moves: rows = heads, columns = moves."""
+    n_layers, n_heads = patterns.shape[:2]
+    rows = patterns[:, :, dest, : dest + 1].reshape(n_layers * n_heads, dest + 1)
+    names = [f"L{layer}H{h}" for layer in range(n_layers) for h in range(n_heads)]
+    x = [f"{i + 1}. {m}" for i, m in enumerate(move_labels[: dest + 1])]
+    hover = [[f"{names[r]} at move {dest + 1} ({move_labels[dest]}) → move {c + 1} ({move_labels[c]}): {rows[r, c]:.3f}" for c in range(dest + 1)] for r in range(len(names))]
+    fig = go.Figure(go.Heatmap(z=rows, x=x, y=names, text=hover, hoverinfo="text", colorscale="Greys", zmin=0, zmax=1, colorbar=dict(thickness=12, title="attn")))
+    fig.update_layout(height=max(300, 14 * len(names) + 80), margin=dict(l=60, r=10, t=30, b=60), yaxis=dict(autorange="reversed", tickfont=dict(size=9)),
+                      xaxis=dict(tickfont=dict(size=9)), title=dict(text=f"Attention from move {dest + 1} ({move_labels[dest]})", font=dict(size=13)))
+    return fig

@@ -1,0 +1,116 @@
+"""Logit lens: how the next-move prediction forms, layer by layer and component by component."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from core.games import othello
+from core.interp import lens as L
+from core.viz.board import board_figure
+from core.viz.lens import attention_grid_figure, dla_figure, lens_legality_figure
+
+ui.init_state()  # idempotent: also when a link opens this page directly
+spec = ui.model_spec()
+size = spec.board_size
+state = ui.current_state()
+
+st.title("Logit lens")
+ui.show_messages()
+handle = ui.current_handle()
+if handle is None:
+    st.stop()
+
+
+@st.cache_data(show_spinner="Reading the lens over 500 games…", max_entries=8)
+def legality_by_depth(name: str, n_games: int = 500) -> dict:
+    h = ui.cached_model(name)
+    return L.lens_legality(h, othello.random_games(n_games, h.board_size, seed=4242))
+
+
+top_left, top_right = st.columns([3, 2])
+with top_right:
+    st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name)), key="lens_legality", config={"displayModeBar": False})
+with top_left:
+    st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{othello.format_moves(state.moves, size) or '(no moves)'}`")
+    b1, b2, b3 = st.columns(3)
+    b1.button("Random move", on_click=lambda: ui.play_square(m) if (m := ui.random_legal_move(ui.current_state())) is not None else None, disabled=state.is_over, width="stretch")
+    b2.button("Undo", on_click=lambda: ui.set_moves(st.session_state[ui.MOVES][:-1]), disabled=not state.moves, width="stretch")
+    incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
+    st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
+               "the chart shows how often that early read-out is already a legal move, over 500 random games.")
+
+if not state.moves or state.is_over:
+    st.info("Play some moves of an ongoing game (here or on the Board player) to see the lens for that position.")
+    ui.sync_url()
+    st.stop()
+
+moves = state.moves[: othello.context_length(size)]
+labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, size), incl_mid)
+probs = L.lens_square_probs(lens_logits[:, 0, -1], size)  # (points, squares)
+st.subheader("The prediction after each layer")
+cols = st.columns(min(len(labels), 7))
+for i, label in enumerate(labels):
+    top = int(probs[i].argmax())
+    ok = bool(state.legal[top])
+    with cols[i % len(cols)]:
+        st.plotly_chart(
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {othello.square_to_label(top, size)} {'✓' if ok else '✗'}", cell_px=20, show_scale=False, zmax=1.0),
+            key=f"lens_{i}", config={"displayModeBar": False},
+        )
+st.caption("Colour: lens probability of each square (same scale, 0–1); rings: legal moves; frame: the lens's top-1 (green legal, red illegal).")
+
+attr = L.attribute(handle, moves)
+legal_tok = L.legal_tokens_now(moves, size)
+model_top = int(attr.logits[1:].argmax()) + 1
+move_choices = list(range(1, othello.vocab_size(size)))
+st.subheader("Direct logit attribution")
+d1, d2 = st.columns([2, 3])
+token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{othello.square_to_label(othello.token_to_square(t, size), size)}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
+metric = d2.radio("Attribute", ["logit of this move", "legal minus illegal"], horizontal=True, help="legal minus illegal: a part's mean direct effect on legal moves minus its mean effect on illegal moves.")
+if metric == "logit of this move":
+    values = attr.dla[:, token].numpy()
+    title = f"Direct effect on the logit of {othello.square_to_label(othello.token_to_square(token, size), size)} (logit {attr.logits[token]:.2f})"
+else:
+    values = attr.legal_minus_illegal(legal_tok).numpy()
+    title = "Direct effect: mean legal-move logit minus mean illegal-move logit"
+g1, g2 = st.columns([3, 2])
+g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", config={"displayModeBar": False})
+with g2:
+    st.markdown("**Top neurons** (direct effect on this move)")
+    neurons = pd.DataFrame(L.top_neurons(attr, token, k=10))
+    st.dataframe(neurons[["neuron", "activation", "direct effect"]], hide_index=True, width="stretch")
+st.caption(f"The parts sum exactly to the logit minus the bias terms (final LayerNorm bias and unembedding bias: {attr.bias[token]:+.3f}).")
+
+st.subheader("Attention")
+labels_moves = [othello.square_to_label(m, size) for m in moves]
+dest = st.slider("Destination: attention paid by the model at move", 1, len(moves), len(moves)) - 1
+patterns = L.attention_patterns(handle, moves)
+st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
+
+st.subheader("Neuron view")
+n1, n2 = st.columns(2)
+first = neurons.iloc[0] if len(neurons) else {"layer": 0, "index": 0}
+layer = n1.number_input("Layer", 0, handle.cfg.n_layers - 1, int(first["layer"]))
+neuron = n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, int(first["index"]))
+
+
+@st.cache_data(show_spinner="Correlating the neuron with the board over 300 games…", max_entries=64)
+def neuron_correlation(name: str, layer: int, neuron: int) -> np.ndarray:
+    h = ui.cached_model(name)
+    return L.neuron_board_correlation(h, layer, neuron, othello.random_games(300, h.board_size, seed=777))
+
+
+out_board = L.neuron_output_board(handle, int(layer), int(neuron))
+corr = neuron_correlation(handle.name, int(layer), int(neuron))
+empty = np.zeros((size, size), dtype=np.int8)
+lim = float(np.abs(out_board).max()) or 1.0
+v1, v2, v3, v4 = st.columns(4)
+v1.plotly_chart(board_figure(empty, out_board, value_name="W_out·W_U", colorscale="RdBu", zmin=-lim, zmax=lim, title="Output weights → moves", cell_px=24), key="neuron_out", config={"displayModeBar": False})
+for col, (c, name) in zip((v2, v3, v4), enumerate(["empty", "mine", "theirs"])):
+    col.plotly_chart(board_figure(empty, corr[c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", config={"displayModeBar": False})
+st.caption("Left: which moves the neuron's output pushes up (red) or down (blue) directly. Right: correlation of its activation with each square's state over 300 random games (mine = the player who just moved).")
+
+ui.sync_url()

@@ -1,0 +1,62 @@
+"""Logit lens, direct logit attribution, attention and neuron views on real bundled models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.games import othello
+from core.interp import lens as L
+from core.interp.legality import evaluate_legality
+from core.models.registry import list_models, load_model
+
+BUNDLED = [s.name for s in list_models() if s.source == "bundled"]
+
+
+@pytest.fixture(scope="module", params=BUNDLED)
+def handle(request):
+    return load_model(request.param)
+
+
+def test_last_lens_point_is_the_model(handle):
+    size = handle.board_size
+    games = othello.random_games(8, size, seed=1)[:, : othello.context_length(size)]
+    tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
+    labels, logits = L.logit_lens(handle, tokens)
+    assert labels[0] == "embed" and len(labels) == 1 + 2 * handle.cfg.n_layers
+    assert (logits[-1] - handle.forward(tokens)).abs().max().item() <= 1e-4
+
+
+def test_dla_parts_sum_to_the_logit_minus_biases(handle):
+    size = handle.board_size
+    game = othello.random_games(3, size, seed=2)[0]
+    for t in (1, 10, 25):
+        attr = L.attribute(handle, tuple(int(m) for m in game[:t]))
+        assert (attr.dla.sum(0) - (attr.logits - attr.bias)).abs().max().item() <= 1e-3
+        token = int(attr.logits.argmax())
+        assert attr.head_grid(token).shape == (handle.cfg.n_layers, handle.cfg.n_heads)
+
+
+def test_lens_legality_ends_at_the_model_rate(handle):
+    size = handle.board_size
+    games = othello.random_games(60, size, seed=3)
+    result = L.lens_legality(handle, games)
+    direct = evaluate_legality(handle.forward, games, size)
+    assert result["positions"] == direct["positions"]
+    assert abs(result["top1_legal"][-1] - direct["top1_legal"]) < 1e-6
+    assert result["top1_legal"][-1] > result["top1_legal"][0]  # depth makes the answer legal
+
+
+def test_attention_and_neuron_views(handle):
+    size = handle.board_size
+    moves = tuple(int(m) for m in othello.random_games(1, size, seed=4)[0, :12])
+    patterns = L.attention_patterns(handle, moves)
+    assert patterns.shape == (handle.cfg.n_layers, handle.cfg.n_heads, 12, 12)
+    np.testing.assert_allclose(patterns.sum(-1), 1.0, atol=1e-5)
+    assert np.triu(patterns[0, 0], 1).max() == 0.0  # causal
+    board = L.neuron_output_board(handle, 0, 3)
+    centre = [sq for sq in range(size * size) if othello.squares_to_tokens(np.array([sq]), size)[0] == 0]
+    assert board.shape == (size * size,) and np.abs(board).sum() > 0 and np.all(board[centre] == 0)
+    corr = L.neuron_board_correlation(handle, 0, 3, othello.random_games(40, size, seed=5))
+    assert corr.shape == (3, size * size) and np.all(np.abs(corr) <= 1.0 + 1e-5)

@@ -1,0 +1,52 @@
+"""The logit lens page for every bundled model, with plain, game and bad links (AppTest)."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.models.registry import list_models
+from tests.test_board_player_page import APP, button, open_app
+
+BUNDLED = [s for s in list_models() if s.source == "bundled"]
+
+
+def open_lens(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page("pages/logit_lens.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("spec", BUNDLED, ids=[s.name for s in BUNDLED])
+def test_lens_page_renders_every_panel(spec):
+    moves = "d3c5f6f5e6" if spec.board_size == 8 else "b3b4c5"
+    at = open_lens(model=spec.name, moves=moves)
+    assert not at.error, [e.value for e in at.error]
+    headers = [h.value for h in at.subheader]
+    assert headers == ["The prediction after each layer", "Direct logit attribution", "Attention", "Neuron view"]
+    n_charts = len(at.get("plotly_chart"))
+    assert n_charts >= 1 + (1 + 2 * 0 + 6) + 2 + 4 - 1  # legality, lens boards, DLA, attention, neuron boards
+    at.radio[0].set_value("legal minus illegal").run()
+    assert not at.exception
+    at.toggle[0].set_value(True).run()  # lens after attention layers too
+    assert not at.exception
+
+
+def test_lens_page_follows_the_game():
+    at = open_lens(moves="d3c5")
+    before = [c.proto.spec for c in at.get("plotly_chart")]
+    button(at, "Random move").click().run()
+    assert not at.exception and len(at.session_state["moves"]) == 3
+    after = [c.proto.spec for c in at.get("plotly_chart")]
+    assert before[1:] != after[1:]
+
+
+def test_lens_page_without_moves_and_with_bad_link():
+    at = open_lens()
+    assert any("Play some moves" in i.value for i in at.info)
+    at = open_lens(moves="q9q9", model="nope")
+    assert any("Unknown model" in e.value for e in at.error) or any("Could not restore" in e.value for e in at.error)
+    assert any("Play some moves" in i.value for i in at.info)
