@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from core.games import othello
@@ -71,3 +72,18 @@ def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path):
     tokens = torch.from_numpy(othello.squares_to_tokens(games, 6).astype(np.int64))
     with torch.no_grad():
         torch.testing.assert_close(model(tokens), trainer.model(tokens), atol=1e-4, rtol=0)
+
+
+def test_extending_a_finished_run_keeps_its_schedule(tmp_path):
+    from core.train.next_move import learning_rate
+
+    cfg = TrainConfig(size=6, n_layers=1, d_model=16, n_heads=2, d_mlp=32, batch_size=8, steps=6, warmup_steps=2, eval_every=100, eval_games=10)
+    Trainer(cfg, tmp_path).train()
+    extended = Trainer(TrainConfig(), tmp_path, overrides={"steps": 9})
+    assert extended.cfg.steps == 9 and extended.cfg.decay_steps == 6 and extended.state.step == 6
+    assert [learning_rate(extended.cfg, s) for s in range(6)] == [learning_rate(cfg, s) for s in range(6)]
+    assert learning_rate(extended.cfg, 7) == cfg.lr * cfg.min_lr_frac
+    extended.train()
+    assert extended.state.step == 9
+    with pytest.raises(ValueError, match="only extend"):
+        Trainer(TrainConfig(), tmp_path, overrides={"steps": 4})

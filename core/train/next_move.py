@@ -42,6 +42,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr_frac: float = 0.1
     warmup_steps: int = 300
+    decay_steps: int = 0  # cosine decay ends here (0: at ``steps``); later steps train at the minimum LR
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     target: str = "legal"
@@ -63,8 +64,10 @@ class TrainConfig:
         )
 
 
-# Fields a resumed run may change without changing what it learns from.
-OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads")
+# Fields a resumed run may change without changing what it has learned so far. ``steps`` may only
+# grow: the cosine decay keeps its end (``decay_steps``) and the extra steps run at the minimum LR,
+# so ``--steps N --decay-steps D`` from scratch reproduces the extended run exactly.
+OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "steps")
 
 
 @dataclass
@@ -116,7 +119,8 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    decay = cfg.decay_steps or cfg.steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, decay - cfg.warmup_steps))
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -144,6 +148,13 @@ class Trainer:
         overrides = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE}
         if ckpt.exists():
             saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+            old = TrainConfig(**saved["config"])
+            steps = overrides.get("steps", old.steps)
+            done = json.loads(saved["state_json"])["step"]
+            if steps < max(done, old.steps):
+                raise ValueError(f"{run_dir}: --steps can only extend a run ({old.steps} planned, {done} done), not shorten it to {steps}")
+            if steps != old.steps and not old.decay_steps:
+                overrides["decay_steps"] = old.steps
             cfg = TrainConfig(**{**saved["config"], **overrides})
         else:
             cfg = TrainConfig(**{**asdict(cfg), **overrides})
