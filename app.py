@@ -14,6 +14,7 @@ pages = [
     st.Page("pages/board_player.py", title="Board player", icon="⚫", default=True),
     st.Page("pages/probe_viewer.py", title="Probe viewer", icon="🔎"),
     st.Page("pages/logit_lens.py", title="Logit lens", icon="🔬"),
+    st.Page("pages/patching_lab.py", title="Patching lab", icon="🩹"),
 ]
 page = st.navigation(pages)
 ui.sidebar()

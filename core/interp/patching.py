@@ -17,6 +17,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 from core.models.handle import ModelHandle
@@ -199,3 +200,68 @@ def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_t
             rows.append((delta * acts[name].grad[0]).sum(-1))
         approx = float(value.detach()) + torch.stack(rows)
         return approx.reshape(3, n_layers, -1).detach()
+
+
+# -- games for the patching lab ---------------------------------------------------------------------
+
+
+def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Replace move ``index`` by ``replacement`` and replay the later moves while they stay legal.
+
+    Returns ``(clean, corrupted, dropped)``: both games cut to the same length (the corrupted game
+    stops at the first later move that became illegal) and how many clean moves were dropped.
+    """
+    from core.games import othello
+
+    if not 0 <= index < len(moves):
+        raise ValueError(f"move index {index} is outside the game (1..{len(moves)})")
+    rep = othello.replay(np.array([moves[: max(index, 1)]]), size)
+    legal = rep.start_legal if index == 0 else rep.legal_next[0, -1]
+    if not legal[replacement] or replacement == moves[index]:
+        raise ValueError(f"{othello.square_to_label(replacement, size)} is not a legal alternative to move {index + 1}")
+    corrupted = list(moves[:index]) + [replacement]
+    for m in moves[index + 1 :]:
+        rep = othello.replay(np.array([corrupted]), size)
+        if not rep.legal_next[0, -1][m]:
+            break
+        corrupted.append(m)
+    n = len(corrupted)
+    return tuple(moves[:n]), tuple(corrupted), len(moves) - n
+
+
+def neuron_diff_dla(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, token: int, position: int = -1) -> torch.Tensor:
+    """``(n_layers, d_mlp)``: (clean - corrupted activation) x the neuron's direct effect on ``token``.
+
+    The direct effect is read through the final LayerNorm scale of the clean run, as in the chess
+    seed's "DLA of diffed neurons".
+    """
+    with _exclusive(model) as m, torch.inference_mode():
+        names = {f"blocks.{layer}.mlp.hook_post" for layer in range(m.cfg.n_layers)} | {"ln_final.hook_scale"}
+        _, clean = m.run_with_cache(clean_tokens, names_filter=lambda n: n in names)
+        _, corrupted = m.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        scale = clean["ln_final.hook_scale"][0, position] if "ln_final.hook_scale" in clean.cache_dict else torch.ones(1)
+        w_ln = m.ln_final.w if hasattr(m.ln_final, "w") else torch.ones(m.cfg.d_model)
+        readout = w_ln * m.W_U[:, token]  # (d_model,)
+        rows = []
+        for layer in range(m.cfg.n_layers):
+            w_out = m.blocks[layer].mlp.W_out  # (d_mlp, d_model)
+            direct = ((w_out - w_out.mean(-1, keepdim=True)) / scale) @ readout
+            diff = clean[f"blocks.{layer}.mlp.hook_post"][0, position] - corrupted[f"blocks.{layer}.mlp.hook_post"][0, position]
+            rows.append(diff * direct)
+        return torch.stack(rows).float()
+
+
+@torch.inference_mode()
+def patched_logits(model, base_tokens: torch.Tensor, source_tokens: torch.Tensor, kind: str, layer: int, position: int) -> torch.Tensor:
+    """Last-position logits ``(d_vocab,)`` of the base run with one block site patched from the source run."""
+    _check(base_tokens, source_tokens)
+    with _exclusive(model) as m:
+        name = _hook_name(kind, layer)
+        _, source = m.run_with_cache(source_tokens, names_filter=lambda n: n == name)
+
+        def hook(act: torch.Tensor, hook) -> torch.Tensor:
+            act[:, position] = source[name][:, position]
+            return act
+
+        with m.hooks(fwd_hooks=[(name, hook)]):
+            return m(base_tokens)[0, -1].float()

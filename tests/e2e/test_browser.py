@@ -134,3 +134,12 @@ def test_logit_lens_page_renders_in_chromium(app_url, browser):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 10", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=d3c5f6f5" in page.url
+
+
+def test_patching_lab_renders_in_chromium(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
+    page.get_by_text("One site: its effect").wait_for(timeout=120_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=d3c5f6f5e6e3" in page.url

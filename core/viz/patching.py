@@ -1,0 +1,49 @@
+"""Figures for the patching lab: layer x position maps per component, head grids, agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COMPONENT_NAMES = ("residual stream (resid_pre)", "attention output", "MLP output")
+HEAD_NAMES = ("head output", "query", "key", "value", "pattern")
+
+
+def block_maps_figure(values: np.ndarray, move_labels: list[str], title: str) -> go.Figure:
+    """``values (3, n_layers, n_pos)``: one layer x position heatmap per component, shared colour scale."""
+    n_layers, n_pos = values.shape[1:]
+    lim = float(np.nanmax(np.abs(values))) or 1.0
+    fig = make_subplots(rows=3, cols=1, subplot_titles=COMPONENT_NAMES, vertical_spacing=0.08)
+    x = [f"{i + 1}. {m}" for i, m in enumerate(move_labels[:n_pos])]
+    for c in range(3):
+        hover = [[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}" for p in range(n_pos)] for layer in range(n_layers)]
+        fig.add_trace(go.Heatmap(z=values[c], x=x, y=[f"L{layer}" for layer in range(n_layers)], text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=c == 0, colorbar=dict(thickness=12)), row=c + 1, col=1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickfont=dict(size=8))
+    fig.update_layout(height=200 + 3 * (40 + 22 * n_layers), margin=dict(l=40, r=10, t=60, b=40), title=dict(text=title, font=dict(size=13)))
+    return fig
+
+
+def head_grid_figure(values: np.ndarray, title: str) -> go.Figure:
+    """``values (5, n_layers, n_heads)``: head output / q / k / v / pattern, side by side."""
+    n_layers, n_heads = values.shape[1:]
+    lim = float(np.nanmax(np.abs(values))) or 1.0
+    fig = make_subplots(rows=1, cols=5, subplot_titles=HEAD_NAMES, horizontal_spacing=0.03)
+    for i in range(5):
+        hover = [[f"{HEAD_NAMES[i]} of L{layer}H{h}: {values[i, layer, h]:+.3f}" for h in range(n_heads)] for layer in range(n_layers)]
+        fig.add_trace(go.Heatmap(z=values[i], x=[f"H{h}" for h in range(n_heads)], y=[f"L{layer}" for layer in range(n_layers)], text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=i == 4, colorbar=dict(thickness=12)), row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=120 + 26 * n_layers, margin=dict(l=40, r=10, t=60, b=30), title=dict(text=title, font=dict(size=13)))
+    return fig
+
+
+def agreement_figure(exact: np.ndarray, approx: np.ndarray) -> go.Figure:
+    """Attribution patching (gradient approximation) against exact patching, one dot per site."""
+    corr = float(np.corrcoef(exact.reshape(-1), approx.reshape(-1))[0, 1]) if exact.size > 1 else float("nan")
+    fig = go.Figure(go.Scatter(x=exact.reshape(-1), y=approx.reshape(-1), mode="markers", marker=dict(size=4, opacity=0.6)))
+    lo, hi = float(min(exact.min(), approx.min())), float(max(exact.max(), approx.max()))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"), showlegend=False))
+    fig.update_layout(height=320, margin=dict(l=40, r=10, t=40, b=40), showlegend=False, xaxis_title="exact patching", yaxis_title="attribution patching",
+                      title=dict(text=f"Gradient approximation vs exact (r = {corr:.2f})", font=dict(size=13)))
+    return fig

@@ -1,0 +1,153 @@
+"""Patching lab: change one move of the game and find the activations that carry the difference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import ui
+from core.games import othello
+from core.interp import patching as PT
+from core.interp.lens import lens_square_probs
+from core.interp.predictions import game_tokens
+from core.viz.board import board_figure
+from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure
+
+ui.init_state()  # idempotent: also when a link opens this page directly
+spec = ui.model_spec()
+size = spec.board_size
+state = ui.current_state()
+
+st.title("Patching lab")
+ui.show_messages()
+handle = ui.current_handle()
+if handle is None:
+    st.stop()
+moves = state.moves[: othello.context_length(size)]
+if len(moves) < 2:
+    st.info("Play at least two moves (here via the Board player, or open a link with ?moves=...) to patch between two games.")
+    ui.sync_url()
+    st.stop()
+
+labels = [othello.square_to_label(m, size) for m in moves]
+st.markdown(f"**Clean game** ({len(moves)} moves): `{othello.format_moves(moves, size)}`")
+
+# -- the corrupted game --------------------------------------------------------------------------
+c1, c2 = st.columns([3, 2])
+index = c1.slider("Move to change", 1, len(moves), max(1, len(moves) // 2), help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
+rep = othello.replay(np.array([moves[: max(index, 1)]]), size)
+legal_here = rep.start_legal if index == 0 else rep.legal_next[0, -1]
+alternatives = [int(s) for s in np.flatnonzero(legal_here) if s != moves[index]]
+if not alternatives:
+    st.warning(f"Move {index + 1} ({labels[index]}) was the only legal move: choose another move to change.")
+    ui.sync_url()
+    st.stop()
+replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: othello.square_to_label(s, size))
+clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, size)
+if dropped:
+    st.warning(f"After the change, move {len(corrupted_moves) + 1} ({labels[len(corrupted_moves)]}) is illegal: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
+clean_t, corrupted_t = game_tokens(clean_moves, size), game_tokens(corrupted_moves, size)
+clean_state = othello.replay(np.array([clean_moves]), size)
+corr_state = othello.replay(np.array([corrupted_moves]), size)
+legal_clean, legal_corr = clean_state.legal_next[0, -1], corr_state.legal_next[0, -1]
+
+# -- metric ---------------------------------------------------------------------------------------
+differs = [int(s) for s in np.flatnonzero(legal_clean != legal_corr)]
+all_squares = [s for s in range(size * size) if othello.squares_to_tokens(np.array([s]), size)[0] > 0]
+m1, m2, m3 = st.columns(3)
+metric_kind = m1.radio("Metric", ["logit", "log-prob", "logit difference"], help="Read at the last position: the prediction of the next move.")
+default_target = differs[0] if differs else int(np.flatnonzero(legal_clean)[0]) if legal_clean.any() else all_squares[0]
+target = m2.selectbox("Target move", all_squares, index=all_squares.index(default_target), format_func=lambda s: f"{othello.square_to_label(s, size)}{' (legality differs)' if s in differs else ''}")
+other = m3.selectbox("minus move", [s for s in all_squares if s != target], disabled=metric_kind != "logit difference", format_func=lambda s: othello.square_to_label(s, size))
+tok, other_tok = othello.square_to_token(target, size), othello.square_to_token(other, size)
+
+
+def metric(logits: torch.Tensor) -> torch.Tensor:
+    last = logits[:, -1]
+    if metric_kind == "logit":
+        return last[:, tok]
+    if metric_kind == "log-prob":
+        return last.log_softmax(-1)[:, tok]
+    return last[:, tok] - last[:, other_tok]
+
+
+# -- side by side ---------------------------------------------------------------------------------
+clean_logits, corr_logits = handle.forward(clean_t)[0, -1], handle.forward(corrupted_t)[0, -1]
+clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_logits[None, None])[0])
+b1, b2 = st.columns(2)
+for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
+    probs = lens_square_probs(logits[None], size)[0]
+    col.plotly_chart(board_figure(st_.boards[0, -1], probs, legal=legal, outline=target, outline_color="#9467bd", last_move=int((clean_moves if name == "Clean" else corrupted_moves)[-1]), title=f"{name}: metric {value:+.3f}", cell_px=36), key=f"board_{name}", config={"displayModeBar": False})
+st.caption(f"Purple frame: the target move {othello.square_to_label(target, size)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
+
+# -- patching ---------------------------------------------------------------------------------------
+n_layers, n_pos = handle.cfg.n_layers, len(clean_moves)
+direction = st.radio("Direction", ["denoising: clean → corrupted run", "noising: corrupted → clean run"], horizontal=True)
+base_t, source_t = (corrupted_t, clean_t) if direction.startswith("denoising") else (clean_t, corrupted_t)
+st.caption(f"Block sweep: {3 * n_layers * n_pos} patched runs, batched by layer into {n_layers} groups; heads: {5 * n_layers * handle.cfg.n_heads} runs. Each starts at its layer from cached activations.")
+normalised = st.toggle("Normalise: (patched − corrupted) / (clean − corrupted)", value=abs(clean_v - corr_v) > 1e-6)
+
+
+@st.cache_data(show_spinner="Patching…", max_entries=32)
+def sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h = ui.cached_model(name)
+    b, s = game_tokens(base, h.board_size), game_tokens(source, h.board_size)
+
+    def m(logits: torch.Tensor) -> torch.Tensor:
+        last = logits[:, -1]
+        return last[:, tok] if kind == "logit" else last.log_softmax(-1)[:, tok] if kind == "log-prob" else last[:, tok] - last[:, other_tok]
+
+    block = PT.act_patch_block_every(h, b, s, m).numpy()
+    heads = PT.act_patch_head_all_pos_every(h, b, s, m).numpy()
+    approx = PT.attribution_patch_block_every(h, b, s, m).numpy()
+    return block, heads, approx
+
+
+base_moves, source_moves = (corrupted_moves, clean_moves) if direction.startswith("denoising") else (clean_moves, corrupted_moves)
+block, heads, approx = sweep(handle.name, base_moves, source_moves, metric_kind, tok, other_tok)
+if normalised:
+    try:
+        block_show = PT.normalise(torch.from_numpy(block), clean_v, corr_v).numpy()
+        heads_show = PT.normalise(torch.from_numpy(heads), clean_v, corr_v).numpy()
+        what = "normalised score"
+    except ValueError as exc:
+        st.warning(str(exc))
+        block_show, heads_show, what = block, heads, "patched metric"
+else:
+    block_show, heads_show, what = block, heads, "patched metric"
+st.plotly_chart(block_maps_figure(block_show, labels, f"{what} per patched site ({metric_kind} of {othello.square_to_label(target, size)})"), key="block_maps", config={"displayModeBar": False})
+st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
+
+# -- one site in detail ---------------------------------------------------------------------------
+st.subheader("One site: its effect on the whole next-move distribution")
+flat = np.abs(block - (corr_v if direction.startswith("denoising") else clean_v)).reshape(-1)
+best = np.unravel_index(int(flat.argmax()), block.shape)
+s1, s2, s3 = st.columns(3)
+comp = s1.selectbox("Component", [0, 1, 2], index=int(best[0]), format_func=lambda c: ["resid_pre", "attn_out", "mlp_out"][c])
+layer = s2.selectbox("Layer", list(range(n_layers)), index=int(best[1]))
+pos = s3.selectbox("Position", list(range(n_pos)), index=int(best[2]), format_func=lambda p: f"{p + 1}. {labels[p]}")
+site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos)
+site_probs = lens_square_probs(site_logits[None], size)[0]
+base_probs = lens_square_probs((corr_logits if direction.startswith("denoising") else clean_logits)[None], size)[0]
+d1, d2 = st.columns(2)
+base_state = corr_state if direction.startswith("denoising") else clean_state
+d1.plotly_chart(board_figure(base_state.boards[0, -1], site_probs, legal=base_state.legal_next[0, -1], outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34), key="site_probs", config={"displayModeBar": False})
+delta = site_probs - base_probs
+lim = float(np.abs(delta).max()) or 1.0
+d2.plotly_chart(board_figure(base_state.boards[0, -1], delta, legal=base_state.legal_next[0, -1], colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34), key="site_delta", config={"displayModeBar": False})
+
+# -- seed parity: diffed neurons; attribution patching -------------------------------------------
+n1, n2 = st.columns(2)
+with n1:
+    st.markdown(f"**DLA of diffed neurons** on {othello.square_to_label(target, size)}: (clean − corrupted activation) × direct effect")
+    diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok)
+    top = diffed.abs().reshape(-1).topk(min(12, diffed.numel())).indices
+    d_mlp = diffed.shape[1]
+    st.dataframe(pd.DataFrame([{"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "contribution": float(diffed.reshape(-1)[i])} for i in top]), hide_index=True, width="stretch")
+with n2:
+    st.plotly_chart(agreement_figure(block, approx), key="agreement", config={"displayModeBar": False})
+    st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
+
+ui.sync_url()

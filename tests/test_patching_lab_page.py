@@ -1,0 +1,40 @@
+"""The patching lab for plain, game and bad links, and its controls (AppTest)."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from tests.test_board_player_page import APP
+
+
+def open_lab(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page("pages/patching_lab.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_lab_renders_and_updates_with_the_corrupted_move():
+    at = open_lab(moves="d3c5f6f5e6e3c3f3")
+    assert not at.error, [e.value for e in at.error]
+    assert at.subheader[0].value.startswith("One site")
+    charts = {c.proto.id for c in at.get("plotly_chart")}
+    assert len(charts) >= 6  # clean, corrupted, block maps, head grid, site boards, agreement
+    first = [c.proto.spec for c in at.get("plotly_chart")]
+    at.slider[0].set_value(3).run()  # corrupt another move
+    assert not at.exception
+    assert [c.proto.spec for c in at.get("plotly_chart")] != first
+    at.radio[0].set_value("logit difference").run()
+    at.radio[1].set_value("noising: corrupted → clean run").run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 12  # diffed-neuron table
+
+
+def test_lab_with_no_game_and_with_bad_link():
+    at = open_lab()
+    assert any("Play at least two moves" in i.value for i in at.info)
+    at = open_lab(moves="d3,c5;;x")
+    assert any("Could not restore" in e.value for e in at.error)
+    assert any("Play at least two moves" in i.value for i in at.info)
