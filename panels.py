@@ -55,5 +55,5 @@ def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> No
     if fig is None:
         st.caption("Play a move to see the probe's board.")
     else:
-        st.plotly_chart(fig, key=f"{key}_board", config={"displayModeBar": False})
+        st.plotly_chart(fig, key=f"{key}_board", width="content", config={"displayModeBar": False})
         st.caption("Pieces: what the mine/theirs/empty probe reads (faint = unsure); red crosses: squares it gets wrong.")

@@ -79,7 +79,7 @@ with left:
         value_name="P(next move)",
     )
     key = f"board_{len(state.moves)}_{hash(state.moves) & 0xFFFF}"
-    st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", config={"displayModeBar": False})
+    st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False})
     st.caption("Click a square to play it. Orange rings: legal moves. Colour: the model's next-move probability; red frame: its top-1; yellow frame: the last move.")
     b1, b2, b3 = st.columns(3)
     b1.button("Undo", on_click=on_undo, disabled=not state.moves, width="stretch")

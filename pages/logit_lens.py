@@ -51,16 +51,16 @@ moves = state.moves[: othello.context_length(size)]
 labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, size), incl_mid)
 probs = L.lens_square_probs(lens_logits[:, 0, -1], size)  # (points, squares)
 st.subheader("The prediction after each layer")
-cols = st.columns(min(len(labels), 7))
+cols = st.columns(4)
 for i, label in enumerate(labels):
     top = int(probs[i].argmax())
     ok = bool(state.legal[top])
     with cols[i % len(cols)]:
         st.plotly_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {othello.square_to_label(top, size)} {'✓' if ok else '✗'}", cell_px=20, show_scale=False, zmax=1.0),
-            key=f"lens_{i}", config={"displayModeBar": False},
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {othello.square_to_label(top, size)} {'✓' if ok else '✗'}", cell_px=24, show_scale=False),
+            key=f"lens_{i}", width="content", config={"displayModeBar": False},
         )
-st.caption("Colour: lens probability of each square (same scale, 0–1); rings: legal moves; frame: the lens's top-1 (green legal, red illegal).")
+st.caption("Colour: lens probability of each square (each board scaled to its own maximum; hover for values); rings: legal moves; frame: the lens's top-1 (green legal, red illegal).")
 
 attr = L.attribute(handle, moves)
 legal_tok = L.legal_tokens_now(moves, size)
@@ -107,10 +107,11 @@ out_board = L.neuron_output_board(handle, int(layer), int(neuron))
 corr = neuron_correlation(handle.name, int(layer), int(neuron))
 empty = np.zeros((size, size), dtype=np.int8)
 lim = float(np.abs(out_board).max()) or 1.0
-v1, v2, v3, v4 = st.columns(4)
-v1.plotly_chart(board_figure(empty, out_board, value_name="W_out·W_U", colorscale="RdBu", zmin=-lim, zmax=lim, title="Output weights → moves", cell_px=24), key="neuron_out", config={"displayModeBar": False})
+v1, v2 = st.columns(2)
+v3, v4 = st.columns(2)
+v1.plotly_chart(board_figure(empty, out_board, value_name="W_out·W_U", colorscale="RdBu", zmin=-lim, zmax=lim, title="Output weights → moves", cell_px=24), key="neuron_out", width="content", config={"displayModeBar": False})
 for col, (c, name) in zip((v2, v3, v4), enumerate(["empty", "mine", "theirs"])):
-    col.plotly_chart(board_figure(empty, corr[c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", config={"displayModeBar": False})
+    col.plotly_chart(board_figure(empty, corr[c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
 st.caption("Left: which moves the neuron's output pushes up (red) or down (blue) directly. Right: correlation of its activation with each square's state over 300 random games (mine = the player who just moved).")
 
 ui.sync_url()

@@ -44,7 +44,9 @@ if not alternatives:
     st.warning(f"Move {index + 1} ({labels[index]}) was the only legal move: choose another move to change.")
     ui.sync_url()
     st.stop()
-replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: othello.square_to_label(s, size))
+kept = {s: len(PT.corrupt_game(moves, index, s, size)[1]) for s in alternatives}
+alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
+replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: f"{othello.square_to_label(s, size)} (keeps {kept[s]} moves)")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, size)
 if dropped:
     st.warning(f"After the change, move {len(corrupted_moves) + 1} ({labels[len(corrupted_moves)]}) is illegal: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
@@ -79,7 +81,7 @@ clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_
 b1, b2 = st.columns(2)
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
     probs = lens_square_probs(logits[None], size)[0]
-    col.plotly_chart(board_figure(st_.boards[0, -1], probs, legal=legal, outline=target, outline_color="#9467bd", last_move=int((clean_moves if name == "Clean" else corrupted_moves)[-1]), title=f"{name}: metric {value:+.3f}", cell_px=36), key=f"board_{name}", config={"displayModeBar": False})
+    col.plotly_chart(board_figure(st_.boards[0, -1], probs, legal=legal, outline=target, outline_color="#9467bd", last_move=int((clean_moves if name == "Clean" else corrupted_moves)[-1]), title=f"{name}: metric {value:+.3f}", cell_px=36), key=f"board_{name}", width="content", config={"displayModeBar": False})
 st.caption(f"Purple frame: the target move {othello.square_to_label(target, size)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
 
 # -- patching ---------------------------------------------------------------------------------------
@@ -133,10 +135,10 @@ site_probs = lens_square_probs(site_logits[None], size)[0]
 base_probs = lens_square_probs((corr_logits if direction.startswith("denoising") else clean_logits)[None], size)[0]
 d1, d2 = st.columns(2)
 base_state = corr_state if direction.startswith("denoising") else clean_state
-d1.plotly_chart(board_figure(base_state.boards[0, -1], site_probs, legal=base_state.legal_next[0, -1], outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34), key="site_probs", config={"displayModeBar": False})
+d1.plotly_chart(board_figure(base_state.boards[0, -1], site_probs, legal=base_state.legal_next[0, -1], outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34), key="site_probs", width="content", config={"displayModeBar": False})
 delta = site_probs - base_probs
 lim = float(np.abs(delta).max()) or 1.0
-d2.plotly_chart(board_figure(base_state.boards[0, -1], delta, legal=base_state.legal_next[0, -1], colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34), key="site_delta", config={"displayModeBar": False})
+d2.plotly_chart(board_figure(base_state.boards[0, -1], delta, legal=base_state.legal_next[0, -1], colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34), key="site_delta", width="content", config={"displayModeBar": False})
 
 # -- seed parity: diffed neurons; attribution patching -------------------------------------------
 n1, n2 = st.columns(2)

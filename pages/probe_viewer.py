@@ -52,9 +52,9 @@ if not probes:
 hooks = list(probes)
 hook = c2.select_slider("Layer", hooks, value=panels.best_hook(handle.name, target, hooks), format_func=panels.layer_label)
 
-left, mid, right = st.columns([4, 4, 5], gap="medium")
+left, mid = st.columns(2, gap="medium")
 with left:
-    st.plotly_chart(panels.true_board_figure(state), key="true_board", config={"displayModeBar": False})
+    st.plotly_chart(panels.true_board_figure(state), key="true_board", width="content", config={"displayModeBar": False})
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves")
     b1, b2 = st.columns(2)
     b1.button("Random move", on_click=lambda: ui.play_square(m) if (m := ui.random_legal_move(ui.current_state())) is not None else None, disabled=state.is_over, width="stretch")
@@ -64,26 +64,28 @@ with mid:
     if fig is None:
         st.info("Play a move (here or on the Board player) to see what the probe reads.")
     else:
-        st.plotly_chart(fig, key="probe_board", config={"displayModeBar": False})
+        st.plotly_chart(fig, key="probe_board", width="content", config={"displayModeBar": False})
         st.caption("Pieces: the probe's most likely class (faint = unsure; colour = confidence); red crosses: wrong squares.")
+right, right2 = st.columns([3, 2], gap="medium")
 with right:
     if summary:
         st.plotly_chart(layer_accuracy_figure(summary), key="accuracy_chart", config={"displayModeBar": False})
         entry = summary.get(target)
         if entry:
             st.caption(f"Held-out accuracy per square over {entry['test_games']} games (every position); dotted: the same probe on a randomly initialised copy of the model.")
+with right2:
     meta = probes[hook].meta.get("held_out")
     if meta:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
         st.markdown(f"**{panels.layer_label(hook)}**: accuracy {meta['accuracy']:.2%}, whole board right {meta['board_exact']:.1%}; per class (recall): {per_class}")
-        st.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26), key="per_square", config={"displayModeBar": False})
+        st.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26), key="per_square", width="content", config={"displayModeBar": False})
 
 if all_layers and state.moves:
     st.subheader("Every layer")
-    cols = st.columns(min(len(hooks), 4))
+    cols = st.columns(4)
     for i, h in enumerate(hooks):
         with cols[i % len(cols)]:
-            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False), key=f"small_{h}", config={"displayModeBar": False})
+            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False), key=f"small_{h}", width="content", config={"displayModeBar": False})
 
 # -- interventions -------------------------------------------------------------------------------
 st.subheader("Intervene: edit the model's board")
@@ -116,9 +118,9 @@ else:
             st.error(str(exc))
         else:
             e1, e2, e3 = st.columns(3)
-            e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", config={"displayModeBar": False})
-            e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", config={"displayModeBar": False})
-            e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", config={"displayModeBar": False})
+            e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", width="content", config={"displayModeBar": False})
+            e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
+            e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", width="content", config={"displayModeBar": False})
             changed = np.flatnonzero(res.legal_edited != res.legal_real)
             st.markdown(
                 f"Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "

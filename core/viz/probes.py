@@ -40,7 +40,7 @@ def layer_accuracy_figure(summary: dict, targets: list[str] | None = None) -> go
         fig.add_trace(go.Scatter(x=layers, y=entry["accuracy"], mode="lines+markers", name=target, line=dict(color=colour)))
         if "random_accuracy" in entry:
             fig.add_trace(go.Scatter(x=layers, y=entry["random_accuracy"], mode="lines", name=f"{target} (random-init model)", line=dict(color=colour, dash="dot")))
-    fig.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(title="held-out accuracy per square", tickformat=".0%"), xaxis_title="layer", legend=dict(font=dict(size=10)))
+    fig.update_layout(margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(title="held-out accuracy per square", tickformat=".0%"), xaxis_title="layer", legend=dict(font=dict(size=10), orientation="h", y=-0.3), height=420)
     return fig
 
 
