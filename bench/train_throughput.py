@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--compile", type=int, default=1, help="1: our trainer uses torch.compile (its warm-up covers compiling)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,10 +82,11 @@ def main() -> None:
         batch_size=args.batch_size,
         eval_every=10**9,
         checkpoint_every_s=10**9,
+        compile=bool(args.compile),
     )
     print(f"{cfg.size}x{cfg.size}, {cfg.n_layers} layers x {cfg.d_model}, batch {cfg.batch_size}, {args.steps} timed steps, torch threads {torch.get_num_threads()}")
     ours, gen_share = time_ours(cfg, args.warmup, args.steps)
-    print(f"  BoardLens trainer (bf16 autocast={cfg.bf16}): {ours:9.0f} tokens/s   game generation {gen_share:.1%} of step time")
+    print(f"  BoardLens trainer (bf16={cfg.bf16}, compile={cfg.compile}): {ours:9.0f} tokens/s   game generation {gen_share:.1%} of step time")
     ht32 = time_hooked(cfg, args.warmup, args.steps, bf16=False)
     print(f"  HookedTransformer float32:              {ht32:9.0f} tokens/s")
     ht16 = time_hooked(cfg, args.warmup, args.steps, bf16=True)

@@ -48,6 +48,7 @@ class TrainConfig:
     target: str = "legal"
     seed: int = 0
     bf16: bool = True
+    compile: bool = False  # torch.compile the training forward (~25 % faster here after ~1 min of compiling)
     eval_every: int = 1000
     eval_games: int = 500
     checkpoint_every_s: float = 120.0
@@ -67,7 +68,7 @@ class TrainConfig:
 # Fields a resumed run may change without changing what it has learned so far. ``steps`` may only
 # grow: the cosine decay keeps its end (``decay_steps``) and the extra steps run at the minimum LR,
 # so ``--steps N --decay-steps D`` from scratch reproduces the extended run exactly.
-OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "steps")
+OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "steps", "compile")
 
 
 @dataclass
@@ -171,6 +172,12 @@ class Trainer:
             self.state = TrainState(**json.loads(saved["state_json"]))
             torch.set_rng_state(saved["torch_rng"])
         self._eval_games = held_out_games(cfg.eval_games, cfg.size)
+        self._train_model = self.model
+        if cfg.compile:
+            try:
+                self._train_model = torch.compile(self.model)
+            except Exception as exc:  # noqa: BLE001 - no compiler here: train eagerly, say so
+                print(f"torch.compile unavailable ({type(exc).__name__}: {exc}); training eagerly", flush=True)
 
     def save(self) -> None:
         """Write the checkpoint to a temporary file, then rename: a kill never leaves half a file."""
@@ -187,7 +194,7 @@ class Trainer:
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            return self.model(tokens)
+            return self._train_model(tokens)
 
     def evaluate(self, games: np.ndarray | None = None) -> dict[str, float]:
         self.model.eval()
