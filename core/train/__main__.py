@@ -107,6 +107,27 @@ def cmd_probes(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def cmd_sae(args: argparse.Namespace) -> None:
+    from core.interp.sae_metrics import sae_metrics
+    from core.models.registry import load_model
+    from core.train.sae import SAETrainConfig, card_for, save_sae, train_sae
+
+    handle = load_model(args.model)
+    cfg = SAETrainConfig(hook=args.hook, architecture=args.architecture, d_sae=args.d_sae, k=args.k, l1_coefficient=args.l1, lr=args.lr, total_tokens=args.tokens, seed=args.seed)
+    bar = tqdm(total=1.0, bar_format="{l_bar}{bar}| {desc}")
+
+    def progress(text: str, fraction: float) -> None:
+        bar.set_description_str(text, refresh=False)
+        bar.n = fraction
+        bar.refresh()
+
+    sae, stats = train_sae(handle, cfg, progress)
+    bar.close()
+    metrics = sae_metrics(handle, sae, cfg.hook, n_games=args.eval_games)
+    save_sae(sae, args.out_dir, card_for(handle, cfg, stats, metrics))
+    print(json.dumps({"training": stats, "metrics": metrics}, indent=2))
+
+
 def _config_flags(cfg: TrainConfig) -> list[str]:
     out = []
     for f in fields(TrainConfig):
@@ -143,6 +164,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--baseline", type=lambda s: s.lower() in ("1", "true", "yes"), default=True, help="also fit on a randomly initialised copy")
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_probes)
+    p = sub.add_parser("sae", help="train a sparse autoencoder on one hook of a model (SAELens format)")
+    p.add_argument("model")
+    p.add_argument("out_dir")
+    p.add_argument("--hook", default="blocks.3.hook_resid_post")
+    p.add_argument("--architecture", default="topk", choices=["topk", "standard"])
+    p.add_argument("--d-sae", type=int, default=2048)
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--l1", type=float, default=5.0)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--tokens", type=int, default=2_000_000)
+    p.add_argument("--eval-games", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sae)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -1,0 +1,73 @@
+"""SAE quality on held-out games, each metric defined once (DESIGN.md §8).
+
+* FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the held-out positions.
+* L0 = mean number of features > 0 per position; MSE = mean squared error per element.
+* dead = fraction of features that never fire on the held-out set; dense = fraction firing on
+  more than 10 % of positions.
+* CE loss recovered = (CE_ablated - CE_sae) / (CE_ablated - CE_clean), where CE is the next-move
+  cross-entropy against the move actually played next, with the hook's activation replaced by the
+  SAE reconstruction, by zeros, or by its mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.games import othello
+from core.interp.probes import collect
+from core.models.handle import ModelHandle
+
+SAE_EVAL_SEED = 3_000_033
+DENSE_THRESHOLD = 0.1
+
+
+def _next_move_ce(logits: torch.Tensor, games: np.ndarray, size: int) -> float:
+    """Mean cross-entropy of the prediction at move t against move t+1, over moves that exist."""
+    ctx = othello.context_length(size)
+    target = torch.from_numpy(othello.squares_to_tokens(games[:, 1 : ctx + 1], size).astype(np.int64))
+    valid = target != 0
+    n = min(logits.shape[1], target.shape[1])
+    ce = F.cross_entropy(logits[:, :n].float().reshape(-1, logits.shape[-1]), target[:, :n].reshape(-1), reduction="none").reshape(len(games), n)
+    return float(ce[valid[:, :n]].mean())
+
+
+@torch.no_grad()
+def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED) -> dict:
+    size = handle.board_size
+    games = othello.random_games(n_games, size, seed=seed)
+    x = collect(handle, games, [hook]).acts[hook]
+    feats = sae.encode(x)
+    recon = sae.decode(feats)
+    active = feats > 0
+    density = active.float().mean(0)
+    mean = x.mean(0)
+    ctx = othello.context_length(size)
+    tokens = torch.from_numpy(othello.squares_to_tokens(games[:, :ctx], size).astype(np.int64))
+
+    def replaced(fn):
+        def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:
+            return fn(act).to(act.dtype)
+
+        return _next_move_ce(handle.run_with_hooks(tokens, [(hook, hook_fn)]), games, size)
+
+    ce_clean = _next_move_ce(handle.forward(tokens), games, size)
+    ce_sae = replaced(lambda a: sae.decode(sae.encode(a.reshape(-1, a.shape[-1]))).reshape(a.shape))
+    ce_zero = replaced(torch.zeros_like)
+    ce_mean = replaced(lambda a: mean.expand_as(a))
+    return {
+        "fvu": float(((x - recon) ** 2).sum() / ((x - mean) ** 2).sum()),
+        "mse": float(((x - recon) ** 2).mean()),
+        "l0": float(active.float().sum(-1).mean()),
+        "dead_fraction": float((density == 0).float().mean()),
+        "dense_fraction": float((density > DENSE_THRESHOLD).float().mean()),
+        "ce_clean": ce_clean,
+        "ce_sae": ce_sae,
+        "ce_zero_ablation": ce_zero,
+        "ce_mean_ablation": ce_mean,
+        "ce_recovered_zero": (ce_zero - ce_sae) / (ce_zero - ce_clean),
+        "ce_recovered_mean": (ce_mean - ce_sae) / (ce_mean - ce_clean),
+        "positions": int(len(x)),
+        "games": n_games,
+    }

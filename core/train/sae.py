@@ -1,0 +1,157 @@
+"""Sparse autoencoders on game activations, trained with SAELens's own trainer.
+
+SAELens's ``SAETrainer`` takes any iterator of activation batches. ``ActivationStream`` is ours:
+activations of one hook over *fresh* synthetic games (the model's own kind of input), held in a
+shuffled buffer that is refilled when half empty, so consecutive batches mix many games and
+positions. The result is saved in SAELens's format (``cfg.json`` + ``sae_weights.safetensors``,
+loadable with ``sae_lens.SAE.load_from_disk``) plus our ``card.json`` with the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.games import othello
+from core.interp.probes import collect
+from core.models.handle import ModelHandle
+
+ARCHITECTURES = ("topk", "standard")
+SAE_SEED_BASE = 3_000_017  # game seeds for SAE activations (not the model's or the probes')
+
+
+@dataclass
+class SAETrainConfig:
+    hook: str = "blocks.3.hook_resid_post"
+    architecture: str = "topk"  # "topk" (k active features) or "standard" (ReLU + L1)
+    d_sae: int = 2048
+    k: int = 32
+    l1_coefficient: float = 5.0
+    lr: float = 3e-4
+    batch_size: int = 1024
+    total_tokens: int = 2_000_000
+    buffer_tokens: int = 65_536
+    games_per_refill: int = 250
+    seed: int = 0
+
+
+class ActivationStream:
+    """Shuffled batches of one hook's activations over fresh games; refills when half empty.
+
+    ``gen_seconds`` / ``generated`` measure how fast activations are produced, to compare with
+    the trainer's consumption.
+    """
+
+    def __init__(self, handle: ModelHandle, hook: str, batch_size: int, buffer_tokens: int, games_per_refill: int, seed: int = 0):
+        self.handle, self.hook = handle, hook
+        self.batch_size, self.capacity = batch_size, max(buffer_tokens, 2 * batch_size)
+        self.games_per_refill, self.seed = games_per_refill, seed
+        self.refills = 0
+        self.generated = 0
+        self.gen_seconds = 0.0
+        self._gen = torch.Generator().manual_seed(seed)
+        self._buffer = torch.empty(0)
+
+    def _refill(self) -> None:
+        parts = [self._buffer]
+        have = len(self._buffer)
+        t0 = time.perf_counter()
+        while have < self.capacity:
+            seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
+            games = othello.random_games(self.games_per_refill, self.handle.board_size, seed=seed)
+            acts = collect(self.handle, games, [self.hook]).acts[self.hook]
+            parts.append(acts)
+            have += len(acts)
+            self.generated += len(acts)
+            self.refills += 1
+        buffer = torch.cat(parts)
+        self._buffer = buffer[torch.randperm(len(buffer), generator=self._gen)]
+        self.gen_seconds += time.perf_counter() - t0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if len(self._buffer) < self.capacity // 2:
+            self._refill()
+        batch, self._buffer = self._buffer[: self.batch_size], self._buffer[self.batch_size :]
+        return batch
+
+
+def make_training_sae(cfg: SAETrainConfig, d_in: int):
+    """A SAELens training SAE of the chosen architecture."""
+    from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
+
+    torch.manual_seed(cfg.seed)
+    if cfg.architecture == "topk":
+        return TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=cfg.d_sae, k=cfg.k))
+    if cfg.architecture == "standard":
+        return StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d_in, d_sae=cfg.d_sae, l1_coefficient=cfg.l1_coefficient))
+    raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
+
+
+def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str, float], None] | None = None):
+    """Train with ``sae_lens.SAETrainer`` on our activation stream -> ``(sae, stats)``."""
+    from sae_lens import LoggingConfig, SAETrainer
+    from sae_lens.config import SAETrainerConfig
+
+    stream = ActivationStream(handle, cfg.hook, cfg.batch_size, cfg.buffer_tokens, cfg.games_per_refill, cfg.seed)
+    first = next(stream)
+    sae = make_training_sae(cfg, first.shape[-1])
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=cfg.total_tokens,
+        train_batch_size_samples=cfg.batch_size,
+        lr=cfg.lr,
+        lr_end=cfg.lr / 10,
+        lr_scheduler_name="cosineannealing",
+        lr_decay_steps=max(1, cfg.total_tokens // cfg.batch_size // 5),
+        logger=LoggingConfig(log_to_wandb=False),
+        device="cpu",
+    )
+
+    def batches():
+        yield first
+        done = cfg.batch_size
+        for batch in stream:
+            done += len(batch)
+            if progress:
+                progress(f"training SAE: {done:,}/{cfg.total_tokens:,} activations", min(done / cfg.total_tokens, 1.0))
+            yield batch
+
+    t0 = time.perf_counter()
+    trained = SAETrainer(trainer_cfg, sae, batches()).fit()
+    wall = time.perf_counter() - t0
+    stats = {
+        "wall_time_s": round(wall, 1),
+        "activations_generated": stream.generated,
+        "generation_rate_per_s": round(stream.generated / max(stream.gen_seconds, 1e-9)),
+        "training_rate_per_s": round(cfg.total_tokens / max(wall - stream.gen_seconds, 1e-9)),
+        "generation_share": round(stream.gen_seconds / max(wall, 1e-9), 3),
+    }
+    return trained, stats
+
+
+def save_sae(sae, folder: str | Path, card: dict) -> Path:
+    """SAELens's format (``cfg.json`` + ``sae_weights.safetensors``) plus our ``card.json``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sae.save_model(str(folder))
+    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return folder
+
+
+def load_sae(folder: str | Path):
+    """An inference SAE from a folder in SAELens's format (with SAELens's own loader)."""
+    from sae_lens import SAE
+
+    return SAE.load_from_disk(str(folder))
+
+
+def card_for(handle: ModelHandle, cfg: SAETrainConfig, stats: dict, metrics: dict) -> dict:
+    return {"model": handle.name, "train_config": asdict(cfg), "training": stats, "metrics": metrics}
