@@ -37,6 +37,13 @@ def test_train_save_load_and_metrics(handle, tmp_path, architecture):
     assert metrics["ce_clean"] < metrics["ce_zero_ablation"]
     if architecture == "topk":
         assert metrics["l0"] <= 8 + 1e-6
+    if architecture == "topk":
+        from core.interp.sae_metrics import board_scores
+        from core.models.registry import randomly_initialised
+
+        board = board_scores(handle, sae, cfg.hook, n_games=30, random_handle=randomly_initialised(handle))
+        assert set(board) == {"sae_features", "mlp_neurons", "random_init_neurons"}
+        assert all(0 <= v["coverage"] <= 1 and 0 <= v["board_reconstruction"] <= 1 for v in board.values())
     folder = save_sae(sae, tmp_path / "sae", card_for(handle, cfg, stats, metrics))
     loaded = load_sae(folder)  # SAELens's own loader
     assert loaded.cfg.d_sae == 128 and loaded.cfg.d_in == handle.cfg.d_model

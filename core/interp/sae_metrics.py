@@ -71,3 +71,24 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
         "positions": int(len(x)),
         "games": n_games,
     }
+
+
+@torch.no_grad()
+def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: int = SAE_EVAL_SEED + 1, random_handle: ModelHandle | None = None) -> dict:
+    """Coverage and board reconstruction of the SAE's features, beside the same layer's MLP neurons
+    (and, if given, the MLP neurons of a randomly initialised copy of the model)."""
+    from core.interp.board_metrics import board_properties, board_reconstruction, coverage
+
+    size = handle.board_size
+    layer = int(hook.split(".")[1])
+    neurons_hook = f"blocks.{layer}.mlp.hook_post"
+    games = othello.random_games(n_games, size, seed=seed)
+    data = collect(handle, games, sorted({hook, neurons_hook}))
+    props, _ = board_properties(data.replay, data.valid)
+    units = {"sae_features": sae.encode(data.acts[hook]), "mlp_neurons": data.acts[neurons_hook]}
+    if random_handle is not None:
+        units["random_init_neurons"] = collect(random_handle, games, [neurons_hook]).acts[neurons_hook]
+    out = {}
+    for name, acts in units.items():
+        out[name] = {"coverage": coverage(acts, props)["coverage"], **board_reconstruction(acts, props)}
+    return out

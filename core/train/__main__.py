@@ -124,6 +124,10 @@ def cmd_sae(args: argparse.Namespace) -> None:
     sae, stats = train_sae(handle, cfg, progress)
     bar.close()
     metrics = sae_metrics(handle, sae, cfg.hook, n_games=args.eval_games)
+    from core.interp.sae_metrics import board_scores
+    from core.models.registry import randomly_initialised
+
+    metrics["board"] = board_scores(handle, sae, cfg.hook, random_handle=randomly_initialised(handle))
     save_sae(sae, args.out_dir, card_for(handle, cfg, stats, metrics))
     print(json.dumps({"training": stats, "metrics": metrics}, indent=2))
 
