@@ -97,6 +97,58 @@ def _sweep(model, base_cache, source_cache, sites: list[tuple[int, str, tuple]],
     return out
 
 
+def _sweep_suffix(model, base_cache, source_cache, sites: list[tuple[int, str, int]], metric: Metric, bucket: int = 8, max_rows: int = MAX_ROWS) -> torch.Tensor:
+    """Like ``_sweep`` for sites at one position each, recomputing only what a patch can change.
+
+    Attention is causal, so a patch at position ``p`` leaves every earlier position as in the base
+    run: each group of sites runs from its layer on the positions from ``start <= p`` onwards, with
+    the earlier positions' keys and values taken from the base run's cache (``start`` = ``p``
+    rounded down to ``bucket``, so nearby positions share one batch). The logits of the earlier
+    positions are the base run's. Exactly the same result, a fraction of the work.
+    """
+    from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry as KVEntry
+
+    out = torch.empty(len(sites))
+    base_logits = _base_logits(model, base_cache)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (layer, name, p) in enumerate(sites):
+        if torch.equal(base_cache[name][0, p], source_cache[name][0, p]):
+            out[i] = float(metric(base_logits).float().reshape(-1)[0])
+        else:
+            groups.setdefault((layer, p - p % bucket), []).append(i)
+    for (layer, start), ids in sorted(groups.items()):
+        for lo in range(0, len(ids), max_rows):
+            chunk = ids[lo : lo + max_rows]
+            rows = len(chunk)
+            per_hook: dict[str, list[tuple[int, int]]] = {}
+            for row, i in enumerate(chunk):
+                _, name, p = sites[i]
+                per_hook.setdefault(name, []).append((row, p))
+
+            def make_hook(entries: list[tuple[int, int]]):
+                def hook(act: torch.Tensor, hook) -> torch.Tensor:
+                    src = source_cache[hook.name][0]
+                    for row, p in entries:
+                        act[row, p - start] = src[p]
+                    return act
+
+                return hook
+
+            resid = base_cache[f"blocks.{layer}.hook_resid_pre"][:, start:].expand(rows, -1, -1).clone()
+            with model.hooks(fwd_hooks=[(name, make_hook(e)) for name, e in per_hook.items()]):
+                for j in range(layer, model.cfg.n_layers):
+                    entry = None
+                    if start > 0:
+                        keys = base_cache[f"blocks.{j}.attn.hook_k"][:, :start].expand(rows, -1, -1, -1)
+                        values = base_cache[f"blocks.{j}.attn.hook_v"][:, :start].expand(rows, -1, -1, -1)
+                        entry = KVEntry(past_keys=keys, past_values=values, frozen=True)
+                    resid = model.blocks[j](resid, past_kv_cache_entry=entry)
+                suffix = model.unembed(model.ln_final(resid))
+            logits = torch.cat([base_logits[:, :start].expand(rows, -1, -1), suffix], dim=1)
+            out[chunk] = metric(logits).float().reshape(rows)
+    return out
+
+
 def _base_logits(model, base_cache) -> torch.Tensor:
     return model(base_cache["blocks.0.hook_resid_pre"], start_at_layer=0)
 
@@ -120,9 +172,10 @@ def act_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_tokens: t
     with _exclusive(model) as m:
         n_layers, n_pos = m.cfg.n_layers, corrupted_tokens.shape[1]
         names = {_hook_name(k, layer) for k in BLOCK_KINDS for layer in range(n_layers)}
+        names |= {f"blocks.{layer}.attn.hook_{kv}" for layer in range(n_layers) for kv in ("k", "v")}
         corrupted, clean = _caches(m, corrupted_tokens, clean_tokens, names)
-        sites = [(layer, _hook_name(k, layer), (p,)) for k in BLOCK_KINDS for layer in range(n_layers) for p in range(n_pos)]
-        return _sweep(m, corrupted, clean, sites, metric).reshape(3, n_layers, n_pos)
+        sites = [(layer, _hook_name(k, layer), p) for k in BLOCK_KINDS for layer in range(n_layers) for p in range(n_pos)]
+        return _sweep_suffix(m, corrupted, clean, sites, metric).reshape(3, n_layers, n_pos)
 
 
 @torch.inference_mode()
