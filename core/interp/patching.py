@@ -3,7 +3,9 @@
 ``transformer_lens.patching`` runs one full forward per patch site (3 x layers x positions for the
 block sweep). Here every row of a batch patches a different site, and a sweep over sites at layer
 ``l`` starts at layer ``l`` from the cached base residual stream (``start_at_layer``), so earlier
-layers are never recomputed. Results equal TransformerLens's, site for site.
+layers are never recomputed; the block sweep also skips the positions before the patched one
+(causal attention leaves them as in the base run; their keys and values come from its cache).
+Results equal TransformerLens's, site for site.
 
 Directions: *denoising* patches clean activations into the corrupted run (how much of the clean
 behaviour does this site restore?); *noising* patches corrupted activations into the clean run
