@@ -183,3 +183,16 @@ def random_legal_move(state: GameState, rng: np.random.Generator | None = None) 
     if not len(legal):
         return None
     return int((rng or np.random.default_rng()).choice(legal))
+
+
+def analysis_page(title: str) -> tuple[ModelSpec, GameState, ModelHandle]:
+    """The common top of an analysis page: state (also when a link opens the page directly),
+    title, pending messages, and the loaded model (the page stops with an error if it cannot load)."""
+    init_state()
+    spec, state = model_spec(), current_state()
+    st.title(title)
+    show_messages()
+    handle = current_handle()
+    if handle is None:
+        st.stop()
+    return spec, state, handle

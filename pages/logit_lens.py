@@ -12,16 +12,8 @@ from core.interp import lens as L
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, dla_figure, lens_legality_figure
 
-ui.init_state()  # idempotent: also when a link opens this page directly
-spec = ui.model_spec()
+spec, state, handle = ui.analysis_page("Logit lens")
 size = spec.board_size
-state = ui.current_state()
-
-st.title("Logit lens")
-ui.show_messages()
-handle = ui.current_handle()
-if handle is None:
-    st.stop()
 
 
 @st.cache_data(show_spinner="Reading the lens over 500 games…", max_entries=8)

@@ -15,16 +15,8 @@ from core.interp.predictions import game_tokens
 from core.viz.board import board_figure
 from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure
 
-ui.init_state()  # idempotent: also when a link opens this page directly
-spec = ui.model_spec()
+spec, state, handle = ui.analysis_page("Patching lab")
 size = spec.board_size
-state = ui.current_state()
-
-st.title("Patching lab")
-ui.show_messages()
-handle = ui.current_handle()
-if handle is None:
-    st.stop()
 moves = state.moves[: othello.context_length(size)]
 if len(moves) < 2:
     st.info("Play at least two moves (here via the Board player, or open a link with ?moves=...) to patch between two games.")

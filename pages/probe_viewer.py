@@ -13,16 +13,8 @@ from core.interp import probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
 
-ui.init_state()  # idempotent: also when a link opens this page directly
-spec = ui.model_spec()
+spec, state, handle = ui.analysis_page("Probe viewer")
 size = spec.board_size
-state = ui.current_state()
-
-st.title("Probe viewer")
-ui.show_messages()
-handle = ui.current_handle()
-if handle is None:
-    st.stop()
 
 summary = ui.probe_summary(handle.name)
 targets = list(P.TARGETS)

@@ -23,6 +23,16 @@ def open_app(**params) -> AppTest:
     return at
 
 
+def open_page(page: str, timeout: int = 300, **params) -> AppTest:
+    """Open ``page`` directly (as a link to it would), with query parameters."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 

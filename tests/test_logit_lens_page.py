@@ -6,18 +6,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.models.registry import list_models
-from tests.test_board_player_page import APP, button, open_app
+from tests.test_board_player_page import button, open_page
 
 BUNDLED = [s for s in list_models() if s.source == "bundled"]
 
 
 def open_lens(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page("pages/logit_lens.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/logit_lens.py", **params)
 
 
 @pytest.mark.parametrize("spec", BUNDLED, ids=[s.name for s in BUNDLED])

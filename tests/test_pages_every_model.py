@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from core.games import othello
 from core.models.registry import list_models
-from tests.test_board_player_page import APP
+from tests.test_board_player_page import open_page
 
 BUNDLED = [s for s in list_models() if s.source == "bundled"]
 PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/patching_lab.py"]
@@ -17,11 +15,7 @@ PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/patching_lab.p
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_for_model(spec, page):
     moves = othello.format_moves(othello.random_games(1, spec.board_size, seed=3)[0][:8], spec.board_size, sep="")
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.query_params["model"] = spec.name
-    at.query_params["moves"] = moves
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
+    at = open_page(page, model=spec.name, moves=moves)
     assert not at.error, [e.value for e in at.error]
     assert len(at.session_state["moves"]) == 8
     assert len(at.get("plotly_chart")) >= 2

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.test_board_player_page import APP
+from tests.test_board_player_page import open_page
 
 
 def open_lab(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page("pages/patching_lab.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/patching_lab.py", **params)
 
 
 def test_lab_renders_and_updates_with_the_corrupted_move():

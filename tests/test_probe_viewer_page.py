@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
-
-from tests.test_board_player_page import APP, button, open_app
+from tests.test_board_player_page import button, open_app, open_page
 
 
 def charts(at) -> dict[str, str]:
@@ -55,10 +53,7 @@ def test_board_player_probe_panel_follows_typed_moves():
 
 
 def test_probe_viewer_with_bad_link_reports_and_renders():
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["moves"] = "d3zz9"
-    at.switch_page("pages/probe_viewer.py").run()  # the link opens this page directly
-    assert not at.exception
+    at = open_page("pages/probe_viewer.py", moves="d3zz9")  # the link opens this page directly
     assert any(t.value == "Probe viewer" for t in at.title)
     assert any("Could not restore the game" in e.value for e in at.error)
     assert any("Play some moves first" in i.value for i in at.info)
