@@ -150,6 +150,18 @@ def play_square(square: int) -> bool:
         return False
 
 
+def undo_move() -> None:
+    set_moves(st.session_state[MOVES][:-1])
+
+
+def play_random_move() -> None:
+    move = random_legal_move(current_state())
+    if move is None:
+        flash("info", "The game is over: there is no move to play.")
+    else:
+        play_square(move)
+
+
 def on_model_change() -> None:
     """Keep the game when the board size stays; otherwise start a new one and say so."""
     name = st.session_state["model_picker"]

@@ -29,20 +29,8 @@ def on_board_click(key: str) -> None:
         ui.play_square(int(data[0] if isinstance(data, list) else data))
 
 
-def on_undo() -> None:
-    ui.set_moves(st.session_state[ui.MOVES][:-1])
-
-
 def on_reset() -> None:
     ui.set_moves(())
-
-
-def on_random() -> None:
-    move = ui.random_legal_move(ui.current_state())
-    if move is None:
-        ui.flash("info", "The game is over: there is no move to play.")
-    else:
-        ui.play_square(move)
 
 
 def on_moves_text(replace: bool) -> None:
@@ -82,9 +70,9 @@ with left:
     st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False})
     st.caption("Click a square to play it. Orange rings: legal moves. Colour: the model's next-move probability; red frame: its top-1; yellow frame: the last move.")
     b1, b2, b3 = st.columns(3)
-    b1.button("Undo", on_click=on_undo, disabled=not state.moves, width="stretch")
+    b1.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     b2.button("Reset", on_click=on_reset, disabled=not state.moves, width="stretch")
-    b3.button("Random move", on_click=on_random, disabled=state.is_over, width="stretch")
+    b3.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
     st.text_input("Moves", key="moves_text", placeholder="d3 c5 f6  ·  d3c5f6  ·  C2 E4 …", help="Square labels: column letter then row number (d3). The published Othello-GPT style (row letter, column from 0: C2) is also read.")
     st.radio("Notation", ["auto", "d3 (column, row from 1)", "C2 (published: row, column from 0)"], key="notation", horizontal=True, label_visibility="collapsed")
     m1, m2 = st.columns(2)

@@ -28,8 +28,8 @@ with top_right:
 with top_left:
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{othello.format_moves(state.moves, size) or '(no moves)'}`")
     b1, b2, b3 = st.columns(3)
-    b1.button("Random move", on_click=lambda: ui.play_square(m) if (m := ui.random_legal_move(ui.current_state())) is not None else None, disabled=state.is_over, width="stretch")
-    b2.button("Undo", on_click=lambda: ui.set_moves(st.session_state[ui.MOVES][:-1]), disabled=not state.moves, width="stretch")
+    b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
+    b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
                "the chart shows how often that early read-out is already a legal move, over 500 random games.")

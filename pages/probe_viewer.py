@@ -49,8 +49,8 @@ with left:
     st.plotly_chart(panels.true_board_figure(state), key="true_board", width="content", config={"displayModeBar": False})
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves")
     b1, b2 = st.columns(2)
-    b1.button("Random move", on_click=lambda: ui.play_square(m) if (m := ui.random_legal_move(ui.current_state())) is not None else None, disabled=state.is_over, width="stretch")
-    b2.button("Undo", on_click=lambda: ui.set_moves(st.session_state[ui.MOVES][:-1]), disabled=not state.moves, width="stretch")
+    b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
+    b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
 with mid:
     fig = panels.probe_board(handle, state, target, hook, probes)
     if fig is None:
