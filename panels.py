@@ -31,11 +31,16 @@ def true_board_figure(state: GameState, cell_px: int = 40):
     return board_figure(state.board, None, legal=state.legal, last_move=last, title="True board (engine)", cell_px=cell_px)
 
 
-def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None):
-    """The probe's reading of the current position at ``hook`` (None before the first move)."""
+def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None, probs: np.ndarray | None = None):
+    """The probe's reading of the current position at ``hook`` (None before the first move).
+
+    ``probs``: the probe's output if already computed (``P.probe_position`` reads every layer in
+    one pass), else it is computed here.
+    """
     if not state.moves:
         return None
-    probs = P.probe_position(handle, {hook: probes[hook]}, state.moves)[hook]
+    if probs is None:
+        probs = P.probe_position(handle, {hook: probes[hook]}, state.moves)[hook]
     truth = P.true_classes(state.moves, state.size, target)
     mover = int(state.replay.mover[0, min(len(state.moves), state.replay.mover.shape[1]) - 1])
     accuracy = float((probs.argmax(-1) == truth).mean())

@@ -20,17 +20,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.interp import interventions as I  # noqa: E402
 from core.interp import probes as P  # noqa: E402
-from core.models.registry import default_model_name, load_model  # noqa: E402
+from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None)
+    add_model_arguments(parser)
     parser.add_argument("--positions", type=int, default=200)
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="default: every layer-set in the table below")
     parser.add_argument("--scales", type=float, nargs="+", default=[0, 0.5, 1, 2, 4, 8, 16])
     args = parser.parse_args()
-    handle = load_model(args.model or default_model_name())
+    handle = load_bench_model(args)
     size, n_layers = handle.board_size, handle.cfg.n_layers
     probes = P.load_probe_set(P.PROBE_ROOT / handle.name, "mine_theirs_empty", handle.cfg.d_model, size)
     by_layer = {p.meta["layer"]: p for p in probes.values()}

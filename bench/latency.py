@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.games import othello  # noqa: E402
 from core.games.play import game_state  # noqa: E402
 from core.interp.predictions import predict, top_k  # noqa: E402
-from core.models.registry import default_model_name, load_model  # noqa: E402
+from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 from core.viz.board import board_figure, history_figure  # noqa: E402
 
 
@@ -36,13 +36,10 @@ def panels(handle, moves: tuple[int, ...]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None)
+    add_model_arguments(parser)
     parser.add_argument("--positions", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    handle = load_model(args.model or default_model_name())
+    handle = load_bench_model(args)
     size = handle.board_size
     games = othello.random_games(args.positions, size, seed=123)
     rng = np.random.default_rng(0)

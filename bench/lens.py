@@ -18,18 +18,15 @@ import torch  # noqa: E402
 
 from core.games import othello  # noqa: E402
 from core.interp import lens as L  # noqa: E402
-from core.models.registry import default_model_name, load_model  # noqa: E402
+from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None)
+    add_model_arguments(parser)
     parser.add_argument("--games", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    handle = load_model(args.model or default_model_name())
+    handle = load_bench_model(args)
     size = handle.board_size
     games = othello.random_games(args.games, size, seed=4242)
     L.lens_legality(handle, games[:20])  # warm-up

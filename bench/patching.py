@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from core.games import othello  # noqa: E402
 from core.interp import patching as P  # noqa: E402
-from core.models.registry import default_model_name, load_model  # noqa: E402
+from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 
 def game_pair(size: int, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -49,14 +49,11 @@ def game_pair(size: int, seed: int = 0) -> tuple[list[int], list[int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--threads", type=int, default=0)
+    add_model_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from transformer_lens import patching as tl_patching
 
-    handle = load_model(args.model or default_model_name())
+    handle = load_bench_model(args)
     size = handle.board_size
     clean_moves, corrupted_moves = game_pair(size)
     tok = lambda moves: torch.from_numpy(othello.squares_to_tokens(np.array([moves]), size).astype(np.int64))  # noqa: E731

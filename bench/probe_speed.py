@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.interp.probes import resid_hooks, train_probes  # noqa: E402
-from core.models.registry import default_model_name, load_model, randomly_initialised  # noqa: E402
+from core.models.registry import randomly_initialised  # noqa: E402
+from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 
 def table(probes: dict) -> list[float]:
@@ -36,15 +37,12 @@ def table(probes: dict) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None)
+    add_model_arguments(parser)
     parser.add_argument("--target", default="mine_theirs_empty")
     parser.add_argument("--train-games", type=int, default=2000)
     parser.add_argument("--test-games", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    handle = load_model(args.model or default_model_name())
+    handle = load_bench_model(args)
     hooks = resid_hooks(handle.cfg.n_layers)
     probes = train_probes(handle, args.target, hooks, args.train_games, args.test_games)
     wall = time.perf_counter() - T0

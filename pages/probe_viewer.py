@@ -75,9 +75,10 @@ with right2:
 if all_layers and state.moves:
     st.subheader("Every layer")
     cols = st.columns(4)
+    every_layer = P.probe_position(handle, probes, state.moves)  # one forward pass for all layers
     for i, h in enumerate(hooks):
         with cols[i % len(cols)]:
-            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False), key=f"small_{h}", width="content", config={"displayModeBar": False})
+            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False, probs=every_layer[h]), key=f"small_{h}", width="content", config={"displayModeBar": False})
 
 # -- interventions -------------------------------------------------------------------------------
 st.subheader("Intervene: edit the model's board")

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from core.games import othello
 from core.models.handle import ModelHandle
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
@@ -56,6 +57,35 @@ def _check(corrupted_tokens: torch.Tensor, clean_tokens: torch.Tensor) -> None:
         raise ValueError("patch one game at a time: tokens of shape (1, pos)")
 
 
+def _copy_hooks(entries: dict[str, list[tuple[int, tuple, tuple]]], source_cache) -> list:
+    """Forward hooks that copy, for each ``(row, dst, src)`` entry of a hook, the source run's
+    activation at ``src`` into batch row ``row`` at ``dst``."""
+
+    def make_hook(rows: list[tuple[int, tuple, tuple]]):
+        def hook(act: torch.Tensor, hook) -> torch.Tensor:
+            src_act = source_cache[hook.name][0]
+            for row, dst, src in rows:
+                act[(row,) + dst] = src_act[src]
+            return act
+
+        return hook
+
+    return [(name, make_hook(rows)) for name, rows in entries.items()]
+
+
+def _group_changed(sites: list[tuple[int, str, tuple]], base_cache, source_cache, out: torch.Tensor, base_value: float, group_key) -> dict:
+    """Sites grouped by ``group_key(site)``; a site whose source and base activations are equal
+    (e.g. before the first move where the games differ: attention is causal) cannot change
+    anything, so it gets ``base_value`` in ``out`` and no patched run."""
+    groups: dict = {}
+    for i, (layer, name, index) in enumerate(sites):
+        if torch.equal(base_cache[name][0][index], source_cache[name][0][index]):
+            out[i] = base_value
+        else:
+            groups.setdefault(group_key(layer, index), []).append(i)
+    return groups
+
+
 def _sweep(model, base_cache, source_cache, sites: list[tuple[int, str, tuple]], metric: Metric, max_rows: int = MAX_ROWS) -> torch.Tensor:
     """Metric of the base run with each site patched from the source run -> ``(n_sites,)``.
 
@@ -63,44 +93,25 @@ def _sweep(model, base_cache, source_cache, sites: list[tuple[int, str, tuple]],
     of the activation to copy. Sites are grouped by layer so each group starts at its layer.
     """
     out = torch.empty(len(sites))
-    by_layer: dict[int, list[int]] = {}
-    unchanged = []
-    for i, (layer, name, index) in enumerate(sites):
-        # A site whose source and base activations are equal (e.g. before the first move where the
-        # games differ: attention is causal) cannot change anything: its patched run is the base run.
-        if torch.equal(base_cache[name][0][index], source_cache[name][0][index]):
-            unchanged.append(i)
-        else:
-            by_layer.setdefault(layer, []).append(i)
-    if unchanged:
-        out[unchanged] = float(metric(_base_logits(model, base_cache)).float().reshape(-1)[0])
+    base_value = float(metric(_base_logits(model, base_cache)).float().reshape(-1)[0])
+    by_layer = _group_changed(sites, base_cache, source_cache, out, base_value, lambda layer, index: layer)
     for layer, ids in sorted(by_layer.items()):
         start = base_cache[f"blocks.{layer}.hook_resid_pre"]  # (1, pos, d_model)
         for lo in range(0, len(ids), max_rows):
             chunk = ids[lo : lo + max_rows]
-            per_hook: dict[str, list[tuple[int, tuple]]] = {}
+            entries: dict[str, list] = {}
             for row, i in enumerate(chunk):
                 _, name, index = sites[i]
-                per_hook.setdefault(name, []).append((row, index))
-
-            def make_hook(entries: list[tuple[int, tuple]]):
-                def hook(act: torch.Tensor, hook) -> torch.Tensor:
-                    src = source_cache[hook.name][0]
-                    for row, index in entries:
-                        act[(row,) + index] = src[index]
-                    return act
-
-                return hook
-
-            hooks = [(name, make_hook(entries)) for name, entries in per_hook.items()]
-            with model.hooks(fwd_hooks=hooks):
+                entries.setdefault(name, []).append((row, index, index))
+            with model.hooks(fwd_hooks=_copy_hooks(entries, source_cache)):
                 logits = model(start.expand(len(chunk), -1, -1).clone(), start_at_layer=layer)
             out[chunk] = metric(logits).float().reshape(len(chunk))
     return out
 
 
-def _sweep_suffix(model, base_cache, source_cache, sites: list[tuple[int, str, int]], metric: Metric, bucket: int = 8, max_rows: int = MAX_ROWS) -> torch.Tensor:
-    """Like ``_sweep`` for sites at one position each, recomputing only what a patch can change.
+def _sweep_suffix(model, base_cache, source_cache, sites: list[tuple[int, str, tuple]], metric: Metric, bucket: int = 8, max_rows: int = MAX_ROWS) -> torch.Tensor:
+    """Like ``_sweep`` for sites at one position each (``index = (p,)``), recomputing only what a
+    patch can change.
 
     Attention is causal, so a patch at position ``p`` leaves every earlier position as in the base
     run: each group of sites runs from its layer on the positions from ``start <= p`` onwards, with
@@ -112,32 +123,18 @@ def _sweep_suffix(model, base_cache, source_cache, sites: list[tuple[int, str, i
 
     out = torch.empty(len(sites))
     base_logits = _base_logits(model, base_cache)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, (layer, name, p) in enumerate(sites):
-        if torch.equal(base_cache[name][0, p], source_cache[name][0, p]):
-            out[i] = float(metric(base_logits).float().reshape(-1)[0])
-        else:
-            groups.setdefault((layer, p - p % bucket), []).append(i)
+    base_value = float(metric(base_logits).float().reshape(-1)[0])
+    groups = _group_changed(sites, base_cache, source_cache, out, base_value, lambda layer, index: (layer, index[0] - index[0] % bucket))
     for (layer, start), ids in sorted(groups.items()):
         for lo in range(0, len(ids), max_rows):
             chunk = ids[lo : lo + max_rows]
             rows = len(chunk)
-            per_hook: dict[str, list[tuple[int, int]]] = {}
+            entries: dict[str, list] = {}
             for row, i in enumerate(chunk):
-                _, name, p = sites[i]
-                per_hook.setdefault(name, []).append((row, p))
-
-            def make_hook(entries: list[tuple[int, int]]):
-                def hook(act: torch.Tensor, hook) -> torch.Tensor:
-                    src = source_cache[hook.name][0]
-                    for row, p in entries:
-                        act[row, p - start] = src[p]
-                    return act
-
-                return hook
-
+                _, name, (p,) = sites[i]
+                entries.setdefault(name, []).append((row, (p - start,), (p,)))
             resid = base_cache[f"blocks.{layer}.hook_resid_pre"][:, start:].expand(rows, -1, -1).clone()
-            with model.hooks(fwd_hooks=[(name, make_hook(e)) for name, e in per_hook.items()]):
+            with model.hooks(fwd_hooks=_copy_hooks(entries, source_cache)):
                 for j in range(layer, model.cfg.n_layers):
                     entry = None
                     if start > 0:
@@ -176,7 +173,7 @@ def act_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_tokens: t
         names = {_hook_name(k, layer) for k in BLOCK_KINDS for layer in range(n_layers)}
         names |= {f"blocks.{layer}.attn.hook_{kv}" for layer in range(n_layers) for kv in ("k", "v")}
         corrupted, clean = _caches(m, corrupted_tokens, clean_tokens, names)
-        sites = [(layer, _hook_name(k, layer), p) for k in BLOCK_KINDS for layer in range(n_layers) for p in range(n_pos)]
+        sites = [(layer, _hook_name(k, layer), (p,)) for k in BLOCK_KINDS for layer in range(n_layers) for p in range(n_pos)]
         return _sweep_suffix(m, corrupted, clean, sites, metric).reshape(3, n_layers, n_pos)
 
 
@@ -266,20 +263,17 @@ def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: int
     Returns ``(clean, corrupted, dropped)``: both games cut to the same length (the corrupted game
     stops at the first later move that became illegal) and how many clean moves were dropped.
     """
-    from core.games import othello
-
     if not 0 <= index < len(moves):
         raise ValueError(f"move index {index} is outside the game (1..{len(moves)})")
     rep = othello.replay(np.array([moves[: max(index, 1)]]), size)
     legal = rep.start_legal if index == 0 else rep.legal_next[0, -1]
     if not legal[replacement] or replacement == moves[index]:
         raise ValueError(f"{othello.square_to_label(replacement, size)} is not a legal alternative to move {index + 1}")
-    corrupted = list(moves[:index]) + [replacement]
-    for m in moves[index + 1 :]:
-        rep = othello.replay(np.array([corrupted]), size)
-        if not rep.legal_next[0, -1][m]:
-            break
-        corrupted.append(m)
+    corrupted = list(moves[:index]) + [replacement] + list(moves[index + 1 :])
+    try:
+        othello.replay(np.array([corrupted]), size)
+    except othello.MoveError as exc:  # the first later move the change made illegal
+        corrupted = corrupted[: exc.move]
     n = len(corrupted)
     return tuple(moves[:n]), tuple(corrupted), len(moves) - n
 
