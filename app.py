@@ -10,12 +10,7 @@ import ui
 
 st.set_page_config(page_title="BoardLens", page_icon="⚫", layout="wide")
 ui.init_state()
-pages = [
-    st.Page("pages/board_player.py", title="Board player", icon="⚫", default=True),
-    st.Page("pages/probe_viewer.py", title="Probe viewer", icon="🔎"),
-    st.Page("pages/logit_lens.py", title="Logit lens", icon="🔬"),
-    st.Page("pages/patching_lab.py", title="Patching lab", icon="🩹"),
-]
-page = st.navigation(pages)
+page = st.navigation(ui.app_pages())
+st.session_state[ui.SHELL] = True
 ui.sidebar()
 page.run()

@@ -13,6 +13,7 @@ import streamlit as st
 from core.games import othello
 from core.games.play import GameState, IllegalMoveError, game_state, play
 from core.interp import probes as P
+from core.interp import sae_features, sae_store
 from core.interp.predictions import Predictions, predict
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
@@ -197,9 +198,33 @@ def random_legal_move(state: GameState, rng: np.random.Generator | None = None) 
     return int((rng or np.random.default_rng()).choice(legal))
 
 
+SHELL = "_shell"
+
+
+def app_pages() -> list:
+    return [
+        st.Page("pages/board_player.py", title="Board player", icon="⚫", default=True),
+        st.Page("pages/probe_viewer.py", title="Probe viewer", icon="🔎"),
+        st.Page("pages/logit_lens.py", title="Logit lens", icon="🔬"),
+        st.Page("pages/sae_browser.py", title="SAE feature browser", icon="🧩"),
+        st.Page("pages/patching_lab.py", title="Patching lab", icon="🩹"),
+    ]
+
+
+def ensure_shell() -> None:
+    """A link straight to a page on a freshly started server runs that page's file on its own
+    (Streamlit falls back to the ``pages/`` folder until ``app.py`` has run once). Registering the
+    navigation and rerunning hands the request to ``app.py``, which opens the same page."""
+    if not st.session_state.get(SHELL):
+        st.navigation(app_pages())
+        st.session_state[SHELL] = True
+        st.rerun()
+
+
 def analysis_page(title: str) -> tuple[ModelSpec, GameState, ModelHandle]:
     """The common top of an analysis page: state (also when a link opens the page directly),
     title, pending messages, and the loaded model (the page stops with an error if it cannot load)."""
+    ensure_shell()
     init_state()
     spec, state = model_spec(), current_state()
     st.title(title)
@@ -208,3 +233,51 @@ def analysis_page(title: str) -> tuple[ModelSpec, GameState, ModelHandle]:
     if handle is None:
         st.stop()
     return spec, state, handle
+
+
+# -- sparse autoencoders ------------------------------------------------------------------------
+
+TRAINED_SAES = "trained_saes"
+
+
+@st.cache_resource(show_spinner="Loading SAE…", max_entries=8)
+def cached_bundled_sae(name: str, sae_name: str):
+    """A bundled SAE (shared, read-only); ``SAELoadError`` if its files are unusable."""
+    entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
+    handle = cached_model(name)
+    return sae_store.load_sae(entry.folder, d_in=hook_width(handle, entry.hook))
+
+
+@st.cache_resource(show_spinner="Indexing features over held-out games…", max_entries=8)
+def cached_bundled_index(name: str, sae_name: str) -> sae_features.FeatureIndex:
+    entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
+    return sae_features.build_index(cached_model(name), cached_bundled_sae(name, sae_name), entry.hook)
+
+
+def hook_width(handle: ModelHandle, hook: str) -> int:
+    return handle.cfg.d_mlp if hook.endswith("mlp.hook_post") else handle.cfg.d_model
+
+
+def sae_choices(name: str) -> dict[str, dict]:
+    """SAE name -> card: the model's bundled SAEs, then those trained in this session."""
+    out = {e.name: e.card for e in sae_store.list_saes(name)}
+    for (model, sae_name), (_, card, _) in st.session_state.get(TRAINED_SAES, {}).items():
+        if model == name:
+            out[sae_name] = card
+    return out
+
+
+def sae_and_index(name: str, sae_name: str):
+    """``(sae, index)`` of a bundled or session-trained SAE; None with the error shown if unusable."""
+    trained = st.session_state.get(TRAINED_SAES, {}).get((name, sae_name))
+    if trained:
+        return trained[0], trained[2]
+    try:
+        return cached_bundled_sae(name, sae_name), cached_bundled_index(name, sae_name)
+    except sae_store.SAELoadError as exc:
+        st.error(f"SAE {sae_name!r} could not be loaded: {exc}")
+        return None
+
+
+def store_trained_sae(name: str, sae_name: str, sae, card: dict, index: sae_features.FeatureIndex) -> None:
+    st.session_state.setdefault(TRAINED_SAES, {})[(name, sae_name)] = (sae, card, index)

@@ -13,6 +13,7 @@ from core.games.play import IllegalMoveError, game_state
 from core.interp.predictions import top_k
 from core.viz.board import board_figure, history_figure
 
+ui.ensure_shell()
 ui.init_state()  # idempotent: also when a link opens this page directly
 spec = ui.model_spec()
 size = spec.board_size

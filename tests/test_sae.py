@@ -9,7 +9,8 @@ import torch
 
 from core.interp.sae_metrics import sae_metrics
 from core.models.registry import load_model
-from core.train.sae import ActivationStream, SAETrainConfig, card_for, load_sae, save_sae, train_sae
+from core.interp.sae_store import load_sae, save_sae
+from core.train.sae import ActivationStream, SAETrainConfig, card_for, train_sae
 
 
 @pytest.fixture(scope="module")

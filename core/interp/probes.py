@@ -103,10 +103,9 @@ def collect(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size
     rep = othello.replay(games, size)
     valid = valid_positions(rep)
     tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
-    wanted = set(hooks)
     chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     for start in range(0, len(games), batch_size):
-        _, cache = handle.run_with_cache(tokens[start : start + batch_size], names_filter=lambda name: name in wanted)
+        cache = handle.activations(tokens[start : start + batch_size], hooks)
         mask = torch.from_numpy(valid[start : start + batch_size])
         for h in hooks:
             chunks[h].append(cache[h][mask].float().clone())

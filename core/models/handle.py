@@ -27,6 +27,14 @@ class ModelInfo:
     source: str = ""
 
 
+def block_of(hook: str) -> int | None:
+    """The block a hook lives in (``blocks.3.mlp.hook_post`` -> 3); None after the last block,
+    and -1 before the first (embeddings)."""
+    if hook.startswith("blocks."):
+        return int(hook.split(".")[1])
+    return -1 if hook.startswith(("hook_embed", "hook_pos_embed")) else None
+
+
 class ModelHandle:
     def __init__(self, model, info: ModelInfo):
         model.eval()
@@ -67,6 +75,19 @@ class ModelHandle:
         """Logits and an ``ActivationCache`` (optionally only the hooks ``names_filter`` accepts)."""
         with self._lock, torch.inference_mode():
             return self._model.run_with_cache(tokens, names_filter=names_filter)
+
+    def activations(self, tokens: torch.Tensor, hooks: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Some hooks' activations, running only the blocks they need.
+
+        Collecting a middle layer for SAEs or probes does not need the layers above it or the
+        unembedding: stopping early makes activation generation up to twice as fast.
+        """
+        wanted = set(hooks)
+        layers = [block_of(h) for h in wanted]
+        stop = None if any(layer is None for layer in layers) else max(layers) + 1
+        with self._lock, torch.inference_mode():
+            _, cache = self._model.run_with_cache(tokens, names_filter=lambda name: name in wanted, stop_at_layer=stop)
+        return {h: cache[h] for h in hooks}
 
     def run_with_hooks(self, tokens: torch.Tensor, fwd_hooks: Sequence[Hook]) -> torch.Tensor:
         """Logits with temporary forward hooks; they are gone when this returns (or raises)."""

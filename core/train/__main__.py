@@ -108,12 +108,16 @@ def cmd_probes(args: argparse.Namespace) -> None:
 
 
 def cmd_sae(args: argparse.Namespace) -> None:
-    from core.interp.sae_metrics import sae_metrics
-    from core.models.registry import load_model
-    from core.train.sae import SAETrainConfig, card_for, save_sae, train_sae
+    from core.interp.sae_metrics import board_scores, sae_metrics
+    from core.interp.sae_store import save_sae
+    from core.models.registry import load_model, randomly_initialised
+    from core.train.sae import SAETrainConfig, card_for, train_sae
 
     handle = load_model(args.model)
-    cfg = SAETrainConfig(hook=args.hook, architecture=args.architecture, d_sae=args.d_sae, k=args.k, l1_coefficient=args.l1, lr=args.lr, total_tokens=args.tokens, seed=args.seed)
+    base = dict(
+        hook=args.hook, architecture=args.architecture, d_sae=args.d_sae, l1_coefficient=args.l1, lr=args.lr, batch_size=args.batch_size,
+        dead_feature_window=args.dead_window, seed=args.seed,
+    )
     bar = tqdm(total=1.0, bar_format="{l_bar}{bar}| {desc}")
 
     def progress(text: str, fraction: float) -> None:
@@ -121,15 +125,25 @@ def cmd_sae(args: argparse.Namespace) -> None:
         bar.n = fraction
         bar.refresh()
 
+    curve = []
+    for k in args.curve_k:  # the sparsity trade-off: same SAE, other k, fewer activations
+        point_cfg = SAETrainConfig(k=k, total_tokens=args.curve_tokens, **base)
+        point_sae, _ = train_sae(handle, point_cfg, progress)
+        m = sae_metrics(handle, point_sae, args.hook, n_games=args.eval_games)
+        curve.append({"name": f"k={k}", "k": k, "tokens": args.curve_tokens, **{key: m[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}})
+        bar.write(f"k={k}: L0 {m['l0']:.1f} FVU {m['fvu']:.3f} CE recovered {m['ce_recovered_zero']:.3f}")
+    cfg = SAETrainConfig(k=args.k, total_tokens=args.tokens, **base)
     sae, stats = train_sae(handle, cfg, progress)
     bar.close()
     metrics = sae_metrics(handle, sae, cfg.hook, n_games=args.eval_games)
-    from core.interp.sae_metrics import board_scores
-    from core.models.registry import randomly_initialised
-
     metrics["board"] = board_scores(handle, sae, cfg.hook, random_handle=randomly_initialised(handle))
-    save_sae(sae, args.out_dir, card_for(handle, cfg, stats, metrics))
-    print(json.dumps({"training": stats, "metrics": metrics}, indent=2))
+    card = card_for(handle, cfg, stats, metrics)
+    card["command"] = "python -m core.train " + shlex.join(sys.argv[1:])
+    if curve:
+        curve.append({"name": f"k={args.k} (this SAE)", "k": args.k, "tokens": args.tokens, **{key: metrics[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}})
+        card["curve"] = sorted(curve, key=lambda p: p["l0"])
+    save_sae(sae, args.out_dir, card)
+    print(json.dumps({"training": stats, "metrics": metrics, "curve": curve}, indent=2))
 
 
 def _config_flags(cfg: TrainConfig) -> list[str]:
@@ -179,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--tokens", type=int, default=2_000_000)
     p.add_argument("--eval-games", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--dead-window", type=int, default=200, help="TopK: steps without firing before the auxiliary loss revives a feature")
+    p.add_argument("--curve-k", type=int, nargs="*", default=[], help="also train these k (TopK) for the FVU-vs-L0 curve in the card")
+    p.add_argument("--curve-tokens", type=int, default=500_000, help="activations for each curve point")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sae)
     args = parser.parse_args(argv)

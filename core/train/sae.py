@@ -9,10 +9,8 @@ loadable with ``sae_lens.SAE.load_from_disk``) plus our ``card.json`` with the m
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -38,6 +36,7 @@ class SAETrainConfig:
     total_tokens: int = 2_000_000
     buffer_tokens: int = 65_536
     games_per_refill: int = 250
+    dead_feature_window: int = 200  # steps without firing before TopK's auxiliary loss revives a feature
     seed: int = 0
 
 
@@ -111,6 +110,8 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
         lr_end=cfg.lr / 10,
         lr_scheduler_name="cosineannealing",
         lr_decay_steps=max(1, cfg.total_tokens // cfg.batch_size // 5),
+        dead_feature_window=cfg.dead_feature_window,
+        feature_sampling_window=max(cfg.dead_feature_window, 1),
         logger=LoggingConfig(log_to_wandb=False),
         device="cpu",
     )
@@ -137,21 +138,5 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
     return trained, stats
 
 
-def save_sae(sae, folder: str | Path, card: dict) -> Path:
-    """SAELens's format (``cfg.json`` + ``sae_weights.safetensors``) plus our ``card.json``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    sae.save_model(str(folder))
-    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
-    return folder
-
-
-def load_sae(folder: str | Path):
-    """An inference SAE from a folder in SAELens's format (with SAELens's own loader)."""
-    from sae_lens import SAE
-
-    return SAE.load_from_disk(str(folder))
-
-
 def card_for(handle: ModelHandle, cfg: SAETrainConfig, stats: dict, metrics: dict) -> dict:
-    return {"model": handle.name, "train_config": asdict(cfg), "training": stats, "metrics": metrics}
+    return {"model": handle.name, "hook": cfg.hook, "train_config": asdict(cfg), "training": stats, "metrics": metrics}

@@ -1,0 +1,279 @@
+"""What the SAE feature browser shows about each feature, computed once per (model, SAE).
+
+Browsing must be instant, so one pass over held-out games encodes every position and keeps only the
+non-zero feature activations (an SAE is sparse: ~L0 per position), grouped by feature and sorted by
+value. A feature's top-activating positions, its quantile samples and its activation histogram are
+then slices of that table, not forward passes. The same pass scores every feature against the
+engine's board properties (best F1 over the Karvonen et al. thresholds, as in ``board_metrics``).
+
+Per-feature weights views use the decoder direction written into the residual stream: for an SAE on
+``mlp.hook_post`` (neuron space) that is ``W_dec @ W_out``; for residual and ``*_out`` hooks it is
+``W_dec`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.games import othello
+from core.interp.board_metrics import THRESHOLDS, board_properties
+from core.interp.predictions import game_tokens
+from core.interp.probes import collect
+from core.models.handle import ModelHandle, block_of
+
+BROWSER_SEED = 3_000_051  # held-out games for the browser (not the SAE's training or metric games)
+
+
+@dataclass(frozen=True)
+class FeatureIndex:
+    """Sparse feature activations over held-out games, grouped by feature (largest first).
+
+    The activations of feature ``f`` are ``values[ptr[f]:ptr[f + 1]]`` at positions
+    ``position[ptr[f]:ptr[f + 1]]``; position ``p`` is game ``game[p]`` after move ``move[p]``.
+    """
+
+    size: int
+    hook: str
+    games: np.ndarray  # int (G, T) squares
+    boards: np.ndarray  # int8 (G, T, size, size) board after each move
+    mover: np.ndarray  # int8 (G, T) who made each move
+    game: np.ndarray  # int (N,) game of each position
+    move: np.ndarray  # int (N,) move index of each position
+    ptr: np.ndarray  # int64 (d_sae + 1,)
+    position: np.ndarray  # int32 (nnz,)
+    values: np.ndarray  # float32 (nnz,)
+    property_names: list[str]
+    best_property: np.ndarray  # int (d_sae,) index into property_names; -1 if the feature never fires
+    best_f1: np.ndarray  # float32 (d_sae,)
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.game)
+
+    @property
+    def d_sae(self) -> int:
+        return len(self.ptr) - 1
+
+    def activations(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, values)`` of one feature, largest value first."""
+        self._check(feature)
+        lo, hi = self.ptr[feature], self.ptr[feature + 1]
+        return self.position[lo:hi], self.values[lo:hi]
+
+    @property
+    def density(self) -> np.ndarray:
+        return np.diff(self.ptr) / max(self.n_positions, 1)
+
+    @property
+    def max_activation(self) -> np.ndarray:
+        counts = np.diff(self.ptr)
+        out = np.zeros(self.d_sae, dtype=np.float32)
+        fired = counts > 0
+        out[fired] = self.values[self.ptr[:-1][fired]]
+        return out
+
+    def _check(self, feature: int) -> None:
+        if not 0 <= feature < self.d_sae:
+            raise ValueError(f"feature must be in 0..{self.d_sae - 1}, got {feature}")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One position where a feature fires: the board after ``move``, and who just moved."""
+
+    game: int
+    move: int
+    value: float
+    board: np.ndarray  # int8 (size, size)
+    last_move: int  # square
+    mover: int
+    moves: tuple[int, ...]  # the game up to and including ``move``
+
+
+def residual_directions(handle: ModelHandle, sae, hook: str) -> torch.Tensor:
+    """``(d_sae, d_model)``: what each feature's decoder direction writes into the residual stream."""
+    w_dec = sae.W_dec.detach().float()
+    if hook.endswith("mlp.hook_post"):
+        return w_dec @ handle.model.blocks[block_of(hook)].mlp.W_out.detach().float()
+    if w_dec.shape[1] != handle.cfg.d_model:
+        raise ValueError(f"an SAE on {hook} (width {w_dec.shape[1]}) has no residual-stream direction")
+    return w_dec
+
+
+def _encode(sae, acts: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Non-zero ``(position, feature, value)`` triples of ``sae.encode`` over ``acts``."""
+    pos, feat, val = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(acts), chunk):
+            f = sae.encode(acts[start : start + chunk]).float()
+            p, k = torch.nonzero(f > 0, as_tuple=True)
+            pos.append(p + start)
+            feat.append(k)
+            val.append(f[p, k])
+    return torch.cat(pos), torch.cat(feat), torch.cat(val)
+
+
+def _best_properties(pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, props: np.ndarray, d_sae: int, max_act: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Best F1 of "feature fires above t x max" as a predictor of each property, any threshold.
+
+    Sparse: ``tp[f, p]`` is a sparse (features x positions) matrix times the dense property table.
+    """
+    n = props.shape[0]
+    p = torch.from_numpy(props).float()
+    positives = p.sum(0)[None, :]
+    best_f1 = torch.zeros(d_sae)
+    best_prop = torch.full((d_sae,), -1, dtype=torch.long)
+    for t in THRESHOLDS:
+        keep = val > t * max_act[feat]
+        if not keep.any():
+            continue
+        fire = torch.sparse_coo_tensor(torch.stack([feat[keep], pos[keep]]), torch.ones(int(keep.sum())), (d_sae, n), check_invariants=False).coalesce()
+        tp = torch.sparse.mm(fire, p)  # (d_sae, props)
+        fired = torch.bincount(feat[keep], minlength=d_sae).float()[:, None]
+        f1 = 2 * tp / (fired + positives).clamp(min=1)
+        value, index = f1.max(1)
+        better = value > best_f1
+        best_f1 = torch.where(better, value, best_f1)
+        best_prop = torch.where(better, index, best_prop)
+    return best_prop.numpy(), best_f1.numpy()
+
+
+def build_index(handle: ModelHandle, sae, hook: str, n_games: int = 500, seed: int = BROWSER_SEED, progress=None) -> FeatureIndex:
+    """Encode ``n_games`` fresh games once; keep the non-zero activations grouped by feature."""
+    size = handle.board_size
+    games = othello.random_games(n_games, size, seed=seed)[:, : othello.context_length(size)]
+    data = collect(handle, games, [hook], progress=progress)
+    rep, valid = data.replay, data.valid
+    game_idx, move_idx = np.nonzero(valid)
+    if progress:
+        progress("encoding with the SAE", 0.9)
+    pos, feat, val = _encode(sae, data.acts[hook])
+    d_sae = int(sae.cfg.d_sae)
+    order = np.lexsort((-val.numpy(), feat.numpy()))
+    counts = np.bincount(feat.numpy(), minlength=d_sae)
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    max_act = torch.zeros(d_sae).scatter_reduce(0, feat, val, reduce="amax")
+    props, names = board_properties(rep, valid)
+    if progress:
+        progress("matching features to board properties", 0.95)
+    best_prop, best_f1 = _best_properties(pos, feat, val, props, d_sae, max_act)
+    return FeatureIndex(
+        size=size, hook=hook, games=games, boards=rep.boards, mover=rep.mover, game=game_idx, move=move_idx,
+        ptr=ptr, position=pos.numpy()[order].astype(np.int32), values=val.numpy()[order].astype(np.float32),
+        property_names=names, best_property=best_prop, best_f1=best_f1.astype(np.float32),
+    )
+
+
+def feature_table(index: FeatureIndex) -> dict[str, np.ndarray]:
+    """Columns of the sortable feature table (one row per feature)."""
+    names = np.array(index.property_names + ["—"], dtype=object)
+    return {
+        "feature": np.arange(index.d_sae),
+        "density": index.density,
+        "max activation": index.max_activation,
+        "best property": names[index.best_property],
+        "F1": index.best_f1,
+    }
+
+
+def _example(index: FeatureIndex, position: int, value: float) -> Example:
+    g, t = int(index.game[position]), int(index.move[position])
+    return Example(
+        game=g, move=t, value=float(value), board=index.boards[g, t], last_move=int(index.games[g, t]), mover=int(index.mover[g, t]),
+        moves=tuple(int(m) for m in index.games[g, : t + 1]),
+    )
+
+
+def top_examples(index: FeatureIndex, feature: int, k: int = 12) -> list[Example]:
+    positions, values = index.activations(feature)
+    return [_example(index, int(p), float(v)) for p, v in zip(positions[:k], values[:k])]
+
+
+def quantile_examples(index: FeatureIndex, feature: int, bands: int = 3, per_band: int = 4, seed: int = 0) -> list[tuple[str, list[Example]]]:
+    """Random positions from lower activation bands (by fraction of the max), like dashboards do:
+    the top examples alone hide what a feature does most of the time."""
+    positions, values = index.activations(feature)
+    if not len(values):
+        return []
+    top = values[0]
+    rng = np.random.default_rng(seed + feature)
+    out = []
+    edges = np.linspace(0, 1, bands + 1)
+    for lo, hi in zip(edges[-2::-1], edges[:0:-1]):
+        inside = np.flatnonzero((values > lo * top) & (values <= hi * top))
+        if hi == 1:
+            inside = inside[inside >= 12] if len(inside) > 12 else inside  # the top examples are shown already
+        if not len(inside):
+            continue
+        pick = np.sort(rng.choice(inside, size=min(per_band, len(inside)), replace=False))
+        out.append((f"{lo:.0%}–{hi:.0%} of max", [_example(index, int(positions[i]), float(values[i])) for i in pick]))
+    return out
+
+
+def logit_effects(handle: ModelHandle, directions: torch.Tensor, feature: int) -> np.ndarray:
+    """The decoder direction read directly through the unembedding, per square ``(size*size,)``
+    (the direct path only; later layers may change it). Centre squares have no token: 0."""
+    size = handle.board_size
+    with torch.inference_mode():
+        per_token = (directions[feature] @ handle.model.W_U.float()).numpy()
+    out = np.zeros(size * size, dtype=np.float32)
+    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
+    out[squares] = per_token[1:] - per_token[1:].mean()
+    return out
+
+
+def probe_cosines(direction: torch.Tensor, probe_weight: torch.Tensor) -> dict[str, np.ndarray]:
+    """Cosine of one residual direction with each square's probe directions.
+
+    ``probe_weight (d_model, size, size, 3)`` of a mine/theirs/empty probe. Directions: "mine −
+    theirs" (the published one used for interventions) and "empty − occupied".
+    """
+    w = probe_weight.float().reshape(probe_weight.shape[0], -1, probe_weight.shape[-1])
+    dirs = {"mine − theirs": w[..., 1] - w[..., 2], "empty − occupied": w[..., 0] - (w[..., 1] + w[..., 2]) / 2}
+    d = direction.float()
+    return {name: (torch.nn.functional.cosine_similarity(v, d[:, None], dim=0)).numpy() for name, v in dirs.items()}
+
+
+def probe_hook_for(hook: str, n_layers: int) -> str | None:
+    """The residual-stream probe hook that reads what ``hook`` writes (same block's resid_post;
+    for resid_pre, the previous block's)."""
+    layer = block_of(hook)
+    if layer is None or layer < 0:
+        return None
+    if hook.endswith("hook_resid_pre"):
+        return f"blocks.{layer - 1}.hook_resid_post" if layer > 0 else None
+    return f"blocks.{min(layer, n_layers - 1)}.hook_resid_post"
+
+
+def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k: int = 10) -> list[tuple[int, float]]:
+    """The ``k`` most active features at the latest position of a game: ``(feature, value)``."""
+    if not moves:
+        return []
+    tokens = game_tokens(moves, handle.board_size)
+    act = handle.activations(tokens, [hook])[hook][0, -1].float()
+    with torch.inference_mode():
+        f = sae.encode(act[None])[0].float()
+    values, features = f.topk(min(k, len(f)))
+    return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
+
+
+def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Next-move probabilities per square ``(size*size,)`` at the latest position, without and with
+    the SAE's reconstruction replacing the hook's activation (the seed notebook's check)."""
+    size = handle.board_size
+    tokens = game_tokens(moves, size)
+
+    def splice(act: torch.Tensor, hook) -> torch.Tensor:
+        flat = act.reshape(-1, act.shape[-1]).float()
+        return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.dtype)
+
+    clean = handle.forward(tokens)[0, -1].float().softmax(-1).numpy()
+    spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
+    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
+    out = np.zeros((2, size * size), dtype=np.float32)
+    out[0, squares] = clean[1:]
+    out[1, squares] = spliced[1:]
+    return out[0], out[1]

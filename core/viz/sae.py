@@ -1,0 +1,75 @@
+"""Figures for the SAE feature browser: grids of boards where a feature fires, and histograms."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.games import othello
+
+
+def board_grid_figure(boards: list[np.ndarray], last_moves: list[int], titles: list[str], cols: int = 6, cell_px: int = 17, hover: list[str] | None = None) -> go.Figure:
+    """Small boards in a grid (pieces, the move just played outlined), one title each.
+
+    One figure with a few traces per board, so a dozen boards draw as fast as one.
+    """
+    n = len(boards)
+    if n == 0:
+        return go.Figure()
+    size = boards[0].shape[0]
+    rows = (n + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12 / max(rows, 1) + 0.04)
+    squares = np.arange(size * size)
+    r, c = np.divmod(squares, size)
+    labels = [othello.square_to_label(int(s), size) for s in squares]
+    for i, (board, last) in enumerate(zip(boards, last_moves)):
+        row, col = i // cols + 1, i % cols + 1
+        flat = board.reshape(-1)
+        text = [f"{labels[s]}" + (f"<br>{hover[i]}" if hover else "") for s in squares]
+        fig.add_trace(go.Scatter(x=c, y=r, mode="markers", marker=dict(symbol="square", size=cell_px - 2, color="#2e8b57"), hovertext=text, hoverinfo="text", showlegend=False), row=row, col=col)
+        for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
+            at = flat == value
+            fig.add_trace(go.Scatter(x=c[at], y=r[at], mode="markers", marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1)), hoverinfo="skip", showlegend=False), row=row, col=col)
+        if 0 <= last < size * size:
+            fig.add_trace(go.Scatter(x=[c[last]], y=[r[last]], mode="markers", marker=dict(symbol="square-open", size=cell_px - 2, color="#ffbf00", line=dict(width=3)), hoverinfo="skip", showlegend=False), row=row, col=col)
+    axis = dict(showgrid=False, zeroline=False, showticklabels=False, fixedrange=True, range=[-0.5, size - 0.5])
+    fig.update_xaxes(axis)
+    fig.update_yaxes(dict(axis, range=[size - 0.5, -0.5]))
+    for i in range(1, n + 1):
+        fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", row=(i - 1) // cols + 1, col=(i - 1) % cols + 1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=rows * (cell_px * size + 34) + 10, width=cols * (cell_px * size + 14), margin=dict(l=5, r=5, t=24, b=5), plot_bgcolor="white", dragmode=False)
+    return fig
+
+
+def activation_histogram(values: np.ndarray, n_positions: int, title: str) -> go.Figure:
+    """Distribution of a feature's non-zero activations (and how often it is zero, in the title)."""
+    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#6a51a3"))
+    density = len(values) / max(n_positions, 1)
+    fig.update_layout(
+        title=dict(text=f"{title} · fires on {density:.2%} of positions", font=dict(size=13)), height=230,
+        margin=dict(l=40, r=10, t=35, b=30), xaxis_title="activation (when non-zero)", yaxis_title="positions", bargap=0.05,
+    )
+    return fig
+
+
+def density_histogram(density: np.ndarray) -> go.Figure:
+    """log10 firing density over all features; dead features (never fire) counted apart."""
+    alive = density > 0
+    fig = go.Figure(go.Histogram(x=np.log10(density[alive]), nbinsx=50, marker_color="#2171b5"))
+    fig.update_layout(
+        title=dict(text=f"Feature density (log10 fraction of positions) · {int((~alive).sum())} of {len(density)} never fire", font=dict(size=13)),
+        height=230, margin=dict(l=40, r=10, t=35, b=30), xaxis_title="log10 density", yaxis_title="features", bargap=0.05,
+    )
+    return fig
+
+
+def curve_figure(points: list[dict], x: str = "l0", y: str = "fvu", label: str = "name") -> go.Figure:
+    """A trade-off curve (e.g. FVU against L0 over several SAEs), one labelled point each."""
+    fig = go.Figure(go.Scatter(
+        x=[p[x] for p in points], y=[p[y] for p in points], mode="markers+lines+text", text=[p.get(label, "") for p in points],
+        textposition="top center", marker=dict(size=9, color="#d94801"),
+    ))
+    fig.update_layout(height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper())
+    return fig

@@ -1,0 +1,182 @@
+"""SAE feature browser: sparse-autoencoder features of a model, each shown as the boards it fires on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import panels
+import ui
+from core.games import othello
+from core.interp import sae_features as F
+from core.interp.sae_metrics import sae_metrics
+from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
+from core.viz.board import board_figure
+from core.viz.sae import activation_histogram, board_grid_figure, curve_figure, density_histogram
+
+FEATURE = "sae_feature"
+NO_BAR = {"displayModeBar": False}
+
+spec, state, handle = ui.analysis_page("SAE feature browser")
+size = spec.board_size
+n_layers = handle.cfg.n_layers
+
+
+def select_feature(feature: int) -> None:
+    st.session_state[FEATURE] = int(feature)
+
+
+def on_table_select() -> None:
+    rows = st.session_state["feature_table"].selection.rows
+    if rows:
+        select_feature(int(st.session_state["feature_table_ids"][rows[0]]))
+
+
+# -- which SAE ------------------------------------------------------------------------------------
+choices = ui.sae_choices(handle.name)
+with st.expander("Train an SAE on this model" if choices else "No SAE for this model yet: train one here", expanded=not choices):
+    t1, t2, t3, t4 = st.columns(4)
+    kind = t1.selectbox("Hook", ["hook_resid_post", "hook_mlp_out", "mlp.hook_post", "hook_resid_mid"], help="resid_post: the residual stream after the block; mlp_out: what the MLP writes; mlp.hook_post: the MLP's neurons.")
+    layer = t2.selectbox("Layer", list(range(n_layers)), index=n_layers // 2)
+    arch = t3.selectbox("Architecture", ARCHITECTURES, format_func=lambda a: {"topk": "TopK", "standard": "ReLU + L1"}[a])
+    tokens = t4.select_slider("Activations", [100_000, 200_000, 500_000, 1_000_000, 2_000_000], value=200_000, format_func=lambda n: f"{n // 1000}k")
+    t5, t6 = st.columns(2)
+    d_sae = t5.select_slider("Features (d_sae)", [256, 512, 1024, 2048, 4096], value=1024)
+    sparsity = t6.slider("k (active features)", 4, 128, 32) if arch == "topk" else t6.number_input("L1 coefficient", 0.01, 50.0, 5.0)
+    if st.button("Train SAE", type="primary"):
+        hook = f"blocks.{layer}.{kind}"
+        cfg = SAETrainConfig(hook=hook, architecture=arch, d_sae=d_sae, total_tokens=tokens, **({"k": int(sparsity)} if arch == "topk" else {"l1_coefficient": float(sparsity)}))
+        bar = st.progress(0.0, text="starting…")
+        try:
+            sae, stats = train_sae(handle, cfg, progress=lambda text, f: bar.progress(min(0.85 * f, 0.85), text=text))
+            bar.progress(0.87, text="metrics on held-out games…")
+            card = card_for(handle, cfg, stats, sae_metrics(handle, sae, hook, n_games=100))
+            index = F.build_index(handle, sae, hook, n_games=300, progress=lambda text, f: bar.progress(0.9, text=text))
+            name = f"{hook.replace('blocks.', 'L').replace('.hook_', ' ').replace('.mlp', ' mlp')} {arch} {d_sae} (this session)"
+            ui.store_trained_sae(handle.name, name, sae, card, index)
+            st.session_state["sae_pick"] = name
+            bar.progress(1.0, text="done")
+            st.rerun()
+        except (ValueError, RuntimeError) as exc:
+            st.error(f"Training failed: {exc}")
+if not choices:
+    st.stop()
+
+names = list(choices)
+if st.session_state.get("sae_pick") not in names:
+    st.session_state["sae_pick"] = names[0]
+sae_name = st.selectbox("SAE", names, key="sae_pick", format_func=lambda n: f"{n} — {choices[n]['hook']}")
+card = choices[sae_name]
+loaded = ui.sae_and_index(handle.name, sae_name)
+if loaded is None:
+    st.stop()
+sae, index = loaded
+hook = card["hook"]
+
+# -- quality ----------------------------------------------------------------------------------------
+metrics = card.get("metrics", {})
+if metrics:
+    m = st.columns(6)
+    m[0].metric("FVU", f"{metrics['fvu']:.3f}", help="Fraction of variance unexplained on held-out games (lower is better).")
+    m[1].metric("L0", f"{metrics['l0']:.1f}", help="Mean active features per position.")
+    m[2].metric("CE recovered (zero)", f"{metrics['ce_recovered_zero']:.1%}", help="(CE_zero-ablated − CE_with SAE) / (CE_zero-ablated − CE_clean).")
+    m[3].metric("CE recovered (mean)", f"{metrics['ce_recovered_mean']:.1%}", help="The same with mean ablation as the reference: a stricter test.")
+    m[4].metric("Dead", f"{metrics['dead_fraction']:.1%}", help="Features that never fire on the held-out games.")
+    m[5].metric("Dense", f"{metrics['dense_fraction']:.1%}", help="Features firing on more than 10 % of positions.")
+    board = metrics.get("board")
+    if board:
+        rows = [{"units": {"sae_features": "SAE features", "mlp_neurons": "MLP neurons (same layer)", "random_init_neurons": "MLP neurons, random-init model"}[k], "coverage": v["coverage"], "board reconstruction": v["board_reconstruction"]} for k, v in board.items()]
+        q1, q2 = st.columns([3, 2])
+        q1.dataframe(pd.DataFrame(rows), hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "board reconstruction")})
+        q1.caption("Board-game metrics (Karvonen et al. 2024): coverage = mean best single-unit F1 per board property; board reconstruction = F1 of predicting the board from high-precision units.")
+    curve = card.get("curve")
+    if curve:
+        (q2 if board else st).plotly_chart(curve_figure(curve), key="curve", config=NO_BAR)
+
+# -- the feature table ---------------------------------------------------------------------------------
+table = pd.DataFrame(F.feature_table(index))
+st.session_state["feature_table_ids"] = table["feature"].to_numpy()
+f1, f2 = st.columns([3, 2])
+with f1:
+    st.dataframe(
+        table, key="feature_table", on_select=on_table_select, selection_mode="single-row", hide_index=True, height=300,
+        column_config={
+            "density": st.column_config.NumberColumn(format="%.4f", help="Fraction of held-out positions where it fires."),
+            "max activation": st.column_config.NumberColumn(format="%.2f"),
+            "F1": st.column_config.NumberColumn(format="%.2f", help="Best F1 of 'fires above t × max' as a predictor of one board property."),
+        },
+    )
+    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} held-out games. Click a column to sort, a row to open the feature.")
+with f2:
+    st.plotly_chart(density_histogram(index.density), key="density_hist", config=NO_BAR)
+
+# -- features active now ---------------------------------------------------------------------------------
+st.subheader("Features active now")
+now = F.features_now(handle, sae, hook, state.moves, k=12) if state.moves else []
+if not now:
+    st.info("Play a move (here or on the Board player) to see which features fire at the current position.")
+else:
+    a1, a2 = st.columns([1, 3])
+    a1.plotly_chart(board_figure(state.board, None, last_move=state.moves[-1], title=f"Current position (move {len(state.moves)})", cell_px=28), key="now_board", width="content", config=NO_BAR)
+    with a2:
+        cols = st.columns(6)
+        best_names = np.array(index.property_names + ["—"], dtype=object)
+        for i, (feature, value) in enumerate(now):
+            cols[i % 6].button(f"#{feature}: {value:.2f}", key=f"now_{feature}", on_click=select_feature, args=(feature,), help=f"best property: {best_names[index.best_property[feature]]} (F1 {index.best_f1[feature]:.2f})", width="stretch")
+        clean, spliced = F.spliced_probs(handle, sae, hook, state.moves)
+        legal = state.legal.reshape(-1)
+        top = np.argsort(-clean)[:5]
+        top_sae = np.argsort(-spliced)[:5]
+        fmt = lambda order, p: ", ".join(f"{othello.square_to_label(int(s), size)}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
+        st.markdown(f"**Top-5 without the SAE:** {fmt(top, clean)}  \n**Top-5 with the SAE spliced in:** {fmt(top_sae, spliced)}  \n(✗ = illegal now; total variation distance {0.5 * np.abs(clean - spliced).sum():.3f})")
+    b1, b2 = st.columns(2)
+    b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over)
+    b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves)
+
+# -- one feature ---------------------------------------------------------------------------------------
+st.subheader("Feature dashboard")
+default = int(now[0][0]) if now else int(np.argmax(index.best_f1))
+if FEATURE not in st.session_state or not 0 <= st.session_state[FEATURE] < index.d_sae:
+    st.session_state[FEATURE] = default
+feature = int(st.number_input("Feature", 0, index.d_sae - 1, key=FEATURE, step=1))
+positions, values = index.activations(feature)
+prop = index.best_property[feature]
+st.markdown(
+    f"**Feature {feature}** fires on {len(values):,} of {index.n_positions:,} positions ({len(values) / max(index.n_positions, 1):.2%}); "
+    + (f"max {values[0]:.2f}; best-matching board property **{index.property_names[prop]}** (F1 {index.best_f1[feature]:.2f})." if len(values) else "it never fires on these games (dead).")
+)
+if len(values):
+    d1, d2 = st.columns([2, 3])
+    d1.plotly_chart(activation_histogram(values, index.n_positions, f"Feature {feature}"), key="act_hist", config=NO_BAR)
+    directions = F.residual_directions(handle, sae, hook)
+    effects = F.logit_effects(handle, directions, feature)
+    lim = float(np.abs(effects).max()) or 1.0
+    d2.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30), key="logit_effects", width="content", config=NO_BAR)
+
+    examples = F.top_examples(index, feature, k=12)
+    st.markdown("**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover)")
+    st.plotly_chart(
+        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples]),
+        key="top_boards", config=NO_BAR,
+    )
+    bands = F.quantile_examples(index, feature)
+    for col, (band, band_examples) in zip(st.columns(max(len(bands), 1)), bands):
+        col.markdown(f"**Samples at {band}**")
+        col.plotly_chart(board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2), key=f"band_{band}", config=NO_BAR)
+    pick = st.selectbox("Open a top example as the shared game", range(len(examples)), format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
+    st.button("Open in every page", on_click=ui.set_moves, args=(examples[pick].moves,))
+
+    probe_hook = F.probe_hook_for(hook, n_layers)
+    mte = ui.probe_set(handle.name, "mine_theirs_empty")
+    if probe_hook and probe_hook in mte:
+        cos = F.probe_cosines(directions[feature], mte[probe_hook].weight)
+        st.markdown(f"**Decoder direction vs the mine/theirs/empty probe at {panels.layer_label(probe_hook)}** (cosine per square)")
+        pcols = st.columns(len(cos))
+        for col, (label, values_sq) in zip(pcols, cos.items()):
+            lim = max(float(np.abs(values_sq).max()), 1e-6)
+            col.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30), key=f"cos_{label}", width="content", config=NO_BAR)
+    else:
+        st.info("No mine/theirs/empty probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
+
+ui.sync_url()

@@ -1,0 +1,56 @@
+"""The SAE feature browser on the bundled SAE, driven through its widgets (AppTest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.interp.sae_store import list_saes
+from core.models.registry import default_model_name
+from tests.test_board_player_page import button, open_page
+
+PAGE = "pages/sae_browser.py"
+MODEL = default_model_name()
+pytestmark = pytest.mark.skipif(not list_saes(MODEL), reason=f"no bundled SAE for {MODEL}")
+
+
+def feature_line(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("**Feature "))
+
+
+def test_every_panel_renders_for_the_bundled_sae():
+    at = open_page(PAGE, model=MODEL, moves="d3c5f6")
+    assert not at.error, [e.value for e in at.error]
+    labels = {m.label for m in at.metric}
+    assert {"FVU", "L0", "CE recovered (zero)", "CE recovered (mean)", "Dead", "Dense"} <= labels
+    assert len(at.dataframe) >= 2  # board metrics beside baselines, the feature table
+    charts = at.get("plotly_chart")
+    # density histogram, current board, activation histogram, logit effects, top boards, >= 1 band, 2 probe-cosine boards
+    assert len(charts) >= 8
+    assert any("Top-5 with the SAE spliced in" in m.value for m in at.markdown)
+    assert "fires on" in feature_line(at)
+
+
+def test_choosing_features_and_playing_moves():
+    at = open_page(PAGE, model=MODEL, moves="d3c5f6")
+    active = [b for b in at.button if b.label.startswith("#")]
+    assert active, "features active now"
+    first = active[0].label
+    feature = int(first[1:].split(":")[0])
+    at.number_input(key="sae_feature").set_value(0 if feature else 1).run()
+    assert feature_line(at).startswith(f"**Feature {0 if feature else 1}**")
+    button(at, first).click().run()  # open an active feature from its button
+    assert feature_line(at).startswith(f"**Feature {feature}**")
+    button(at, "Random move").click().run()
+    assert len(at.session_state["moves"]) == 4 and not at.exception
+    after = [b.label for b in at.button if b.label.startswith("#")]
+    assert after and after != [b.label for b in active]
+    button(at, "Open in every page").click().run()
+    assert not at.exception and at.query_params["moves"]
+
+
+def test_no_game_yet_and_bad_link():
+    at = open_page(PAGE, model=MODEL)
+    assert any("Play a move" in i.value for i in at.info)
+    at = open_page(PAGE, model=MODEL, moves="d3zz")
+    assert any("Could not restore the game" in e.value for e in at.error)
+    assert feature_line(at)

@@ -1,0 +1,134 @@
+"""The feature browser's index against a dense encode, and the per-feature views, on a real SAE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.games import othello
+from core.interp import sae_features as F
+from core.interp.board_metrics import board_properties
+from core.interp.probes import collect
+from core.interp.sae_store import SAELoadError, list_saes, load_sae, save_sae
+from core.models.registry import load_model
+from core.train.sae import SAETrainConfig, card_for, train_sae
+
+HOOK = "blocks.1.hook_resid_post"
+
+
+@pytest.fixture(scope="module")
+def handle(tiny_bundle):
+    return load_model(str(tiny_bundle))
+
+
+@pytest.fixture(scope="module")
+def sae(handle):
+    cfg = SAETrainConfig(hook=HOOK, d_sae=64, k=6, lr=2e-3, total_tokens=30_720, batch_size=512, buffer_tokens=8192, games_per_refill=100)
+    trained, _ = train_sae(handle, cfg)
+    return trained
+
+
+@pytest.fixture(scope="module")
+def index(handle, sae):
+    return F.build_index(handle, sae, HOOK, n_games=60)
+
+
+def dense_features(handle, sae, index):
+    acts = collect(handle, index.games, [HOOK]).acts[HOOK]
+    with torch.inference_mode():
+        return sae.encode(acts).float()
+
+
+def test_index_holds_every_nonzero_activation_sorted(handle, sae, index):
+    dense = dense_features(handle, sae, index)
+    assert index.n_positions == len(dense)
+    assert len(index.values) == int((dense > 0).sum())
+    for f in range(index.d_sae):
+        positions, values = index.activations(f)
+        assert np.all(np.diff(values) <= 0)
+        np.testing.assert_allclose(values, dense[positions, f].numpy(), rtol=1e-5)
+        assert len(values) == int((dense[:, f] > 0).sum())
+    np.testing.assert_allclose(index.density, (dense > 0).float().mean(0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(index.max_activation, dense.max(0).values.clamp(min=0).numpy(), rtol=1e-5)
+    with pytest.raises(ValueError):
+        index.activations(index.d_sae)
+
+
+def test_best_property_f1_matches_a_dense_computation(handle, sae, index):
+    dense = dense_features(handle, sae, index)
+    rep = othello.replay(index.games, handle.board_size)
+    props, names = board_properties(rep, np.arange(rep.mover.shape[1])[None, :] < rep.lengths[:, None])
+    assert names == index.property_names
+    f = int(np.argmax(index.best_f1))
+    p = torch.from_numpy(props).float()
+    best = 0.0
+    for t in [0.1 * i for i in range(10)]:
+        fire = (dense[:, f] > t * dense[:, f].max()) & (dense[:, f] > 0)
+        tp = (fire.float()[:, None] * p).sum(0)
+        f1 = 2 * tp / (fire.sum() + p.sum(0)).clamp(min=1)
+        best = max(best, float(f1.max()))
+    assert index.best_f1[f] == pytest.approx(best, rel=1e-5)
+    assert index.best_f1[f] > 0
+
+
+def test_examples_are_the_boards_of_their_positions(handle, index):
+    f = int(np.argmax(index.density))
+    examples = F.top_examples(index, f, k=5)
+    assert [e.value for e in examples] == sorted((e.value for e in examples), reverse=True)
+    from core.games.play import game_state
+
+    for e in examples:
+        state = game_state(e.moves, handle.board_size)
+        np.testing.assert_array_equal(state.board, e.board)
+        assert e.moves[-1] == e.last_move and len(e.moves) == e.move + 1
+    bands = F.quantile_examples(index, f)
+    top = examples[0].value
+    for label, band in bands:
+        assert band and all(0 < e.value <= top for e in band)
+
+
+def test_features_now_and_splice(handle, sae, index):
+    moves = tuple(int(m) for m in index.games[0, :7])
+    now = F.features_now(handle, sae, HOOK, moves, k=5)
+    dense = dense_features(handle, sae, index)
+    row = dense[6]  # game 0 after move 7 is the index's 7th position
+    assert now[0][0] == int(row.argmax()) and now[0][1] == pytest.approx(float(row.max()), rel=1e-5)
+    clean, spliced = F.spliced_probs(handle, sae, HOOK, moves)
+    from core.games.play import game_state
+    from core.interp.predictions import predict
+
+    np.testing.assert_allclose(clean, predict(handle, game_state(moves, handle.board_size)).probs, atol=1e-6)
+    assert 0 < spliced.sum() <= 1 + 1e-5
+    assert not np.allclose(clean, spliced)  # the reconstruction is not exact
+    assert F.features_now(handle, sae, HOOK, ()) == []
+
+
+def test_weight_views(handle, sae):
+    d = F.residual_directions(handle, sae, HOOK)
+    effects = F.logit_effects(handle, d, 0)
+    size = handle.board_size
+    per_token = (d[0] @ handle.model.W_U).numpy()[1:]
+    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
+    np.testing.assert_allclose(effects[squares], per_token - per_token.mean(), rtol=1e-4, atol=1e-6)
+    weight = torch.randn(handle.cfg.d_model, size, size, 3)
+    cos = F.probe_cosines(d[0], weight)
+    manual = torch.nn.functional.cosine_similarity(weight[:, 0, 1, 1] - weight[:, 0, 1, 2], d[0], dim=0)
+    assert cos["mine − theirs"][1] == pytest.approx(float(manual), abs=1e-5)
+    assert F.probe_hook_for("blocks.1.hook_resid_pre", 2) == "blocks.0.hook_resid_post"
+    assert F.probe_hook_for("blocks.1.mlp.hook_post", 2) == "blocks.1.hook_resid_post"
+
+
+def test_store_round_trip_and_damaged_folders(handle, sae, tmp_path):
+    folder = save_sae(sae, tmp_path / "tiny6" / "one", card_for(handle, SAETrainConfig(hook=HOOK), {}, {}))
+    from sae_lens import SAE
+
+    assert SAE.load_from_disk(str(folder)).cfg.metadata.hook_name == HOOK  # SAELens's own loader
+    assert [e.name for e in list_saes("tiny6", root=tmp_path)] == ["one"]
+    with pytest.raises(SAELoadError, match="width"):
+        load_sae(folder, d_in=handle.cfg.d_model + 1)
+    (folder / "sae_weights.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SAELoadError, match="could not be read"):
+        load_sae(folder)
+    (folder / "card.json").write_text("{broken")
+    assert list_saes("tiny6", root=tmp_path) == []
