@@ -84,6 +84,19 @@ def click_square(page, square: int, size: int) -> None:
     page.mouse.click(xy[0], xy[1])
 
 
+def test_link_to_a_page_on_a_fresh_server_opens_it_in_the_app(app_url, browser):
+    """The first request to a just-started server is a link straight to a page (this test runs
+    first): it must open inside the app (sidebar model picker, wide layout), not as a bare script."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/sae_browser?moves=d3c5f6")
+    page.get_by_text("Feature dashboard").wait_for(timeout=120_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).wait_for(timeout=30_000)
+    page.get_by_text("Top-activating positions").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=d3c5f6" in page.url and "/sae_browser" in page.url
+
+
 def test_share_link_then_click_a_legal_square(app_url, browser, tmp_path):
     moves = "d3c5f6"
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
