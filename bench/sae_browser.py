@@ -3,7 +3,7 @@
     python bench/sae_browser.py [--model othello8] [--sae NAME] [--features 30]
 
 Goal: <= 2 s per feature on this CPU. Per feature it times what the page does when a feature is
-opened: the top 12 positions and three quantile samples from the cached index, their board grids
+opened: the top 20 positions and three quantile samples from the cached index, their board grids
 built and serialised to JSON (what Streamlit sends), the activation histogram and the logit-effect
 board. The index itself is built once per SAE (cached by the app) and timed separately, against the
 reference a notebook would run per feature: encode the same games and sort that feature.
@@ -33,8 +33,8 @@ def open_feature(handle, index: F.FeatureIndex, directions: torch.Tensor, featur
     """Everything the page builds for one feature; returns the bytes of JSON sent."""
     size = handle.board_size
     sent = 0
-    examples = F.top_examples(index, feature, k=12)
-    sent += len(board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f}" for e in examples]).to_json())
+    examples = F.top_examples(index, feature, k=20)
+    sent += len(board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f}" for e in examples], cols=10).to_json())
     for _, band in F.quantile_examples(index, feature):
         sent += len(board_grid_figure([e.board for e in band], [e.last_move for e in band], [f"{e.value:.2f}" for e in band], cols=2).to_json())
     _, values = index.activations(feature)

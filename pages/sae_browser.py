@@ -153,11 +153,18 @@ if len(values):
     effects = F.logit_effects(handle, directions, feature)
     lim = float(np.abs(effects).max()) or 1.0
     d2.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30), key="logit_effects", width="content", config=NO_BAR)
+    up, down = F.extreme_squares(effects, size)
+    d2.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + " (direct path through the unembedding, centred over moves).")
+    with d1:
+        st.markdown("**Nearest features** (decoder cosine)")
+        ncols = st.columns(3)
+        for i, (other, cos_value) in enumerate(F.decoder_neighbours(sae, feature)):
+            ncols[i % 3].button(f"#{other} · {cos_value:.2f}", key=f"nb_{other}", on_click=select_feature, args=(other,), width="stretch")
 
-    examples = F.top_examples(index, feature, k=12)
+    examples = F.top_examples(index, feature, k=20)
     st.markdown("**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover)")
     st.plotly_chart(
-        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples]),
+        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=10, cell_px=15),
         key="top_boards", config=NO_BAR,
     )
     bands = F.quantile_examples(index, feature)

@@ -132,3 +132,16 @@ def test_store_round_trip_and_damaged_folders(handle, sae, tmp_path):
         load_sae(folder)
     (folder / "card.json").write_text("{broken")
     assert list_saes("tiny6", root=tmp_path) == []
+
+
+def test_decoder_neighbours_and_extreme_squares(sae):
+    w = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=-1)
+    neighbours = F.decoder_neighbours(sae, 3, k=4)
+    cos = (w @ w[3]).numpy()
+    cos[3] = -2
+    assert [f for f, _ in neighbours] == list(np.argsort(-cos)[:4])
+    assert neighbours[0][1] == pytest.approx(float(cos.max()), abs=1e-6)
+    values = np.arange(36, dtype=np.float32)
+    up, down = F.extreme_squares(values, 6, k=2)
+    assert [v for _, v in up] == [35.0, 34.0] and [v for _, v in down] == [0.0, 1.0]
+    assert up[0][0] == othello.square_to_label(35, 6)

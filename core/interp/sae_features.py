@@ -205,7 +205,7 @@ def quantile_examples(index: FeatureIndex, feature: int, bands: int = 3, per_ban
     for lo, hi in zip(edges[-2::-1], edges[:0:-1]):
         inside = np.flatnonzero((values > lo * top) & (values <= hi * top))
         if hi == 1:
-            inside = inside[inside >= 12] if len(inside) > 12 else inside  # the top examples are shown already
+            inside = inside[inside >= 20] if len(inside) > 20 else inside  # the top examples are shown already
         if not len(inside):
             continue
         pick = np.sort(rng.choice(inside, size=min(per_band, len(inside)), replace=False))
@@ -223,6 +223,23 @@ def logit_effects(handle: ModelHandle, directions: torch.Tensor, feature: int) -
     squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
     out[squares] = per_token[1:] - per_token[1:].mean()
     return out
+
+
+def decoder_neighbours(sae, feature: int, k: int = 6) -> list[tuple[int, float]]:
+    """Features whose decoder directions are closest to this one's: ``(feature, cosine)``.
+    Near-duplicates here are a sign of feature splitting."""
+    w = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=-1)
+    cos = w @ w[feature]
+    cos[feature] = -2.0
+    values, index = cos.topk(min(k, len(cos) - 1))
+    return [(int(i), float(v)) for i, v in zip(index, values)]
+
+
+def extreme_squares(values: np.ndarray, size: int, k: int = 4) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The ``k`` squares with the largest and the smallest values: ``(label, value)`` lists."""
+    order = np.argsort(values)
+    label = lambda s: othello.square_to_label(int(s), size)  # noqa: E731
+    return [(label(s), float(values[s])) for s in order[::-1][:k]], [(label(s), float(values[s])) for s in order[:k]]
 
 
 def probe_cosines(direction: torch.Tensor, probe_weight: torch.Tensor) -> dict[str, np.ndarray]:

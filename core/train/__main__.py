@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from core.train.next_move import OVERRIDABLE, TrainConfig, Trainer
@@ -113,6 +114,8 @@ def cmd_sae(args: argparse.Namespace) -> None:
     from core.models.registry import load_model, randomly_initialised
     from core.train.sae import SAETrainConfig, card_for, train_sae
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     handle = load_model(args.model)
     base = dict(
         hook=args.hook, architecture=args.architecture, d_sae=args.d_sae, l1_coefficient=args.l1, lr=args.lr, batch_size=args.batch_size,
@@ -190,10 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--d-sae", type=int, default=2048)
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--l1", type=float, default=5.0)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--tokens", type=int, default=2_000_000)
     p.add_argument("--eval-games", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--dead-window", type=int, default=200, help="TopK: steps without firing before the auxiliary loss revives a feature")
     p.add_argument("--curve-k", type=int, nargs="*", default=[], help="also train these k (TopK) for the FVU-vs-L0 curve in the card")
     p.add_argument("--curve-tokens", type=int, default=500_000, help="activations for each curve point")

@@ -31,12 +31,13 @@ class SAETrainConfig:
     d_sae: int = 2048
     k: int = 32
     l1_coefficient: float = 5.0
-    lr: float = 3e-4
-    batch_size: int = 1024
+    lr: float = 1e-3
+    batch_size: int = 256  # more, smaller steps: at 1024 most TopK features died within 500k activations
     total_tokens: int = 2_000_000
     buffer_tokens: int = 65_536
     games_per_refill: int = 250
     dead_feature_window: int = 200  # steps without firing before TopK's auxiliary loss revives a feature
+    bf16_activations: bool = True  # generate under bf16 autocast: ~1.8x faster, FVU-scale error ~4e-5
     seed: int = 0
 
 
@@ -47,8 +48,8 @@ class ActivationStream:
     the trainer's consumption.
     """
 
-    def __init__(self, handle: ModelHandle, hook: str, batch_size: int, buffer_tokens: int, games_per_refill: int, seed: int = 0):
-        self.handle, self.hook = handle, hook
+    def __init__(self, handle: ModelHandle, hook: str, batch_size: int, buffer_tokens: int, games_per_refill: int, seed: int = 0, bf16: bool = False):
+        self.handle, self.hook, self.bf16 = handle, hook, bf16
         self.batch_size, self.capacity = batch_size, max(buffer_tokens, 2 * batch_size)
         self.games_per_refill, self.seed = games_per_refill, seed
         self.refills = 0
@@ -64,7 +65,8 @@ class ActivationStream:
         while have < self.capacity:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
             games = othello.random_games(self.games_per_refill, self.handle.board_size, seed=seed)
-            acts = collect(self.handle, games, [self.hook]).acts[self.hook]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                acts = collect(self.handle, games, [self.hook]).acts[self.hook]
             parts.append(acts)
             have += len(acts)
             self.generated += len(acts)
@@ -72,6 +74,9 @@ class ActivationStream:
         buffer = torch.cat(parts)
         self._buffer = buffer[torch.randperm(len(buffer), generator=self._gen)]
         self.gen_seconds += time.perf_counter() - t0
+
+    def buffer_mean(self) -> torch.Tensor:
+        return self._buffer.mean(0)
 
     def __iter__(self):
         return self
@@ -100,9 +105,12 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
     from sae_lens import LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
-    stream = ActivationStream(handle, cfg.hook, cfg.batch_size, cfg.buffer_tokens, cfg.games_per_refill, cfg.seed)
+    stream = ActivationStream(handle, cfg.hook, cfg.batch_size, cfg.buffer_tokens, cfg.games_per_refill, cfg.seed, cfg.bf16_activations)
     first = next(stream)
     sae = make_training_sae(cfg, first.shape[-1])
+    # Start the decoder bias at the data mean: residual streams have a large mean, and fitting it
+    # with features first is what left most of them dead.
+    sae.b_dec.data[:] = stream.buffer_mean()
     trainer_cfg = SAETrainerConfig(
         total_training_samples=cfg.total_tokens,
         train_batch_size_samples=cfg.batch_size,
