@@ -164,7 +164,7 @@ if len(values):
     examples = F.top_examples(index, feature, k=20)
     st.markdown("**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover)")
     st.plotly_chart(
-        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=10, cell_px=15),
+        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=10, cell_px=13),
         key="top_boards", config=NO_BAR,
     )
     bands = F.quantile_examples(index, feature)

@@ -1,4 +1,6 @@
-"""Every page renders without error for every bundled model, on a game of that model's size."""
+"""Every page renders without error for every bundled model, on a game of that model's size.
+
+The SAE browser is included for every bundled model: each ships with an SAE."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from core.models.registry import list_models
 from tests.test_board_player_page import open_page
 
 BUNDLED = [s for s in list_models() if s.source == "bundled"]
-PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/patching_lab.py"]
+PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/patching_lab.py", "pages/sae_browser.py"]
 
 
 @pytest.mark.parametrize("spec", BUNDLED, ids=[s.name for s in BUNDLED])

@@ -54,3 +54,17 @@ def test_no_game_yet_and_bad_link():
     at = open_page(PAGE, model=MODEL, moves="d3zz")
     assert any("Could not restore the game" in e.value for e in at.error)
     assert feature_line(at)
+
+
+def test_train_an_sae_from_the_page():
+    at = open_page(PAGE, model=MODEL, moves="d3c5f6")
+    by_label = lambda widgets, label: next(w for w in widgets if w.label == label)  # noqa: E731
+    by_label(at.select_slider, "Activations").set_value(100_000)
+    by_label(at.select_slider, "Features (d_sae)").set_value(256)
+    by_label(at.selectbox, "Layer").set_value(1)
+    button(at, "Train SAE").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    picked = at.session_state["sae_pick"]
+    assert picked.endswith("(this session)") and picked.startswith("L1 resid_post topk 256")
+    assert "fires on" in feature_line(at) or "never fires" in feature_line(at)
+    assert {"FVU", "L0"} <= {m.label for m in at.metric}
