@@ -112,10 +112,11 @@ def init_state() -> None:
             flash("error", f"Could not restore the game from the link (moves={text!r}): {exc}. Starting a new game.")
 
 
-def sync_url() -> None:
-    """Write the current model and game into the query string (only what changed)."""
+def sync_url(extra: dict[str, str] | None = None) -> None:
+    """Write the current model and game (and a page's own ``extra`` parameters) into the query
+    string (only what changed)."""
     moves = othello.format_moves(st.session_state[MOVES], model_spec().board_size, sep="")
-    wanted = {MODEL: st.session_state[MODEL], **({MOVES: moves} if moves else {})}
+    wanted = {MODEL: st.session_state[MODEL], **({MOVES: moves} if moves else {}), **(extra or {})}
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
 
@@ -277,6 +278,29 @@ def sae_and_index(name: str, sae_name: str):
     except sae_store.SAELoadError as exc:
         st.error(f"SAE {sae_name!r} could not be loaded: {exc}")
         return None
+
+
+def url_choice(param: str, valid: list[str] | range, what: str) -> str | int | None:
+    """A page parameter from the link, read once per session: the value if valid, else None with
+    the problem shown (the page goes on with its default)."""
+    seen = st.session_state.setdefault("_url_read", set())
+    if param in seen or param not in st.query_params:
+        return None
+    seen.add(param)
+    text = st.query_params[param]
+    if isinstance(valid, range):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is not None and value in valid:
+            return value
+        flash("error", f"The link's {param}={text!r} is not a {what} (0–{valid.stop - 1}); showing the default.")
+        return None
+    if text in valid:
+        return text
+    flash("error", f"The link's {param}={text!r} is not a {what} of this model ({', '.join(valid)}); showing the default.")
+    return None
 
 
 def store_trained_sae(name: str, sae_name: str, sae, card: dict, index: sae_features.FeatureIndex) -> None:

@@ -64,6 +64,10 @@ if not choices:
     st.stop()
 
 names = list(choices)
+from_link = ui.url_choice("sae", names, "bundled SAE")
+if from_link is not None:
+    st.session_state["sae_pick"] = from_link
+ui.show_messages()
 if st.session_state.get("sae_pick") not in names:
     st.session_state["sae_pick"] = names[0]
 sae_name = st.selectbox("SAE", names, key="sae_pick", format_func=lambda n: f"{n} — {choices[n]['hook']}")
@@ -137,6 +141,10 @@ else:
 # -- one feature ---------------------------------------------------------------------------------------
 st.subheader("Feature dashboard")
 default = int(now[0][0]) if now else int(np.argmax(index.best_f1))
+linked_feature = ui.url_choice("feature", range(index.d_sae), "feature number")
+if linked_feature is not None:
+    st.session_state[FEATURE] = linked_feature
+ui.show_messages()
 if FEATURE not in st.session_state or not 0 <= st.session_state[FEATURE] < index.d_sae:
     st.session_state[FEATURE] = default
 feature = int(st.number_input("Feature", 0, index.d_sae - 1, key=FEATURE, step=1))
@@ -186,4 +194,4 @@ if len(values):
     else:
         st.info("No mine/theirs/empty probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 
-ui.sync_url()
+ui.sync_url({"sae": sae_name, "feature": str(feature)} if not sae_name.endswith("(this session)") else {"feature": str(feature)})

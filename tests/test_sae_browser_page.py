@@ -68,3 +68,18 @@ def test_train_an_sae_from_the_page():
     assert picked.endswith("(this session)") and picked.startswith("L1 resid_post topk 256")
     assert "fires on" in feature_line(at) or "never fires" in feature_line(at)
     assert {"FVU", "L0"} <= {m.label for m in at.metric}
+
+
+def test_feature_and_sae_in_the_link():
+    name = list_saes(MODEL)[0].name
+    at = open_page(PAGE, model=MODEL, moves="d3c5f6", sae=name, feature="7")
+    assert feature_line(at).startswith("**Feature 7**")
+    assert at.query_params["feature"] == "7" and at.query_params["sae"] == name
+    at.number_input(key="sae_feature").set_value(9).run()
+    assert at.query_params["feature"] == "9"
+    at = open_page(PAGE, model=MODEL, moves="d3c5f6", sae="nope", feature="99999")
+    errors = " ".join(e.value for e in at.error)
+    assert "sae='nope'" in errors and "feature='99999'" in errors
+    assert feature_line(at)  # the page goes on with the defaults
+    at = open_page(PAGE, model=MODEL, feature="x1")
+    assert any("feature='x1'" in e.value for e in at.error)
