@@ -284,9 +284,11 @@ def url_choice(param: str, valid: list[str] | range, what: str) -> str | int | N
     """A page parameter from the link, read once per session: the value if valid, else None with
     the problem shown (the page goes on with its default)."""
     seen = st.session_state.setdefault("_url_read", set())
-    if param in seen or param not in st.query_params:
+    if param in seen:
         return None
-    seen.add(param)
+    seen.add(param)  # later runs write the URL from the widgets, never the other way
+    if param not in st.query_params:
+        return None
     text = st.query_params[param]
     if isinstance(valid, range):
         try:
