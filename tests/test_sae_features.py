@@ -145,3 +145,23 @@ def test_decoder_neighbours_and_extreme_squares(sae):
     up, down = F.extreme_squares(values, 6, k=2)
     assert [v for _, v in up] == [35.0, 34.0] and [v for _, v in down] == [0.0, 1.0]
     assert up[0][0] == othello.square_to_label(35, 6)
+
+
+@pytest.mark.parametrize("hook", ["blocks.0.mlp.hook_post", "blocks.1.hook_mlp_out"])
+def test_other_hooks_browse_too(handle, hook):
+    """An SAE on the MLP neurons (d_mlp wide) writes to the residual stream through W_out."""
+    cfg = SAETrainConfig(hook=hook, d_sae=32, k=4, lr=2e-3, total_tokens=5_120, batch_size=256, buffer_tokens=2048, games_per_refill=40)
+    sae, _ = train_sae(handle, cfg)
+    width = handle.cfg.d_mlp if hook.endswith("hook_post") else handle.cfg.d_model
+    assert sae.cfg.d_in == width
+    index = F.build_index(handle, sae, hook, n_games=20)
+    assert index.d_sae == 32 and len(index.values) > 0
+    d = F.residual_directions(handle, sae, hook)
+    assert d.shape == (32, handle.cfg.d_model)
+    if hook.endswith("hook_post"):
+        torch.testing.assert_close(d, sae.W_dec.detach() @ handle.model.blocks[0].mlp.W_out.detach())
+    assert F.logit_effects(handle, d, 0).shape == (handle.board_size**2,)
+    moves = tuple(int(m) for m in index.games[0, :5])
+    assert len(F.features_now(handle, sae, hook, moves, k=3)) <= 3
+    clean, spliced = F.spliced_probs(handle, sae, hook, moves)
+    assert clean.shape == spliced.shape == (handle.board_size**2,)
