@@ -63,6 +63,7 @@ def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path):
     out = finish(start(["export", str(killed), str(tmp_path / "bundle"), "--name", "t6", "--games", "100"]))
     card = json.loads((tmp_path / "bundle" / "card.json").read_text())
     assert card["steps"] == 200 and card["games_seen"] == 6400 and "--seed 3" in card["command"]
+    assert "--steps 200" in card["command"] and "--threads" not in card["command"]  # the command reproduces the run
     assert json.loads(out)["eval"]["top1_legal"] == card["eval"]["top1_legal"]
 
     model, _, _ = load_bundle(tmp_path / "bundle")

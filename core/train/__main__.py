@@ -149,10 +149,16 @@ def cmd_sae(args: argparse.Namespace) -> None:
     print(json.dumps({"training": stats, "metrics": metrics, "curve": curve}, indent=2))
 
 
+# Settings that change how a run is watched or how fast it goes, never the weights it ends with.
+NOT_IN_COMMAND = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "compile")
+
+
 def _config_flags(cfg: TrainConfig) -> list[str]:
+    """The flags that reproduce ``cfg``'s weights from scratch (``--steps`` included: an extended
+    run keeps its schedule through ``--decay-steps``)."""
     out = []
     for f in fields(TrainConfig):
-        if f.name in OVERRIDABLE:
+        if f.name in NOT_IN_COMMAND:
             continue
         out += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
     return out
