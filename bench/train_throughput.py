@@ -6,7 +6,7 @@ Both sides train on the same fresh games (``make_batch``), with the same loss an
 (AdamW, grad clipping). Ours runs ``Trainer.train`` (fused-QKV GPT, scaled_dot_product_attention,
 bf16 autocast where enabled); the references train a ``HookedTransformer`` in float32 and under the
 same bf16 autocast. Prints tokens/s of each, the ratio against the faster reference (goal >= 1.5x)
-and the share of our step time spent generating games.
+and the share of our step time spent waiting for games (they are made in a background thread).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
     )
     print(f"{cfg.size}x{cfg.size}, {cfg.n_layers} layers x {cfg.d_model}, batch {cfg.batch_size}, {args.steps} timed steps, torch threads {torch.get_num_threads()}")
     ours, gen_share = time_ours(cfg, args.warmup, args.steps)
-    print(f"  BoardLens trainer (bf16={cfg.bf16}, compile={cfg.compile}): {ours:9.0f} tokens/s   game generation {gen_share:.1%} of step time")
+    print(f"  BoardLens trainer (bf16={cfg.bf16}, compile={cfg.compile}): {ours:9.0f} tokens/s   waiting for games {gen_share:.1%} of step time (made in a background thread)")
     ht32 = time_hooked(cfg, args.warmup, args.steps, bf16=False)
     print(f"  HookedTransformer float32:              {ht32:9.0f} tokens/s")
     ht16 = time_hooked(cfg, args.warmup, args.steps, bf16=True)

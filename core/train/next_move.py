@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -210,14 +211,30 @@ class Trainer:
         """
         cfg, state = self.cfg, self.state
         until = min(cfg.steps, until_step or cfg.steps)
+        if state.step >= until:
+            return state
         self.model.train()
+        # The next step's games are made in a background thread while this step computes (the
+        # engine's numpy work and torch's kernels both release the GIL); they are the same games
+        # as without it, since each step's games depend only on (seed, step).
+        pool = ThreadPoolExecutor(max_workers=1)
+        upcoming = pool.submit(make_batch, cfg, state.step)
+        try:
+            return self._train_loop(until, upcoming, pool, progress)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _train_loop(self, until: int, upcoming: Future, pool: ThreadPoolExecutor, progress: Callable[[int, int, dict], None] | None) -> TrainState:
+        cfg, state = self.cfg, self.state
         last_ckpt = time.monotonic()
         gen_time = 0.0
         window_tokens, window_start = 0, time.monotonic()
         while state.step < until:
             t0 = time.monotonic()
-            tokens, target, valid = make_batch(cfg, state.step)
+            tokens, target, valid = upcoming.result()  # time spent waiting for games
             gen_time += time.monotonic() - t0
+            if state.step + 1 < until:
+                upcoming = pool.submit(make_batch, cfg, state.step + 1)
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, state.step)
             loss = loss_fn(self.forward(tokens), target, valid)
