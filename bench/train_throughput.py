@@ -3,7 +3,7 @@
     python bench/train_throughput.py [--size 8 --n-layers 6 --d-model 256 --batch-size 256 --steps 8]
 
 Both sides train on the same fresh games (``make_batch``), with the same loss and optimiser
-(AdamW, grad clipping). Ours runs ``Trainer.train`` (fused-QKV GPT, scaled_dot_product_attention,
+(AdamW, grad clipping). Ours runs ``Trainer.train`` (fused-QKV GPT, explicit matmul-softmax attention,
 bf16 autocast where enabled); the references train a ``HookedTransformer`` in float32 and under the
 same bf16 autocast. Prints tokens/s of each, the ratio against the faster reference (goal >= 1.5x)
 and the share of our step time spent waiting for games (they are made in a background thread).
