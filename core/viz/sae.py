@@ -68,7 +68,8 @@ def density_histogram(density: np.ndarray) -> go.Figure:
 def curve_figure(points: list[dict], x: str = "l0", y: str = "fvu", label: str = "name") -> go.Figure:
     """A trade-off curve (e.g. FVU against L0 over several SAEs), one labelled point each."""
     fig = go.Figure(go.Scatter(
-        x=[p[x] for p in points], y=[p[y] for p in points], mode="markers+lines+text", text=[p.get(label, "") for p in points],
+        x=[p[x] for p in points], y=[p[y] for p in points], mode="markers+lines+text",
+        text=[p.get(label, "") + (f" · {p['tokens'] / 1e6:g}M" if p.get("tokens") else "") for p in points],
         textposition="top center", marker=dict(size=9, color="#d94801"),
     ))
     fig.update_layout(height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper())
