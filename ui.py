@@ -246,17 +246,13 @@ def cached_bundled_sae(name: str, sae_name: str):
     """A bundled SAE (shared, read-only); ``SAELoadError`` if its files are unusable."""
     entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
     handle = cached_model(name)
-    return sae_store.load_sae(entry.folder, d_in=hook_width(handle, entry.hook))
+    return sae_store.load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
 
 
 @st.cache_resource(show_spinner="Indexing features over held-out games…", max_entries=8)
 def cached_bundled_index(name: str, sae_name: str) -> sae_features.FeatureIndex:
     entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
     return sae_features.build_index(cached_model(name), cached_bundled_sae(name, sae_name), entry.hook)
-
-
-def hook_width(handle: ModelHandle, hook: str) -> int:
-    return handle.cfg.d_mlp if hook.endswith("mlp.hook_post") else handle.cfg.d_model
 
 
 def sae_choices(name: str) -> dict[str, dict]:

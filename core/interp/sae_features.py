@@ -39,7 +39,6 @@ class FeatureIndex:
     hook: str
     games: np.ndarray  # int (G, T) squares
     boards: np.ndarray  # int8 (G, T, size, size) board after each move
-    mover: np.ndarray  # int8 (G, T) who made each move
     game: np.ndarray  # int (N,) game of each position
     move: np.ndarray  # int (N,) move index of each position
     ptr: np.ndarray  # int64 (d_sae + 1,)
@@ -82,14 +81,13 @@ class FeatureIndex:
 
 @dataclass(frozen=True)
 class Example:
-    """One position where a feature fires: the board after ``move``, and who just moved."""
+    """One position where a feature fires: the board after ``move`` and the game that led there."""
 
     game: int
     move: int
     value: float
     board: np.ndarray  # int8 (size, size)
     last_move: int  # square
-    mover: int
     moves: tuple[int, ...]  # the game up to and including ``move``
 
 
@@ -161,7 +159,7 @@ def build_index(handle: ModelHandle, sae, hook: str, n_games: int = 500, seed: i
         progress("matching features to board properties", 0.95)
     best_prop, best_f1 = _best_properties(pos, feat, val, props, d_sae, max_act)
     return FeatureIndex(
-        size=size, hook=hook, games=games, boards=rep.boards, mover=rep.mover, game=game_idx, move=move_idx,
+        size=size, hook=hook, games=games, boards=rep.boards, game=game_idx, move=move_idx,
         ptr=ptr, position=pos.numpy()[order].astype(np.int32), values=val.numpy()[order].astype(np.float32),
         property_names=names, best_property=best_prop, best_f1=best_f1.astype(np.float32),
     )
@@ -182,7 +180,7 @@ def feature_table(index: FeatureIndex) -> dict[str, np.ndarray]:
 def _example(index: FeatureIndex, position: int, value: float) -> Example:
     g, t = int(index.game[position]), int(index.move[position])
     return Example(
-        game=g, move=t, value=float(value), board=index.boards[g, t], last_move=int(index.games[g, t]), mover=int(index.mover[g, t]),
+        game=g, move=t, value=float(value), board=index.boards[g, t], last_move=int(index.games[g, t]),
         moves=tuple(int(m) for m in index.games[g, : t + 1]),
     )
 
@@ -277,9 +275,10 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
 
 
-def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Next-move probabilities per square ``(size*size,)`` at the latest position, without and with
-    the SAE's reconstruction replacing the hook's activation (the seed notebook's check)."""
+def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
+    """Next-move probabilities per square ``(size*size,)`` at the latest position with the SAE's
+    reconstruction replacing the hook's activation (the seed notebook's check; the clean
+    distribution is ``predictions.predict``'s, which the app already caches)."""
     size = handle.board_size
     tokens = game_tokens(moves, size)
 
@@ -287,10 +286,7 @@ def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -
         flat = act.reshape(-1, act.shape[-1]).float()
         return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.dtype)
 
-    clean = handle.forward(tokens)[0, -1].float().softmax(-1).numpy()
     spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
-    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
-    out = np.zeros((2, size * size), dtype=np.float32)
-    out[0, squares] = clean[1:]
-    out[1, squares] = spliced[1:]
-    return out[0], out[1]
+    out = np.zeros(size * size, dtype=np.float32)
+    out[othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)] = spliced[1:]
+    return out

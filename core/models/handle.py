@@ -76,6 +76,11 @@ class ModelHandle:
         with self._lock, torch.inference_mode():
             return self._model.run_with_cache(tokens, names_filter=names_filter)
 
+    def hook_width(self, hook: str) -> int:
+        """Width of a hook's activation: the MLP's neurons for ``mlp.hook_post``/``hook_pre``,
+        else the residual width."""
+        return self.cfg.d_mlp if hook.endswith(("mlp.hook_post", "mlp.hook_pre")) else self.cfg.d_model
+
     def activations(self, tokens: torch.Tensor, hooks: Sequence[str]) -> dict[str, torch.Tensor]:
         """Some hooks' activations, running only the blocks they need.
 

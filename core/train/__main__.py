@@ -133,7 +133,7 @@ def cmd_sae(args: argparse.Namespace) -> None:
         point_cfg = SAETrainConfig(k=k, total_tokens=args.curve_tokens, **base)
         point_sae, _ = train_sae(handle, point_cfg, progress)
         m = sae_metrics(handle, point_sae, args.hook, n_games=args.eval_games)
-        curve.append({"name": f"k={k}", "k": k, "tokens": args.curve_tokens, **{key: m[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}})
+        curve.append(_curve_point(f"k={k}", k, args.curve_tokens, m))
         bar.write(f"k={k}: L0 {m['l0']:.1f} FVU {m['fvu']:.3f} CE recovered {m['ce_recovered_zero']:.3f}")
     cfg = SAETrainConfig(k=args.k, total_tokens=args.tokens, **base)
     sae, stats = train_sae(handle, cfg, progress)
@@ -143,10 +143,14 @@ def cmd_sae(args: argparse.Namespace) -> None:
     card = card_for(handle, cfg, stats, metrics)
     card["command"] = "python -m core.train " + shlex.join(sys.argv[1:])
     if curve:
-        curve.append({"name": f"k={args.k} (this SAE)", "k": args.k, "tokens": args.tokens, **{key: metrics[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}})
+        curve.append(_curve_point(f"k={args.k} (this SAE)", args.k, args.tokens, metrics))
         card["curve"] = sorted(curve, key=lambda p: p["l0"])
     save_sae(sae, args.out_dir, card)
     print(json.dumps({"training": stats, "metrics": metrics, "curve": curve}, indent=2))
+
+
+def _curve_point(name: str, k: int, tokens: int, metrics: dict) -> dict:
+    return {"name": name, "k": k, "tokens": tokens, **{key: metrics[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}}
 
 
 # Settings that change how a run is watched or how fast it goes, never the weights it ends with.

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -217,15 +217,12 @@ class Trainer:
         # The next step's games are made in a background thread while this step computes (the
         # engine's numpy work and torch's kernels both release the GIL); they are the same games
         # as without it, since each step's games depend only on (seed, step).
-        pool = ThreadPoolExecutor(max_workers=1)
-        upcoming = pool.submit(make_batch, cfg, state.step)
-        try:
-            return self._train_loop(until, upcoming, pool, progress)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return self._train_loop(until, pool, progress)
 
-    def _train_loop(self, until: int, upcoming: Future, pool: ThreadPoolExecutor, progress: Callable[[int, int, dict], None] | None) -> TrainState:
+    def _train_loop(self, until: int, pool: ThreadPoolExecutor, progress: Callable[[int, int, dict], None] | None) -> TrainState:
         cfg, state = self.cfg, self.state
+        upcoming = pool.submit(make_batch, cfg, state.step)
         last_ckpt = time.monotonic()
         gen_time = 0.0
         window_tokens, window_start = 0, time.monotonic()
