@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from core.games.play import GameState
+from core.games.base import GameState
 from core.interp import probes as P
 from core.models.handle import ModelHandle
 from core.viz.board import board_figure
@@ -27,8 +27,7 @@ def best_hook(name: str, target: str, hooks: list[str]) -> str:
 
 
 def true_board_figure(state: GameState, cell_px: int = 40):
-    last = state.moves[-1] if state.moves else None
-    return board_figure(state.board, None, legal=state.legal, last_move=last, title="True board (engine)", cell_px=cell_px)
+    return board_figure(state.board, None, legal=state.legal, last_move=state.last_squares, title="True board (engine)", cell_px=cell_px, **ui.current_game().board_style)
 
 
 def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None, probs: np.ndarray | None = None):
@@ -41,7 +40,7 @@ def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, p
         return None
     if probs is None:
         probs = P.probe_position(handle, {hook: probes[hook]}, state.moves)[hook]
-    truth = P.true_classes(state.moves, state.size, target)
+    truth = P.true_classes(state.moves, handle.game, target)
     mover = int(state.replay.mover[0, min(len(state.moves), state.replay.mover.shape[1]) - 1])
     accuracy = float((probs.argmax(-1) == truth).mean())
     return probe_board_figure(probs, truth, mover, target, title=title or f"Probe at {layer_label(hook)}: {accuracy:.0%} right", cell_px=cell_px, show_scale=show_scale)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.games import othello
-from core.games.play import GameState, IllegalMoveError, game_state, play
+from core.games.base import Game, GameState, IllegalMoveError
 from core.interp import probes as P
 from core.interp import sae_features, sae_store
 from core.interp.predictions import Predictions, predict
@@ -20,6 +19,7 @@ from core.models.handle import ModelHandle
 from core.models.registry import ModelSpec, default_model_name, list_models, load_model
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
+PICKED = "picked_square"  # a piece chosen on the board, for games whose moves start on a piece
 
 
 # -- caches -----------------------------------------------------------------------------------
@@ -34,14 +34,14 @@ def cached_model(name: str) -> ModelHandle:
 @st.cache_data(show_spinner=False, max_entries=2048)
 def cached_predictions(name: str, moves: tuple[int, ...]) -> Predictions | None:
     handle = cached_model(name)
-    return predict(handle, game_state(moves, handle.board_size))
+    return predict(handle, handle.game.state(moves))
 
 
 @st.cache_resource(show_spinner="Loading probes…", max_entries=16)
 def cached_bundled_probes(name: str, target: str) -> dict[str, P.Probe]:
     """Probes shipped in ``assets/probes/<model>/`` (shared, read-only)."""
     handle = cached_model(name)
-    return P.load_probe_set(P.PROBE_ROOT / name, target, handle.cfg.d_model, handle.board_size)
+    return P.load_probe_set(P.PROBE_ROOT / name, target, handle.cfg.d_model, handle.game.rows)
 
 
 def probe_summary(name: str) -> dict:
@@ -103,10 +103,10 @@ def init_state() -> None:
     st.session_state[MOVES] = ()
     text = params.get("moves", "")
     if text:
-        size = specs[name].board_size
+        game = specs[name].game_plugin
         try:
-            moves = tuple(othello.parse_moves(text, size))
-            game_state(moves, size)
+            moves = tuple(game.parse_moves(text))
+            game.state(moves)
             st.session_state[MOVES] = moves
         except ValueError as exc:
             flash("error", f"Could not restore the game from the link (moves={text!r}): {exc}. Starting a new game.")
@@ -115,7 +115,7 @@ def init_state() -> None:
 def sync_url(extra: dict[str, str] | None = None) -> None:
     """Write the current model and game (and a page's own ``extra`` parameters) into the query
     string (only what changed)."""
-    moves = othello.format_moves(st.session_state[MOVES], model_spec().board_size, sep="")
+    moves = current_game().url_moves(st.session_state[MOVES])
     wanted = {MODEL: st.session_state[MODEL], **({MOVES: moves} if moves else {}), **(extra or {})}
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
@@ -125,8 +125,13 @@ def model_spec() -> ModelSpec:
     return model_specs()[st.session_state[MODEL]]
 
 
+def current_game() -> Game:
+    """The game the chosen model plays (rules, tokens, how to draw it)."""
+    return model_spec().game_plugin
+
+
 def current_state() -> GameState:
-    return game_state(st.session_state[MOVES], model_spec().board_size)
+    return current_game().state(st.session_state[MOVES])
 
 
 def current_handle() -> ModelHandle | None:
@@ -140,16 +145,22 @@ def current_handle() -> ModelHandle | None:
 
 def set_moves(moves: tuple[int, ...]) -> None:
     st.session_state[MOVES] = tuple(int(m) for m in moves)
+    st.session_state.pop(PICKED, None)
 
 
-def play_square(square: int) -> bool:
-    """Play ``square`` for the side to move; an illegal move is explained, not played."""
+def play_move(move: int) -> bool:
+    """Play ``move`` for the side to move; an illegal move is explained, not played."""
     try:
-        set_moves(play(current_state(), square).moves)
+        set_moves(current_game().play(current_state(), move).moves)
         return True
     except IllegalMoveError as exc:
         flash("warning", f"Illegal move: {exc}")
         return False
+
+
+def play_square(square: int) -> bool:
+    """Play the move on ``square`` (games whose moves are one square, e.g. Othello)."""
+    return play_move(square)
 
 
 def undo_move() -> None:
@@ -161,18 +172,20 @@ def play_random_move() -> None:
     if move is None:
         flash("info", "The game is over: there is no move to play.")
     else:
-        play_square(move)
+        play_move(move)
 
 
 def on_model_change() -> None:
-    """Keep the game when the board size stays; otherwise start a new one and say so."""
+    """Keep the game when the new model plays the same game; otherwise start a new one and say so."""
     name = st.session_state["model_picker"]
-    new_size = model_specs()[name].board_size
-    old_size = model_specs()[st.session_state[MODEL]].board_size
+    new_game = model_specs()[name].game_plugin
+    old_game = model_specs()[st.session_state[MODEL]].game_plugin
     st.session_state[MODEL] = name
-    if new_size != old_size and st.session_state[MOVES]:
+    st.session_state.pop(PICKED, None)
+    same = (new_game.name, new_game.rows) == (old_game.name, old_game.rows)
+    if not same and st.session_state[MOVES]:
         set_moves(())
-        flash("info", f"{name} plays {new_size}x{new_size} Othello: started a new game.")
+        flash("info", f"{name} plays {new_game.title}: started a new game.")
 
 
 def sidebar() -> None:
@@ -186,15 +199,15 @@ def sidebar() -> None:
             index=names.index(st.session_state[MODEL]),
             key="model_picker",
             on_change=on_model_change,
-            format_func=lambda n: f"{n} ({specs[n].board_size}x{specs[n].board_size}{', hub: needs network' if specs[n].needs_network else ''})",
+            format_func=lambda n: f"{n} ({specs[n].board_label}{', hub: needs network' if specs[n].needs_network else ''})",
             help="Bundled models were trained by BoardLens and work offline. Hub models are published checkpoints that need network access once.",
         )
         st.caption(specs[st.session_state[MODEL]].description)
 
 
 def random_legal_move(state: GameState, rng: np.random.Generator | None = None) -> int | None:
-    legal = np.flatnonzero(state.legal)
-    if not len(legal):
+    legal = state.legal_moves
+    if not len(legal) or state.is_over:
         return None
     return int((rng or np.random.default_rng()).choice(legal))
 
@@ -232,6 +245,10 @@ def analysis_page(title: str) -> tuple[ModelSpec, GameState, ModelHandle]:
     show_messages()
     handle = current_handle()
     if handle is None:
+        st.stop()
+    if not handle.game.square_moves:
+        st.info(f"This page reads the model one token per move; it does not serve {handle.game.title} models yet. The board player does.")
+        sync_url()
         st.stop()
     return spec, state, handle
 

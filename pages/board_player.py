@@ -1,4 +1,9 @@
-"""Board player: play Othello and watch the model's next-move prediction after every move."""
+"""Board player: play a game and watch the model's next-move prediction after every move.
+
+Games whose move is one square (Othello) play on a click. Games whose move starts on a piece
+(chess) take two clicks: the piece (its destinations then show the model's distribution), then the
+destination; a promotion asks for the piece.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,68 @@ import streamlit as st
 
 import panels
 import ui
-from core.games import othello
-from core.games.play import IllegalMoveError, game_state
-from core.interp.predictions import top_k
+from core.games.base import IllegalMoveError
+from core.interp.predictions import top_k, top_moves
 from core.viz.board import board_figure, history_figure
+
+PROMOTION = "pending_promotion"
 
 ui.ensure_shell()
 ui.init_state()  # idempotent: also when a link opens this page directly
 spec = ui.model_spec()
-size = spec.board_size
+game = ui.current_game()
 state = ui.current_state()
 
 
 # -- actions (callbacks run before the page is drawn, so it always shows the new state) -------
 
 
-def on_board_click(key: str) -> None:
+def clicked_square(key: str) -> int | None:
     points = st.session_state[key].get("selection", {}).get("points", [])
-    if points:
-        data = points[0].get("customdata")
-        ui.play_square(int(data[0] if isinstance(data, list) else data))
+    if not points:
+        return None
+    data = points[0].get("customdata")
+    return int(data[0] if isinstance(data, list) else data)
+
+
+def on_board_click(key: str) -> None:
+    square = clicked_square(key)
+    if square is not None:
+        click_square(square)
+
+
+def click_square(square: int) -> None:
+    """Play a one-square move, or pick a piece / play the picked piece to ``square``."""
+    now = ui.current_state()
+    if game.square_moves:
+        ui.play_square(square)
+        return
+    st.session_state.pop(PROMOTION, None)
+    picked = st.session_state.get(ui.PICKED)
+    if picked is not None:
+        moves = [m for m in game.moves_from(now, picked) if game.move_squares(m)[1] == square]
+        if len(moves) == 1:
+            ui.play_move(moves[0])
+            return
+        if len(moves) > 1:  # a promotion: the piece is asked for
+            st.session_state[PROMOTION] = moves
+            return
+        if square == picked:
+            st.session_state.pop(ui.PICKED, None)
+            return
+    if game.moves_from(now, square):
+        st.session_state[ui.PICKED] = square
+    elif now.is_over:
+        ui.flash("info", "The game is over: there is no move to play.")
+    elif picked is not None:
+        ui.flash("warning", f"Illegal move: {game.explain_illegal(now, picked + 64 * square)}")
+    else:
+        ui.flash("warning", f"No legal move starts on {game.square_label(square)}: pick one of your pieces that can move (ringed).")
+
+
+def on_promotion(move: int) -> None:
+    st.session_state.pop(PROMOTION, None)
+    ui.play_move(move)
 
 
 def on_reset() -> None:
@@ -36,11 +83,11 @@ def on_reset() -> None:
 
 def on_moves_text(replace: bool) -> None:
     text = st.session_state.get("moves_text", "")
-    notation = {"auto": "auto", "d3 (column, row from 1)": "label", "C2 (published: row, column from 0)": "published"}[st.session_state.get("notation", "auto")]
+    notation = game.notations.get(st.session_state.get("notation", "auto"), "auto")
+    base = () if replace else st.session_state[ui.MOVES]
     try:
-        new = othello.parse_moves(text, size, notation)
-        base = () if replace else st.session_state[ui.MOVES]
-        game_state(base + tuple(new), size)
+        new = game.parse_moves(text, base, notation)
+        game.state(base + tuple(new))
     except (ValueError, IllegalMoveError) as exc:
         ui.flash("error", f"Could not play {text!r}: {exc}")
         return
@@ -55,47 +102,67 @@ left, right = st.columns([5, 4], gap="large")
 handle = ui.current_handle()
 pred = ui.cached_predictions(spec.name, state.moves) if handle is not None else None
 show_pred = pred is not None and not state.is_over
+picked = st.session_state.get(ui.PICKED)
+if picked is not None and not game.moves_from(state, picked):
+    picked = None
 
 with left:
     st.markdown(f"**{state.status()}**")
-    last = state.moves[-1] if state.moves else None
+    if game.square_moves or picked is None:
+        values, legal, outline = (pred.probs if show_pred else None), state.legal, (pred.top1 if show_pred else None)
+        value_name = "P(next move)" if game.square_moves else "P(from-square)"
+    else:
+        destinations = np.zeros(game.n_squares, dtype=bool)
+        destinations[[game.move_squares(m)[1] for m in game.moves_from(state, picked)]] = True
+        second = pred.second.get(picked) if show_pred else None
+        values, legal, value_name = second, destinations, f"P(to | {game.square_label(picked)})"
+        outline = int(np.argmax(second)) if second is not None else None
     fig = board_figure(
-        state.board,
-        pred.probs if show_pred else None,
-        legal=state.legal,
-        outline=pred.top1 if show_pred else None,
-        last_move=last,
-        value_name="P(next move)",
+        state.board, values, legal=legal, outline=outline, last_move=state.last_squares, value_name=value_name, picked=picked,
+        outline_color="#2ca02c" if (outline is not None and legal[outline]) else "#d62728", **game.board_style,
     )
-    key = f"board_{len(state.moves)}_{hash(state.moves) & 0xFFFF}"
+    key = f"board_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{picked}"
     st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False})
-    st.caption("Click a square to play it. Orange rings: legal moves. Colour: the model's next-move probability; red frame: its top-1; yellow frame: the last move.")
+    if game.square_moves:
+        st.caption("Click a square to play it. Orange rings: legal moves. Colour: the model's next-move probability; frame: its top-1 (green legal, red illegal); yellow frame: the last move.")
+    elif picked is None:
+        st.caption("Click a piece, then its destination. Orange rings: pieces that can move. Colour: the model's probability for the next move's from-square; frame: its top-1 (green legal, red illegal); yellow: the last move.")
+    else:
+        st.caption(f"Piece on {game.square_label(picked)} picked (purple). Orange rings: its legal destinations; colour: the model's to-square distribution given this from-square. Click a destination to play, the piece again to put it down.")
+    pending = st.session_state.get(PROMOTION)
+    if pending:
+        st.markdown("**Promote to:**")
+        cols = st.columns(len(pending))
+        for col, move in zip(cols, pending):
+            col.button(game.san(state.moves, move), key=f"promote_{move}", on_click=on_promotion, args=(move,), width="stretch")
     b1, b2, b3 = st.columns(3)
     b1.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     b2.button("Reset", on_click=on_reset, disabled=not state.moves, width="stretch")
     b3.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
-    st.text_input("Moves", key="moves_text", placeholder="d3 c5 f6  ·  d3c5f6  ·  C2 E4 …", help="Square labels: column letter then row number (d3). The published Othello-GPT style (row letter, column from 0: C2) is also read.")
-    st.radio("Notation", ["auto", "d3 (column, row from 1)", "C2 (published: row, column from 0)"], key="notation", horizontal=True, label_visibility="collapsed")
+    st.text_input("Moves", key="moves_text", placeholder=game.move_placeholder, help=game.move_help)
+    if game.notations:
+        st.radio("Notation", list(game.notations), key="notation", horizontal=True, label_visibility="collapsed")
     m1, m2 = st.columns(2)
     m1.button("Play these moves", on_click=on_moves_text, args=(False,), width="stretch")
     m2.button("Load as a new game", on_click=on_moves_text, args=(True,), width="stretch")
-    st.code(othello.format_moves(state.moves, size) or "(no moves yet)", language=None)
+    st.code(game.format_moves(state.moves) or "(no moves yet)", language=None)
 
 with right:
     st.subheader(f"Model: {spec.name}")
     if handle is None:
         st.info("Pick a bundled model in the sidebar to see predictions.")
-    elif pred is None:
+    elif pred is None and state.moves and not state.is_over:
+        st.info("The game no longer fits in the model's context: it cannot predict the next move.")
+    elif pred is None and game.square_moves:
         st.info("The model reads the game move by move and predicts from the first move on: play a move.")
     elif state.is_over:
         st.info("The game is over: nothing left to predict. The history below shows every prediction made.")
-    else:
-        top_label = othello.square_to_label(pred.top1, size)
+    elif game.square_moves:
         verdict = "legal" if pred.top1_legal else "ILLEGAL"
         c1, c2 = st.columns(2)
-        c1.metric("Top-1 move", top_label, verdict, delta_color="normal" if pred.top1_legal else "inverse")
+        c1.metric("Top-1 move", game.square_label(pred.top1), verdict, delta_color="normal" if pred.top1_legal else "inverse")
         c2.metric("Illegal probability mass", f"{pred.illegal_mass:.2%}", help="1 − the probability the model puts on legal moves.")
-        table = pd.DataFrame(top_k(pred, state.legal, size, k=10))
+        table = pd.DataFrame(top_k(pred, state.legal, game, k=10))
         st.dataframe(
             table,
             hide_index=True,
@@ -105,15 +172,33 @@ with right:
                 "legal": st.column_config.CheckboxColumn("legal"),
             },
         )
+    if pred is not None and not game.square_moves and not state.is_over:
+        best, p_best = max(pred.move_probs.items(), key=lambda kv: kv[1])
+        best_legal = best in state.legal_moves
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Top-1 move", game.move_label(best), "legal" if best_legal else "ILLEGAL", delta_color="normal" if best_legal else "inverse", help="The likeliest whole move: product of its tokens' probabilities.")
+        c2.metric("Illegal probability mass", f"{max(0.0, 1 - pred.legal_move_mass):.2%}", help="1 − the summed probability of every legal move (each the product of its tokens' conditional probabilities).")
+        c3.metric("From-square top-1", game.square_label(pred.top1) if pred.top1 >= 0 else "(not a square)", "legal" if pred.top1_legal else "ILLEGAL", delta_color="normal" if pred.top1_legal else "inverse", help="The first token alone: which piece the model expects to move.")
+        legal_rows = [{"move": game.san(state.moves, m), "uci": game.move_label(m), "probability": p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=True)]
+        illegal_rows = [{"move": game.move_label(m), "probability": p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=False)]
+        column_config = {"probability": st.column_config.ProgressColumn("probability", format="%.4f", min_value=0.0, max_value=max([1e-9] + [r["probability"] for r in legal_rows + illegal_rows]))}
+        t1, t2 = st.columns(2)
+        t1.markdown("**Top legal moves**")
+        t1.dataframe(pd.DataFrame(legal_rows), hide_index=True, width="stretch", column_config=column_config)
+        t2.markdown("**Top illegal moves**")
+        t2.dataframe(pd.DataFrame(illegal_rows), hide_index=True, width="stretch", column_config=column_config)
     if pred is not None:
-        labels = [othello.square_to_label(m, size) for m in state.moves]
-        top1 = [othello.square_to_label(int(s), size) for s in pred.history_top1]
+        labels = [game.move_label(m) for m in state.moves]
+        top1 = [game.square_label(int(s)) if s >= 0 else "—" for s in pred.history_top1]
         st.markdown("**History: the prediction after each move**")
         n_pred = len(pred.history_top1_legal)
         st.plotly_chart(history_figure(pred.history_top1_legal, pred.history_illegal_mass, labels[:n_pred], top1), key="history", config={"displayModeBar": False})
         rate = np.nanmean(pred.history_top1_legal) if np.isfinite(pred.history_top1_legal).any() else float("nan")
-        st.caption(f"Top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions of this game: {rate:.1%}.")
-    if handle is not None and st.toggle("Probe panel", key="probe_panel", help="What a linear probe reads off the residual stream, updated with every move."):
+        note = f"Top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions of this game: {rate:.1%}."
+        if pred.history_second_top1_legal is not None and np.isfinite(pred.history_second_top1_legal).any():
+            note = f"From-square top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions: {rate:.1%}; to-square (given the piece played): {np.nanmean(pred.history_second_top1_legal):.1%}. Bars: illegal mass of the from-square token."
+        st.caption(note)
+    if handle is not None and game.square_moves and st.toggle("Probe panel", key="probe_panel", help="What a linear probe reads off the residual stream, updated with every move."):
         panels.probe_panel(handle, state)
 
 ui.sync_url()

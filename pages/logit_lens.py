@@ -7,26 +7,26 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from core.games import othello
 from core.interp import lens as L
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, dla_figure, lens_legality_figure
 
 spec, state, handle = ui.analysis_page("Logit lens")
-size = spec.board_size
+game = handle.game
+size = game.rows
 
 
 @st.cache_data(show_spinner="Reading the lens over 500 games…", max_entries=8)
 def legality_by_depth(name: str, n_games: int = 500) -> dict:
     h = ui.cached_model(name)
-    return L.lens_legality(h, othello.random_games(n_games, h.board_size, seed=4242))
+    return L.lens_legality(h, h.game.random_games(n_games, seed=4242))
 
 
 top_left, top_right = st.columns([3, 2])
 with top_right:
     st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name)), key="lens_legality", config={"displayModeBar": False})
 with top_left:
-    st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{othello.format_moves(state.moves, size) or '(no moves)'}`")
+    st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{game.format_moves(state.moves) or '(no moves)'}`")
     b1, b2, b3 = st.columns(3)
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
@@ -39,9 +39,9 @@ if not state.moves or state.is_over:
     ui.sync_url()
     st.stop()
 
-moves = state.moves[: othello.context_length(size)]
-labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, size), incl_mid)
-probs = L.lens_square_probs(lens_logits[:, 0, -1], size)  # (points, squares)
+moves = state.moves[: game.n_ctx]
+labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, game), incl_mid)
+probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
 cols = st.columns(4)
 for i, label in enumerate(labels):
@@ -49,22 +49,22 @@ for i, label in enumerate(labels):
     ok = bool(state.legal[top])
     with cols[i % len(cols)]:
         st.plotly_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {othello.square_to_label(top, size)} {'✓' if ok else '✗'}", cell_px=24, show_scale=False),
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, show_scale=False),
             key=f"lens_{i}", width="content", config={"displayModeBar": False},
         )
 st.caption("Colour: lens probability of each square (each board scaled to its own maximum; hover for values); rings: legal moves; frame: the lens's top-1 (green legal, red illegal).")
 
 attr = L.attribute(handle, moves)
-legal_tok = L.legal_tokens_now(moves, size)
+legal_tok = L.legal_tokens_now(moves, game)
 model_top = int(attr.logits[1:].argmax()) + 1
-move_choices = list(range(1, othello.vocab_size(size)))
+move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0]
 st.subheader("Direct logit attribution")
 d1, d2 = st.columns([2, 3])
-token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{othello.square_to_label(othello.token_to_square(t, size), size)}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
+token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{game.square_label(game.token_square()[t])}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
 metric = d2.radio("Attribute", ["logit of this move", "legal minus illegal"], horizontal=True, help="legal minus illegal: a part's mean direct effect on legal moves minus its mean effect on illegal moves.")
 if metric == "logit of this move":
     values = attr.dla[:, token].numpy()
-    title = f"Direct effect on the logit of {othello.square_to_label(othello.token_to_square(token, size), size)} (logit {attr.logits[token]:.2f})"
+    title = f"Direct effect on the logit of {game.square_label(game.token_square()[token])} (logit {attr.logits[token]:.2f})"
 else:
     values = attr.legal_minus_illegal(legal_tok).numpy()
     title = "Direct effect: mean legal-move logit minus mean illegal-move logit"
@@ -77,7 +77,7 @@ with g2:
 st.caption(f"The parts sum exactly to the logit minus the bias terms (final LayerNorm bias and unembedding bias: {attr.bias[token]:+.3f}).")
 
 st.subheader("Attention")
-labels_moves = [othello.square_to_label(m, size) for m in moves]
+labels_moves = [game.square_label(m) for m in moves]
 dest = st.slider("Destination: attention paid by the model at move", 1, len(moves), len(moves)) - 1
 patterns = L.attention_patterns(handle, moves)
 st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
@@ -92,7 +92,7 @@ neuron = n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, int(first["index"]))
 @st.cache_data(show_spinner="Correlating the neuron with the board over 300 games…", max_entries=64)
 def neuron_correlation(name: str, layer: int, neuron: int) -> np.ndarray:
     h = ui.cached_model(name)
-    return L.neuron_board_correlation(h, layer, neuron, othello.random_games(300, h.board_size, seed=777))
+    return L.neuron_board_correlation(h, layer, neuron, h.game.random_games(300, seed=777))
 
 
 out_board = L.neuron_output_board(handle, int(layer), int(neuron))

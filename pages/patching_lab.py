@@ -8,7 +8,6 @@ import streamlit as st
 import torch
 
 import ui
-from core.games import othello
 from core.interp import patching as PT
 from core.interp.lens import lens_square_probs
 from core.interp.predictions import game_tokens
@@ -16,46 +15,45 @@ from core.viz.board import board_figure
 from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure
 
 spec, state, handle = ui.analysis_page("Patching lab")
-size = spec.board_size
-moves = state.moves[: othello.context_length(size)]
+game = handle.game
+size = game.rows
+moves = state.moves[: game.n_ctx]
 if len(moves) < 2:
     st.info("Play at least two moves (here via the Board player, or open a link with ?moves=...) to patch between two games.")
     ui.sync_url()
     st.stop()
 
-labels = [othello.square_to_label(m, size) for m in moves]
-st.markdown(f"**Clean game** ({len(moves)} moves): `{othello.format_moves(moves, size)}`")
+labels = [game.square_label(m) for m in moves]
+st.markdown(f"**Clean game** ({len(moves)} moves): `{game.format_moves(moves)}`")
 
 # -- the corrupted game --------------------------------------------------------------------------
 c1, c2 = st.columns([3, 2])
 index = c1.slider("Move to change", 1, len(moves), max(1, len(moves) // 2), help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
-rep = othello.replay(np.array([moves[: max(index, 1)]]), size)
-legal_here = rep.start_legal if index == 0 else rep.legal_next[0, -1]
-alternatives = [int(s) for s in np.flatnonzero(legal_here) if s != moves[index]]
+alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index]]
 if not alternatives:
     st.warning(f"Move {index + 1} ({labels[index]}) was the only legal move: choose another move to change.")
     ui.sync_url()
     st.stop()
-kept = {s: len(PT.corrupt_game(moves, index, s, size)[1]) for s in alternatives}
+kept = {s: len(PT.corrupt_game(moves, index, s, game)[1]) for s in alternatives}
 alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
-replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: f"{othello.square_to_label(s, size)} (keeps {kept[s]} moves)")
-clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, size)
+replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: f"{game.square_label(s)} (keeps {kept[s]} moves)")
+clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
 if dropped:
     st.warning(f"After the change, move {len(corrupted_moves) + 1} ({labels[len(corrupted_moves)]}) is illegal: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
-clean_t, corrupted_t = game_tokens(clean_moves, size), game_tokens(corrupted_moves, size)
-clean_state = othello.replay(np.array([clean_moves]), size)
-corr_state = othello.replay(np.array([corrupted_moves]), size)
+clean_t, corrupted_t = game_tokens(clean_moves, game), game_tokens(corrupted_moves, game)
+clean_state = game.replay(np.array([clean_moves]))
+corr_state = game.replay(np.array([corrupted_moves]))
 legal_clean, legal_corr = clean_state.legal_next[0, -1], corr_state.legal_next[0, -1]
 
 # -- metric ---------------------------------------------------------------------------------------
 differs = [int(s) for s in np.flatnonzero(legal_clean != legal_corr)]
-all_squares = [s for s in range(size * size) if othello.squares_to_tokens(np.array([s]), size)[0] > 0]
+all_squares = sorted(int(s) for s in game.token_square() if s >= 0)
 m1, m2, m3 = st.columns(3)
 metric_kind = m1.radio("Metric", ["logit", "log-prob", "logit difference"], help="Read at the last position: the prediction of the next move.")
 default_target = differs[0] if differs else int(np.flatnonzero(legal_clean)[0]) if legal_clean.any() else all_squares[0]
-target = m2.selectbox("Target move", all_squares, index=all_squares.index(default_target), format_func=lambda s: f"{othello.square_to_label(s, size)}{' (legality differs)' if s in differs else ''}")
-other = m3.selectbox("minus move", [s for s in all_squares if s != target], disabled=metric_kind != "logit difference", format_func=lambda s: othello.square_to_label(s, size))
-tok, other_tok = othello.square_to_token(target, size), othello.square_to_token(other, size)
+target = m2.selectbox("Target move", all_squares, index=all_squares.index(default_target), format_func=lambda s: f"{game.square_label(s)}{' (legality differs)' if s in differs else ''}")
+other = m3.selectbox("minus move", [s for s in all_squares if s != target], disabled=metric_kind != "logit difference", format_func=lambda s: game.square_label(s))
+tok, other_tok = game.square_token(target), game.square_token(other)
 
 
 def metric(logits: torch.Tensor) -> torch.Tensor:
@@ -72,9 +70,9 @@ clean_logits, corr_logits = handle.forward(clean_t)[0, -1], handle.forward(corru
 clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_logits[None, None])[0])
 b1, b2 = st.columns(2)
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
-    probs = lens_square_probs(logits[None], size)[0]
+    probs = lens_square_probs(logits[None], game)[0]
     col.plotly_chart(board_figure(st_.boards[0, -1], probs, legal=legal, outline=target, outline_color="#9467bd", last_move=int((clean_moves if name == "Clean" else corrupted_moves)[-1]), title=f"{name}: metric {value:+.3f}", cell_px=36), key=f"board_{name}", width="content", config={"displayModeBar": False})
-st.caption(f"Purple frame: the target move {othello.square_to_label(target, size)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
+st.caption(f"Purple frame: the target move {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
 
 # -- patching ---------------------------------------------------------------------------------------
 n_layers, n_pos = handle.cfg.n_layers, len(clean_moves)
@@ -87,7 +85,7 @@ normalised = st.toggle("Normalise: (patched − corrupted) / (clean − corrupte
 @st.cache_data(show_spinner="Patching…", max_entries=32)
 def sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h = ui.cached_model(name)
-    b, s = game_tokens(base, h.board_size), game_tokens(source, h.board_size)
+    b, s = game_tokens(base, h.game), game_tokens(source, h.game)
 
     def m(logits: torch.Tensor) -> torch.Tensor:
         last = logits[:, -1]
@@ -111,7 +109,7 @@ if normalised:
         block_show, heads_show, what = block, heads, "patched metric"
 else:
     block_show, heads_show, what = block, heads, "patched metric"
-st.plotly_chart(block_maps_figure(block_show, labels, f"{what} per patched site ({metric_kind} of {othello.square_to_label(target, size)})"), key="block_maps", config={"displayModeBar": False})
+st.plotly_chart(block_maps_figure(block_show, labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)})"), key="block_maps", config={"displayModeBar": False})
 st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
 
 # -- one site in detail ---------------------------------------------------------------------------
@@ -123,8 +121,8 @@ comp = s1.selectbox("Component", [0, 1, 2], index=int(best[0]), format_func=lamb
 layer = s2.selectbox("Layer", list(range(n_layers)), index=int(best[1]))
 pos = s3.selectbox("Position", list(range(n_pos)), index=int(best[2]), format_func=lambda p: f"{p + 1}. {labels[p]}")
 site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos)
-site_probs = lens_square_probs(site_logits[None], size)[0]
-base_probs = lens_square_probs((corr_logits if direction.startswith("denoising") else clean_logits)[None], size)[0]
+site_probs = lens_square_probs(site_logits[None], game)[0]
+base_probs = lens_square_probs((corr_logits if direction.startswith("denoising") else clean_logits)[None], game)[0]
 d1, d2 = st.columns(2)
 base_state = corr_state if direction.startswith("denoising") else clean_state
 d1.plotly_chart(board_figure(base_state.boards[0, -1], site_probs, legal=base_state.legal_next[0, -1], outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34), key="site_probs", width="content", config={"displayModeBar": False})
@@ -135,7 +133,7 @@ d2.plotly_chart(board_figure(base_state.boards[0, -1], delta, legal=base_state.l
 # -- seed parity: diffed neurons; attribution patching -------------------------------------------
 n1, n2 = st.columns(2)
 with n1:
-    st.markdown(f"**DLA of diffed neurons** on {othello.square_to_label(target, size)}: (clean − corrupted activation) × direct effect")
+    st.markdown(f"**DLA of diffed neurons** on {game.square_label(target)}: (clean − corrupted activation) × direct effect")
     diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok)
     top = diffed.abs().reshape(-1).topk(min(12, diffed.numel())).indices
     d_mlp = diffed.shape[1]

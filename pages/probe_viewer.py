@@ -7,14 +7,14 @@ import streamlit as st
 
 import panels
 import ui
-from core.games import othello
 from core.interp import interventions as I
 from core.interp import probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
 
 spec, state, handle = ui.analysis_page("Probe viewer")
-size = spec.board_size
+game = handle.game
+size = game.rows
 
 summary = ui.probe_summary(handle.name)
 targets = list(P.TARGETS)
@@ -70,7 +70,7 @@ with right2:
     if meta:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
         st.markdown(f"**{panels.layer_label(hook)}**: accuracy {meta['accuracy']:.2%}, whole board right {meta['board_exact']:.1%}; per class (recall): {per_class}")
-        st.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26), key="per_square", width="content", config={"displayModeBar": False})
+        st.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26), key="per_square", width="content", config={"displayModeBar": False})
 
 if all_layers and state.moves:
     st.subheader("Every layer")
@@ -93,7 +93,7 @@ else:
     squares = list(range(size * size))
     default_square = int(suggestions[0]) if len(suggestions) else int(np.flatnonzero(board)[0])
     i1, i2, i3, i4 = st.columns([2, 3, 3, 3])
-    square = i1.selectbox("Square", squares, index=default_square, format_func=lambda s: othello.square_to_label(s, size) + (" ★" if s in suggestions else ""), help="★: flipping this piece changes the legal moves.")
+    square = i1.selectbox("Square", squares, index=default_square, format_func=lambda s: game.square_label(s) + (" ★" if s in suggestions else ""), help="★: flipping this piece changes the legal moves.")
     mover = int(state.replay.mover[0, len(state.moves) - 1])
     current = "empty" if board[square] == 0 else ("mine" if board[square] == mover else "theirs")
     default_target = {"empty": "mine", "mine": "theirs", "theirs": "mine"}[current]
@@ -118,10 +118,10 @@ else:
             st.markdown(
                 f"Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
                 f"**{res.error_clean} → {res.error_edited}**. Moves whose legality the edit changes: "
-                + (", ".join(othello.square_to_label(int(s), size) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
+                + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
             )
             if st.button("Scale sweep with random-direction control"):
-                batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], size)
+                batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], game)
                 sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 0.5, 1, 2, 4, 8, 16])
                 st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
 

@@ -8,7 +8,6 @@ import streamlit as st
 
 import panels
 import ui
-from core.games import othello
 from core.interp import sae_features as F
 from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
@@ -19,7 +18,8 @@ FEATURE = "sae_feature"
 NO_BAR = {"displayModeBar": False}
 
 spec, state, handle = ui.analysis_page("SAE feature browser")
-size = spec.board_size
+game = handle.game
+size = game.rows
 n_layers = handle.cfg.n_layers
 
 
@@ -133,7 +133,7 @@ else:
         legal = state.legal.reshape(-1)
         top = np.argsort(-clean)[:5]
         top_sae = np.argsort(-spliced)[:5]
-        fmt = lambda order, p: ", ".join(f"{othello.square_to_label(int(s), size)}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
+        fmt = lambda order, p: ", ".join(f"{game.square_label(int(s))}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
         st.markdown(f"**Top-5 without the SAE:** {fmt(top, clean)}  \n**Top-5 with the SAE spliced in:** {fmt(top_sae, spliced)}  \n(✗ = illegal now; total variation distance {0.5 * np.abs(clean - spliced).sum():.3f})")
     b1, b2 = st.columns(2)
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over)
@@ -161,8 +161,8 @@ if len(values):
     directions = F.residual_directions(handle, sae, hook)
     effects = F.logit_effects(handle, directions, feature)
     lim = float(np.abs(effects).max()) or 1.0
-    d2.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30), key="logit_effects", width="content", config=NO_BAR)
-    up, down = F.extreme_squares(effects, size)
+    d2.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30), key="logit_effects", width="content", config=NO_BAR)
+    up, down = F.extreme_squares(effects, game)
     d2.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + " (direct path through the unembedding, centred over moves).")
     with d1:
         st.markdown("**Nearest features** (decoder cosine)")
@@ -191,7 +191,7 @@ if len(values):
         pcols = st.columns(len(cos))
         for col, (label, values_sq) in zip(pcols, cos.items()):
             lim = max(float(np.abs(values_sq).max()), 1e-6)
-            col.plotly_chart(board_figure(np.zeros((size, size), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30), key=f"cos_{label}", width="content", config=NO_BAR)
+            col.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30), key=f"cos_{label}", width="content", config=NO_BAR)
     else:
         st.info("No mine/theirs/empty probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 

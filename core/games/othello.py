@@ -18,17 +18,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.games.base import MoveError as BaseMoveError
+
 BLACK, WHITE, EMPTY = 1, -1, 0
 _DIRECTIONS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 MAX_SIZE = 8
 
 
-class MoveError(ValueError):
+class MoveError(BaseMoveError):
     """A move ``replay`` cannot accept; ``game`` and ``move`` index the offending entry."""
-
-    def __init__(self, game: int, move: int, reason: str):
-        super().__init__(f"game {game}, move {move}: {reason}")
-        self.game, self.move = game, move
 
 
 def check_size(size: int) -> None:

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.games import othello
+from core.games.base import GameState as BaseState
+from core.games.base import IllegalMoveError
 
-
-class IllegalMoveError(ValueError):
-    """A move that cannot be played here; the message says why in the user's terms."""
+__all__ = ["GameState", "IllegalMoveError", "game_state", "explain_illegal", "play"]
 
 
 @dataclass(frozen=True)
-class GameState:
+class GameState(BaseState):
     size: int
     moves: tuple[int, ...]
     board: np.ndarray  # int8 (size, size)
@@ -26,6 +26,21 @@ class GameState:
     @property
     def is_over(self) -> bool:
         return self.to_move == 0
+
+    @property
+    def legal_moves(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in np.flatnonzero(self.legal))
+
+    @property
+    def last_squares(self) -> tuple[int, ...]:
+        return (self.moves[-1],) if self.moves else ()
+
+    @property
+    def mover(self) -> int:
+        """Who played the last move (+1 black, -1 white; 0 before the first)."""
+        if not self.moves:
+            return 0
+        return int(self.replay.mover[0, len(self.moves) - 1])
 
     @property
     def score(self) -> tuple[int, int]:

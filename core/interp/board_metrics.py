@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.games import othello
+from core.games.base import grid_label
 from core.interp.probes import probe_targets
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
@@ -26,13 +26,13 @@ PRECISION = 0.95
 MIN_FIRES = 5
 
 
-def board_properties(rep: othello.Replay, valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def board_properties(rep, valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """``bool (N, n_props)`` for the valid positions, and the property names."""
     size = rep.size
     mte = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
     parts = [mte == 0, mte == 1, mte == 2, rep.legal_next[valid], rep.flipped[valid]]
     kinds = ["empty", "mine", "theirs", "legal", "flipped"]
-    names = [f"{k} {othello.square_to_label(s, size)}" for k in kinds for s in range(size * size)]
+    names = [f"{k} {grid_label(s, size)}" for k in kinds for s in range(size * size)]
     return np.concatenate(parts, axis=1), names
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.games import othello
+from core.games.base import Game
+from core.games.registry import as_game
 from core.interp.probes import Probe
 from core.models.handle import ModelHandle
 
@@ -87,13 +88,14 @@ class EditBatch:
     targets: np.ndarray  # (B,) index into STATES
 
 
-def make_batch(prefixes: list[tuple[int, ...]], squares, targets, size: int) -> EditBatch:
-    ctx = othello.context_length(size)
+def make_batch(prefixes: list[tuple[int, ...]], squares, targets, game: Game | int) -> EditBatch:
+    game = as_game(game)
+    ctx = game.n_ctx
     T = min(max(len(p) for p in prefixes), ctx)
-    tokens = np.zeros((len(prefixes), T), dtype=np.int64)
+    tokens = np.full((len(prefixes), T), game.pad_token, dtype=np.int64)
     for i, p in enumerate(prefixes):
         p = p[:ctx]
-        tokens[i, : len(p)] = othello.squares_to_tokens(np.array(p), size)
+        tokens[i, : len(p)] = game.game_tokens(p)
     last = torch.tensor([min(len(p), ctx) - 1 for p in prefixes])
     return EditBatch(torch.from_numpy(tokens), last, np.asarray(squares), np.asarray(targets))
 
@@ -128,15 +130,18 @@ def run_edited(
 
     hooks = [(f"blocks.{layer}.hook_resid_post", hook_for(layer)) for layer in layers]
     logits = handle.run_with_hooks(batch.tokens, hooks)[rows, batch.last]
-    return square_probs(logits, handle.board_size)
+    return square_probs(logits, handle.game)
 
 
-def square_probs(logits: torch.Tensor, size: int) -> np.ndarray:
-    """``(B, d_vocab)`` logits -> ``(B, size*size)`` probabilities per square (centre squares 0)."""
+def square_probs(logits: torch.Tensor, game: Game | int) -> np.ndarray:
+    """``(B, d_vocab)`` logits -> ``(B, n_squares)`` probabilities per square (squares without a
+    token get 0)."""
+    game = as_game(game)
     probs = logits.float().softmax(-1).numpy()
-    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
-    out = np.zeros((len(probs), size * size), dtype=np.float32)
-    out[:, squares] = probs[:, 1:]
+    token_square = game.token_square()
+    named = np.flatnonzero(token_square >= 0)
+    out = np.zeros((len(probs), game.n_squares), dtype=np.float32)
+    out[:, token_square[named]] = probs[:, named]
     return out
 
 
@@ -158,7 +163,7 @@ class Intervention:
 
 def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, target: str, layers: list[int], scale: float = 1.0) -> Intervention:
     """Edit the belief about ``square`` after ``moves`` and compare with the engine."""
-    size = handle.board_size
+    game = handle.game
     if not moves:
         raise ValueError("play at least one move before editing the model's board")
     if target not in STATES:
@@ -166,14 +171,14 @@ def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, .
     missing = [layer for layer in layers if layer not in probes]
     if missing:
         raise ValueError(f"no probe for layer(s) {missing}")
-    moves = tuple(moves[: othello.context_length(size)])
-    rep = othello.replay(np.array([moves]), size)
+    moves = tuple(moves[: game.n_ctx])
+    rep = game.replay(np.array([moves]))
     board, mover, nxt = rep.boards[0, -1], int(rep.mover[0, -1]), int(rep.next_player[0, -1])
     if nxt == 0:
         raise ValueError("the game is over: there is no next move to predict")
     edited = edited_board(board, mover, square, target)
-    legal_edited = othello.legal_moves(edited, nxt)
-    batch = make_batch([moves], [square], [STATES.index(target)], size)
+    legal_edited = game.legal_on_board(edited, nxt)
+    batch = make_batch([moves], [square], [STATES.index(target)], game)
     clean = run_edited(handle, probes, batch, layers, 0.0)[0]
     after = run_edited(handle, probes, batch, layers, scale)[0]
     legal_real = rep.legal_next[0, -1]
@@ -200,7 +205,7 @@ def scale_sweep(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch,
     return out
 
 
-def flip_candidates(rep: othello.Replay, t: int, game: int = 0) -> np.ndarray:
+def flip_candidates(rep, t: int, game: int = 0, rules: Game | int = 8) -> np.ndarray:
     """Occupied squares after move ``t`` whose colour flip changes the next player's legal moves
     (and leaves at least one): the edits whose effect the engine can check."""
     nxt = int(rep.next_player[game, t])
@@ -211,27 +216,28 @@ def flip_candidates(rep: othello.Replay, t: int, game: int = 0) -> np.ndarray:
     out = []
     for sq in np.flatnonzero(flat != 0):
         target = "theirs" if flat[sq] == mover else "mine"
-        new_legal = othello.legal_moves(edited_board(board, mover, int(sq), target), nxt)
+        new_legal = as_game(rules).legal_on_board(edited_board(board, mover, int(sq), target), nxt)
         if new_legal.any() and not np.array_equal(new_legal, rep.legal_next[game, t]):
             out.append(int(sq))
     return np.array(out, dtype=int)
 
 
-def flip_examples(size: int, n: int, seed: int = 0) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray]:
+def flip_examples(size: Game | int, n: int, seed: int = 0) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray]:
     """``n`` positions from random games, each with an occupied square whose colour flip changes
     the next player's legal moves: ``(prefixes, squares, targets, legal_edited)``.
 
     This is the published test: flip one piece mine <-> theirs and check the predictions follow.
     """
     rng = np.random.default_rng(seed)
-    games = othello.random_games(4 * n, size, seed=seed)[:, : othello.context_length(size)]
-    rep = othello.replay(games, size)
+    game = as_game(size)
+    games = game.random_games(4 * n, seed=seed)[:, : game.n_ctx]
+    rep = game.replay(games)
     prefixes, squares, targets, legal = [], [], [], []
     for g in range(len(games)):
         if len(prefixes) == n:
             break
         t = int(rng.integers(4, max(5, rep.lengths[g] - 4)))
-        candidates = flip_candidates(rep, t, g)
+        candidates = flip_candidates(rep, t, g, game)
         if not len(candidates):
             continue
         sq = int(rng.choice(candidates))
@@ -240,5 +246,5 @@ def flip_examples(size: int, n: int, seed: int = 0) -> tuple[list[tuple[int, ...
         prefixes.append(tuple(int(m) for m in games[g, : t + 1]))
         squares.append(sq)
         targets.append(STATES.index(target))
-        legal.append(othello.legal_moves(edited_board(board, mover, sq, target), int(rep.next_player[g, t])))
+        legal.append(game.legal_on_board(edited_board(board, mover, sq, target), int(rep.next_player[g, t])))
     return prefixes, np.array(squares), np.array(targets), np.array(legal)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.games import othello
-from core.interp.legality import legal_token_mask, model_inputs
+from core.games.base import Game
+from core.games.registry import as_game
+from core.interp.legality import model_inputs
 from core.interp.predictions import game_tokens
 from core.models.handle import ModelHandle
 
@@ -51,12 +52,12 @@ def logit_lens(handle: ModelHandle, tokens: torch.Tensor, incl_mid: bool = True)
 
 def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True, batch_size: int = 500) -> dict:
     """Per lens point, over every position of ``games``: top-1 legal rate and illegal mass."""
-    size = handle.board_size
+    game = handle.game
     top1 = mass = None
     labels: list[str] = []
     n_pos = 0
     for start in range(0, len(games), batch_size):
-        tokens, legal, valid = model_inputs(games[start : start + batch_size], size)
+        tokens, legal, valid = model_inputs(games[start : start + batch_size], game)
         labels, logits = logit_lens(handle, tokens, incl_mid)  # (P, B, T, V)
         legal_t, valid_t = torch.from_numpy(legal), torch.from_numpy(valid)
         hit = legal_t[None].expand_as(logits).gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1)  # (P, B, T)
@@ -107,7 +108,7 @@ class Attribution:
 
 def attribute(handle: ModelHandle, moves: tuple[int, ...], position: int = -1) -> Attribution:
     """DLA of every part of the final residual at ``position`` of the game ``moves``."""
-    tokens = game_tokens(moves, handle.board_size)
+    tokens = game_tokens(moves, handle.game)
     cfg = handle.cfg
     with handle.session() as model, torch.inference_mode():
         logits, cache = model.run_with_cache(tokens)
@@ -157,7 +158,7 @@ def top_neurons(attr: Attribution, token: int, k: int = 10) -> list[dict]:
 
 def attention_patterns(handle: ModelHandle, moves: tuple[int, ...]) -> np.ndarray:
     """``(n_layers, n_heads, pos, pos)`` attention of every head for the game ``moves``."""
-    tokens = game_tokens(moves, handle.board_size)
+    tokens = game_tokens(moves, handle.game)
     _, cache = handle.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_pattern"))
     return torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"][0] for layer in range(handle.cfg.n_layers)]).float().numpy()
 
@@ -167,14 +168,10 @@ def attention_patterns(handle: ModelHandle, moves: tuple[int, ...]) -> np.ndarra
 
 def neuron_output_board(handle: ModelHandle, layer: int, neuron: int) -> np.ndarray:
     """A neuron's output weights read through the unembedding: ``(size*size,)`` per square."""
-    size = handle.board_size
     model = handle.model
     with torch.inference_mode():
         per_token = (model.blocks[layer].mlp.W_out[neuron] @ model.W_U).float().numpy()
-    out = np.zeros(size * size, dtype=np.float32)
-    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
-    out[squares] = per_token[1:]
-    return out
+    return _on_squares(per_token, handle.game)
 
 
 def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games: np.ndarray) -> np.ndarray:
@@ -184,17 +181,16 @@ def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games
     """
     from core.interp.probes import probe_targets, valid_positions
 
-    size = handle.board_size
-    ctx = othello.context_length(size)
-    games = np.asarray(games)[:, :ctx]
+    game = handle.game
+    games = np.asarray(games)[:, : game.n_ctx]
     hook = f"blocks.{layer}.mlp.hook_post"
-    tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
+    tokens = torch.from_numpy(game.batch_tokens(games))
     _, cache = handle.run_with_cache(tokens, names_filter=lambda n: n == hook)
-    rep = othello.replay(games, size)
+    rep = game.replay(games)
     valid = valid_positions(rep)
     act = cache[hook][..., neuron].float().numpy()[valid]  # (N,)
     classes = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
-    out = np.zeros((3, size * size), dtype=np.float32)
+    out = np.zeros((3, game.n_squares), dtype=np.float32)
     a = (act - act.mean()) / (act.std() + 1e-9)
     for c in range(3):
         ind = (classes == c).astype(np.float32)
@@ -203,16 +199,23 @@ def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games
     return out
 
 
-def lens_square_probs(logits: torch.Tensor, size: int) -> np.ndarray:
-    """Lens logits ``(..., d_vocab)`` -> probabilities per square ``(..., size*size)``."""
-    probs = logits.float().softmax(-1).numpy()
-    out = np.zeros(probs.shape[:-1] + (size * size,), dtype=np.float32)
-    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
-    out[..., squares] = probs[..., 1:]
+def _on_squares(per_token: np.ndarray, game: Game) -> np.ndarray:
+    """``(..., d_vocab)`` values per token -> ``(..., n_squares)`` (tokens that name a square)."""
+    token_square = game.token_square()
+    named = np.flatnonzero(token_square >= 0)
+    named = named[named != game.pad_token]
+    out = np.zeros(per_token.shape[:-1] + (game.n_squares,), dtype=np.float32)
+    out[..., token_square[named]] = per_token[..., named]
     return out
 
 
-def legal_tokens_now(moves: tuple[int, ...], size: int) -> np.ndarray:
-    """``bool (d_vocab,)`` legal next tokens after the last of ``moves``."""
-    rep = othello.replay(np.array([moves[: othello.context_length(size)]]), size)
-    return legal_token_mask(rep.legal_next[0, -1], size)
+def lens_square_probs(logits: torch.Tensor, game: Game | int) -> np.ndarray:
+    """Lens logits ``(..., d_vocab)`` -> probabilities per square ``(..., n_squares)``."""
+    return _on_squares(logits.float().softmax(-1).numpy(), as_game(game))
+
+
+def legal_tokens_now(moves: tuple[int, ...], game: Game | int) -> np.ndarray:
+    """``bool (d_vocab,)`` legal next tokens after the last of ``moves`` (that the model read)."""
+    game = as_game(game)
+    batch = game.token_batch(np.array([moves], dtype=np.int64))
+    return batch.legal[0, len(game.game_tokens(moves)) - 1]

@@ -22,7 +22,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from core.games import othello
+from core.games.base import Game, MoveError
+from core.games.registry import as_game
 from core.models.handle import ModelHandle
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
@@ -257,7 +258,7 @@ def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_t
 # -- games for the patching lab ---------------------------------------------------------------------
 
 
-def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: Game | int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     """Replace move ``index`` by ``replacement`` and replay the later moves while they stay legal.
 
     Returns ``(clean, corrupted, dropped)``: both games cut to the same length (the corrupted game
@@ -265,14 +266,13 @@ def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: int
     """
     if not 0 <= index < len(moves):
         raise ValueError(f"move index {index} is outside the game (1..{len(moves)})")
-    rep = othello.replay(np.array([moves[: max(index, 1)]]), size)
-    legal = rep.start_legal if index == 0 else rep.legal_next[0, -1]
-    if not legal[replacement] or replacement == moves[index]:
-        raise ValueError(f"{othello.square_to_label(replacement, size)} is not a legal alternative to move {index + 1}")
+    game = as_game(size)
+    if replacement not in game.state(moves[:index]).legal_moves or replacement == moves[index]:
+        raise ValueError(f"{game.move_label(replacement)} is not a legal alternative to move {index + 1}")
     corrupted = list(moves[:index]) + [replacement] + list(moves[index + 1 :])
     try:
-        othello.replay(np.array([corrupted]), size)
-    except othello.MoveError as exc:  # the first later move the change made illegal
+        game.replay(np.array([corrupted]))
+    except MoveError as exc:  # the first later move the change made illegal
         corrupted = corrupted[: exc.move]
     n = len(corrupted)
     return tuple(moves[:n]), tuple(corrupted), len(moves) - n

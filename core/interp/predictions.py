@@ -1,78 +1,213 @@
-"""The model's next-move predictions for one game: now, and after every move so far."""
+"""The model's next-move predictions for one game: now, and after every move so far.
+
+A move may be several tokens (chess: from-square, to-square, promotion). The probability of a move
+is the product of its tokens' conditional probabilities; all legal moves of the position are scored
+in one batched forward: one row per candidate first token (each legal from-square, plus the most
+likely illegal ones), with a second token appended where a third one (a promotion) follows. The
+rows share the game's prefix, so row 0 also gives the prediction after every earlier token.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from core.games import othello
-from core.games.play import GameState
-from core.interp.legality import legal_token_mask
+from core.games.base import Game, GameState
+from core.games.registry import as_game
 from core.models.handle import ModelHandle
+
+EXTRA_FIRST_TOKENS = 6  # illegal from-squares scored too, so the table can show illegal moves
 
 
 @dataclass(frozen=True)
 class Predictions:
     """Everything the board player shows about the model, as plain arrays (cheap to cache).
 
-    ``probs`` is per square (centre squares, which have no token, get 0); history arrays have one
-    entry per move played, for the prediction made right after that move (NaN once the game is over).
+    ``probs`` is the next token's probability per square (Othello: the next move; chess: the
+    from-square of the next move); squares without a token get 0. History arrays have one entry
+    per move played, for the prediction made right after that move (NaN once the game is over or
+    past the model's context). ``move_probs`` maps scored moves (every legal one, and the likeliest
+    illegal ones) to their probability; ``second`` maps a first-token square to the distribution of
+    the second token over squares (chess: the to-square given the from-square).
     """
 
-    probs: np.ndarray  # float (size*size,) next-move probability per square
-    top1: int  # square of the model's top-1 prediction
+    probs: np.ndarray  # float (n_squares,)
+    top1: int  # square of the top-1 next token
     top1_legal: bool
     illegal_mass: float
     history_top1_legal: np.ndarray  # float (T,): 1.0 / 0.0 / NaN
     history_illegal_mass: np.ndarray  # float (T,)
     history_top1: np.ndarray  # int (T,) top-1 square after each move
+    move_probs: dict[int, float] = field(default_factory=dict)
+    second: dict[int, np.ndarray] = field(default_factory=dict)
+    history_second_top1_legal: np.ndarray | None = None  # chess: to-square top-1 legal, per move
+    legal_move_mass: float = float("nan")  # sum of the probabilities of all legal moves
 
 
-def game_tokens(moves: tuple[int, ...], size: int) -> torch.Tensor:
-    """``(1, pos)`` model input for a game: one token per move, cut to the model's context."""
-    squares = np.array(moves[: othello.context_length(size)], dtype=np.int64)
-    return torch.from_numpy(othello.squares_to_tokens(squares, size)[None, :].astype(np.int64))
+def game_tokens(moves: tuple[int, ...], game: Game | int) -> torch.Tensor:
+    """``(1, pos)`` model input for a game, cut to the model's context."""
+    return torch.from_numpy(as_game(game).game_tokens(moves)[None, :].astype(np.int64))
+
+
+def _token_probs_on_squares(probs: np.ndarray, token_square: np.ndarray, n_squares: int) -> np.ndarray:
+    """``(..., d_vocab)`` token probabilities -> ``(..., n_squares)`` (tokens naming a square)."""
+    named = np.flatnonzero(token_square >= 0)
+    out = np.zeros(probs.shape[:-1] + (n_squares,), dtype=np.float32)
+    out[..., token_square[named]] = probs[..., named]
+    return out
 
 
 def predict(handle: ModelHandle, state: GameState) -> Predictions | None:
     """Predictions after the moves of ``state``; None before the first move (no input yet)."""
-    if not state.moves:
+    game = handle.game
+    if not state.moves and game.square_moves:
         return None
-    size = state.size
-    if handle.board_size != size:
-        raise ValueError(f"model {handle.name} plays {handle.board_size}x{handle.board_size}, the game is {size}x{size}")
-    tokens = game_tokens(state.moves, size)
-    logits = handle.forward(tokens)[0].float()  # (pos, d_vocab)
-    probs_tok = logits.softmax(-1).numpy()
-    T = tokens.shape[1]
-    legal_tok = legal_token_mask(state.replay.legal_next[0, :T], size)  # (pos, d_vocab)
-    over = ~legal_tok.any(-1)
+    if game.n_squares != state.board.size:
+        raise ValueError(f"model {handle.name} plays {game.title}; the game has {state.board.size} squares")
+    if game.square_moves:
+        return _predict_square_moves(handle, game, state)
+    return _predict_token_moves(handle, game, state)
+
+
+def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kind: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per move played: was the top-1 next token of ``kind`` legal, and the illegal mass there."""
+    batch = game.token_batch(np.array([moves], dtype=np.int64))
+    T = probs_tok.shape[0]
+    legal, valid = batch.legal[0, :T], batch.valid[0, :T]
     top_tok = probs_tok.argmax(-1)
-    top1_legal = legal_tok[np.arange(T), top_tok]
-    illegal = 1.0 - (probs_tok * legal_tok).sum(-1)
-    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
-    probs_sq = np.zeros((T, size * size), dtype=np.float32)
-    probs_sq[:, squares] = probs_tok[:, 1:]
-    top_sq = othello.tokens_to_squares(np.maximum(top_tok, 1), size)
-    last = T - 1
+    ok = legal[np.arange(T), top_tok].astype(float)
+    illegal = 1.0 - (probs_tok * legal).sum(-1)
+    n = len(moves)
+    top1_legal, mass = np.full(n, np.nan), np.full(n, np.nan)
+    top_sq = np.full(n, -1, dtype=np.int64)
+    token_square = game.token_square()
+    for p in np.flatnonzero((batch.kind[0, :T] == kind) & valid):
+        i = int(batch.move[0, p]) - 1 + (0 if kind == 0 else 1)  # the move just played before p's token
+        if 0 <= i < n:
+            top1_legal[i], mass[i], top_sq[i] = ok[p], illegal[p], token_square[top_tok[p]]
+    return top1_legal, mass, top_sq
+
+
+def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> Predictions:
+    """One token per move: the next-token distribution is the move distribution."""
+    tokens = game_tokens(state.moves, game)
+    probs_tok = handle.forward(tokens)[0].float().softmax(-1).numpy()  # (pos, d_vocab)
+    T = tokens.shape[1]
+    token_square = game.token_square()
+    probs_sq = _token_probs_on_squares(probs_tok, token_square, game.n_squares)
+    # Legal after the last move the model read (a game longer than the context is cut).
+    legal_tok = game.token_batch(np.array([state.moves[:T]], dtype=np.int64)).legal[0, T - 1]
+    hist_ok, hist_mass, hist_top = _history(game, state.moves[:T], probs_tok)
+    last = probs_tok[T - 1]
+    top_tok = int(last.argmax())
     # A game longer than the context has no prediction for its final move; it is over by then.
+    top_sq = np.where(hist_top >= 0, hist_top, token_square[np.maximum(probs_tok.argmax(-1), 1)][: len(hist_top)])
+    moves = {int(s): float(probs_sq[T - 1, s]) for s in token_square[np.flatnonzero(legal_tok)]}
     return Predictions(
-        probs=probs_sq[last],
-        top1=int(top_sq[last]),
-        top1_legal=bool(top1_legal[last]),
-        illegal_mass=float(illegal[last]),
-        history_top1_legal=np.where(over, np.nan, top1_legal.astype(float)),
-        history_illegal_mass=np.where(over, np.nan, illegal),
+        probs=probs_sq[T - 1],
+        top1=int(token_square[max(top_tok, 1)]),
+        top1_legal=bool(legal_tok[top_tok]),
+        illegal_mass=float(1.0 - (last * legal_tok).sum()),
+        history_top1_legal=hist_ok,
+        history_illegal_mass=hist_mass,
         history_top1=top_sq,
+        move_probs=moves,
+        legal_move_mass=float(sum(moves.values())),
     )
 
 
-def top_k(pred: Predictions, legal: np.ndarray, size: int, k: int = 10) -> list[dict]:
-    """Rows of the top-k table: move label, probability, and whether it is legal now."""
-    order = np.argsort(-pred.probs, kind="stable")[:k]
-    return [
-        {"rank": i + 1, "move": othello.square_to_label(int(sq), size), "probability": float(pred.probs[sq]), "legal": bool(legal[sq])}
-        for i, sq in enumerate(order)
-    ]
+def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState) -> Predictions | None:
+    """Several tokens per move: score every legal move (and the likeliest illegal ones) at once."""
+    prefix = game.game_tokens(state.moves)
+    L = len(prefix)
+    if L + 2 > game.n_ctx:
+        return None  # the next move no longer fits in the model's context
+    token_square = game.token_square()
+    with torch.inference_mode():
+        first = handle.forward(torch.from_numpy(prefix[None]))[0].float().softmax(-1).numpy()  # (L, d_vocab)
+    p_first = _token_probs_on_squares(first[L - 1], token_square, game.n_squares)
+    hist_ok, hist_mass, hist_top = _history(game, state.moves, first, kind=0)
+    hist_to_ok, _, _ = _history(game, state.moves, first, kind=1)
+
+    legal = state.legal_moves
+    legal_from = sorted({game.move_squares(m)[0] for m in legal})
+    extra = [int(s) for s in np.argsort(-p_first, kind="stable") if int(s) not in legal_from][:EXTRA_FIRST_TOKENS]
+    rows: list[list[int]] = []
+    row_of: dict[tuple, int] = {}
+    for sq in legal_from + extra:
+        row_of[(sq,)] = len(rows)
+        rows.append([game.square_token(sq)])
+    for m in legal:
+        toks = game.move_tokens(m)
+        if len(toks) == 3 and (toks[0], toks[1]) not in row_of:
+            row_of[(toks[0], toks[1])] = len(rows)
+            rows.append(toks[:2])
+    batch = np.full((len(rows), L + 2), game.pad_token, dtype=np.int64)
+    batch[:, :L] = prefix
+    for i, r in enumerate(rows):
+        batch[i, L : L + len(r)] = r
+    probs = handle.forward(torch.from_numpy(batch)).float().softmax(-1).numpy()  # (rows, L+2, V)
+
+    second = {sq: _token_probs_on_squares(probs[row_of[(sq,)], L], token_square, game.n_squares) for sq in legal_from + extra}
+    move_probs: dict[int, float] = {}
+    for m in legal:
+        toks = game.move_tokens(m)
+        f, t = game.move_squares(m)
+        p = float(p_first[f] * second[f][t])
+        if len(toks) == 3:
+            p *= float(probs[row_of[(toks[0], toks[1])], L + 1, toks[2]])
+        move_probs[m] = p
+    legal_mass = float(sum(move_probs.values()))
+    # The likeliest illegal (from, to) pairs among the scored first squares.
+    legal_pairs = {game.move_squares(m) for m in legal}
+    candidates = []
+    for f in legal_from + extra:
+        for t in np.argsort(-second[f], kind="stable")[:8]:
+            if (f, int(t)) not in legal_pairs and f != int(t):
+                candidates.append((float(p_first[f] * second[f][int(t)]), f + 64 * int(t)))
+    for p, m in sorted(candidates, reverse=True)[:10]:
+        move_probs[m] = p
+
+    top_tok = int(first[L - 1].argmax())
+    first_legal = np.zeros(game.n_squares, dtype=bool)
+    first_legal[legal_from] = True
+    top_sq = int(token_square[top_tok])
+    return Predictions(
+        probs=p_first,
+        top1=top_sq,
+        top1_legal=bool(top_sq >= 0 and first_legal[top_sq]),
+        illegal_mass=float(1.0 - p_first[first_legal].sum()),
+        history_top1_legal=hist_ok,
+        history_illegal_mass=hist_mass,
+        history_top1=hist_top,
+        move_probs=move_probs,
+        second=second,
+        history_second_top1_legal=hist_to_ok,
+        legal_move_mass=legal_mass,
+    )
+
+
+def top_k(pred: Predictions, legal: np.ndarray, game: Game | int, k: int = 10) -> list[dict]:
+    """Rows of the top-k table: move label, probability, and whether it is legal now.
+
+    ``legal``: bool per square (one-square moves) or the collection of legal move ints.
+    """
+    game = as_game(game)
+    if game.square_moves:
+        order = np.argsort(-pred.probs, kind="stable")[:k]
+        return [
+            {"rank": i + 1, "move": game.square_label(int(sq)), "probability": float(pred.probs[sq]), "legal": bool(legal[sq])}
+            for i, sq in enumerate(order)
+        ]
+    legal_set = set(int(m) for m in legal)
+    ranked = sorted(pred.move_probs.items(), key=lambda kv: -kv[1])[:k]
+    return [{"rank": i + 1, "move": game.move_label(m), "probability": p, "legal": m in legal_set} for i, (m, p) in enumerate(ranked)]
+
+
+def top_moves(pred: Predictions, legal_moves, game: Game, k: int = 10, legal: bool = True) -> list[tuple[int, float]]:
+    """The ``k`` likeliest scored moves that are (or are not) legal."""
+    legal_set = set(int(m) for m in legal_moves)
+    ranked = sorted(pred.move_probs.items(), key=lambda kv: -kv[1])
+    return [(m, p) for m, p in ranked if (m in legal_set) == legal][:k]

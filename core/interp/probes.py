@@ -22,7 +22,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.games import othello
+from core.games.base import Game
+from core.games.registry import as_game
 from core.models.handle import ModelHandle
 
 # target -> class names (index = class id). "mine" = the player who made the latest move.
@@ -49,7 +50,7 @@ ProgressFn = Callable[[str, float], None]
 # -- targets -----------------------------------------------------------------------------------
 
 
-def probe_targets(rep: othello.Replay, target: str) -> np.ndarray:
+def probe_targets(rep, target: str) -> np.ndarray:
     """``int64 (n, T, size*size)`` class per square after each move (see ``TARGETS``)."""
     if target not in TARGETS:
         raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
@@ -67,7 +68,7 @@ def probe_targets(rep: othello.Replay, target: str) -> np.ndarray:
     return rep.flipped.astype(np.int64)
 
 
-def valid_positions(rep: othello.Replay) -> np.ndarray:
+def valid_positions(rep) -> np.ndarray:
     """``bool (n, T)``: positions holding a move (not padding after the game ended)."""
     return np.arange(rep.mover.shape[1])[None, :] < rep.lengths[:, None]
 
@@ -86,7 +87,7 @@ class ProbeData:
     """Activations at valid positions of a set of games, with every target and position facts."""
 
     acts: dict[str, torch.Tensor]  # hook -> float32 (N, d_model)
-    replay: othello.Replay
+    replay: object  # the game's Replay
     valid: np.ndarray  # bool (n, T)
     move_index: np.ndarray  # int (N,) the position t of each row
 
@@ -97,12 +98,11 @@ class ProbeData:
 
 def collect(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size: int = 200, progress: ProgressFn | None = None) -> ProbeData:
     """One cached forward pass per batch for every hook at once; keeps only valid positions."""
-    size = handle.board_size
-    ctx = othello.context_length(size)
-    games = np.asarray(games)[:, :ctx]
-    rep = othello.replay(games, size)
+    game = handle.game
+    games = np.asarray(games)[:, : game.n_ctx]
+    rep = game.replay(games)
     valid = valid_positions(rep)
-    tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
+    tokens = torch.from_numpy(game.batch_tokens(games))
     chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     for start in range(0, len(games), batch_size):
         cache = handle.activations(tokens[start : start + batch_size], hooks)
@@ -220,7 +220,7 @@ def train_probes(
 
     ``data`` (train, test) lets several targets share one activation pass.
     """
-    size = handle.board_size
+    size = handle.game.rows
     if target not in TARGETS:
         raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
     n_classes = len(TARGETS[target])
@@ -257,9 +257,9 @@ def train_probes(
 
 
 def probe_data(handle: ModelHandle, hooks: list[str], train_games: int, test_games: int, progress: ProgressFn | None = None) -> tuple[ProbeData, ProbeData]:
-    size = handle.board_size
-    train = collect(handle, othello.random_games(train_games, size, seed=PROBE_TRAIN_SEED), hooks, progress=progress)
-    test = collect(handle, othello.random_games(test_games, size, seed=PROBE_TEST_SEED), hooks)
+    game = handle.game
+    train = collect(handle, game.random_games(train_games, seed=PROBE_TRAIN_SEED), hooks, progress=progress)
+    test = collect(handle, game.random_games(test_games, seed=PROBE_TEST_SEED), hooks)
     return train, test
 
 
@@ -403,18 +403,19 @@ def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[i
 
     One cached forward pass serves every layer.
     """
-    size = handle.board_size
-    moves = tuple(moves[: othello.context_length(size)])
+    game = handle.game
+    moves = tuple(moves[: game.n_ctx])
     if not moves:
         return {}
-    tokens = torch.from_numpy(othello.squares_to_tokens(np.array(moves), size)[None].astype(np.int64))
+    tokens = torch.from_numpy(game.game_tokens(moves)[None])
     wanted = set(probes)
     _, cache = handle.run_with_cache(tokens, names_filter=lambda name: name in wanted)
     return {hook: probe.probs(cache[hook][0, -1]).numpy() for hook, probe in probes.items()}
 
 
-def true_classes(moves: tuple[int, ...], size: int, target: str) -> np.ndarray:
-    """The engine's answer ``(size, size)`` for ``target`` after the last of ``moves``."""
-    moves = tuple(moves[: othello.context_length(size)])
-    rep = othello.replay(np.array([moves]), size)
-    return probe_targets(rep, target)[0, -1].reshape(size, size)
+def true_classes(moves: tuple[int, ...], size: Game | int, target: str) -> np.ndarray:
+    """The engine's answer ``(rows, cols)`` for ``target`` after the last of ``moves``."""
+    game = as_game(size)
+    moves = tuple(moves[: game.n_ctx])
+    rep = game.replay(np.array([moves]))
+    return probe_targets(rep, target)[0, -1].reshape(game.rows, game.cols)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.games import othello
+from core.games.base import Game
+from core.games.registry import as_game
 from core.interp.board_metrics import THRESHOLDS, board_properties
 from core.interp.predictions import game_tokens
 from core.interp.probes import collect
@@ -141,8 +142,9 @@ def _best_properties(pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, p
 
 def build_index(handle: ModelHandle, sae, hook: str, n_games: int = 500, seed: int = BROWSER_SEED, progress=None) -> FeatureIndex:
     """Encode ``n_games`` fresh games once; keep the non-zero activations grouped by feature."""
-    size = handle.board_size
-    games = othello.random_games(n_games, size, seed=seed)[:, : othello.context_length(size)]
+    game = handle.game
+    size = game.rows
+    games = game.random_games(n_games, seed=seed)[:, : game.n_ctx]
     data = collect(handle, games, [hook], progress=progress)
     rep, valid = data.replay, data.valid
     game_idx, move_idx = np.nonzero(valid)
@@ -214,12 +216,13 @@ def quantile_examples(index: FeatureIndex, feature: int, bands: int = 3, per_ban
 def logit_effects(handle: ModelHandle, directions: torch.Tensor, feature: int) -> np.ndarray:
     """The decoder direction read directly through the unembedding, per square ``(size*size,)``
     (the direct path only; later layers may change it). Centre squares have no token: 0."""
-    size = handle.board_size
+    game = handle.game
     with torch.inference_mode():
         per_token = (directions[feature] @ handle.model.W_U.float()).numpy()
-    out = np.zeros(size * size, dtype=np.float32)
-    squares = othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)
-    out[squares] = per_token[1:] - per_token[1:].mean()
+    token_square = game.token_square()
+    named = np.flatnonzero(token_square >= 0)
+    out = np.zeros(game.n_squares, dtype=np.float32)
+    out[token_square[named]] = per_token[named] - per_token[named].mean()
     return out
 
 
@@ -233,10 +236,10 @@ def decoder_neighbours(sae, feature: int, k: int = 6) -> list[tuple[int, float]]
     return [(int(i), float(v)) for i, v in zip(index, values)]
 
 
-def extreme_squares(values: np.ndarray, size: int, k: int = 4) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+def extreme_squares(values: np.ndarray, size: Game | int, k: int = 4) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """The ``k`` squares with the largest and the smallest values: ``(label, value)`` lists."""
     order = np.argsort(values)
-    label = lambda s: othello.square_to_label(int(s), size)  # noqa: E731
+    label = as_game(size).square_label
     return [(label(s), float(values[s])) for s in order[::-1][:k]], [(label(s), float(values[s])) for s in order[:k]]
 
 
@@ -267,7 +270,7 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     """The ``k`` most active features at the latest position of a game: ``(feature, value)``."""
     if not moves:
         return []
-    tokens = game_tokens(moves, handle.board_size)
+    tokens = game_tokens(moves, handle.game)
     act = handle.activations(tokens, [hook])[hook][0, -1].float()
     with torch.inference_mode():
         f = sae.encode(act[None])[0].float()
@@ -279,14 +282,16 @@ def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -
     """Next-move probabilities per square ``(size*size,)`` at the latest position with the SAE's
     reconstruction replacing the hook's activation (the seed notebook's check; the clean
     distribution is ``predictions.predict``'s, which the app already caches)."""
-    size = handle.board_size
-    tokens = game_tokens(moves, size)
+    game = handle.game
+    tokens = game_tokens(moves, game)
 
     def splice(act: torch.Tensor, hook) -> torch.Tensor:
         flat = act.reshape(-1, act.shape[-1]).float()
         return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.dtype)
 
     spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
-    out = np.zeros(size * size, dtype=np.float32)
-    out[othello.tokens_to_squares(np.arange(1, othello.vocab_size(size)), size)] = spliced[1:]
+    token_square = game.token_square()
+    named = np.flatnonzero(token_square >= 0)
+    out = np.zeros(game.n_squares, dtype=np.float32)
+    out[token_square[named]] = spliced[named]
     return out

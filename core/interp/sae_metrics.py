@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.games import othello
+from core.games.base import Game
 from core.interp.probes import collect
 from core.models.handle import ModelHandle
 
@@ -23,11 +23,10 @@ SAE_EVAL_SEED = 3_000_033
 DENSE_THRESHOLD = 0.1
 
 
-def _next_move_ce(logits: torch.Tensor, games: np.ndarray, size: int) -> float:
-    """Mean cross-entropy of the prediction at move t against move t+1, over moves that exist."""
-    ctx = othello.context_length(size)
-    target = torch.from_numpy(othello.squares_to_tokens(games[:, 1 : ctx + 1], size).astype(np.int64))
-    valid = target != 0
+def _next_move_ce(logits: torch.Tensor, games: np.ndarray, game: Game) -> float:
+    """Mean cross-entropy of the prediction at token p against token p+1, over tokens that exist."""
+    target = torch.from_numpy(game.batch_tokens(games, game.n_ctx + 1)[:, 1:])
+    valid = target != game.pad_token
     n = min(logits.shape[1], target.shape[1])
     ce = F.cross_entropy(logits[:, :n].float().reshape(-1, logits.shape[-1]), target[:, :n].reshape(-1), reduction="none").reshape(len(games), n)
     return float(ce[valid[:, :n]].mean())
@@ -35,24 +34,23 @@ def _next_move_ce(logits: torch.Tensor, games: np.ndarray, size: int) -> float:
 
 @torch.no_grad()
 def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED) -> dict:
-    size = handle.board_size
-    games = othello.random_games(n_games, size, seed=seed)
+    game = handle.game
+    games = game.random_games(n_games, seed=seed)
     x = collect(handle, games, [hook]).acts[hook]
     feats = sae.encode(x)
     recon = sae.decode(feats)
     active = feats > 0
     density = active.float().mean(0)
     mean = x.mean(0)
-    ctx = othello.context_length(size)
-    tokens = torch.from_numpy(othello.squares_to_tokens(games[:, :ctx], size).astype(np.int64))
+    tokens = torch.from_numpy(game.batch_tokens(games))
 
     def replaced(fn):
         def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:
             return fn(act).to(act.dtype)
 
-        return _next_move_ce(handle.run_with_hooks(tokens, [(hook, hook_fn)]), games, size)
+        return _next_move_ce(handle.run_with_hooks(tokens, [(hook, hook_fn)]), games, game)
 
-    ce_clean = _next_move_ce(handle.forward(tokens), games, size)
+    ce_clean = _next_move_ce(handle.forward(tokens), games, game)
     ce_sae = replaced(lambda a: sae.decode(sae.encode(a.reshape(-1, a.shape[-1]))).reshape(a.shape))
     ce_zero = replaced(torch.zeros_like)
     ce_mean = replaced(lambda a: mean.expand_as(a))
@@ -79,10 +77,9 @@ def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: 
     (and, if given, the MLP neurons of a randomly initialised copy of the model)."""
     from core.interp.board_metrics import board_properties, board_reconstruction, coverage
 
-    size = handle.board_size
     layer = int(hook.split(".")[1])
     neurons_hook = f"blocks.{layer}.mlp.hook_post"
-    games = othello.random_games(n_games, size, seed=seed)
+    games = handle.game.random_games(n_games, seed=seed)
     data = collect(handle, games, sorted({hook, neurons_hook}))
     props, _ = board_properties(data.replay, data.valid)
     units = {"sae_features": sae.encode(data.acts[hook]), "mlp_neurons": data.acts[neurons_hook]}

@@ -15,6 +15,9 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from core.games.base import Game
+from core.games.registry import get_game
+
 Hook = tuple[str | Callable[[str], bool], Callable]
 
 
@@ -25,6 +28,10 @@ class ModelInfo:
     board_size: int
     card: dict = field(default_factory=dict)
     source: str = ""
+    tokenizer: str = ""
+
+    def game_plugin(self, n_ctx: int = 0) -> Game:
+        return get_game(self.game, self.board_size, self.tokenizer, n_ctx if self.game == "chess" else 0)
 
 
 def block_of(hook: str) -> int | None:
@@ -52,6 +59,11 @@ class ModelHandle:
     @property
     def board_size(self) -> int:
         return self.info.board_size
+
+    @property
+    def game(self) -> Game:
+        """The game this model plays, with its tokenizer: everything rules- or token-specific."""
+        return self.info.game_plugin(self._model.cfg.n_ctx)
 
     @property
     def cfg(self):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.games.base import Game
+from core.games.registry import get_game
 from core.models.bundle import CONFIG, load_bundle, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
@@ -16,7 +18,7 @@ from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_o
 from core.models.nanogpt import NANOGPT_OTHELLO6_REPO, load_published_othello6
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
-DEFAULT_MODEL_ORDER = ("othello8", "othello6")
+DEFAULT_MODEL_ORDER = ("othello8", "othello6", "chess")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,16 @@ class ModelSpec:
     board_size: int
     description: str
     needs_network: bool = False
+    tokenizer: str = ""
+    n_ctx: int = 0
+
+    @property
+    def game_plugin(self) -> Game:
+        return get_game(self.game, self.board_size, self.tokenizer, self.n_ctx if self.game == "chess" else 0)
+
+    @property
+    def board_label(self) -> str:
+        return self.game_plugin.title
 
 
 HUB_MODELS = {
@@ -71,6 +83,8 @@ def _bundled_specs(root: Path = ASSETS) -> dict[str, ModelSpec]:
             game=config.get("game", "othello"),
             board_size=int(config.get("board_size", 8)),
             description=f"bundled, {card.get('parameters', 0) / 1e6:.1f}M parameters, {note}",
+            tokenizer=str(config.get("tokenizer", "")),
+            n_ctx=int(config.get("tl_config", {}).get("n_ctx", 0)),
         )
     return specs
 
@@ -112,7 +126,7 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
 
 def _handle_from_bundle(folder: Path, device: str) -> ModelHandle:
     model, config, card = load_bundle(folder, device=device)
-    info = ModelInfo(config.get("name", folder.name), config.get("game", "othello"), int(config.get("board_size", 8)), card, str(folder))
+    info = ModelInfo(config.get("name", folder.name), config.get("game", "othello"), int(config.get("board_size", 8)), card, str(folder), str(config.get("tokenizer", "")))
     return ModelHandle(model, info)
 
 
@@ -128,5 +142,5 @@ def randomly_initialised(handle: ModelHandle, seed: int = 0) -> ModelHandle:
     torch.manual_seed(seed)
     config = {k: getattr(handle.cfg, k) for k in ("n_layers", "d_model", "d_head", "n_heads", "d_mlp", "d_vocab", "n_ctx", "act_fn", "normalization_type")}
     model = build_hooked_transformer(config, device=str(handle.cfg.device))
-    info = ModelInfo(f"{handle.name} (random init)", handle.info.game, handle.board_size, {}, "random")
+    info = ModelInfo(f"{handle.name} (random init)", handle.info.game, handle.board_size, {}, "random", handle.info.tokenizer)
     return ModelHandle(model, info)

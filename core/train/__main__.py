@@ -75,8 +75,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.train.next_move import held_out_games
 
     handle = load_model(args.model)
-    games = held_out_games(args.games, handle.board_size)
-    result = evaluate_legality(handle.forward, games, handle.board_size)
+    games = held_out_games(args.games, handle.game)
+    result = evaluate_legality(handle.forward, games, handle.game)
     print(json.dumps({"model": args.model, **result}, indent=2))
 
 

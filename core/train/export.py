@@ -18,15 +18,17 @@ from core.train.next_move import Trainer, held_out_games
 def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, eval_games: int = 2000) -> dict:
     """Write ``out_dir`` and return its card; the metrics are measured on the exported model."""
     cfg = trainer.cfg
+    game = cfg.game_plugin()
     config = {
         "name": name,
-        "game": "othello",
-        "board_size": cfg.size,
+        "game": game.name,
+        "board_size": game.rows,
+        **({"tokenizer": cfg.tokenizer or "uci-squares"} if game.name == "chess" else {}),
         "tl_config": tl_config_for(cfg.gpt_config()),
     }
     card = {
         "name": name,
-        "description": f"{cfg.n_layers}-layer, {cfg.d_model}-wide next-move GPT for {cfg.size}x{cfg.size} Othello, trained by BoardLens on synthetic (uniformly random legal) games.",
+        "description": f"{cfg.n_layers}-layer, {cfg.d_model}-wide next-move GPT for {game.title}, trained by BoardLens on synthetic (uniformly random legal) games.",
         "command": command,
         "train_config": asdict(cfg),
         "parameters": trainer.model.n_params(),
@@ -34,13 +36,14 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
         "games_seen": trainer.state.games_seen,
         "wall_time_s": round(trainer.state.wall_time_s, 1),
         "history": trainer.state.history,
+        "timing": trainer.state.timing,
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
     }
     save_bundle(out_dir, config, gpt_to_tl_state_dict(trainer.model), card)
     model, _, _ = load_bundle(out_dir)
-    games = held_out_games(eval_games, cfg.size)
-    metrics = evaluate_legality(model, games, cfg.size)
+    games = held_out_games(eval_games, game)
+    metrics = evaluate_legality(model, games, game)
     card["eval"] = {**metrics, "games_seed": "held-out seed (never a training seed)"}
     save_bundle(out_dir, config, gpt_to_tl_state_dict(trainer.model), card)
     return card

@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from core.games import othello
-from core.interp.legality import evaluate_legality, legal_token_mask
+from core.games.base import Game
+from core.games.registry import as_game, get_game
+from core.interp.legality import evaluate_legality
 from core.train.gpt import GPT, GPTConfig
 
 HELD_OUT_SEED = 2_000_000_007  # training seeds come from SeedSequence((seed, step)); never this
@@ -33,6 +35,9 @@ HELD_OUT_SEED = 2_000_000_007  # training seeds come from SeedSequence((seed, st
 
 @dataclass
 class TrainConfig:
+    game: str = "othello"
+    tokenizer: str = ""  # chess: "uci-squares"
+    n_ctx: int = 0  # 0: the game's default context (Othello: the longest game; chess: 256 tokens)
     size: int = 8
     n_layers: int = 4
     d_model: int = 256
@@ -55,14 +60,18 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0
     threads: int = 0  # 0: torch's default
 
+    def game_plugin(self) -> Game:
+        return get_game(self.game, self.size, self.tokenizer, self.n_ctx)
+
     def gpt_config(self) -> GPTConfig:
+        game = self.game_plugin()
         return GPTConfig(
             n_layers=self.n_layers,
             d_model=self.d_model,
             n_heads=self.n_heads,
             d_mlp=self.d_mlp,
-            d_vocab=othello.vocab_size(self.size),
-            n_ctx=othello.context_length(self.size),
+            d_vocab=game.d_vocab,
+            n_ctx=game.n_ctx,
         )
 
 
@@ -78,35 +87,38 @@ class TrainState:
     games_seen: int = 0
     wall_time_s: float = 0.0
     history: list[dict] = field(default_factory=list)
+    timing: list[dict] = field(default_factory=list)  # per evaluation: share of step time waiting for games, tokens/s
 
 
 def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence((seed, step)).generate_state(1)[0])
 
 
-def held_out_games(n: int, size: int) -> np.ndarray:
+def held_out_games(n: int, game: Game | int) -> np.ndarray:
     """The fixed evaluation games: drawn from a seed no training step uses."""
-    return othello.random_games(n, size, seed=HELD_OUT_SEED)
+    return as_game(game).random_games(n, seed=HELD_OUT_SEED)
 
 
 def make_batch(cfg: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fresh games for one step: ``tokens (B, ctx)``, ``target`` and ``valid (B, ctx)``.
 
-    ``target`` is a distribution ``(B, ctx, d_vocab)`` for ``"legal"``, token ids ``(B, ctx)`` for
-    ``"sample"``.
+    ``target`` is a distribution ``(B, ctx, d_vocab)`` for ``"legal"`` (what a uniformly random
+    player plays next, from the game's ``TokenBatch``), token ids ``(B, ctx)`` for ``"sample"``.
     """
-    size = cfg.size
-    ctx = othello.context_length(size)
-    games = othello.random_games(cfg.batch_size, size, seed=step_seed(cfg.seed, step))
-    tokens = torch.from_numpy(othello.squares_to_tokens(games[:, :ctx], size).astype(np.int64))
+    game = cfg.game_plugin()
+    seed = step_seed(cfg.seed, step)
     if cfg.target == "sample":
+        if game.name != "othello":
+            raise ValueError("target 'sample' is implemented for Othello only; use 'legal'")
+        size, ctx = cfg.size, game.n_ctx
+        games = othello.random_games(cfg.batch_size, size, seed=seed)
+        tokens = torch.from_numpy(othello.squares_to_tokens(games[:, :ctx], size).astype(np.int64))
         target = torch.from_numpy(othello.squares_to_tokens(games[:, 1 : ctx + 1], size).astype(np.int64))
         return tokens, target, target != 0
-    rep = othello.replay(games[:, :ctx], size)
-    legal = torch.from_numpy(legal_token_mask(rep.legal_next, size)).float()
-    valid = legal.sum(-1) > 0
-    target = legal / legal.sum(-1, keepdim=True).clamp(min=1.0)
-    return tokens, target, valid
+    batch = game.random_token_batch(cfg.batch_size, seed)
+    weights = torch.from_numpy(batch.weights)
+    total = weights.sum(-1, keepdim=True)
+    return torch.from_numpy(batch.tokens), weights / total.clamp(min=1e-9), total.squeeze(-1) > 0
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -172,7 +184,7 @@ class Trainer:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.state = TrainState(**json.loads(saved["state_json"]))
             torch.set_rng_state(saved["torch_rng"])
-        self._eval_games = held_out_games(cfg.eval_games, cfg.size)
+        self._eval_games = held_out_games(cfg.eval_games, cfg.game_plugin())
         self._train_model = self.model
         if cfg.compile:
             try:
@@ -200,7 +212,7 @@ class Trainer:
     def evaluate(self, games: np.ndarray | None = None) -> dict[str, float]:
         self.model.eval()
         try:
-            return evaluate_legality(lambda t: self.model(t), self._eval_games if games is None else games, self.cfg.size)
+            return evaluate_legality(lambda t: self.model(t), self._eval_games if games is None else games, self.cfg.game_plugin())
         finally:
             self.model.train()
 
@@ -251,7 +263,12 @@ class Trainer:
             }
             if state.step % cfg.eval_every == 0 or state.step == until:
                 info.update(self.evaluate())
-                state.history.append({"step": state.step, "games_seen": state.games_seen, "loss": info["loss"], "top1_legal": info["top1_legal"], "illegal_mass": info["illegal_mass"]})
+                entry = {"step": state.step, "games_seen": state.games_seen, "loss": info["loss"], "top1_legal": info["top1_legal"], "illegal_mass": info["illegal_mass"]}
+                # Timing is kept apart from the history: the history is reproducible, timing is not.
+                state.timing.append({"step": state.step, "gen_share": round(info["gen_share"], 4), "tokens_per_s": round(info["tokens_per_s"], 1)})
+                if "by_kind" in info:
+                    entry["by_kind"] = {k: round(v["top1_legal"], 5) for k, v in info["by_kind"].items()}
+                state.history.append(entry)
                 state.wall_time_s += time.monotonic() - now
                 window_tokens, window_start, gen_time = 0, time.monotonic(), 0.0
             if progress:

@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.games import othello
 from core.interp.probes import collect
 from core.models.handle import ModelHandle
 
@@ -64,7 +63,7 @@ class ActivationStream:
         t0 = time.perf_counter()
         while have < self.capacity:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
-            games = othello.random_games(self.games_per_refill, self.handle.board_size, seed=seed)
+            games = self.handle.game.random_games(self.games_per_refill, seed=seed)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 acts = collect(self.handle, games, [self.hook]).acts[self.hook]
             parts.append(acts)

@@ -10,9 +10,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.games import othello
+from core.games.base import grid_label
+from core.viz.chess_pieces import piece_shapes
 
 CELL_PX = 46
+DISC_NAMES = {1: "black", -1: "white", 0: "empty"}
+
+
+square_label = grid_label
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,6 +43,10 @@ def board_figure(
     show_scale: bool = True,
     errors: np.ndarray | None = None,
     piece_opacity: np.ndarray | None = None,
+    pieces: str = "discs",
+    rank1_bottom: bool = False,
+    piece_names: dict[int, str] | None = None,
+    picked: int | None = None,
 ) -> go.Figure:
     """A board figure.
 
@@ -46,15 +55,19 @@ def board_figure(
     with dots. ``outline``: a square drawn with a thick frame (e.g. the model's top-1).
     ``errors``: bool (size*size,) squares crossed out in red (e.g. where a probe is wrong).
     ``piece_opacity``: float (size*size,) per-piece opacity (e.g. a probe's confidence).
+    ``pieces``: ``"discs"`` (Othello: +1 black, -1 white) or ``"chess"`` (signed piece types,
+    drawn as outlines); ``rank1_bottom`` draws row 0 at the bottom (chess); ``piece_names`` names
+    board values in the hover text; ``picked``: a square ringed as the chosen piece. ``last_move``
+    may be one square or several (a chess move's from and to squares).
     """
     size = board.shape[0]
     squares, cols, rows = _grid(size)
     flat = board.reshape(-1)
-    labels = [othello.square_to_label(int(s), size) for s in squares]
+    labels = [square_label(int(s), size) for s in squares]
     legal = np.zeros(size * size, dtype=bool) if legal is None else np.asarray(legal, dtype=bool)
-    piece_names = np.where(flat == 1, "black", np.where(flat == -1, "white", "empty"))
+    names = piece_names or DISC_NAMES
     hover = [
-        f"<b>{labels[s]}</b> · {piece_names[s]}" + (" · legal" if legal[s] else "")
+        f"<b>{labels[s]}</b> · {names.get(int(flat[s]), 'empty')}" + (" · legal" if legal[s] else "")
         + (f"<br>{value_name}: {values[s]:.3f}" if values is not None else "")
         for s in squares
     ]
@@ -66,10 +79,13 @@ def board_figure(
             cmin=zmin, cmax=max(zmax, zmin + 1e-6), line=dict(width=0),
             showscale=show_scale, colorbar=dict(title=dict(text=value_name, side="right"), thickness=12, len=0.9),
         )
+    elif pieces == "chess":
+        light = (rows + cols) % 2 == 1
+        marker = dict(symbol="square", size=cell_px - 1, color=np.where(light, "#ebd8b7", "#b58863").tolist(), line=dict(width=0))
     else:
         marker = dict(symbol="square", size=cell_px - 3, color="#2e8b57", line=dict(width=0))
     fig.add_trace(go.Scatter(x=cols, y=rows, mode="markers", marker=marker, customdata=squares, hovertext=hover, hoverinfo="text", name="squares", showlegend=False))
-    for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
+    for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")) if pieces == "discs" else ():
         at = flat == value
         if at.any():
             fig.add_trace(go.Scatter(
@@ -82,7 +98,9 @@ def board_figure(
             x=cols[legal], y=rows[legal], mode="markers", customdata=squares[legal], hovertext=[hover[s] for s in squares[legal]], hoverinfo="text",
             marker=dict(symbol="circle-open", size=cell_px * 0.3, color="#ff7f0e", line=dict(width=2.5)), name="legal", showlegend=False,
         ))
-    for square, colour, width in ((last_move, "#ffbf00", 3), (outline, outline_color, 4)):
+    last = () if last_move is None else (last_move,) if np.isscalar(last_move) else tuple(last_move)
+    frames = [(sq, "#ffbf00", 3) for sq in last] + [(outline, outline_color, 4), (picked, "#9467bd", 4)]
+    for square, colour, width in frames:
         if square is not None and 0 <= square < size * size:
             fig.add_trace(go.Scatter(
                 x=[cols[square]], y=[rows[square]], mode="markers", customdata=[square], hovertext=[hover[square]], hoverinfo="text",
@@ -94,14 +112,17 @@ def board_figure(
             x=cols[bad], y=rows[bad], mode="markers", customdata=squares[bad], hovertext=[hover[s] + "<br>probe is wrong here" for s in squares[bad]], hoverinfo="text",
             marker=dict(symbol="x-thin", size=cell_px * 0.5, color="#d62728", line=dict(width=3, color="#d62728")), showlegend=False,
         ))
+    if pieces == "chess":
+        fig.update_layout(shapes=piece_shapes(board, rank1_bottom, piece_opacity))
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, tickmode="array", tickvals=list(range(size)))
+    y_range = [-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]
     width = cell_px * size + (120 if values is not None and show_scale else 50)
     fig.update_layout(
         width=width, height=cell_px * size + (80 if title else 50), margin=dict(l=30, r=10, t=40 if title else 10, b=10),
         title=dict(text=title, x=0.02, font=dict(size=14)) if title else None,
-        xaxis=dict(axis, ticktext=[chr(ord("a") + c) for c in range(size)], side="top", range=[-0.5, size - 0.5]),
-        yaxis=dict(axis, ticktext=[str(r + 1) for r in range(size)], autorange="reversed", scaleanchor="x", range=[size - 0.5, -0.5]),
-        plot_bgcolor="#1f5f3f" if values is None else "#dddddd", dragmode=False, clickmode="event+select", hovermode="closest",
+        xaxis=dict(axis, ticktext=[chr(ord("a") + c) for c in range(size)], side="bottom" if rank1_bottom else "top", range=[-0.5, size - 0.5]),
+        yaxis=dict(axis, ticktext=[str(r + 1) for r in range(size)], autorange=None if rank1_bottom else "reversed", scaleanchor="x", range=y_range),
+        plot_bgcolor=("#1f5f3f" if pieces == "discs" else "#7a5c3e") if values is None else "#dddddd", dragmode=False, clickmode="event+select", hovermode="closest",
     )
     return fig
 

@@ -6,7 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.games import othello
+from core.viz.board import square_label
+
 
 
 def board_grid_figure(boards: list[np.ndarray], last_moves: list[int], titles: list[str], cols: int = 6, cell_px: int = 17, hover: list[str] | None = None) -> go.Figure:
@@ -22,7 +23,7 @@ def board_grid_figure(boards: list[np.ndarray], last_moves: list[int], titles: l
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12 / max(rows, 1) + 0.04)
     squares = np.arange(size * size)
     r, c = np.divmod(squares, size)
-    labels = [othello.square_to_label(int(s), size) for s in squares]
+    labels = [square_label(int(s), size) for s in squares]
     for i, (board, last) in enumerate(zip(boards, last_moves)):
         row, col = i // cols + 1, i % cols + 1
         flat = board.reshape(-1)

@@ -1,0 +1,179 @@
+"""The game plug-in interface: what every page and every ``core`` module may ask of a game.
+
+A ``Game`` is one game with one tokenizer (Othello 8x8; chess with UCI square tokens; ...). Moves
+are ints everywhere (Othello: the square; chess: from + 64 * to + 4096 * promotion), so a game is a
+tuple of ints that caches, URLs and sessions can hold. Everything that depends on the rules or on
+the token layout is a method here; interp, viz and pages never import a game module.
+
+A move may be several tokens. Per token position the game says which move the *next* token
+belongs to, what kind of token it is (``token_kinds``) and which tokens are legal there, weighted
+by how often a uniformly random player would produce each (``TokenBatch``): the trainer's target,
+the evaluation's legal set and the lens's legality all come from that one record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def grid_label(square: int, cols: int) -> str:
+    """Column letter then row number from 1 (``19 -> "d3"`` with 8 columns): the label of a square
+    on every board here (chess's square names follow the same rule)."""
+    row, col = divmod(int(square), cols)
+    return f"{chr(ord('a') + col)}{row + 1}"
+
+
+class IllegalMoveError(ValueError):
+    """A move that cannot be played here; the message says why in the user's terms."""
+
+
+class MoveError(ValueError):
+    """A move a batched ``replay`` cannot accept; ``game`` and ``move`` index the offending entry."""
+
+    def __init__(self, game: int, move: int, reason: str):
+        super().__init__(f"game {game}, move {move}: {reason}")
+        self.game, self.move = game, move
+
+
+@dataclass
+class TokenBatch:
+    """Model inputs for a batch of games, and what a legal next token is at every position.
+
+    ``tokens[g, p]`` is read at position ``p``; the output there predicts the token at ``p + 1``.
+    ``weights[g, p, v]`` > 0 exactly when token ``v`` is legal there, proportional to the chance
+    that a uniformly random player's game continues with it (its normalised rows are the training
+    target). ``kind[g, p]`` indexes ``Game.token_kinds`` for the predicted token; ``move[g, p]`` is
+    the index of the move that token belongs to. ``valid`` marks positions with a legal next token.
+    """
+
+    tokens: np.ndarray  # int64 (n, ctx)
+    weights: np.ndarray  # float32 (n, ctx, d_vocab)
+    kind: np.ndarray  # int8 (n, ctx)
+    move: np.ndarray  # int32 (n, ctx)
+
+    @property
+    def legal(self) -> np.ndarray:
+        return self.weights > 0
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.legal.any(axis=-1)
+
+
+class GameState(ABC):
+    """The position after some moves, as the UI needs it."""
+
+    # Every state has: ``moves`` (tuple of move ints), ``board`` (int8 (rows, cols), the game's
+    # piece codes), ``legal`` (bool (rows*cols,): squares a legal move starts on), ``legal_moves``
+    # (tuple of move ints), ``last_squares`` (squares of the last move, to highlight) and ``mover``.
+
+    @property
+    @abstractmethod
+    def is_over(self) -> bool: ...
+
+    @abstractmethod
+    def status(self) -> str: ...
+
+
+class Game(ABC):
+    """One game and one tokenizer (see the module docstring)."""
+
+    name: str  # the game's family: "othello", "chess"
+    key: str  # unique: the game with its parameters and tokenizer ("othello8", "chess-uci-squares")
+    title: str  # for people: "Othello 8×8", "Chess (UCI square tokens)"
+    rows: int
+    cols: int
+    d_vocab: int
+    n_ctx: int  # context of a model of this game and tokenizer
+    token_kinds: tuple[str, ...]  # names of the kinds of predicted tokens ("move"; "from", "to", ...)
+    pad_token: int = 0
+    square_moves: bool  # True when a move is one square (a click plays it); False: pick a piece first
+    board_style: dict  # keyword arguments for ``core.viz.board.board_figure`` (how pieces look)
+    notations: dict[str, str]  # label -> ``parse_moves`` notation, when the game has several
+    move_placeholder: str  # example moves for a text box
+    move_help: str  # how moves are written
+
+    @property
+    def n_squares(self) -> int:
+        return self.rows * self.cols
+
+    # -- text --------------------------------------------------------------------------------
+    @abstractmethod
+    def parse_moves(self, text: str, prefix: tuple[int, ...] = (), notation: str = "auto") -> list[int]:
+        """Moves typed after ``prefix`` (``ValueError`` saying which move and why)."""
+
+    @abstractmethod
+    def format_moves(self, moves, sep: str = " ") -> str:
+        """The moves as people read them."""
+
+    @abstractmethod
+    def url_moves(self, moves) -> str:
+        """The moves in a compact form for a link; ``parse_moves`` reads it back."""
+
+    @abstractmethod
+    def move_label(self, move: int) -> str:
+        """One move, readable without its position (Othello ``d3``; chess UCI ``e2e4``)."""
+
+    @abstractmethod
+    def square_label(self, square: int) -> str: ...
+
+    # -- positions ---------------------------------------------------------------------------
+    @abstractmethod
+    def state(self, moves) -> GameState:
+        """The position after ``moves`` (``IllegalMoveError`` naming the first bad move)."""
+
+    def play(self, state: GameState, move: int) -> GameState:
+        if move not in state.legal_moves:
+            raise IllegalMoveError(self.explain_illegal(state, move))
+        return self.state(tuple(state.moves) + (int(move),))
+
+    @abstractmethod
+    def explain_illegal(self, state: GameState, move: int) -> str: ...
+
+    @abstractmethod
+    def moves_from(self, state: GameState, square: int) -> list[int]:
+        """Legal moves that start on ``square`` (Othello: playing it)."""
+
+    @abstractmethod
+    def move_squares(self, move: int) -> tuple[int, int]:
+        """(square a move starts on, square it ends on); the same square for Othello."""
+
+    # -- batches -----------------------------------------------------------------------------
+    @abstractmethod
+    def random_games(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` games of uniformly random legal moves, ``(n, max moves)`` padded with -1."""
+
+    @abstractmethod
+    def replay(self, games: np.ndarray):
+        """Per-position records of a batch of games (the game's own ``Replay``)."""
+
+    @abstractmethod
+    def token_batch(self, games: np.ndarray) -> TokenBatch:
+        """Model inputs and next-token legality for a batch of games (cut to ``n_ctx``)."""
+
+    @abstractmethod
+    def batch_tokens(self, games: np.ndarray, length: int = 0) -> np.ndarray:
+        """``int64 (n, length or n_ctx)``: a batch of games as tokens (pad after a game's end);
+        ``length = n_ctx + 1`` also gives every position's next token."""
+
+    @abstractmethod
+    def game_tokens(self, moves) -> np.ndarray:
+        """``int64 (pos,)``: the model input for one game, cut to the context."""
+
+    def square_token(self, square: int) -> int:
+        """The token that names ``square`` (chess: as a from- or to-square)."""
+        hits = np.flatnonzero(self.token_square() == int(square))
+        if not len(hits):
+            raise ValueError(f"no token names square {square}")
+        return int(hits[0])
+
+    @abstractmethod
+    def move_tokens(self, move: int) -> list[int]:
+        """The tokens of one move, in order."""
+
+    @abstractmethod
+    def token_square(self) -> np.ndarray:
+        """``int (d_vocab,)``: the board square each token names, -1 for tokens that name none."""

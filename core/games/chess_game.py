@@ -1,0 +1,169 @@
+"""Chess as a BoardLens game plug-in: python-chess rules (``core.games.chess``) + a tokenizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import chess
+import numpy as np
+
+from core.games import chess as C
+from core.games.base import Game, GameState, IllegalMoveError, TokenBatch
+from core.games.chess_tokens import KIND_NAMES, UciSquares
+
+MAX_MOVES = 512  # longest game a state may hold (a context of 1023 characters is ~150 moves)
+
+
+@dataclass(frozen=True)
+class ChessState(GameState):
+    moves: tuple[int, ...]
+    board: np.ndarray  # int8 (8, 8): signed piece types, row = rank
+    to_move: int  # +1 white, -1 black, 0 game over
+    legal_moves: tuple[int, ...]
+    legal: np.ndarray  # bool (64,): squares a legal move starts on
+    termination: str  # "" while the game goes on
+    in_check: bool
+
+    @property
+    def is_over(self) -> bool:
+        return self.to_move == 0
+
+    @property
+    def size(self) -> int:
+        return 8
+
+    @property
+    def mover(self) -> int:
+        """Who played the last move (+1 white, -1 black; 0 before the first)."""
+        if not self.moves:
+            return 0
+        return C.WHITE if len(self.moves) % 2 == 1 else C.BLACK
+
+    @property
+    def last_squares(self) -> tuple[int, ...]:
+        if not self.moves:
+            return ()
+        f, t, _ = C.move_parts(self.moves[-1])
+        return int(f), int(t)
+
+    @cached_property
+    def king_in_check(self) -> int | None:
+        if not self.in_check:
+            return None
+        king = 6 * (1 if len(self.moves) % 2 == 0 else -1)
+        return int(np.flatnonzero(self.board.reshape(-1) == king)[0])
+
+    def status(self) -> str:
+        side = "White" if len(self.moves) % 2 == 0 else "Black"
+        if self.termination == "checkmate":
+            winner = "black" if side == "White" else "white"
+            return f"Checkmate: {winner} wins."
+        if self.is_over:
+            return f"Game over: draw by {self.termination}."
+        return f"{side} to move{' (check)' if self.in_check else ''}. Move {len(self.moves) // 2 + 1}."
+
+
+class ChessGame(Game):
+    """Chess with one tokenizer (``uci-squares`` today)."""
+
+    name = "chess"
+    rows = cols = 8
+    square_moves = False
+    token_kinds = KIND_NAMES
+    PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
+    board_style = {"pieces": "chess", "rank1_bottom": True, "piece_names": PIECE_NAMES}
+    notations: dict[str, str] = {}
+    move_placeholder = "e2e4 e7e5  ·  e4 e5 Nf3  ·  1. e4 e5 2. Nf3 Nc6 …"
+    move_help = "UCI (e2e4, e7e8q), SAN (Nf3, O-O, exd5) or a whole PGN move list; move numbers, comments and the result are skipped."
+
+    def __init__(self, tokenizer: str = "uci-squares", n_ctx: int = 256, vocab: tuple[str, ...] | None = None):
+        if tokenizer != "uci-squares":
+            raise ValueError(f"unknown chess tokenizer {tokenizer!r} (known: uci-squares)")
+        self.tokenizer = UciSquares(vocab)
+        self.key = f"chess-{tokenizer}"
+        self.title = "Chess (UCI square tokens)"
+        self.d_vocab = self.tokenizer.d_vocab
+        self.pad_token = self.tokenizer.pad
+        self.n_ctx = int(n_ctx)
+        # Enough moves to fill the context (every move is at least two tokens).
+        self.max_moves = (self.n_ctx + 1) // 2
+
+    # -- text --------------------------------------------------------------------------------
+    def parse_moves(self, text: str, prefix=(), notation: str = "auto") -> list[int]:
+        return C.parse_moves(text, tuple(prefix))
+
+    def format_moves(self, moves, sep: str = " ") -> str:
+        return C.format_pgn(list(moves)) if sep == " " else sep.join(C.uci(m) for m in moves)
+
+    def url_moves(self, moves) -> str:
+        return "".join(C.uci(m) for m in moves)
+
+    def move_label(self, move: int) -> str:
+        return C.uci(move)
+
+    def san(self, moves, move: int) -> str:
+        """A move in SAN, in the position after ``moves``."""
+        return C.board_after(tuple(moves)).san(C.decode_move(move))
+
+    def square_label(self, square: int) -> str:
+        return C.square_to_label(square)
+
+    # -- positions ---------------------------------------------------------------------------
+    def state(self, moves) -> ChessState:
+        moves = tuple(int(m) for m in moves)
+        if len(moves) > MAX_MOVES:
+            raise IllegalMoveError(f"a game here has at most {MAX_MOVES} moves, got {len(moves)}")
+        try:
+            rep = C.replay(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
+        except C.MoveError as exc:
+            raise IllegalMoveError(f"move {exc.move + 1}: {str(exc).split(': ', 1)[1]}") from exc
+        except ValueError as exc:
+            raise IllegalMoveError(str(exc)) from exc
+        legal = tuple(rep.legal_lists(0)[len(moves)])
+        term = C.TERMINATIONS[int(rep.termination[0])]
+        board = rep.boards[0, -1] if moves else C._unpack_boards(np.array([C._bitboards(chess.Board())], dtype=np.uint64))[0]
+        from_sq = np.zeros(64, dtype=bool)
+        from_sq[[m % 64 for m in legal]] = True
+        to_move = 0 if term else (C.WHITE if len(moves) % 2 == 0 else C.BLACK)
+        in_check = bool(rep.check[0, -1]) if moves else False
+        return ChessState(moves, board, to_move, legal, from_sq, term, in_check)
+
+    def explain_illegal(self, state: GameState, move: int) -> str:
+        if state.is_over:
+            return f"{self.move_label(move)}: the game is over"
+        return C._why_illegal(C.board_after(state.moves), int(move))
+
+    def moves_from(self, state: GameState, square: int) -> list[int]:
+        return [m for m in state.legal_moves if m % 64 == square]
+
+    def move_squares(self, move: int) -> tuple[int, int]:
+        return int(move) % 64, (int(move) // 64) % 64
+
+    # -- batches -----------------------------------------------------------------------------
+    def random_games(self, n: int, seed: int = 0) -> np.ndarray:
+        return C.random_games(n, self.max_moves, seed)
+
+    def replay(self, games: np.ndarray) -> C.Replay:
+        return C.replay(games)
+
+    def token_batch(self, games: np.ndarray) -> TokenBatch:
+        games = np.asarray(games)[:, : self.max_moves]
+        return self.tokenizer.token_batch(games, C.replay(games), self.n_ctx)
+
+    def random_token_batch(self, n: int, seed: int) -> TokenBatch:
+        """Random games and their token batch from one pass of the engine (the trainer's path)."""
+        games, rep = C.random_games_with_replay(n, self.max_moves, seed)
+        return self.tokenizer.token_batch(games, rep, self.n_ctx)
+
+    def batch_tokens(self, games: np.ndarray, length: int = 0) -> np.ndarray:
+        return self.tokenizer.layout(np.asarray(games), length or self.n_ctx)[0]
+
+    def game_tokens(self, moves) -> np.ndarray:
+        return self.tokenizer.encode(moves)[: self.n_ctx]
+
+    def token_square(self) -> np.ndarray:
+        return self.tokenizer.token_square
+
+    def move_tokens(self, move: int) -> list[int]:
+        return self.tokenizer.move_tokens(move)

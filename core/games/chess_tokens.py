@@ -1,0 +1,138 @@
+"""Chess move tokenizers: moves as token sequences, and which tokens are legal where.
+
+``uci-squares`` is the layout of the published chess-GPT models (``shtoshni/gpt2-chess-uci``,
+``AustinD/gpt2-chess-uci-hooked``): 77 tokens (pad, ``<s>``, ``</s>``, piece letters, the 64
+squares in the tokenizer's own order, promotion letters). A game is ``<s>`` followed by, per move,
+its from-square, its to-square and, for a promotion, the piece letter. The vocabulary is read from
+``data/chess_vocab.json`` (the published order; a checkpoint's own tokenizer file can replace it).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import chess
+import numpy as np
+
+from core.games import chess as C
+from core.games.base import TokenBatch
+
+VOCAB_FILE = Path(__file__).with_name("data") / "chess_vocab.json"
+KIND_NAMES = ("from", "to", "promotion")
+FROM, TO, PROMO = 0, 1, 2
+_PROMO_LETTER = {chess.QUEEN: "q", chess.ROOK: "r", chess.BISHOP: "b", chess.KNIGHT: "n"}
+
+
+@lru_cache(maxsize=None)
+def published_vocab(layout: str) -> tuple[str, ...]:
+    return tuple(json.loads(VOCAB_FILE.read_text())[layout])
+
+
+class UciSquares:
+    """The ``uci-squares`` token layout (optionally with a checkpoint's own vocabulary)."""
+
+    name = "uci-squares"
+
+    def __init__(self, vocab: tuple[str, ...] | None = None):
+        vocab = tuple(vocab or published_vocab(self.name))
+        self.vocab = vocab
+        index = {t: i for i, t in enumerate(vocab)}
+        missing = [t for t in ["<pad>", "<s>", *chess.SQUARE_NAMES, *_PROMO_LETTER.values()] if t not in index]
+        if missing:
+            raise ValueError(f"a uci-squares vocabulary needs <pad>, <s>, the 64 squares and q r b n; missing {missing[:5]}")
+        self.pad, self.bos = index["<pad>"], index["<s>"]
+        self.square_token = np.array([index[name] for name in chess.SQUARE_NAMES], dtype=np.int64)
+        self.promo_token = np.zeros(7, dtype=np.int64)
+        for piece, letter in _PROMO_LETTER.items():
+            self.promo_token[piece] = index[letter]
+        self.token_square = np.full(len(vocab), -1, dtype=np.int64)
+        self.token_square[self.square_token] = np.arange(64)
+        self.token_promo = np.zeros(len(vocab), dtype=np.int64)
+        self.token_promo[self.promo_token[list(_PROMO_LETTER)]] = list(_PROMO_LETTER)
+
+    @property
+    def d_vocab(self) -> int:
+        return len(self.vocab)
+
+    # -- one game ---------------------------------------------------------------------------
+    def move_tokens(self, move: int) -> list[int]:
+        f, t, p = int(move) % 64, (int(move) // 64) % 64, int(move) // 4096
+        out = [int(self.square_token[f]), int(self.square_token[t])]
+        return out + [int(self.promo_token[p])] if p else out
+
+    def encode(self, moves) -> np.ndarray:
+        out = [self.bos]
+        for m in moves:
+            out += self.move_tokens(m)
+        return np.array(out, dtype=np.int64)
+
+    def decode(self, tokens) -> str:
+        return " ".join(self.vocab[int(t)] for t in tokens)
+
+    # -- batches ----------------------------------------------------------------------------
+    def layout(self, games: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids, token kind, move index and whether the token exists: each ``(n, length)``.
+
+        Slots after a game's last token hold the from-token of the move that did not happen
+        (move index = the game's length), so "what comes next" is defined at every position.
+        """
+        n, T = games.shape
+        played = games >= 0
+        f, t, p = C.move_parts(np.where(played, games, 0))
+        n_tok = np.where(played, 2 + (p > 0), 0)  # tokens per move
+        start = 1 + np.cumsum(n_tok, axis=1) - n_tok  # slot of each move's from-token
+        tokens = np.full((n, length), self.pad, dtype=np.int64)
+        kind = np.full((n, length), FROM, dtype=np.int8)
+        move = np.broadcast_to(played.sum(axis=1, keepdims=True), (n, length)).astype(np.int32).copy()
+        exists = np.zeros((n, length), dtype=bool)
+        tokens[:, 0] = self.bos
+        exists[:, 0] = True
+        kind[:, 0] = -1
+        move[:, 0] = -1
+        g_idx = np.broadcast_to(np.arange(n)[:, None], (n, T))
+        m_idx = np.broadcast_to(np.arange(T)[None, :], (n, T))
+        for offset, k, values in ((0, FROM, self.square_token[f]), (1, TO, self.square_token[t]), (2, PROMO, self.promo_token[p])):
+            slot = start + offset
+            keep = played & (slot < length) & ((k != PROMO) | (p > 0))
+            tokens[g_idx[keep], slot[keep]] = values[keep]
+            kind[g_idx[keep], slot[keep]] = k
+            move[g_idx[keep], slot[keep]] = m_idx[keep]
+            exists[g_idx[keep], slot[keep]] = True
+        return tokens, kind, move, exists
+
+    def token_batch(self, games: np.ndarray, rep: C.Replay, n_ctx: int) -> TokenBatch:
+        """Inputs (``<s>`` + moves, cut to ``n_ctx``) and the random player's next-token weights.
+
+        Next from-square: weight = number of legal moves from it; next to-square (given the
+        from-square played): number of legal moves between them; promotion: one per piece.
+        """
+        games = np.asarray(games)
+        n, T = games.shape
+        tokens, kind, move, exists = self.layout(games, n_ctx + 1)
+        nxt_kind, nxt_move = kind[:, 1:], move[:, 1:]  # what position p predicts
+        n_pos = n * (T + 1)
+        lf, lt, lp = C.move_parts(rep.legal_moves)
+        actual = np.full(n_pos, -1, dtype=np.int64)  # the move played from each position
+        actual.reshape(n, T + 1)[:, :T] = games
+        af, at, _ = C.move_parts(np.maximum(actual, 0))
+        pos = rep.legal_pos
+        count_from = np.zeros((n_pos, 64), dtype=np.float32)
+        np.add.at(count_from, (pos, lf), 1.0)
+        same_from = (actual[pos] >= 0) & (lf == af[pos])
+        count_to = np.zeros((n_pos, 64), dtype=np.float32)
+        np.add.at(count_to, (pos[same_from], lt[same_from]), 1.0)
+        same_to = same_from & (lt == at[pos]) & (lp > 0)
+        count_promo = np.zeros((n_pos, 7), dtype=np.float32)
+        np.add.at(count_promo, (pos[same_to], lp[same_to]), 1.0)
+
+        row = np.arange(n)[:, None] * (T + 1) + np.clip(nxt_move, 0, T)
+        weights = np.zeros((n, n_ctx, self.d_vocab), dtype=np.float32)
+        is_from, is_to, is_promo = nxt_kind == FROM, nxt_kind == TO, nxt_kind == PROMO
+        weights[..., self.square_token] += np.where(is_from[..., None], count_from[row], 0.0)
+        weights[..., self.square_token] += np.where(is_to[..., None], count_to[row], 0.0)
+        promo_w = count_promo[row][..., list(_PROMO_LETTER)]
+        weights[..., self.promo_token[list(_PROMO_LETTER)]] += np.where(is_promo[..., None], promo_w, 0.0)
+        weights *= exists[:, :n_ctx, None]  # a pad position predicts nothing
+        return TokenBatch(tokens[:, :n_ctx], weights, nxt_kind.astype(np.int8), nxt_move.astype(np.int32))

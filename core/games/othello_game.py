@@ -1,0 +1,97 @@
+"""Othello (any even size up to 8) as a BoardLens game plug-in: one token per move."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.games import othello
+from core.games.base import Game, TokenBatch
+from core.games.play import GameState, explain_illegal, game_state
+
+
+class OthelloGame(Game):
+    name = "othello"
+    square_moves = True
+    token_kinds = ("move",)
+    pad_token = 0
+    board_style = {"pieces": "discs"}
+    notations = {"auto": "auto", "d3 (column, row from 1)": "label", "C2 (published: row, column from 0)": "published"}
+    move_placeholder = "d3 c5 f6  ·  d3c5f6  ·  C2 E4 …"
+    move_help = "Square labels: column letter then row number (d3). The published Othello-GPT style (row letter, column from 0: C2) is also read."
+
+    def __init__(self, size: int = 8):
+        othello.check_size(size)
+        self.size = self.rows = self.cols = int(size)
+        self.key = f"othello{size}"
+        self.title = f"Othello {size}×{size}"
+        self.d_vocab = othello.vocab_size(size)
+        self.n_ctx = othello.context_length(size)
+        self.max_moves = size * size - 4
+
+    # -- text --------------------------------------------------------------------------------
+    def parse_moves(self, text: str, prefix=(), notation: str = "auto") -> list[int]:
+        return othello.parse_moves(text, self.size, notation)
+
+    def format_moves(self, moves, sep: str = " ") -> str:
+        return othello.format_moves(list(moves), self.size, sep)
+
+    def url_moves(self, moves) -> str:
+        return othello.format_moves(list(moves), self.size, sep="")
+
+    def move_label(self, move: int) -> str:
+        return othello.square_to_label(int(move), self.size)
+
+    def square_label(self, square: int) -> str:
+        return othello.square_to_label(int(square), self.size)
+
+    # -- positions ---------------------------------------------------------------------------
+    def state(self, moves) -> GameState:
+        return game_state(tuple(moves), self.size)
+
+    def explain_illegal(self, state: GameState, move: int) -> str:
+        return explain_illegal(state, int(move))
+
+    def moves_from(self, state: GameState, square: int) -> list[int]:
+        return [int(square)] if 0 <= square < self.n_squares and state.legal[square] and not state.is_over else []
+
+    def move_squares(self, move: int) -> tuple[int, int]:
+        return int(move), int(move)
+
+    # -- batches -----------------------------------------------------------------------------
+    def random_games(self, n: int, seed: int = 0) -> np.ndarray:
+        return othello.random_games(n, self.size, seed=seed)
+
+    def replay(self, games: np.ndarray) -> othello.Replay:
+        return othello.replay(games, self.size)
+
+    def token_batch(self, games: np.ndarray) -> TokenBatch:
+        """Position t reads move t and predicts move t+1: every legal square weighs the same
+        (a uniformly random player)."""
+        games = np.asarray(games)[:, : self.n_ctx]
+        rep = othello.replay(games, self.size)
+        tokens = othello.squares_to_tokens(games, self.size).astype(np.int64)
+        weights = np.zeros(games.shape + (self.d_vocab,), dtype=np.float32)
+        weights[..., 1:] = rep.legal_next[..., self.token_square()[1:]]
+        n, T = games.shape
+        move = np.broadcast_to(np.arange(1, T + 1, dtype=np.int32), (n, T)).copy()
+        return TokenBatch(tokens, weights, np.zeros((n, T), dtype=np.int8), move)
+
+    def random_token_batch(self, n: int, seed: int) -> TokenBatch:
+        return self.token_batch(self.random_games(n, seed))
+
+    def batch_tokens(self, games: np.ndarray, length: int = 0) -> np.ndarray:
+        return othello.squares_to_tokens(np.asarray(games)[:, : length or self.n_ctx], self.size).astype(np.int64)
+
+    def legal_on_board(self, board: np.ndarray, player: int) -> np.ndarray:
+        """Legal squares for ``player`` on any board (e.g. one an intervention edited)."""
+        return othello.legal_moves(board, player)
+
+    def game_tokens(self, moves) -> np.ndarray:
+        squares = np.array(list(moves)[: self.n_ctx], dtype=np.int64)
+        return othello.squares_to_tokens(squares, self.size).astype(np.int64)
+
+    def token_square(self) -> np.ndarray:
+        return othello.tokens_to_squares(np.arange(self.d_vocab), self.size)
+
+    def move_tokens(self, move: int) -> list[int]:
+        return [othello.square_to_token(int(move), self.size)]

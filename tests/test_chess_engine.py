@@ -1,0 +1,130 @@
+"""The batched chess records against python-chess's own board, one position at a time."""
+
+from __future__ import annotations
+
+import chess
+import numpy as np
+import pytest
+
+from core.games import chess as C
+
+
+def signed_board(board: chess.Board) -> np.ndarray:
+    out = np.zeros(64, dtype=np.int8)
+    for square, piece in board.piece_map().items():
+        out[square] = piece.piece_type * (1 if piece.color else -1)
+    return out.reshape(8, 8)
+
+
+def reference_end(board: chess.Board) -> str:
+    """Why python-chess says the game is over ('' if it goes on), in the engine's order."""
+    if board.is_checkmate():
+        return "checkmate"
+    if board.is_stalemate():
+        return "stalemate"
+    if board.is_insufficient_material():
+        return "insufficient material"
+    if board.is_fifty_moves():
+        return "fifty-move rule"
+    if board.is_repetition(3):
+        return "threefold repetition"
+    return ""
+
+
+def check_against_python_chess(games: np.ndarray, rep: C.Replay) -> dict[str, int]:
+    """Replay every game with python-chess and compare every recorded position; count features."""
+    seen = {"castling": 0, "en passant": 0, "promotion": 0, **{t: 0 for t in C.TERMINATIONS[1:]}}
+    for g in range(len(games)):
+        board = chess.Board()
+        legal_lists = rep.legal_lists(g)
+        n = int(rep.lengths[g])
+        assert {chess.Move.from_uci(C.uci(m)) for m in legal_lists[0]} == set(board.legal_moves)
+        for t in range(n):
+            move = C.decode_move(int(games[g, t]))
+            assert move in board.legal_moves, (g, t)
+            seen["castling"] += board.is_castling(move)
+            seen["en passant"] += board.is_en_passant(move)
+            seen["promotion"] += move.promotion is not None
+            assert rep.mover[g, t] == (C.WHITE if board.turn else C.BLACK)
+            board.push(move)
+            assert np.array_equal(rep.boards[g, t], signed_board(board)), (g, t)
+            assert rep.check[g, t] == board.is_check()
+            assert rep.halfmove_clock[g, t] == board.halfmove_clock
+            end = reference_end(board)
+            if t < n - 1:
+                assert end == "", (g, t, end)  # the engine stopped no later than python-chess says
+            expected_next = 0 if end else (C.WHITE if board.turn else C.BLACK)
+            assert rep.next_player[g, t] == expected_next, (g, t)
+            legal = {chess.Move.from_uci(C.uci(m)) for m in legal_lists[t + 1]}
+            assert legal == (set() if end else set(board.legal_moves)), (g, t)
+        end = reference_end(board)
+        assert C.TERMINATIONS[rep.termination[g]] == end, (g, end)
+        if end:
+            seen[end] += 1
+            assert (games[g, n:] == -1).all()
+        else:
+            assert n == games.shape[1]  # a game stops early only when it is over
+    return seen
+
+
+def test_short_random_games_match_python_chess_position_by_position():
+    games, rep = C.random_games_with_replay(2000, 12, seed=11)
+    seen = check_against_python_chess(games, rep)
+    assert seen["castling"] > 0 and seen["checkmate"] >= 0
+
+
+def test_full_random_games_reach_every_kind_of_end_like_python_chess():
+    games, rep = C.random_games_with_replay(150, 400, seed=5)
+    seen = check_against_python_chess(games, rep)
+    for feature in ("castling", "en passant", "promotion", "checkmate", "insufficient material", "fifty-move rule", "threefold repetition"):
+        assert seen[feature] > 0, (feature, seen)
+
+
+def test_replay_matches_the_records_made_while_playing():
+    games, rep = C.random_games_with_replay(50, 120, seed=2)
+    again = C.replay(games)
+    for field in ("boards", "mover", "next_player", "lengths", "termination", "check", "legal_pos", "legal_moves"):
+        assert np.array_equal(getattr(rep, field), getattr(again, field)), field
+
+
+def test_same_seed_same_games_in_any_batch_size():
+    assert np.array_equal(C.random_games(7, 40, seed=3)[:3], C.random_games(3, 40, seed=3))
+
+
+@pytest.mark.parametrize(
+    "pgn,end",
+    [
+        ("f3 e5 g4 Qh4#", "checkmate"),
+        ("e3 a5 Qh5 Ra6 Qxa5 h5 h4 Rah6 Qxc7 f6 Qxd7+ Kf7 Qxb7 Qd3 Qxb8 Qh7 Qxc8 Kg6 Qe6", "stalemate"),
+        ("Nf3 Nf6 Ng1 Ng8 Nf3 Nf6 Ng1 Ng8", "threefold repetition"),
+    ],
+)
+def test_known_game_ends(pgn, end):
+    moves = C.parse_moves(pgn)
+    rep = C.replay(np.array([moves]))
+    assert C.TERMINATIONS[rep.termination[0]] == end
+    assert rep.next_player[0, -1] == 0 and rep.legal_lists(0)[-1] == []
+    with pytest.raises(C.MoveError, match="follows the end"):
+        C.replay(np.array([moves + [C.encode_move(chess.Move.from_uci("a2a3"))]]))
+
+
+def test_parse_uci_san_pgn_and_errors():
+    assert C.parse_moves("e2e4 e7e5 g1f3") == C.parse_moves("e2e4e7e5g1f3") == C.parse_moves("1. e4 e5 2. Nf3") == C.parse_moves("e4, e5, Nf3 1-0")
+    assert C.parse_moves("1. e4 {best by test} e5 (1... c5) 2. Nf3 $1 *") == C.parse_moves("e4 e5 Nf3")
+    with pytest.raises(ValueError, match="move 2 .*e7e4"):
+        C.parse_moves("e2e4 e7e4")
+    with pytest.raises(ValueError, match="not a move"):
+        C.parse_moves("e4 zz!")
+    with pytest.raises(ValueError, match="must promote"):
+        C.parse_moves("b7a8", tuple(C.parse_moves("a4 b5 axb5 a6 bxa6 Bb7 axb7 Nc6")))
+    promo = C.parse_moves("a4 b5 axb5 a6 bxa6 Bb7 axb7 Nc6 bxa8=N")
+    assert C.uci(promo[-1]) == "b7a8n" and C.format_pgn(promo).endswith("5. bxa8=N")
+    assert C.parse_moves("O-O", tuple(C.parse_moves("e4 e5 Nf3 Nc6 Bc4 Bc5"))) == [C.encode_move(chess.Move.from_uci("e1g1"))]
+
+
+def test_move_codes_round_trip():
+    for uci in ("e2e4", "a7a8q", "h2h1n", "e1g1"):
+        move = chess.Move.from_uci(uci)
+        assert C.decode_move(C.encode_move(move)) == move
+    with pytest.raises(ValueError):
+        C.decode_move(4096 * 6 + 1)
