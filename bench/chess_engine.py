@@ -2,7 +2,7 @@
 
     python bench/chess_engine.py [--games 200] [--reference-games 40] [--max-moves 128]
 
-Both sides play the same uniformly random games (same seeds, same move order from python-chess)
+Both sides play the same uniformly random games (same seeds, the same canonical move order)
 and produce the same training records: per position the 13-class board, the side to move and the
 legal next-token weights of the ``uci-squares`` tokenizer (from-squares, then the to-squares of the
 piece that moved). The plain loop does it one position at a time with python-chess's public API
@@ -40,7 +40,9 @@ def plain_loop(n: int, max_moves: int, seed: int, game) -> tuple[np.ndarray, np.
             moves = list(board.legal_moves)
             if t > 0 and (not moves or board.is_insufficient_material() or board.is_fifty_moves() or board.is_repetition(3)):
                 break
-            move = moves[int(uniforms[g, t] * len(moves))]
+            # The canonical order BoardLens picks from: from-square, to-square, promotion piece.
+            ordered = sorted(moves, key=lambda m: (m.from_square, m.to_square, m.promotion or 0))
+            move = ordered[int(uniforms[g, t] * len(moves))]
             if p < ctx:
                 for m in moves:
                     weights[g, p, tok.square_token[m.from_square]] += 1
@@ -99,6 +101,7 @@ def main() -> None:
     print(f"ratio                   : {ours_rate / ref_rate:.1f}x (goal >= 5x)")
     tokens = int(batch.valid.sum())
     print(f"training tokens made    : {tokens / ours_s:9.0f} tokens/s (a trainer reading fewer per second never waits)")
+    print(f"move generator          : {C.ENGINE}")
 
 
 if __name__ == "__main__":

@@ -128,3 +128,14 @@ def test_move_codes_round_trip():
         assert C.decode_move(C.encode_move(move)) == move
     with pytest.raises(ValueError):
         C.decode_move(4096 * 6 + 1)
+
+
+def test_compiled_and_python_chess_engines_record_the_same_games():
+    if C.ENGINE != "cozy-chess":
+        pytest.skip("cozy-chess is not installed: python-chess is the only engine")
+    uniforms = np.random.default_rng(8).random((120, 300))
+    fast_games, fast = C._run(120, 300, None, uniforms)
+    ref_games, ref = C._run_python_chess(120, 300, None, uniforms)
+    assert np.array_equal(fast_games, ref_games)
+    for field in ("boards", "mover", "next_player", "lengths", "termination", "check", "halfmove_clock", "legal_pos", "legal_moves"):
+        assert np.array_equal(getattr(fast, field), getattr(ref, field)), field

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import chess
 import numpy as np
@@ -83,20 +84,24 @@ class Replay:
     """Everything recorded about a batch of (possibly partial) games.
 
     ``n`` games, ``T`` = moves per row. Entries after a game's last move repeat the final board
-    and are 0 / False elsewhere. Legal moves are flat: ``legal_moves[k]`` is a legal move of
-    position ``legal_pos[k]``, where position ``g * (T + 1) + t`` is game ``g`` before its move ``t``
-    (``t = T``: after the last move of the row).
+    and are 0 / False elsewhere. Position ``g * (T + 1) + t`` is game ``g`` before its move ``t``
+    (``t = T``: after the last move of the row). Legal moves are kept as *groups*, one per piece
+    that can move: ``group_to[k]`` is the bitboard of the squares the piece on ``group_from[k]``
+    may go to in position ``group_pos[k]``; a promoting pawn's group stands for four moves each.
+    Array code turns groups into counts and masks without a Python loop per move.
     """
 
     boards: np.ndarray  # int8 (n, T, 8, 8): board after move t (signed piece types)
     mover: np.ndarray  # int8 (n, T): +1 white / -1 black, who played move t; 0 after the end
-    next_player: np.ndarray  # int8 (n, T): who moves after move t; 0 = game over (or row ended there)
+    next_player: np.ndarray  # int8 (n, T): who moves after move t; 0 = game over
     lengths: np.ndarray  # int (n,)
     termination: np.ndarray  # int8 (n,): index into TERMINATIONS; 0 = not over
     check: np.ndarray  # bool (n, T): the side to move after move t is in check
-    legal_pos: np.ndarray  # int64 (K,)
-    legal_moves: np.ndarray  # int64 (K,)
     halfmove_clock: np.ndarray  # int16 (n, T)
+    group_pos: np.ndarray  # int64 (G,)
+    group_from: np.ndarray  # int64 (G,)
+    group_to: np.ndarray  # uint64 (G,)
+    group_promo: np.ndarray  # bool (G,)
 
     @property
     def n_games(self) -> int:
@@ -106,13 +111,44 @@ class Replay:
     def size(self) -> int:
         return 8
 
+    def group_targets(self, select: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(group index, to-square)`` of every (group, destination) pair, in canonical order."""
+        to = self.group_to if select is None else self.group_to[select]
+        bits = unpack_bits(to)  # (G', 64)
+        g, t = np.nonzero(bits)
+        if select is not None:
+            g = np.flatnonzero(select)[g]
+        return g, t
+
+    @property
+    def legal_pos(self) -> np.ndarray:
+        return self._flat[0]
+
+    @property
+    def legal_moves(self) -> np.ndarray:
+        return self._flat[1]
+
+    @cached_property
+    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """One row per legal move: (position, move int)."""
+        g, t = self.group_targets()
+        promo = self.group_promo[g]
+        reps = np.where(promo, len(PROMOTIONS), 1)
+        g, t = np.repeat(g, reps), np.repeat(t, reps)
+        piece = np.zeros(len(g), dtype=np.int64)
+        starts = np.cumsum(reps) - reps
+        within = np.arange(len(g)) - np.repeat(starts, reps)
+        piece[np.repeat(promo, reps)] = np.asarray(sorted(PROMOTIONS))[within[np.repeat(promo, reps)]]
+        return self.group_pos[g], self.group_from[g] + 64 * t + 4096 * piece
+
     def legal_lists(self, game: int) -> list[list[int]]:
         """Per position of one game (before move 0 .. after move T-1): its legal move ints."""
         T = self.boards.shape[1]
         lo, hi = game * (T + 1), (game + 1) * (T + 1)
-        sel = (self.legal_pos >= lo) & (self.legal_pos < hi)
+        pos, moves = self._flat
+        sel = (pos >= lo) & (pos < hi)
         out: list[list[int]] = [[] for _ in range(T + 1)]
-        for p, m in zip(self.legal_pos[sel] - lo, self.legal_moves[sel]):
+        for p, m in zip(pos[sel] - lo, moves[sel]):
             out[int(p)].append(int(m))
         return out
 
@@ -120,115 +156,219 @@ class Replay:
         """``bool (n, T + 1, 64)``: squares a legal move starts from, per position."""
         n, T = self.boards.shape[:2]
         out = np.zeros((n * (T + 1), 64), dtype=bool)
-        out[self.legal_pos, self.legal_moves % 64] = True
+        out[self.group_pos, self.group_from] = True
         return out.reshape(n, T + 1, 64)
+
+
+def unpack_bits(bits: np.ndarray) -> np.ndarray:
+    """``uint64 (...)`` -> ``bool (..., 64)`` (bit i -> entry i)."""
+    as_bytes = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8).reshape(*np.shape(bits), 8)
+    return np.unpackbits(as_bytes, axis=-1, bitorder="little").view(bool)
 
 
 def _unpack_boards(bits: np.ndarray) -> np.ndarray:
     """``uint64 (..., 7)`` bitboards -> ``int8 (..., 8, 8)`` signed piece types."""
-    as_bytes = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8).reshape(*bits.shape, 8)
-    planes = np.unpackbits(as_bytes, axis=-1, bitorder="little").astype(np.int8)  # (..., 7, 64)
+    planes = unpack_bits(bits).astype(np.int8)  # (..., 7, 64)
     kinds = planes[..., :6, :]
     piece = (kinds * np.arange(1, 7, dtype=np.int8)[:, None]).sum(axis=-2, dtype=np.int8)
     sign = np.where(planes[..., 6, :] == 1, 1, -1).astype(np.int8)
     return (piece * sign).reshape(*bits.shape[:-1], 8, 8)
 
 
+_DARK = 0xAA55AA55AA55AA55
+_LIGHT = ~_DARK & 0xFFFFFFFFFFFFFFFF
+
+
+def insufficient_material(pawns: int, knights: int, bishops: int, rooks: int, queens: int, kings: int, white: int, black: int) -> bool:
+    """python-chess's rule (``Board.is_insufficient_material``) on plain bitboards."""
+
+    def side(own: int, other: int) -> bool:
+        if own & (pawns | rooks | queens):
+            return False
+        if own & knights:
+            return own.bit_count() <= 2 and not (other & ~kings & ~queens)
+        if own & bishops:
+            same_colour = not (bishops & _DARK) or not (bishops & _LIGHT)
+            return same_colour and not pawns and not knights
+        return True
+
+    return side(white, black) and side(black, white)
+
+
+def pick(groups: list[tuple[int, int, bool]], u: float, presorted: bool = False) -> int:
+    """The move at fraction ``u`` of the legal moves in canonical order (from-square, then
+    to-square, then promotion piece type): the same move whatever engine listed the groups."""
+    counts = [bits.bit_count() * (4 if promo else 1) for _, bits, promo in groups]
+    k = int(u * sum(counts))
+    for (frm, bits, promo), c in zip(groups, counts) if presorted else sorted(zip(groups, counts)):
+        if k >= c:
+            k -= c
+            continue
+        step = 4 if promo else 1
+        for _ in range(k // step):
+            bits &= bits - 1
+        to = (bits & -bits).bit_length() - 1
+        piece = sorted(PROMOTIONS)[k % step] if promo else 0
+        return frm + 64 * to + 4096 * piece
+    raise ValueError("no legal move to pick")
+
+
 def _bitboards(board: chess.Board) -> tuple[int, ...]:
     return (board.pawns, board.knights, board.bishops, board.rooks, board.queens, board.kings, board.occupied_co[chess.WHITE])
 
 
-def _termination(board: chess.Board, has_moves: bool, seen: dict, key) -> int:
-    """Why the game is over in ``board`` (an index into TERMINATIONS), 0 if it goes on."""
-    if not has_moves:
-        return 1 if board.is_check() else 2
-    if board.is_insufficient_material():
+class _Recorder:
+    """Collects per-position records of a batch (shared by both engines)."""
+
+    def __init__(self, n: int, T: int):
+        self.T = T
+        self.bits = np.zeros((n, T, _BOARD_FIELDS), dtype=np.uint64)
+        self.mover = np.zeros((n, T), dtype=np.int8)
+        self.next_player = np.zeros((n, T), dtype=np.int8)
+        self.check = np.zeros((n, T), dtype=bool)
+        self.clock = np.zeros((n, T), dtype=np.int16)
+        self.lengths = np.zeros(n, dtype=np.int64)
+        self.termination = np.zeros(n, dtype=np.int8)
+        self.played = np.full((n, T), -1, dtype=np.int32)
+        self.g_pos: list[int] = []
+        self.groups: list[tuple[int, int, bool]] = []
+
+    def legal(self, position: int, groups: list[tuple[int, int, bool]]) -> None:
+        self.g_pos += [position] * len(groups)
+        self.groups += groups
+
+    def finish(self, start: tuple[int, ...]) -> Replay:
+        for g, t in enumerate(self.lengths):
+            if t > 0:
+                if self.termination[g]:
+                    self.next_player[g, t - 1] = 0
+                self.bits[g, t:] = self.bits[g, t - 1]
+                self.clock[g, t:] = self.clock[g, t - 1]
+            else:
+                self.bits[g, :] = start
+        groups = np.array(self.groups, dtype=np.uint64).reshape(-1, 3)
+        return Replay(
+            boards=_unpack_boards(self.bits),
+            mover=self.mover,
+            next_player=self.next_player,
+            lengths=self.lengths,
+            termination=self.termination,
+            check=self.check,
+            halfmove_clock=self.clock,
+            group_pos=np.asarray(self.g_pos, dtype=np.int64),
+            group_from=groups[:, 0].astype(np.int64),
+            group_to=groups[:, 1],
+            group_promo=groups[:, 2].astype(bool),
+        )
+
+
+def _groups_python_chess(board: chess.Board) -> list[tuple[int, int, bool]]:
+    by_from: dict[int, list] = {}
+    for m in board.generate_legal_moves():
+        entry = by_from.setdefault(m.from_square, [0, False])
+        entry[0] |= 1 << m.to_square
+        entry[1] = entry[1] or m.promotion is not None
+    return sorted((f, bits, promo) for f, (bits, promo) in by_from.items())
+
+
+def _run_python_chess(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | None) -> tuple[np.ndarray, Replay]:
+    """The reference engine: python-chess's board, one position at a time."""
+    rec = _Recorder(n, T)
+    for g in range(n):
+        board = chess.Board()
+        seen: dict = {}
+        t = 0
+        while True:
+            groups = _groups_python_chess(board)
+            key = board._transposition_key()
+            seen[key] = seen.get(key, 0) + 1
+            if t > 0:
+                ended = _end(not groups, board.is_check(), insufficient_material(*_bitboards(board)[:6], board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]), board.halfmove_clock, seen[key])
+                if ended:
+                    rec.termination[g] = ended
+                    break
+            rec.legal(g * (T + 1) + t, groups)
+            if t == T:
+                break
+            code = _next_code(games, uniforms, g, t, groups, board)
+            if code < 0:
+                break
+            rec.mover[g, t] = WHITE if board.turn else BLACK
+            board.push(chess.Move(code % 64, (code // 64) % 64, (code // 4096) or None))
+            rec.played[g, t] = code
+            rec.bits[g, t] = _bitboards(board)
+            rec.check[g, t] = board.is_check()
+            rec.clock[g, t] = board.halfmove_clock
+            rec.next_player[g, t] = WHITE if board.turn else BLACK
+            t += 1
+        rec.lengths[g] = t
+        _check_after_end(games, g, t, T, rec.termination[g])
+    return rec.played, rec.finish(_bitboards(chess.Board()))
+
+
+def _end(no_moves: bool, in_check: bool, insufficient: bool, halfmove_clock: int, repeats: int) -> int:
+    """Why a position ends the game (an index into TERMINATIONS), 0 if it goes on."""
+    if no_moves:
+        return 1 if in_check else 2
+    if insufficient:
         return 3
-    if board.halfmove_clock >= 100:
+    if halfmove_clock >= 100:
         return 4
-    if seen.get(key, 0) >= 3:
+    if repeats >= 3:
         return 5
     return 0
 
 
+def _next_code(games, uniforms, g: int, t: int, groups, board_for_errors) -> int:
+    """The move to play: the game's own (checked) or a random pick; -1 at a pad."""
+    if games is None:
+        return pick(groups, float(uniforms[g, t]))
+    code = int(games[g, t])
+    if code < 0:
+        return -1
+    f, to, promo = code % 64, (code // 64) % 64, code // 4096
+    for frm, bits, is_promo in groups:
+        if frm == f and bits >> to & 1 and (promo in PROMOTIONS) == is_promo and 0 <= code < 4096 * 6:
+            return code
+    board = board_for_errors() if callable(board_for_errors) else board_for_errors
+    raise MoveError(g, t, _why_illegal(board, code))
+
+
+def _check_after_end(games, g: int, t: int, T: int, termination: int) -> None:
+    if games is not None and termination and t < T and games[g, t] >= 0:
+        raise MoveError(g, t, f"{_safe_uci(int(games[g, t]))} follows the end of the game ({TERMINATIONS[termination]})")
+
+
+def _check_pads(games: np.ndarray | None) -> None:
+    if games is None:
+        return
+    pads = games < 0
+    after_pad = ~pads & ~np.cumprod(~pads, axis=1).astype(bool)
+    if after_pad.any():
+        g, t = np.argwhere(after_pad)[0]
+        raise MoveError(int(g), int(t), f"move {_safe_uci(int(games[g, t]))} follows the end of the game (-1)")
+
+
 def _run(n: int, max_moves: int, games: np.ndarray | None, uniforms: np.ndarray | None) -> tuple[np.ndarray, Replay]:
-    """Play (``uniforms`` given) or replay (``games`` given) ``n`` games of at most ``max_moves``."""
-    T = max_moves
-    bits = np.zeros((n, T, _BOARD_FIELDS), dtype=np.uint64)
-    mover = np.zeros((n, T), dtype=np.int8)
-    next_player = np.zeros((n, T), dtype=np.int8)
-    check = np.zeros((n, T), dtype=bool)
-    clock = np.zeros((n, T), dtype=np.int16)
-    lengths = np.zeros(n, dtype=np.int64)
-    termination = np.zeros(n, dtype=np.int8)
-    played = np.full((n, T), -1, dtype=np.int32)
-    legal_pos: list[int] = []
-    legal_moves: list[int] = []
-    start = _bitboards(chess.Board())
-    for g in range(n):
-        board = chess.Board()
-        seen: dict = {}
-        key = board._transposition_key()
-        seen[key] = 1
-        pos_base = g * (T + 1)
-        t = 0
-        while True:
-            moves = [m.from_square + 64 * m.to_square + 4096 * (m.promotion or 0) for m in board.generate_legal_moves()]
-            ended = _termination(board, bool(moves), seen, key) if t > 0 else 0
-            if ended:
-                termination[g] = ended
-                break
-            legal_pos.extend([pos_base + t] * len(moves))
-            legal_moves.extend(moves)
-            if t == T:
-                break
-            if games is not None:
-                code = int(games[g, t])
-                if code < 0:
-                    break
-                if code not in moves:
-                    raise MoveError(g, t, _why_illegal(board, code))
-            else:
-                code = moves[int(uniforms[g, t] * len(moves))]
-            move = chess.Move(code % 64, (code // 64) % 64, (code // 4096) or None)
-            mover[g, t] = WHITE if board.turn else BLACK
-            board.push(move)
-            played[g, t] = code
-            bits[g, t] = _bitboards(board)
-            check[g, t] = board.is_check()
-            clock[g, t] = board.halfmove_clock
-            next_player[g, t] = WHITE if board.turn else BLACK
-            key = board._transposition_key()
-            seen[key] = seen.get(key, 0) + 1
-            t += 1
-        lengths[g] = t
-        if games is not None and termination[g] and t < T and games[g, t] >= 0:
-            raise MoveError(g, t, f"{_safe_uci(int(games[g, t]))} follows the end of the game ({TERMINATIONS[termination[g]]})")
-        if t > 0:
-            if termination[g]:
-                next_player[g, t - 1] = 0
-            bits[g, t:] = bits[g, t - 1]
-            clock[g, t:] = clock[g, t - 1]
-        else:
-            bits[g, :] = start
-    if games is not None:
-        pads = games < 0
-        after_pad = ~pads & ~np.cumprod(~pads, axis=1).astype(bool)
-        if after_pad.any():
-            g, t = np.argwhere(after_pad)[0]
-            raise MoveError(int(g), int(t), f"move {_safe_uci(int(games[g, t]))} follows the end of the game (-1)")
-    rep = Replay(
-        boards=_unpack_boards(bits),
-        mover=mover,
-        next_player=next_player,
-        lengths=lengths,
-        termination=termination,
-        check=check,
-        legal_pos=np.asarray(legal_pos, dtype=np.int64),
-        legal_moves=np.asarray(legal_moves, dtype=np.int64),
-        halfmove_clock=clock,
-    )
-    return played, rep
+    """Play (``uniforms`` given) or replay (``games`` given) ``n`` games of at most ``max_moves``:
+    with the compiled move generator when it is installed, else with python-chess (same records)."""
+    _check_pads(games)
+    if ENGINE == "cozy-chess":
+        from core.games.chess_fast import run_cozy
+
+        return run_cozy(n, max_moves, games, uniforms)
+    return _run_python_chess(n, max_moves, games, uniforms)
+
+
+def _engine() -> str:
+    try:
+        import cozy_chess  # noqa: F401
+    except ImportError:
+        return "python-chess"
+    return "cozy-chess"
+
+
+ENGINE = _engine()
 
 
 def _safe_uci(code: int) -> str:
@@ -261,9 +401,7 @@ def random_games(n: int, max_moves: int = 128, seed: int = 0) -> np.ndarray:
 
     Row ``i`` depends only on ``(seed, i)``: the same seed gives the same games in any batch size.
     """
-    uniforms = np.random.default_rng(seed).random((n, max_moves))
-    games, _ = _run(n, max_moves, None, uniforms)
-    return games
+    return random_games_with_replay(n, max_moves, seed)[0]
 
 
 def random_games_with_replay(n: int, max_moves: int = 128, seed: int = 0) -> tuple[np.ndarray, Replay]:

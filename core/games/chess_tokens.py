@@ -113,26 +113,27 @@ class UciSquares:
         tokens, kind, move, exists = self.layout(games, n_ctx + 1)
         nxt_kind, nxt_move = kind[:, 1:], move[:, 1:]  # what position p predicts
         n_pos = n * (T + 1)
-        lf, lt, lp = C.move_parts(rep.legal_moves)
         actual = np.full(n_pos, -1, dtype=np.int64)  # the move played from each position
         actual.reshape(n, T + 1)[:, :T] = games
-        af, at, _ = C.move_parts(np.maximum(actual, 0))
-        pos = rep.legal_pos
+        af, at, ap = C.move_parts(np.maximum(actual, 0))
+        pos, frm, promo = rep.group_pos, rep.group_from, rep.group_promo
+        per_move = np.where(promo, len(C.PROMOTIONS), 1).astype(np.float32)
+        # One group per (position, piece): plain assignment, no accumulation needed.
         count_from = np.zeros((n_pos, 64), dtype=np.float32)
-        np.add.at(count_from, (pos, lf), 1.0)
-        same_from = (actual[pos] >= 0) & (lf == af[pos])
+        count_from[pos, frm] = np.bitwise_count(rep.group_to).astype(np.float32) * per_move
+        played = (actual[pos] >= 0) & (frm == af[pos])
         count_to = np.zeros((n_pos, 64), dtype=np.float32)
-        np.add.at(count_to, (pos[same_from], lt[same_from]), 1.0)
-        same_to = same_from & (lt == at[pos]) & (lp > 0)
-        count_promo = np.zeros((n_pos, 7), dtype=np.float32)
-        np.add.at(count_promo, (pos[same_to], lp[same_to]), 1.0)
+        count_to[pos[played]] = C.unpack_bits(rep.group_to[played]) * per_move[played, None]
+        promo_pos = (actual >= 0) & (ap > 0)
 
-        row = np.arange(n)[:, None] * (T + 1) + np.clip(nxt_move, 0, T)
-        weights = np.zeros((n, n_ctx, self.d_vocab), dtype=np.float32)
-        is_from, is_to, is_promo = nxt_kind == FROM, nxt_kind == TO, nxt_kind == PROMO
-        weights[..., self.square_token] += np.where(is_from[..., None], count_from[row], 0.0)
-        weights[..., self.square_token] += np.where(is_to[..., None], count_to[row], 0.0)
-        promo_w = count_promo[row][..., list(_PROMO_LETTER)]
-        weights[..., self.promo_token[list(_PROMO_LETTER)]] += np.where(is_promo[..., None], promo_w, 0.0)
-        weights *= exists[:, :n_ctx, None]  # a pad position predicts nothing
+        weights = np.zeros((n * n_ctx, self.d_vocab), dtype=np.float32)
+        row = (np.arange(n)[:, None] * (T + 1) + np.clip(nxt_move, 0, T)).reshape(-1)
+        live = exists[:, :n_ctx].reshape(-1)  # a pad position predicts nothing
+        flat_kind = nxt_kind.reshape(-1)
+        for k, table in ((FROM, count_from), (TO, count_to)):
+            idx = np.flatnonzero(live & (flat_kind == k))
+            weights[idx[:, None], self.square_token[None, :]] = table[row[idx]]
+        idx = np.flatnonzero(live & (flat_kind == PROMO) & promo_pos[row])
+        weights[idx[:, None], self.promo_token[list(_PROMO_LETTER)][None, :]] = 1.0
+        weights = weights.reshape(n, n_ctx, self.d_vocab)
         return TokenBatch(tokens[:, :n_ctx], weights, nxt_kind.astype(np.int8), nxt_move.astype(np.int32))
