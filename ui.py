@@ -217,11 +217,11 @@ SHELL = "_shell"
 
 def app_pages() -> list:
     return [
-        st.Page("pages/board_player.py", title="Board player", icon="⚫", default=True),
-        st.Page("pages/probe_viewer.py", title="Probe viewer", icon="🔎"),
-        st.Page("pages/logit_lens.py", title="Logit lens", icon="🔬"),
-        st.Page("pages/sae_browser.py", title="SAE feature browser", icon="🧩"),
-        st.Page("pages/patching_lab.py", title="Patching lab", icon="🩹"),
+        st.Page("pages/board_player.py", title="Board player", icon=":material/grid_on:", default=True),
+        st.Page("pages/probe_viewer.py", title="Probe viewer", icon=":material/query_stats:"),
+        st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/layers:"),
+        st.Page("pages/sae_browser.py", title="SAE feature browser", icon=":material/extension:"),
+        st.Page("pages/patching_lab.py", title="Patching lab", icon=":material/healing:"),
     ]
 
 

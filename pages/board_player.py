@@ -72,6 +72,15 @@ def click_square(square: int) -> None:
         ui.flash("warning", f"No legal move starts on {game.square_label(square)}: pick one of your pieces that can move (ringed).")
 
 
+def on_piece_picker() -> None:
+    st.session_state.pop(PROMOTION, None)
+    choice = st.session_state.get("piece_picker")
+    if choice is None or choice < 0:
+        st.session_state.pop(ui.PICKED, None)
+    else:
+        st.session_state[ui.PICKED] = int(choice)
+
+
 def on_promotion(move: int) -> None:
     st.session_state.pop(PROMOTION, None)
     ui.play_move(move)
@@ -129,6 +138,15 @@ with left:
         st.caption("Click a piece, then its destination. Orange rings: pieces that can move. Colour: the model's probability for the next move's from-square; frame: its top-1 (green legal, red illegal); yellow: the last move.")
     else:
         st.caption(f"Piece on {game.square_label(picked)} picked (purple). Orange rings: its legal destinations; colour: the model's to-square distribution given this from-square. Click a destination to play, the piece again to put it down.")
+    if not game.square_moves:
+        movable = sorted({game.move_squares(m)[0] for m in state.legal_moves}) if not state.is_over else []
+        options = [-1] + movable
+        st.session_state["piece_picker"] = picked if picked in options else -1  # mirrors clicks and resets
+        st.selectbox(
+            "Piece", options, key="piece_picker", on_change=on_piece_picker,
+            format_func=lambda s: "(click a piece, or choose one here)" if s < 0 else f"{game.piece_label(state, s)} on {game.square_label(s)}",
+            help="Shows the model's distribution over this piece's destinations; the same as clicking the piece.",
+        )
     pending = st.session_state.get(PROMOTION)
     if pending:
         st.markdown("**Promote to:**")
@@ -178,7 +196,7 @@ with right:
         c1, c2, c3 = st.columns(3)
         c1.metric("Top-1 move", game.move_label(best), "legal" if best_legal else "ILLEGAL", delta_color="normal" if best_legal else "inverse", help="The likeliest whole move: product of its tokens' probabilities.")
         c2.metric("Illegal probability mass", f"{max(0.0, 1 - pred.legal_move_mass):.2%}", help="1 − the summed probability of every legal move (each the product of its tokens' conditional probabilities).")
-        c3.metric("From-square top-1", game.square_label(pred.top1) if pred.top1 >= 0 else "(not a square)", "legal" if pred.top1_legal else "ILLEGAL", delta_color="normal" if pred.top1_legal else "inverse", help="The first token alone: which piece the model expects to move.")
+        c3.metric("Top-1 piece", game.square_label(pred.top1) if pred.top1 >= 0 else "(not a square)", "legal" if pred.top1_legal else "ILLEGAL", delta_color="normal" if pred.top1_legal else "inverse", help="The first token alone: which piece the model expects to move.")
         legal_rows = [{"move": game.san(state.moves, m), "uci": game.move_label(m), "probability": p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=True)]
         illegal_rows = [{"move": game.move_label(m), "probability": p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=False)]
         column_config = {"probability": st.column_config.ProgressColumn("probability", format="%.4f", min_value=0.0, max_value=max([1e-9] + [r["probability"] for r in legal_rows + illegal_rows]))}

@@ -88,3 +88,23 @@ def test_extending_a_finished_run_keeps_its_schedule(tmp_path):
     assert extended.state.step == 9
     with pytest.raises(ValueError, match="only extend"):
         Trainer(TrainConfig(), tmp_path, overrides={"steps": 4})
+
+
+def test_chess_run_trains_exports_and_reports_legality_per_token_kind(tmp_path):
+    from core.models.registry import load_model
+    from core.train.export import export_run
+
+    cfg = TrainConfig(game="chess", tokenizer="uci-squares", n_ctx=64, n_layers=1, d_model=32, n_heads=4, d_mlp=64, batch_size=8, steps=12, warmup_steps=2, eval_every=6, eval_games=10)
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.train()
+    assert [h["step"] for h in trainer.state.history] == [6, 12]
+    assert set(trainer.state.history[-1]["by_kind"]) == {"from", "to", "promotion"}
+    card = export_run(trainer, tmp_path / "bundle", "tinychess", "test", eval_games=20)
+    assert card["eval"]["games"] == 20 and set(card["eval"]["by_kind"]) == {"from", "to", "promotion"}
+    assert card["timing"] and 0.0 <= card["timing"][-1]["gen_share"] <= 1.0
+    config = json.loads((tmp_path / "bundle" / "config.json").read_text())
+    assert config["game"] == "chess" and config["tokenizer"] == "uci-squares" and config["tl_config"]["n_ctx"] == 64
+    handle = load_model(str(tmp_path / "bundle"))
+    assert handle.game.name == "chess" and handle.game.n_ctx == 64
+    tokens = torch.from_numpy(handle.game.batch_tokens(handle.game.random_games(3, seed=1)))
+    assert torch.allclose(handle.forward(tokens), trainer.model.eval()(tokens), atol=1e-4)

@@ -58,7 +58,7 @@ class ChessState(GameState):
         side = "White" if len(self.moves) % 2 == 0 else "Black"
         if self.termination == "checkmate":
             winner = "black" if side == "White" else "white"
-            return f"Checkmate: {winner} wins."
+            return f"Game over: checkmate, {winner} wins."
         if self.is_over:
             return f"Game over: draw by {self.termination}."
         return f"{side} to move{' (check)' if self.in_check else ''}. Move {len(self.moves) // 2 + 1}."
@@ -105,6 +105,10 @@ class ChessGame(Game):
     def san(self, moves, move: int) -> str:
         """A move in SAN, in the position after ``moves``."""
         return C.board_after(tuple(moves)).san(C.decode_move(move))
+
+    def piece_label(self, state: GameState, square: int) -> str:
+        """The piece on ``square`` in words ("white knight")."""
+        return self.PIECE_NAMES.get(int(state.board.reshape(-1)[square]), "empty")
 
     def square_label(self, square: int) -> str:
         return C.square_to_label(square)

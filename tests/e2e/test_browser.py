@@ -156,3 +156,32 @@ def test_patching_lab_renders_in_chromium(app_url, browser):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=d3c5f6f5e6e3" in page.url
+
+
+def test_chess_link_click_a_piece_then_its_destination(app_url, browser, tmp_path):
+    from core.games import chess as C
+    from core.models.registry import list_models
+
+    chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
+    if chess_model is None:
+        pytest.skip("no bundled chess model")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?model={chess_model}&moves=e2e4e7e5")
+    page.get_by_text("White to move").wait_for(timeout=90_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.get_by_text("Top legal moves").wait_for(timeout=30_000)
+    before = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    time.sleep(1.5)
+    click_square(page, C.chess.G1, 8)  # the knight
+    page.get_by_text("Piece on g1 picked").wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot').innerText.includes('P(to | g1)')", timeout=30_000)
+    page.screenshot(path=str(tmp_path / "picked.png"), full_page=True)
+    time.sleep(1.5)  # the picked-piece board replaces the first one: let it settle before clicking
+    click_square(page, C.chess.F3, 8)  # its destination
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.location.search.includes('moves=e2e4e7e5g1f3')", timeout=30_000)
+    page.get_by_text("1. e4 e5 2. Nf3").wait_for(timeout=30_000)
+    page.get_by_text("Top legal moves").wait_for(timeout=30_000)
+    after = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    assert re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", after) and re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", before)
+    assert page.locator('[data-testid="stException"]').count() == 0
