@@ -14,9 +14,11 @@ from core.games.base import Game, GameState, IllegalMoveError
 from core.interp import probes as P
 from core.interp import sae_features, sae_store
 from core.interp.predictions import Predictions, predict
+from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
-from core.models.registry import ModelSpec, default_model_name, list_models, load_model
+from core.models.registry import ASSETS, ModelSpec, default_model_name, list_models, load_model
+from core.viz.training import learning_curve_figure
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
 PICKED = "picked_square"  # a piece chosen on the board, for games whose moves start on a piece
@@ -203,6 +205,37 @@ def sidebar() -> None:
             help="Bundled models were trained by BoardLens and work offline. Hub models are published checkpoints that need network access once.",
         )
         st.caption(specs[st.session_state[MODEL]].description)
+        model_card_expander(st.session_state[MODEL])
+
+
+def model_card_expander(name: str) -> None:
+    """The bundled model's card: how it was trained and what it measured, with its learning curve."""
+    spec = model_specs()[name]
+    if spec.source != "bundled":
+        return
+    card = bundled_card(name)
+    if not card:
+        return
+    with st.expander("Model card"):
+        ev = card.get("eval", {}) if isinstance(card.get("eval"), dict) else {}
+        if isinstance(ev.get("top1_legal"), float):
+            st.markdown(f"Top-1 legal **{ev['top1_legal']:.2%}**, illegal mass {ev.get('illegal_mass', float('nan')):.2%} on {ev.get('games', '?')} held-out games.")
+            for kind, v in (ev.get("by_kind") or {}).items():
+                if isinstance(v, dict) and v.get("positions"):
+                    st.caption(f"{kind} tokens: top-1 legal {v['top1_legal']:.2%} ({v['positions']} positions)")
+        st.caption(f"{card.get('steps', '?')} steps, {card.get('games_seen', '?')} games, {card.get('wall_time_s', 0) / 3600:.1f} h of training.")
+        history = [h for h in card.get("history", []) if isinstance(h, dict) and "step" in h and "top1_legal" in h]
+        if len(history) > 1:
+            st.plotly_chart(learning_curve_figure(history), key="learning_curve", config={"displayModeBar": False})
+        st.code(str(card.get("command", "")), language="bash", wrap_lines=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def bundled_card(name: str) -> dict:
+    try:
+        return read_json(ASSETS / name / CARD)
+    except ModelLoadError:
+        return {}
 
 
 def random_legal_move(state: GameState, rng: np.random.Generator | None = None) -> int | None:

@@ -11,7 +11,7 @@ from core.interp import lens as L
 from core.interp.legality import evaluate_legality
 from core.models.registry import list_models, load_model
 
-BUNDLED = [s.name for s in list_models() if s.source == "bundled"]
+BUNDLED = [s.name for s in list_models() if s.source == "bundled" and s.game == "othello"]
 
 
 @pytest.fixture(scope="module", params=BUNDLED)

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from core.models.registry import list_models
 from tests.test_board_player_page import button, open_page
 
-BUNDLED = [s for s in list_models() if s.source == "bundled"]
+BUNDLED = [s for s in list_models() if s.source == "bundled" and s.game == "othello"]
 
 
 def open_lens(**params) -> AppTest:

@@ -10,7 +10,7 @@ import numpy as np
 
 from core.games import chess as C
 from core.games.base import Game, GameState, IllegalMoveError, TokenBatch
-from core.games.chess_tokens import KIND_NAMES, UciSquares
+from core.games.chess_tokens import KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares
 
 MAX_MOVES = 512  # longest game a state may hold (a context of 1023 characters is ~150 moves)
 
@@ -77,17 +77,23 @@ class ChessGame(Game):
     move_placeholder = "e2e4 e7e5  ·  e4 e5 Nf3  ·  1. e4 e5 2. Nf3 Nc6 …"
     move_help = "UCI (e2e4, e7e8q), SAN (Nf3, O-O, exd5) or a whole PGN move list; move numbers, comments and the result are skipped."
 
-    def __init__(self, tokenizer: str = "uci-squares", n_ctx: int = 256, vocab: tuple[str, ...] | None = None):
-        if tokenizer != "uci-squares":
-            raise ValueError(f"unknown chess tokenizer {tokenizer!r} (known: uci-squares)")
-        self.tokenizer = UciSquares(vocab)
+    def __init__(self, tokenizer: str = "uci-squares", n_ctx: int = 0, vocab: tuple[str, ...] | None = None):
+        if tokenizer == "uci-squares":
+            self.tokenizer = UciSquares(vocab)
+            self.title = "Chess (UCI square tokens)"
+            self.n_ctx = int(n_ctx or 256)
+            self.max_moves = (self.n_ctx + 1) // 2  # enough to fill the context: a move is >= 2 tokens
+        elif tokenizer == "pgn-chars":
+            self.tokenizer = PgnChars(vocab)
+            self.title = "Chess (PGN characters)"
+            self.token_kinds = PGN_KIND_NAMES
+            self.n_ctx = int(n_ctx or 1023)
+            self.max_moves = (self.n_ctx + 1) // 3  # a move is >= 3 characters with its separator
+        else:
+            raise ValueError(f"unknown chess tokenizer {tokenizer!r} (known: uci-squares, pgn-chars)")
         self.key = f"chess-{tokenizer}"
-        self.title = "Chess (UCI square tokens)"
         self.d_vocab = self.tokenizer.d_vocab
         self.pad_token = self.tokenizer.pad
-        self.n_ctx = int(n_ctx)
-        # Enough moves to fill the context (every move is at least two tokens).
-        self.max_moves = (self.n_ctx + 1) // 2
 
     # -- text --------------------------------------------------------------------------------
     def parse_moves(self, text: str, prefix=(), notation: str = "auto") -> list[int]:
@@ -151,23 +157,55 @@ class ChessGame(Game):
     def replay(self, games: np.ndarray) -> C.Replay:
         return C.replay(games)
 
+    @property
+    def square_tokens(self) -> bool:
+        """Whether the first token of a move names its from-square (``uci-squares``)."""
+        return isinstance(self.tokenizer, UciSquares)
+
     def token_batch(self, games: np.ndarray) -> TokenBatch:
         games = np.asarray(games)[:, : self.max_moves]
+        if not self.square_tokens:
+            return self.tokenizer.token_batch(games, self.n_ctx)
         return self.tokenizer.token_batch(games, C.replay(games), self.n_ctx)
 
     def random_token_batch(self, n: int, seed: int) -> TokenBatch:
         """Random games and their token batch from one pass of the engine (the trainer's path)."""
         games, rep = C.random_games_with_replay(n, self.max_moves, seed)
+        if not self.square_tokens:
+            return self.tokenizer.token_batch(games, self.n_ctx)
         return self.tokenizer.token_batch(games, rep, self.n_ctx)
 
     def batch_tokens(self, games: np.ndarray, length: int = 0) -> np.ndarray:
-        return self.tokenizer.layout(np.asarray(games), length or self.n_ctx)[0]
+        length = length or self.n_ctx
+        if self.square_tokens:
+            return self.tokenizer.layout(np.asarray(games), length)[0]
+        out = np.full((len(games), length), self.pad_token, dtype=np.int64)
+        for g, row in enumerate(np.asarray(games)):
+            ids = self.game_tokens([int(m) for m in row if m >= 0], length)
+            out[g, : len(ids)] = ids
+        return out
 
-    def game_tokens(self, moves) -> np.ndarray:
-        return self.tokenizer.encode(moves)[: self.n_ctx]
+    def game_tokens(self, moves, length: int = 0) -> np.ndarray:
+        """The model input for one game: for ``pgn-chars`` the text up to where the next move's
+        characters start (its separator included) while the game goes on."""
+        if self.square_tokens:
+            return self.tokenizer.encode(moves)[: length or self.n_ctx]
+        text = self.tokenizer.records(list(moves))[0]
+        return self.tokenizer.encode_text(text)[: length or self.n_ctx]
 
     def token_square(self) -> np.ndarray:
         return self.tokenizer.token_square
 
-    def move_tokens(self, move: int) -> list[int]:
-        return self.tokenizer.move_tokens(move)
+    def move_tokens(self, move: int, moves=()) -> list[int]:
+        """The tokens of ``move`` (for ``pgn-chars``: its SAN after ``moves``)."""
+        if self.square_tokens:
+            return self.tokenizer.move_tokens(move)
+        return list(self.tokenizer.encode_text(self.san(moves, move)))
+
+    def continuation_rows(self, state: GameState) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:
+        """The prefix the next move continues and, per legal move, its tokens."""
+        prefix = self.game_tokens(state.moves)
+        if self.square_tokens:
+            return prefix, [(m, self.tokenizer.move_tokens(m)) for m in state.legal_moves]
+        board = C.board_after(state.moves)
+        return prefix, [(m, list(self.tokenizer.encode_text(board.san(C.decode_move(m))))) for m in state.legal_moves]

@@ -137,3 +137,106 @@ class UciSquares:
         weights[idx[:, None], self.promo_token[list(_PROMO_LETTER)][None, :]] = 1.0
         weights = weights.reshape(n, n_ctx, self.d_vocab)
         return TokenBatch(tokens[:, :n_ctx], weights, nxt_kind.astype(np.int8), nxt_move.astype(np.int32))
+
+
+PGN_KIND_NAMES = ("san first", "san rest", "separator")
+
+
+class PgnChars:
+    """Karvonen's ``pgn-chars`` layout: one token per character of ``;1.e4 e5 2.Nf3 ...``.
+
+    A move is the characters of its SAN; the move number, the dot and the spaces between moves are
+    separators the model must also write (each is the only legal character where it stands). The
+    board is complete where a move's SAN ends.
+    """
+
+    name = "pgn-chars"
+
+    def __init__(self, vocab: tuple[str, ...] | None = None):
+        vocab = tuple(vocab or published_vocab(self.name))
+        self.vocab = vocab
+        self.index = {c: i for i, c in enumerate(vocab)}
+        missing = [c for c in " ;.0123456789abcdefghxNBRQKO-=+#" if c not in self.index]
+        if missing:
+            raise ValueError(f"a pgn-chars vocabulary needs every PGN character; missing {missing}")
+        self.bos = self.index[";"]
+        self.pad = self.index[" "]  # the layout has no pad: spaces fill a batch after a game's end
+        self.token_square = np.full(len(vocab), -1, dtype=np.int64)
+
+    @property
+    def d_vocab(self) -> int:
+        return len(self.vocab)
+
+    @staticmethod
+    def separator(n_moves: int) -> str:
+        """What is written before move ``n_moves`` (0-based): ``1.`` / `` `` / `` 2.``."""
+        if n_moves == 0:
+            return "1."
+        return f" {n_moves // 2 + 1}." if n_moves % 2 == 0 else " "
+
+    def text(self, sans: list[str]) -> str:
+        return ";" + "".join(self.separator(i) + san for i, san in enumerate(sans))
+
+    def encode_text(self, text: str) -> np.ndarray:
+        return np.array([self.index[c] for c in text], dtype=np.int64)
+
+    def records(self, moves: list[int]) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+        """The game's text and, per character position p (predicting character p + 1): the random
+        player's weights over characters, the kind and the move of character p + 1."""
+        board = chess.Board()
+        text, kinds, move_of, weights = ";", [], [], []
+        for i, code in enumerate(list(moves) + [None]):
+            legal = list(board.legal_moves)
+            over = not legal or board.is_insufficient_material() or board.halfmove_clock >= 100 or board.is_repetition(3)
+            if i > 0 and over:
+                break
+            sep = self.separator(i)
+            for c in sep:
+                w = np.zeros(self.d_vocab, dtype=np.float32)
+                w[self.index[c]] = 1.0
+                weights.append(w)
+                kinds.append(2)
+                move_of.append(i)
+                text += c
+            sans = [board.san(m) for m in legal]
+            if code is None:  # the position after the text predicts the next move's first character
+                w = np.zeros(self.d_vocab, dtype=np.float32)
+                for san in sans:
+                    w[self.index[san[0]]] += 1.0
+                weights.append(w)
+                kinds.append(0)
+                move_of.append(i)
+                break
+            move = C.decode_move(code)
+            san = board.san(move)
+            for j, c in enumerate(san):
+                prefix = san[:j]
+                w = np.zeros(self.d_vocab, dtype=np.float32)
+                for s in sans:
+                    if s.startswith(prefix) and len(s) > j:
+                        w[self.index[s[j]]] += 1.0
+                weights.append(w)
+                kinds.append(0 if j == 0 else 1)
+                move_of.append(i)
+                text += c
+            board.push(move)
+        # ``weights[k]`` is for character k + 1; the first character (';') is never predicted.
+        return text, np.array(weights, dtype=np.float32).reshape(-1, self.d_vocab), np.array(kinds, dtype=np.int8), np.array(move_of, dtype=np.int32)
+
+    def token_batch(self, games: np.ndarray, n_ctx: int) -> TokenBatch:
+        n = len(games)
+        tokens = np.full((n, n_ctx), self.pad, dtype=np.int64)
+        weights = np.zeros((n, n_ctx, self.d_vocab), dtype=np.float32)
+        kind = np.zeros((n, n_ctx), dtype=np.int8)
+        move = np.zeros((n, n_ctx), dtype=np.int32)
+        for g in range(n):
+            moves = [int(m) for m in games[g] if m >= 0]
+            text, w, k, m = self.records(moves)
+            ids = self.encode_text(text)[:n_ctx]
+            tokens[g, : len(ids)] = ids
+            # Position p predicts character p + 1; the characters after the text (the next
+            # move's separator) are predicted too while the game goes on.
+            upto = min(len(w), n_ctx)
+            weights[g, :upto], kind[g, :upto], move[g, :upto] = w[:upto], k[:upto], m[:upto]
+            weights[g, len(ids) :] = 0.0  # positions past the text read nothing
+        return TokenBatch(tokens, weights, kind, move)

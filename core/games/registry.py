@@ -10,8 +10,10 @@ GAMES = ("othello", "chess")
 
 
 @lru_cache(maxsize=None)
-def get_game(name: str = "othello", board_size: int = 8, tokenizer: str = "", n_ctx: int = 0) -> Game:
-    """The plug-in for a game; ``ValueError`` for a game or setting it does not know."""
+def get_game(name: str = "othello", board_size: int = 8, tokenizer: str = "", n_ctx: int = 0, vocab: tuple[str, ...] | None = None) -> Game:
+    """The plug-in for a game; ``ValueError`` for a game or setting it does not know.
+
+    ``vocab``: a checkpoint's own token list, when it ships one (chess ``uci-squares``)."""
     if name == "othello":
         from core.games.othello_game import OthelloGame
 
@@ -19,7 +21,7 @@ def get_game(name: str = "othello", board_size: int = 8, tokenizer: str = "", n_
     if name == "chess":
         from core.games.chess_game import ChessGame
 
-        return ChessGame(tokenizer or "uci-squares", **({"n_ctx": int(n_ctx)} if n_ctx else {}))
+        return ChessGame(tokenizer or "uci-squares", int(n_ctx or 0), vocab=vocab)
     raise ValueError(f"unknown game {name!r} (known: {', '.join(GAMES)})")
 
 

@@ -2,9 +2,9 @@
 
 A move may be several tokens (chess: from-square, to-square, promotion). The probability of a move
 is the product of its tokens' conditional probabilities; all legal moves of the position are scored
-in one batched forward: one row per candidate first token (each legal from-square, plus the most
-likely illegal ones), with a second token appended where a third one (a promotion) follows. The
-rows share the game's prefix, so row 0 also gives the prediction after every earlier token.
+in one batched forward: the game's prefix once (its keys and values cached), then one short row per
+possible first token (every square), with a second token appended where a third one (a promotion)
+follows. The prefix pass also gives the prediction after every earlier token (the history).
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ def predict(handle: ModelHandle, state: GameState) -> Predictions | None:
 
 def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kind: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per move played: was the top-1 next token of ``kind`` legal, and the illegal mass there."""
-    batch = game.token_batch(np.array([moves], dtype=np.int64))
-    T = probs_tok.shape[0]
+    batch = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
+    T = min(probs_tok.shape[0], batch.tokens.shape[1])
+    probs_tok = probs_tok[:T]
     legal, valid = batch.legal[0, :T], batch.valid[0, :T]
     top_tok = probs_tok.argmax(-1)
     ok = legal[np.arange(T), top_tok].astype(float)
@@ -119,72 +120,81 @@ def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> 
 
 
 def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState) -> Predictions | None:
-    """Several tokens per move: score every legal move (and the likeliest illegal ones) at once."""
-    prefix = game.game_tokens(state.moves)
+    """Several tokens per move: score every legal move (and, when a move's first token names its
+    from-square, the likeliest illegal ones) in one pass over the shared prefix."""
+    prefix, move_rows = game.continuation_rows(state)
     L = len(prefix)
-    if L + 2 > game.n_ctx:
+    longest = max((len(t) for _, t in move_rows), default=1)
+    if L + longest > game.n_ctx:
         return None  # the next move no longer fits in the model's context
     token_square = game.token_square()
-    with torch.inference_mode():
-        first = handle.forward(torch.from_numpy(prefix[None]))[0].float().softmax(-1).numpy()  # (L, d_vocab)
-    p_first = _token_probs_on_squares(first[L - 1], token_square, game.n_squares)
-    hist_ok, hist_mass, hist_top = _history(game, state.moves, first, kind=0)
-    hist_to_ok, _, _ = _history(game, state.moves, first, kind=1)
-
-    legal = state.legal_moves
-    legal_from = sorted({game.move_squares(m)[0] for m in legal})
-    extra = [int(s) for s in np.argsort(-p_first, kind="stable") if int(s) not in legal_from][:EXTRA_FIRST_TOKENS]
-    rows: list[list[int]] = []
-    row_of: dict[tuple, int] = {}
-    for sq in legal_from + extra:
-        row_of[(sq,)] = len(rows)
-        rows.append([game.square_token(sq)])
-    for m in legal:
-        toks = game.move_tokens(m)
-        if len(toks) == 3 and (toks[0], toks[1]) not in row_of:
-            row_of[(toks[0], toks[1])] = len(rows)
-            rows.append(toks[:2])
-    batch = np.full((len(rows), L + 2), game.pad_token, dtype=np.int64)
-    batch[:, :L] = prefix
+    square_first = bool((token_square >= 0).any())
+    # With square tokens, one extra row per square gives the second token's distribution after
+    # any first square, legal or not (the board shows it for a picked piece).
+    square_rows = [(s, [game.square_token(s)]) for s in range(game.n_squares) if (token_square == s).any()] if square_first else []
+    rows = [t for _, t in square_rows] + [t for _, t in move_rows] or [[game.pad_token]]
+    width = max(len(r) for r in rows)
+    continuations = np.full((len(rows), width), game.pad_token, dtype=np.int64)
     for i, r in enumerate(rows):
-        batch[i, L : L + len(r)] = r
-    probs = handle.forward(torch.from_numpy(batch)).float().softmax(-1).numpy()  # (rows, L+2, V)
+        continuations[i, : len(r)] = r
+    prefix_logits, cont_logits = handle.forward_with_prefix(torch.from_numpy(prefix), torch.from_numpy(continuations))
+    first = prefix_logits.float().softmax(-1).numpy()  # (L, d_vocab): the prediction after every token
+    probs = cont_logits.float().softmax(-1).numpy()  # (rows, width, d_vocab)
+    p_next = first[L - 1]
 
-    second = {sq: _token_probs_on_squares(probs[row_of[(sq,)], L], token_square, game.n_squares) for sq in legal_from + extra}
     move_probs: dict[int, float] = {}
-    for m in legal:
-        toks = game.move_tokens(m)
-        f, t = game.move_squares(m)
-        p = float(p_first[f] * second[f][t])
-        if len(toks) == 3:
-            p *= float(probs[row_of[(toks[0], toks[1])], L + 1, toks[2]])
+    offset = len(square_rows)
+    for i, (m, toks) in enumerate(move_rows):
+        p = float(p_next[toks[0]])
+        for j in range(1, len(toks)):
+            p *= float(probs[offset + i, j - 1, toks[j]])
         move_probs[m] = p
+    legal = state.legal_moves
     legal_mass = float(sum(move_probs.values()))
-    # The likeliest illegal (from, to) pairs among the scored first squares.
-    legal_pairs = {game.move_squares(m) for m in legal}
-    candidates = []
-    for f in legal_from + extra:
-        for t in np.argsort(-second[f], kind="stable")[:8]:
-            if (f, int(t)) not in legal_pairs and f != int(t):
-                candidates.append((float(p_first[f] * second[f][int(t)]), f + 64 * int(t)))
-    for p, m in sorted(candidates, reverse=True)[:10]:
-        move_probs[m] = p
-
-    top_tok = int(first[L - 1].argmax())
-    first_legal = np.zeros(game.n_squares, dtype=bool)
-    first_legal[legal_from] = True
-    top_sq = int(token_square[top_tok])
+    legal_from = sorted({game.move_squares(m)[0] for m in legal})
+    hist_ok, hist_mass, hist_top = _history(game, state.moves, first, kind=0)
+    hist_second_ok = _history(game, state.moves, first, kind=1)[0]
+    if square_first:
+        p_first = _token_probs_on_squares(p_next, token_square, game.n_squares)
+        second = {s: _token_probs_on_squares(probs[i, 0], token_square, game.n_squares) for i, (s, _) in enumerate(square_rows)}
+        legal_pairs = {game.move_squares(m) for m in legal}
+        candidates = []
+        scored_from = legal_from + [int(s) for s in np.argsort(-p_first, kind="stable") if int(s) not in legal_from][:EXTRA_FIRST_TOKENS]
+        for f in scored_from:
+            for t in np.argsort(-second[f], kind="stable")[:8]:
+                if (f, int(t)) not in legal_pairs and f != int(t):
+                    candidates.append((float(p_first[f] * second[f][int(t)]), f + 64 * int(t)))
+        for p, m in sorted(candidates, reverse=True)[:10]:
+            move_probs[m] = p
+        top_tok = int(p_next.argmax())
+        top_sq = int(token_square[top_tok])
+        first_legal = np.zeros(game.n_squares, dtype=bool)
+        first_legal[legal_from] = True
+        top1_legal, illegal_mass = bool(top_sq >= 0 and first_legal[top_sq]), float(1.0 - p_first[first_legal].sum())
+    else:
+        # The first token names no square: the board shows the legal moves' probability summed
+        # by from-square, and a picked piece's moves by destination (renormalised).
+        p_first = np.zeros(game.n_squares, dtype=np.float32)
+        by_pair = np.zeros((game.n_squares, game.n_squares), dtype=np.float32)
+        for m in legal:
+            f, t = game.move_squares(m)
+            p_first[f] += move_probs[m]
+            by_pair[f, t] += move_probs[m]
+        second = {f: by_pair[f] / max(float(by_pair[f].sum()), 1e-30) for f in legal_from}
+        top_sq = int(np.argmax(p_first)) if legal else -1
+        top1_legal = bool(int(p_next.argmax()) in {toks[0] for _, toks in move_rows})  # starts a legal move
+        illegal_mass = max(0.0, 1.0 - legal_mass)
     return Predictions(
         probs=p_first,
         top1=top_sq,
-        top1_legal=bool(top_sq >= 0 and first_legal[top_sq]),
-        illegal_mass=float(1.0 - p_first[first_legal].sum()),
+        top1_legal=top1_legal,
+        illegal_mass=illegal_mass,
         history_top1_legal=hist_ok,
         history_illegal_mass=hist_mass,
         history_top1=hist_top,
         move_probs=move_probs,
         second=second,
-        history_second_top1_legal=hist_to_ok,
+        history_second_top1_legal=hist_second_ok,
         legal_move_mass=legal_mass,
     )
 

@@ -29,9 +29,10 @@ class ModelInfo:
     card: dict = field(default_factory=dict)
     source: str = ""
     tokenizer: str = ""
+    vocab: tuple[str, ...] | None = None  # the checkpoint's own token list, if it ships one
 
     def game_plugin(self, n_ctx: int = 0) -> Game:
-        return get_game(self.game, self.board_size, self.tokenizer, n_ctx if self.game == "chess" else 0)
+        return get_game(self.game, self.board_size, self.tokenizer, n_ctx if self.game == "chess" else 0, self.vocab)
 
 
 def block_of(hook: str) -> int | None:
@@ -87,6 +88,28 @@ class ModelHandle:
         """Logits and an ``ActivationCache`` (optionally only the hooks ``names_filter`` accepts)."""
         with self._lock, torch.inference_mode():
             return self._model.run_with_cache(tokens, names_filter=names_filter)
+
+    def forward_with_prefix(self, prefix: torch.Tensor, continuations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of one shared prefix and of several short continuations of it.
+
+        ``prefix (pos,)``, ``continuations (rows, k)`` -> ``(pos, d_vocab)``, ``(rows, k, d_vocab)``:
+        the same numbers as ``forward`` on ``prefix + continuation`` for every row, with the prefix
+        computed once (its keys and values are cached and shared by the rows). This is what makes
+        scoring every legal multi-token move of a position cost about one forward pass.
+        """
+        from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+        with self._lock, torch.inference_mode():
+            cache = TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, 1)
+            ones = lambda t: torch.ones(t.shape, dtype=torch.int, device=t.device)  # noqa: E731 - every token is real
+            prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0]
+            rows = len(continuations)
+            for entry in cache.entries:
+                entry.past_keys = entry.past_keys.expand(rows, -1, -1, -1)
+                entry.past_values = entry.past_values.expand(rows, -1, -1, -1)
+            cache.previous_attention_mask = cache.previous_attention_mask.expand(rows, -1)
+            cache.freeze()
+            return prefix_logits, self._model(continuations, past_kv_cache=cache, attention_mask=ones(continuations))
 
     def hook_width(self, hook: str) -> int:
         """Width of a hook's activation: the MLP's neurons for ``mlp.hook_post``/``hook_pre``,

@@ -15,6 +15,7 @@ Two differences from BoardLens's layout matter:
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -77,8 +78,9 @@ def board_size_for_vocab(vocab_size: int) -> int:
     return size
 
 
-def nanogpt_to_tl_state_dict(state: dict[str, torch.Tensor], cfg: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Map nanoGPT weights to HookedTransformer names, adding the pad token -> ``(state, tl_config)``."""
+def nanogpt_to_tl_state_dict(state: dict[str, torch.Tensor], cfg: dict, add_pad: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    """Map nanoGPT weights to HookedTransformer names -> ``(state, tl_config)``; ``add_pad`` puts
+    BoardLens's Othello pad token in front of the vocabulary (token ids shift by one)."""
     state = _strip_compile_prefix(state)
     d, h, n_layer = cfg["n_embd"], cfg["n_head"], cfg["n_layer"]
     dh = d // h
@@ -93,12 +95,15 @@ def nanogpt_to_tl_state_dict(state: dict[str, torch.Tensor], cfg: dict) -> tuple
             return default
         raise ModelLoadError(f"nanoGPT checkpoint has no {key!r}")
 
-    pad_row = torch.zeros(1, d)
-    w_u = torch.cat([torch.zeros(d, 1), lm_head.T], dim=1)
-    b_u = torch.zeros(w_u.shape[1])
-    b_u[0] = PAD_LOGIT
+    if add_pad:
+        w_e = torch.cat([torch.zeros(1, d), wte], dim=0)
+        w_u = torch.cat([torch.zeros(d, 1), lm_head.T], dim=1)
+        b_u = torch.zeros(w_u.shape[1])
+        b_u[0] = PAD_LOGIT
+    else:
+        w_e, w_u, b_u = wte, lm_head.T, torch.zeros(lm_head.shape[0])
     out = {
-        "embed.W_E": torch.cat([pad_row, wte], dim=0),
+        "embed.W_E": w_e,
         "pos_embed.W_pos": state["transformer.wpe.weight"],
         "ln_final.w": get("transformer.ln_f.weight"),
         "ln_final.b": get("transformer.ln_f.bias", zeros),
@@ -140,7 +145,7 @@ def nanogpt_to_tl_state_dict(state: dict[str, torch.Tensor], cfg: dict) -> tuple
         "d_head": dh,
         "n_heads": h,
         "d_mlp": d_mlp,
-        "d_vocab": cfg["vocab_size"] + 1,
+        "d_vocab": cfg["vocab_size"] + (1 if add_pad else 0),
         "n_ctx": cfg["block_size"],
         "act_fn": "gelu",
         "normalization_type": "LN",
@@ -185,3 +190,81 @@ def load_published_othello6(repo_id: str = NANOGPT_OTHELLO6_REPO, cache_dir: str
     except ModelLoadError:
         pass
     return load_nanogpt_checkpoint(weights.parent, n_heads=KNOWN_HEADS.get(repo_id), device=device)
+
+
+# -- Karvonen's ChessGPT (character-level PGN) ---------------------------------------------------
+
+CHESS_GPT_REPO = "adamkarvonen/chess_llms"
+CHESS_GPT_FILE = "lichess_8layers_ckpt_no_optimizer.pt"
+CHESS_GPT_META = "meta.pkl"
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads pickles of plain dicts, strings and numbers; any class or function is refused, so
+    nothing in the file can run (``meta.pkl`` is such a plain dict)."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only plain data is read")
+
+
+def read_meta(path: Path) -> tuple[str, ...]:
+    """The character list (index = token id) of a nanoGPT ``meta.pkl``, read without executing it."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: file is missing")
+    if path.stat().st_size > 1_000_000:
+        raise ModelLoadError(f"{path}: {path.stat().st_size} bytes is far too large for a character vocabulary")
+    try:
+        with path.open("rb") as f:
+            meta = _PlainUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, RecursionError) as exc:
+        raise ModelLoadError(f"{path}: not a plain vocabulary pickle ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    itos = meta.get("itos") if isinstance(meta, dict) else None
+    if not isinstance(itos, dict) or not all(isinstance(k, int) and isinstance(v, str) and len(v) == 1 for k, v in itos.items()):
+        raise ModelLoadError(f"{path}: expected a dict with 'itos' mapping token ids to characters")
+    if sorted(itos) != list(range(len(itos))):
+        raise ModelLoadError(f"{path}: token ids are not 0..{len(itos) - 1}")
+    return tuple(itos[i] for i in range(len(itos)))
+
+
+def read_nanogpt_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A nanoGPT ``ckpt.pt`` (``{"model": state dict, "model_args": {...}, ...}``), tensors and
+    plain values only (``torch.load(weights_only=True)``) -> ``(state dict, model_args)``."""
+    from core.models.hub import read_torch_state_dict
+
+    if not path.exists():
+        raise ModelLoadError(f"{path}: file is missing")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix: name it
+        raise ModelLoadError(f"{path}: not a readable nanoGPT checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        return read_torch_state_dict(path), {}
+    state = ckpt["model"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"{path}: 'model' is not a dict of tensors")
+    args = ckpt.get("model_args") if isinstance(ckpt.get("model_args"), dict) else {}
+    return _strip_compile_prefix(state), args
+
+
+def load_nanogpt_chess(checkpoint: Path, meta: Path, device: str = "cpu"):
+    """Karvonen's ChessGPT files -> ``(HookedTransformer, tl_config, vocab)`` (no pad token)."""
+    vocab = read_meta(meta)
+    state, args = read_nanogpt_checkpoint(checkpoint)
+    n_heads = args.get("n_head") if isinstance(args.get("n_head"), int) else None
+    cfg = nanogpt_config(state, n_heads or 8, str(checkpoint))
+    if cfg["vocab_size"] != len(vocab):
+        raise ModelLoadError(f"{checkpoint}: vocabulary of {cfg['vocab_size']} tokens, {meta} lists {len(vocab)}")
+    tl_state, tl_config = nanogpt_to_tl_state_dict(state, cfg, add_pad=False)
+    model = build_hooked_transformer(tl_config, device=device)
+    load_weights(model, tl_state, str(checkpoint))
+    model.eval()
+    return model, tl_config, vocab
+
+
+def load_published_chess_gpt(cache_dir: str | Path | None = None, device: str = "cpu"):
+    """Karvonen's 8-layer ChessGPT from the hub cache -> ``(model, tl_config, vocab)``."""
+    from core.models.hub import hub_file
+
+    meta = hub_file(CHESS_GPT_REPO, CHESS_GPT_META, cache_dir)
+    checkpoint = hub_file(CHESS_GPT_REPO, CHESS_GPT_FILE, cache_dir)
+    return load_nanogpt_chess(checkpoint, meta, device)

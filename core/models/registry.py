@@ -14,8 +14,9 @@ from core.games.registry import get_game
 from core.models.bundle import CONFIG, load_bundle, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
+from core.models.hf_gpt2 import CHESS_GPT2_REPO, load_published_chess_gpt2
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
-from core.models.nanogpt import NANOGPT_OTHELLO6_REPO, load_published_othello6
+from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO, load_published_chess_gpt, load_published_othello6
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
 DEFAULT_MODEL_ORDER = ("othello8", "othello6", "chess")
@@ -59,9 +60,31 @@ HUB_MODELS = {
         needs_network=True,
     ),
 }
+HUB_MODELS["chess-gpt2-uci"] = ModelSpec(
+    name="chess-gpt2-uci",
+    source="hub",
+    game="chess",
+    board_size=8,
+    description=f"published 12-layer GPT-2 chess model on UCI square tokens ({CHESS_GPT2_REPO}); needs network access once to download (~350 MB)",
+    needs_network=True,
+    tokenizer="uci-squares",
+    n_ctx=512,
+)
+HUB_MODELS["chess-gpt-karvonen"] = ModelSpec(
+    name="chess-gpt-karvonen",
+    source="hub",
+    game="chess",
+    board_size=8,
+    description=f"Karvonen's 8-layer nanoGPT ChessGPT on PGN characters ({CHESS_GPT_REPO}/{CHESS_GPT_FILE}); needs network access once to download (~100 MB)",
+    needs_network=True,
+    tokenizer="pgn-chars",
+    n_ctx=1023,
+)
 HUB_LOADERS = {
     "othello-gpt-synthetic": (load_published_othello_gpt, OTHELLO_GPT_REPO),
     "othello-gpt-6x6-nanogpt": (load_published_othello6, NANOGPT_OTHELLO6_REPO),
+    "chess-gpt2-uci": (load_published_chess_gpt2, CHESS_GPT2_REPO),
+    "chess-gpt-karvonen": (load_published_chess_gpt, CHESS_GPT_REPO),
 }
 
 
@@ -115,13 +138,28 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
     if name in HUB_MODELS:
         spec = HUB_MODELS[name]
         loader, repo = HUB_LOADERS[name]
-        model, _ = loader(cache_dir=cache_dir, device=device)
-        return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, {"description": spec.description}, f"hub:{repo}"))
+        model, _, *rest = loader(cache_dir=cache_dir, device=device)
+        vocab = rest[0] if rest else None
+        card = {"description": spec.description}
+        if vocab is not None and spec.game == "chess":
+            card["vocab_check"] = vocab_check(vocab, spec.tokenizer)
+        return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, card, f"hub:{repo}", spec.tokenizer, vocab))
     path = Path(name)
     if path.is_dir() and (path / CONFIG).exists():
         return _handle_from_bundle(path, device)
     known = ", ".join(s.name for s in list_models())
     raise ModelLoadError(f"unknown model {name!r}; known models: {known}")
+
+
+def vocab_check(vocab: tuple[str, ...], layout: str) -> str:
+    """How a checkpoint's own token list compares with the published layout (said, then used)."""
+    from core.games.chess_tokens import published_vocab
+
+    published = published_vocab(layout)
+    if tuple(vocab) == published:
+        return f"tokenizer matches the published {layout} layout"
+    differ = sum(a != b for a, b in zip(vocab, published)) + abs(len(vocab) - len(published))
+    return f"tokenizer differs from the published {layout} layout in {differ} of {len(published)} places; the checkpoint's own is used"
 
 
 def _handle_from_bundle(folder: Path, device: str) -> ModelHandle:
