@@ -71,8 +71,9 @@ def predict(handle: ModelHandle, state: GameState) -> Predictions | None:
     return _predict_token_moves(handle, game, state)
 
 
-def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kind: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per move played: was the top-1 next token of ``kind`` legal, and the illegal mass there."""
+def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kinds: tuple[int, ...] = (0,)) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per move played and per token kind: was the top-1 prediction of the next token of that
+    kind legal, the illegal mass there, and the square the top-1 token names."""
     batch = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
     T = min(probs_tok.shape[0], batch.tokens.shape[1])
     probs_tok = probs_tok[:T]
@@ -81,14 +82,17 @@ def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kind: in
     ok = legal[np.arange(T), top_tok].astype(float)
     illegal = 1.0 - (probs_tok * legal).sum(-1)
     n = len(moves)
-    top1_legal, mass = np.full(n, np.nan), np.full(n, np.nan)
-    top_sq = np.full(n, -1, dtype=np.int64)
     token_square = game.token_square()
-    for p in np.flatnonzero((batch.kind[0, :T] == kind) & valid):
-        i = int(batch.move[0, p]) - 1 + (0 if kind == 0 else 1)  # the move just played before p's token
-        if 0 <= i < n:
-            top1_legal[i], mass[i], top_sq[i] = ok[p], illegal[p], token_square[top_tok[p]]
-    return top1_legal, mass, top_sq
+    out = {}
+    for kind in kinds:
+        top1_legal, mass = np.full(n, np.nan), np.full(n, np.nan)
+        top_sq = np.full(n, -1, dtype=np.int64)
+        for p in np.flatnonzero((batch.kind[0, :T] == kind) & valid):
+            i = int(batch.move[0, p]) - 1 + (0 if kind == 0 else 1)  # the move just played before p's token
+            if 0 <= i < n:
+                top1_legal[i], mass[i], top_sq[i] = ok[p], illegal[p], token_square[top_tok[p]]
+        out[kind] = (top1_legal, mass, top_sq)
+    return out
 
 
 def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> Predictions:
@@ -100,7 +104,7 @@ def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> 
     probs_sq = _token_probs_on_squares(probs_tok, token_square, game.n_squares)
     # Legal after the last move the model read (a game longer than the context is cut).
     legal_tok = game.token_batch(np.array([state.moves[:T]], dtype=np.int64)).legal[0, T - 1]
-    hist_ok, hist_mass, hist_top = _history(game, state.moves[:T], probs_tok)
+    hist_ok, hist_mass, hist_top = _history(game, state.moves[:T], probs_tok)[0]
     last = probs_tok[T - 1]
     top_tok = int(last.argmax())
     # A game longer than the context has no prediction for its final move; it is over by then.
@@ -129,38 +133,52 @@ def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState) -> P
         return None  # the next move no longer fits in the model's context
     token_square = game.token_square()
     square_first = bool((token_square >= 0).any())
-    # With square tokens, one extra row per square gives the second token's distribution after
-    # any first square, legal or not (the board shows it for a picked piece).
-    square_rows = [(s, [game.square_token(s)]) for s in range(game.n_squares) if (token_square == s).any()] if square_first else []
-    rows = [t for _, t in square_rows] + [t for _, t in move_rows] or [[game.pad_token]]
-    width = max(len(r) for r in rows)
-    continuations = np.full((len(rows), width), game.pad_token, dtype=np.int64)
-    for i, r in enumerate(rows):
-        continuations[i, : len(r)] = r
-    prefix_logits, cont_logits = handle.forward_with_prefix(torch.from_numpy(prefix), torch.from_numpy(continuations))
-    first = prefix_logits.float().softmax(-1).numpy()  # (L, d_vocab): the prediction after every token
-    probs = cont_logits.float().softmax(-1).numpy()  # (rows, width, d_vocab)
-    p_next = first[L - 1]
+    legal = state.legal_moves
+    legal_from = sorted({game.move_squares(m)[0] for m in legal})
+    with handle.prefix_session(torch.from_numpy(prefix)) as (prefix_logits, continue_rows):
+        first = prefix_logits.float().softmax(-1).numpy()  # (L, d_vocab): the prediction after every token
+        p_next = first[L - 1]
+        if square_first:
+            # One row per from-square worth showing (every legal one, and the model's favourite
+            # illegal ones) gives the second token's distribution after it; promotions add a row
+            # per (from, to) for the piece letter.
+            p_first = _token_probs_on_squares(p_next, token_square, game.n_squares)
+            extra = [int(s) for s in np.argsort(-p_first, kind="stable") if int(s) not in legal_from and (token_square == int(s)).any()][:EXTRA_FIRST_TOKENS]
+            square_rows = [(s, [game.square_token(s)]) for s in legal_from + extra]
+            long_rows = [(m, t) for m, t in move_rows if len(t) > 2]
+            rows = [t for _, t in square_rows] + [t[:-1] for _, t in long_rows]
+        else:
+            square_rows, rows = [], [t for _, t in move_rows]
+        width = max((len(r) for r in rows), default=1)
+        continuations = np.full((max(len(rows), 1), width), game.pad_token, dtype=np.int64)
+        for i, r in enumerate(rows):
+            continuations[i, : len(r)] = r
+        probs = continue_rows(torch.from_numpy(continuations)).float().softmax(-1).numpy()  # (rows, width, d_vocab)
 
     move_probs: dict[int, float] = {}
-    offset = len(square_rows)
-    for i, (m, toks) in enumerate(move_rows):
-        p = float(p_next[toks[0]])
-        for j in range(1, len(toks)):
-            p *= float(probs[offset + i, j - 1, toks[j]])
-        move_probs[m] = p
-    legal = state.legal_moves
-    legal_mass = float(sum(move_probs.values()))
-    legal_from = sorted({game.move_squares(m)[0] for m in legal})
-    hist_ok, hist_mass, hist_top = _history(game, state.moves, first, kind=0)
-    hist_second_ok = _history(game, state.moves, first, kind=1)[0]
     if square_first:
-        p_first = _token_probs_on_squares(p_next, token_square, game.n_squares)
+        row_of = {s: i for i, (s, _) in enumerate(square_rows)}
+        long_row = {m: len(square_rows) + i for i, (m, _) in enumerate(long_rows)}
+        for m, toks in move_rows:
+            p = float(p_next[toks[0]]) * float(probs[row_of[game.move_squares(m)[0]], 0, toks[1]])
+            if m in long_row:
+                p *= float(probs[long_row[m], 1, toks[2]])
+            move_probs[m] = p
+    else:
+        for i, (m, toks) in enumerate(move_rows):
+            p = float(p_next[toks[0]])
+            for j in range(1, len(toks)):
+                p *= float(probs[i, j - 1, toks[j]])
+            move_probs[m] = p
+    legal_mass = float(sum(move_probs.values()))
+    history = _history(game, state.moves, first, kinds=(0, 1))
+    hist_ok, hist_mass, hist_top = history[0]
+    hist_second_ok = history[1][0]
+    if square_first:
         second = {s: _token_probs_on_squares(probs[i, 0], token_square, game.n_squares) for i, (s, _) in enumerate(square_rows)}
         legal_pairs = {game.move_squares(m) for m in legal}
         candidates = []
-        scored_from = legal_from + [int(s) for s in np.argsort(-p_first, kind="stable") if int(s) not in legal_from][:EXTRA_FIRST_TOKENS]
-        for f in scored_from:
+        for f in legal_from + extra:
             for t in np.argsort(-second[f], kind="stable")[:8]:
                 if (f, int(t)) not in legal_pairs and f != int(t):
                     candidates.append((float(p_first[f] * second[f][int(t)]), f + 64 * int(t)))

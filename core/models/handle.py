@@ -89,27 +89,36 @@ class ModelHandle:
         with self._lock, torch.inference_mode():
             return self._model.run_with_cache(tokens, names_filter=names_filter)
 
-    def forward_with_prefix(self, prefix: torch.Tensor, continuations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of one shared prefix and of several short continuations of it.
+    @contextmanager
+    def prefix_session(self, prefix: torch.Tensor) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
+        """Run one shared prefix once, then continue it with batches of short rows.
 
-        ``prefix (pos,)``, ``continuations (rows, k)`` -> ``(pos, d_vocab)``, ``(rows, k, d_vocab)``:
-        the same numbers as ``forward`` on ``prefix + continuation`` for every row, with the prefix
-        computed once (its keys and values are cached and shared by the rows). This is what makes
-        scoring every legal multi-token move of a position cost about one forward pass.
+        ``prefix (pos,)`` -> ``(prefix logits (pos, d_vocab), continue_rows)`` where
+        ``continue_rows(rows (n, k)) -> logits (n, k, d_vocab)`` gives the same numbers as
+        ``forward`` on ``prefix + row`` for every row; the prefix's keys and values are cached and
+        shared by the rows (the lock is held for the whole block). This is what makes scoring every
+        legal multi-token move of a position cost about one forward pass.
         """
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+        def ones(t: torch.Tensor) -> torch.Tensor:  # every token is real: no padding to mask
+            return torch.ones(t.shape, dtype=torch.int, device=t.device)
+
         with self._lock, torch.inference_mode():
             cache = TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, 1)
-            ones = lambda t: torch.ones(t.shape, dtype=torch.int, device=t.device)  # noqa: E731 - every token is real
             prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0]
-            rows = len(continuations)
-            for entry in cache.entries:
-                entry.past_keys = entry.past_keys.expand(rows, -1, -1, -1)
-                entry.past_values = entry.past_values.expand(rows, -1, -1, -1)
-            cache.previous_attention_mask = cache.previous_attention_mask.expand(rows, -1)
-            cache.freeze()
-            return prefix_logits, self._model(continuations, past_kv_cache=cache, attention_mask=ones(continuations))
+            keys = [(e.past_keys, e.past_values) for e in cache.entries]
+            mask = cache.previous_attention_mask
+
+            def continue_rows(rows: torch.Tensor) -> torch.Tensor:
+                n = len(rows)
+                for entry, (k, v) in zip(cache.entries, keys):
+                    entry.past_keys, entry.past_values = k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)
+                cache.previous_attention_mask = mask.expand(n, -1)
+                cache.freeze()
+                return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows))
+
+            yield prefix_logits, continue_rows
 
     def hook_width(self, hook: str) -> int:
         """Width of a hook's activation: the MLP's neurons for ``mlp.hook_post``/``hook_pre``,
