@@ -7,6 +7,8 @@ Pages import this; ``core`` never does. One game (``moves``) and one model name 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import streamlit as st
 
@@ -17,7 +19,7 @@ from core.interp.predictions import Predictions, predict
 from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
-from core.models.registry import ASSETS, ModelSpec, default_model_name, list_models, load_model
+from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_model_name, list_models, load_model
 from core.viz.training import learning_curve_figure
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
@@ -63,12 +65,17 @@ def probe_set(name: str, target: str) -> dict[str, P.Probe]:
     try:
         return cached_bundled_probes(name, target)
     except P.ProbeLoadError as exc:
-        st.error(f"Bundled probes for {name} could not be read: {exc}")
+        error(f"Bundled probes for {name} could not be read: {exc}")
         return {}
 
 
 def store_trained_probes(name: str, target: str, probes: dict[str, P.Probe], entry: dict) -> None:
     st.session_state.setdefault(TRAINED_PROBES, {})[(name, target)] = (probes, entry)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def broken_model_folders() -> dict[str, str]:
+    return broken_bundles()
 
 
 @st.cache_data(show_spinner=False)
@@ -79,8 +86,29 @@ def model_specs() -> dict[str, ModelSpec]:
 # -- messages that survive the rerun after a callback -----------------------------------------
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:/@=&$])")
+
+
+def plain(text: object, limit: int = 400) -> str:
+    """Text that may hold what a user typed or linked, made safe for Streamlit's markdown: cut to
+    ``limit`` characters and every markdown character escaped, so links, images, emphasis and HTML
+    show as the characters they are."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text) - limit} more characters)"
+    # Markdown escapes do not stop bare-URL autolinks: an invisible zero-width space does.
+    text = re.sub(r"(?i)(://|www\.|@)", lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def error(text: object) -> None:
+    """``st.error`` for messages that may contain user input (see ``plain``)."""
+    st.error(plain(text))
+
+
 def flash(kind: str, text: str) -> None:
-    st.session_state.setdefault(MESSAGES, []).append((kind, text))
+    """A message shown on the next run (after a callback); always plain text."""
+    st.session_state.setdefault(MESSAGES, []).append((kind, plain(text)))
 
 
 def show_messages() -> None:
@@ -99,7 +127,7 @@ def init_state() -> None:
     params = st.query_params
     name = params.get("model") or default_model_name()
     if name not in specs:
-        flash("error", f"Unknown model {name!r} in the link; using {default_model_name()}. Known: {', '.join(specs)}.")
+        flash("error", f"Unknown model {name[:60]!r}{'…' if len(name) > 60 else ''} in the link; using {default_model_name()}. Known: {', '.join(specs)}.")
         name = default_model_name()
     st.session_state[MODEL] = name
     st.session_state[MOVES] = ()
@@ -111,7 +139,7 @@ def init_state() -> None:
             game.state(moves)
             st.session_state[MOVES] = moves
         except ValueError as exc:
-            flash("error", f"Could not restore the game from the link (moves={text!r}): {exc}. Starting a new game.")
+            flash("error", f"Could not restore the game from the link (moves={text[:80]!r}{'…' if len(text) > 80 else ''}): {exc}. Starting a new game.")
 
 
 def sync_url(extra: dict[str, str] | None = None) -> None:
@@ -141,7 +169,7 @@ def current_handle() -> ModelHandle | None:
     try:
         return cached_model(st.session_state[MODEL])
     except ModelLoadError as exc:
-        st.error(f"Model {st.session_state[MODEL]!r} could not be loaded: {exc}")
+        error(f"Model {st.session_state[MODEL]!r} could not be loaded: {exc}")
         return None
 
 
@@ -206,6 +234,8 @@ def sidebar() -> None:
         )
         st.caption(specs[st.session_state[MODEL]].description)
         model_card_expander(st.session_state[MODEL])
+        for folder, reason in broken_model_folders().items():
+            st.warning(plain(f"Model folder {folder!r} is not listed: {reason}"))
 
 
 def model_card_expander(name: str) -> None:
@@ -322,7 +352,7 @@ def sae_and_index(name: str, sae_name: str):
     try:
         return cached_bundled_sae(name, sae_name), cached_bundled_index(name, sae_name)
     except sae_store.SAELoadError as exc:
-        st.error(f"SAE {sae_name!r} could not be loaded: {exc}")
+        error(f"SAE {sae_name!r} could not be loaded: {exc}")
         return None
 
 

@@ -78,7 +78,11 @@ st.caption(f"The parts sum exactly to the logit minus the bias terms (final Laye
 
 st.subheader("Attention")
 labels_moves = [game.square_label(m) for m in moves]
-dest = st.slider("Destination: attention paid by the model at move", 1, len(moves), len(moves)) - 1
+if len(moves) > 1:
+    dest = st.slider("Destination: attention paid by the model at move", 1, len(moves), len(moves)) - 1
+else:
+    dest = 0  # one move: the only destination (a slider needs two values)
+    st.caption("Destination: move 1, the only move so far.")
 patterns = L.attention_patterns(handle, moves)
 st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
 

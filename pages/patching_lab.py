@@ -105,7 +105,7 @@ if normalised:
         heads_show = PT.normalise(torch.from_numpy(heads), clean_v, corr_v).numpy()
         what = "normalised score"
     except ValueError as exc:
-        st.warning(str(exc))
+        st.warning(ui.plain(exc))
         block_show, heads_show, what = block, heads, "patched metric"
 else:
     block_show, heads_show, what = block, heads, "patched metric"

@@ -36,7 +36,7 @@ with st.expander("Train probes on this model" if probes else "No probes for this
             bar.progress(1.0, text="done")
             st.rerun()
         except (ValueError, RuntimeError) as exc:
-            st.error(f"Training failed: {exc}")
+            ui.error(f"Training failed: {exc}")
 
 if not probes:
     st.stop()
@@ -108,7 +108,7 @@ else:
         try:
             res = I.intervene(handle, by_layer, state.moves, square, new_state, layers, scale)
         except ValueError as exc:
-            st.error(str(exc))
+            ui.error(exc)
         else:
             e1, e2, e3 = st.columns(3)
             e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", width="content", config={"displayModeBar": False})

@@ -59,7 +59,7 @@ with st.expander("Train an SAE on this model" if choices else "No SAE for this m
             bar.progress(1.0, text="done")
             st.rerun()
         except (ValueError, RuntimeError) as exc:
-            st.error(f"Training failed: {exc}")
+            ui.error(f"Training failed: {exc}")
 if not choices:
     st.stop()
 

@@ -45,3 +45,9 @@ def test_lens_page_without_moves_and_with_bad_link():
     at = open_lens(moves="q9q9", model="nope")
     assert any("Unknown model" in e.value for e in at.error) or any("Could not restore" in e.value for e in at.error)
     assert any("Play some moves" in i.value for i in at.info)
+
+
+def test_one_move_game_opens_the_lens():
+    at = open_lens(moves="d3")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("the only move so far" in c.value for c in at.caption)

@@ -354,7 +354,7 @@ def square_to_label(square: int, size: int = 8) -> str:
 def label_to_square(label: str, size: int = 8) -> int:
     """UI label (``"d3"``, case-insensitive) to square index."""
     text = label.strip().lower()
-    if len(text) < 2 or not text[0].isalpha() or not text[1:].isdigit():
+    if len(text) < 2 or not text.isascii() or not text[0].isalpha() or not text[1:].isdigit():
         raise ValueError(f"{label!r} is not a square label like 'd3'")
     col, row = ord(text[0]) - ord("a"), int(text[1:]) - 1
     if not (0 <= col < size and 0 <= row < size):
@@ -365,7 +365,7 @@ def label_to_square(label: str, size: int = 8) -> int:
 def published_to_square(label: str, size: int = 8) -> int:
     """Published Othello-GPT label (row letter, 0-based column digit: ``"A0".."H7"``) to square."""
     text = label.strip().upper()
-    if len(text) != 2 or not text[0].isalpha() or not text[1].isdigit():
+    if len(text) != 2 or not text.isascii() or not text[0].isalpha() or not text[1].isdigit():
         raise ValueError(f"{label!r} is not a published-style square like 'C4'")
     row, col = ord(text[0]) - ord("A"), int(text[1])
     if not (0 <= row < size and 0 <= col < size):
@@ -388,10 +388,10 @@ def parse_moves(text: str, size: int = 8, notation: str = "auto") -> list[int]:
     pieces, i = [], 0
     while i < len(compact):
         j = i + 1
-        while j < len(compact) and compact[j].isdigit():
+        while j < len(compact) and compact[j] in "0123456789":
             j += 1
         piece = compact[i:j]
-        if not piece[0].isalpha() or len(piece) < 2:
+        if not ("a" <= piece[0].lower() <= "z") or len(piece) < 2:
             raise ValueError(f"cannot read a move at {compact[i:i + 4]!r}: moves look like 'd3'")
         pieces.append(piece)
         i = j

@@ -30,7 +30,21 @@ class OthelloGame(Game):
 
     # -- text --------------------------------------------------------------------------------
     def parse_moves(self, text: str, prefix=(), notation: str = "auto") -> list[int]:
-        return othello.parse_moves(text, self.size, notation)
+        """Moves typed after ``prefix``. ``"auto"`` reads ``d3``-style labels (column letter, row
+        from 1) and falls back to the published style (``C2``: row letter, column from 0) only when
+        the labels do not make a legal game and the published reading does; otherwise the labels'
+        error is raised, so a typo never silently switches the notation."""
+        if notation != "auto":
+            return othello.parse_moves(text, self.size, notation)
+        first_error: ValueError | None = None
+        for style in ("label", "published"):
+            try:
+                moves = othello.parse_moves(text, self.size, style)
+                game_state(tuple(prefix) + tuple(moves), self.size)
+                return moves
+            except ValueError as exc:
+                first_error = first_error or exc
+        raise first_error
 
     def format_moves(self, moves, sep: str = " ") -> str:
         return othello.format_moves(list(moves), self.size, sep)

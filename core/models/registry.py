@@ -88,28 +88,59 @@ HUB_LOADERS = {
 }
 
 
+def _bundled_spec(folder: Path) -> ModelSpec:
+    """One bundle folder's registry entry; ``ModelLoadError`` naming the file if its JSON is unusable."""
+    config = read_json(folder / CONFIG)
+    card = read_json(folder / "card.json") if (folder / "card.json").exists() else {}
+    try:
+        game, tokenizer = str(config.get("game", "othello")), str(config.get("tokenizer", ""))
+        board_size = config.get("board_size", 8)
+        if isinstance(board_size, bool) or not isinstance(board_size, int):
+            raise ValueError(f"board_size must be an integer, got {board_size!r}")
+        tl = config.get("tl_config", {})
+        n_ctx = tl.get("n_ctx", 0) if isinstance(tl, dict) else 0
+        n_ctx = n_ctx if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and 0 < n_ctx <= 100_000 else 0
+        get_game(game, board_size, tokenizer, n_ctx if game == "chess" else 0)  # a game this build knows
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(f"{folder / CONFIG}: {exc}") from exc
+    ev = card.get("eval")
+    legal = ev.get("top1_legal") if isinstance(ev, dict) else None
+    note = f"top-1 legal {legal:.2%}" if isinstance(legal, float) else "not evaluated"
+    params = card.get("parameters")
+    size_note = f"{params / 1e6:.1f}M parameters, " if isinstance(params, (int, float)) and not isinstance(params, bool) else ""
+    return ModelSpec(
+        name=folder.name,
+        source="bundled",
+        game=game,
+        board_size=board_size,
+        description=f"bundled, {size_note}{note}",
+        tokenizer=tokenizer,
+        n_ctx=n_ctx,
+    )
+
+
 def _bundled_specs(root: Path = ASSETS) -> dict[str, ModelSpec]:
     specs = {}
     for folder in sorted(root.glob("*/")):
         if not (folder / CONFIG).exists():
             continue
         try:
-            config = read_json(folder / CONFIG)
-            card = read_json(folder / "card.json") if (folder / "card.json").exists() else {}
+            specs[folder.name] = _bundled_spec(folder)
         except ModelLoadError:
-            continue  # a broken folder is reported when someone loads it by name
-        legal = card.get("eval", {}).get("top1_legal")
-        note = f"top-1 legal {legal:.2%}" if isinstance(legal, float) else "not evaluated"
-        specs[folder.name] = ModelSpec(
-            name=folder.name,
-            source="bundled",
-            game=config.get("game", "othello"),
-            board_size=int(config.get("board_size", 8)),
-            description=f"bundled, {card.get('parameters', 0) / 1e6:.1f}M parameters, {note}",
-            tokenizer=str(config.get("tokenizer", "")),
-            n_ctx=int(config.get("tl_config", {}).get("n_ctx", 0)),
-        )
+            continue  # a broken folder is reported by ``broken_bundles`` and when loaded by name
     return specs
+
+
+def broken_bundles(root: Path = ASSETS) -> dict[str, str]:
+    """Bundle folders that cannot be listed, and why (for the sidebar to say)."""
+    out = {}
+    for folder in sorted(root.glob("*/")):
+        if (folder / CONFIG).exists():
+            try:
+                _bundled_spec(folder)
+            except ModelLoadError as exc:
+                out[folder.name] = str(exc)
+    return out
 
 
 def list_models() -> list[ModelSpec]:
@@ -135,6 +166,8 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
     bundled = _bundled_specs()
     if name in bundled:
         return _handle_from_bundle(ASSETS / name, device)
+    if (ASSETS / name / CONFIG).exists():
+        _bundled_spec(ASSETS / name)  # raises the reason it is not listed
     if name in HUB_MODELS:
         spec = HUB_MODELS[name]
         loader, repo = HUB_LOADERS[name]
