@@ -20,7 +20,7 @@ from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
 from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_model_name, list_models, load_model
-from core.viz.training import learning_curve_figure
+from core.viz.training import learning_curve_table
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
 PICKED = "picked_square"  # a piece chosen on the board, for games whose moves start on a piece
@@ -256,7 +256,8 @@ def model_card_expander(name: str) -> None:
         st.caption(f"{card.get('steps', '?')} steps, {card.get('games_seen', '?')} games, {card.get('wall_time_s', 0) / 3600:.1f} h of training.")
         history = [h for h in card.get("history", []) if isinstance(h, dict) and "step" in h and "top1_legal" in h]
         if len(history) > 1:
-            st.plotly_chart(learning_curve_figure(history), key="learning_curve", config={"displayModeBar": False})
+            st.caption("Held-out top-1 legal rate by training step")
+            st.line_chart(learning_curve_table(history), height=180)
         st.code(str(card.get("command", "")), language="bash", wrap_lines=True)
 
 
@@ -298,9 +299,14 @@ def ensure_shell() -> None:
         st.rerun()
 
 
-def analysis_page(title: str) -> tuple[ModelSpec, GameState, ModelHandle]:
+def one_token_per_move(game: Game) -> bool:
+    return game.square_moves
+
+
+def analysis_page(title: str, serves=one_token_per_move) -> tuple[ModelSpec, GameState, ModelHandle]:
     """The common top of an analysis page: state (also when a link opens the page directly),
-    title, pending messages, and the loaded model (the page stops with an error if it cannot load)."""
+    title, pending messages, and the loaded model (the page stops with an error if it cannot load,
+    or with a note if ``serves(game)`` says the page cannot serve the model's game yet)."""
     ensure_shell()
     init_state()
     spec, state = model_spec(), current_state()
@@ -309,8 +315,8 @@ def analysis_page(title: str) -> tuple[ModelSpec, GameState, ModelHandle]:
     handle = current_handle()
     if handle is None:
         st.stop()
-    if not handle.game.square_moves:
-        st.info(f"This page reads the model one token per move; it does not serve {handle.game.title} models yet. The board player does.")
+    if not serves(handle.game):
+        st.info(f"This page does not serve {handle.game.title} models yet. The board player does.")
         sync_url()
         st.stop()
     return spec, state, handle

@@ -9,9 +9,9 @@ import streamlit as st
 import ui
 from core.interp import lens as L
 from core.viz.board import board_figure
-from core.viz.lens import attention_grid_figure, dla_figure, lens_legality_figure
+from core.viz.lens import attention_grid_figure, dla_figure, gap_figure, lens_legality_figure
 
-spec, state, handle = ui.analysis_page("Logit lens")
+spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: bool((g.token_square() >= 0).any()))
 game = handle.game
 size = game.rows
 
@@ -25,6 +25,8 @@ def legality_by_depth(name: str, n_games: int = 500) -> dict:
 top_left, top_right = st.columns([3, 2])
 with top_right:
     st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name)), key="lens_legality", config={"displayModeBar": False})
+    if len(game.token_kinds) > 1:
+        st.caption("Dotted: the same rate for each kind of predicted token (" + ", ".join(game.token_kinds) + ").")
 with top_left:
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{game.format_moves(state.moves) or '(no moves)'}`")
     b1, b2, b3 = st.columns(3)
@@ -39,7 +41,12 @@ if not state.moves or state.is_over:
     ui.sync_url()
     st.stop()
 
-moves = state.moves[: game.n_ctx]
+moves = tuple(state.moves)
+if not game.square_moves and len(game.game_tokens(moves)) >= game.n_ctx:
+    st.info("The game no longer fits in the model's context: the lens needs a position the model can read.")
+    ui.sync_url()
+    st.stop()
+moves = moves[: game.n_ctx]
 labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, game), incl_mid)
 probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
@@ -49,15 +56,15 @@ for i, label in enumerate(labels):
     ok = bool(state.legal[top])
     with cols[i % len(cols)]:
         st.plotly_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, show_scale=False),
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, show_scale=False, **game.board_style),
             key=f"lens_{i}", width="content", config={"displayModeBar": False},
         )
-st.caption("Colour: lens probability of each square (each board scaled to its own maximum; hover for values); rings: legal moves; frame: the lens's top-1 (green legal, red illegal).")
+st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + " (each board scaled to its own maximum; hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal).")
 
 attr = L.attribute(handle, moves)
 legal_tok = L.legal_tokens_now(moves, game)
-model_top = int(attr.logits[1:].argmax()) + 1
-move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0]
+move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0 and t != game.pad_token]
+model_top = max(move_choices, key=lambda t: float(attr.logits[t]))
 st.subheader("Direct logit attribution")
 d1, d2 = st.columns([2, 3])
 token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{game.square_label(game.token_square()[t])}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
@@ -66,7 +73,7 @@ if metric == "logit of this move":
     values = attr.dla[:, token].numpy()
     title = f"Direct effect on the logit of {game.square_label(game.token_square()[token])} (logit {attr.logits[token]:.2f})"
 else:
-    values = attr.legal_minus_illegal(legal_tok).numpy()
+    values = attr.legal_minus_illegal(legal_tok, game.token_square() >= 0).numpy()
     title = "Direct effect: mean legal-move logit minus mean illegal-move logit"
 g1, g2 = st.columns([3, 2])
 g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", config={"displayModeBar": False})
@@ -75,11 +82,23 @@ with g2:
     neurons = pd.DataFrame(L.top_neurons(attr, token, k=10))
     st.dataframe(neurons[["neuron", "activation", "direct effect"]], hide_index=True, width="stretch")
 st.caption(f"The parts sum exactly to the logit minus the bias terms (final LayerNorm bias and unembedding bias: {attr.bias[token]:+.3f}).")
+st.markdown("**Legal minus illegal, by component and position**")
+gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves)
+token_labels = game.token_labels(moves)
+batch_kind = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves))).kind[0, : len(token_labels)]
+kinds_here = [game.token_kinds[int(k)] if 0 <= int(k) < len(game.token_kinds) else "" for k in batch_kind]
+show = st.radio("Positions predicting", ["every token"] + list(game.token_kinds), horizontal=True, key="gap_kind") if len(game.token_kinds) > 1 else "every token"
+cols_shown = [i for i in range(len(token_labels)) if gap_valid[i] and (show == "every token" or kinds_here[i] == show)]
+if cols_shown:
+    st.plotly_chart(gap_figure(gap[:, cols_shown], gap_labels, [token_labels[i] for i in cols_shown]), key="gap", config={"displayModeBar": False})
+    st.caption("Each cell: the component's direct effect on the mean logit of the legal next tokens minus the mean over the illegal ones (squares), at the position read (x: the token read there). Blue: pushes towards legal moves, as in the chart above.")
+else:
+    st.caption("No position of this kind in the game yet.")
 
 st.subheader("Attention")
-labels_moves = [game.square_label(m) for m in moves]
-if len(moves) > 1:
-    dest = st.slider("Destination: attention paid by the model at move", 1, len(moves), len(moves)) - 1
+labels_moves = game.token_labels(moves)
+if len(labels_moves) > 1:
+    dest = st.slider("Destination: attention paid by the model at position" if not game.square_moves else "Destination: attention paid by the model at move", 1, len(labels_moves), len(labels_moves)) - 1
 else:
     dest = 0  # one move: the only destination (a slider needs two values)
     st.caption("Destination: move 1, the only move so far.")
@@ -100,13 +119,13 @@ def neuron_correlation(name: str, layer: int, neuron: int) -> np.ndarray:
 
 
 out_board = L.neuron_output_board(handle, int(layer), int(neuron))
-corr = neuron_correlation(handle.name, int(layer), int(neuron))
+corr = neuron_correlation(handle.name, int(layer), int(neuron)) if game.square_moves else None
 empty = np.zeros((size, size), dtype=np.int8)
 lim = float(np.abs(out_board).max()) or 1.0
 v1, v2 = st.columns(2)
 v3, v4 = st.columns(2)
 v1.plotly_chart(board_figure(empty, out_board, value_name="W_out·W_U", colorscale="RdBu", zmin=-lim, zmax=lim, title="Output weights → moves", cell_px=24), key="neuron_out", width="content", config={"displayModeBar": False})
-for col, (c, name) in zip((v2, v3, v4), enumerate(["empty", "mine", "theirs"])):
+for col, (c, name) in zip((v2, v3, v4), enumerate(["empty", "mine", "theirs"]) if corr is not None else ()):
     col.plotly_chart(board_figure(empty, corr[c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
 st.caption("Left: which moves the neuron's output pushes up (red) or down (blue) directly. Right: correlation of its activation with each square's state over 300 random games (mine = the player who just moved).")
 

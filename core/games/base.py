@@ -174,6 +174,10 @@ class Game(ABC):
     def move_tokens(self, move: int) -> list[int]:
         """The tokens of one move, in order."""
 
+    def token_labels(self, moves) -> list[str]:
+        """A label per input token of the game (what the model reads at each position)."""
+        return [self.move_label(m) for m in list(moves)[: self.n_ctx]]
+
     @abstractmethod
     def token_square(self) -> np.ndarray:
         """``int (d_vocab,)``: the board square each token names, -1 for tokens that name none."""

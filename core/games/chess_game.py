@@ -196,6 +196,18 @@ class ChessGame(Game):
     def token_square(self) -> np.ndarray:
         return self.tokenizer.token_square
 
+    def token_labels(self, moves) -> list[str]:
+        """Per input token: the start token, then each move's tokens marked with its number
+        (``3.e2`` from-square, ``3:e4`` to-square, ``3=q`` promotion; characters for pgn-chars)."""
+        tokens = self.game_tokens(moves)
+        if not self.square_tokens:
+            return [self.tokenizer.vocab[int(t)] for t in tokens]
+        out = ["<s>"]
+        for i, m in enumerate(moves):
+            f, t, p = C.move_parts(int(m))
+            out += [f"{i + 1}.{C.square_to_label(int(f))}", f"{i + 1}:{C.square_to_label(int(t))}"] + ([f"{i + 1}={'  nbrq'[int(p)]}"] if p else [])
+        return out[: len(tokens)]
+
     def move_tokens(self, move: int, moves=()) -> list[int]:
         """The tokens of ``move`` (for ``pgn-chars``: its SAN after ``moves``)."""
         if self.square_tokens:

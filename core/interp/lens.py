@@ -56,10 +56,13 @@ def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True,
     top1 = mass = None
     labels: list[str] = []
     n_pos = 0
+    kinds = game.token_kinds
+    kind_hits = {k: None for k in kinds}
+    kind_n = {k: 0 for k in kinds}
     for start in range(0, len(games), batch_size):
-        tokens, legal, valid = model_inputs(games[start : start + batch_size], game)
-        labels, logits = logit_lens(handle, tokens, incl_mid)  # (P, B, T, V)
-        legal_t, valid_t = torch.from_numpy(legal), torch.from_numpy(valid)
+        batch = game.token_batch(np.asarray(games[start : start + batch_size]))
+        labels, logits = logit_lens(handle, torch.from_numpy(batch.tokens), incl_mid)  # (P, B, T, V)
+        legal_t, valid_t = torch.from_numpy(batch.legal), torch.from_numpy(batch.valid)
         hit = legal_t[None].expand_as(logits).gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1)  # (P, B, T)
         illegal = 1.0 - (logits.softmax(-1) * legal_t).sum(-1)
         part_top1 = (hit & valid_t).sum((1, 2)).double()
@@ -67,7 +70,49 @@ def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True,
         top1 = part_top1 if top1 is None else top1 + part_top1
         mass = part_mass if mass is None else mass + part_mass
         n_pos += int(valid_t.sum())
-    return {"labels": labels, "top1_legal": (top1 / n_pos).tolist(), "illegal_mass": (mass / n_pos).tolist(), "positions": n_pos, "games": len(games)}
+        if len(kinds) > 1:
+            for i, k in enumerate(kinds):
+                sel = valid_t & torch.from_numpy(batch.kind == i)
+                h = (hit & sel).sum((1, 2)).double()
+                kind_hits[k] = h if kind_hits[k] is None else kind_hits[k] + h
+                kind_n[k] += int(sel.sum())
+    out = {"labels": labels, "top1_legal": (top1 / n_pos).tolist(), "illegal_mass": (mass / n_pos).tolist(), "positions": n_pos, "games": len(games)}
+    if len(kinds) > 1:
+        out["by_kind"] = {k: (kind_hits[k] / kind_n[k]).tolist() for k in kinds if kind_n[k]}
+        out["kind_positions"] = {k: kind_n[k] for k in kinds if kind_n[k]}
+    return out
+
+
+def legal_gap_by_position(handle: ModelHandle, moves: tuple[int, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per component (embeddings, each layer's attention, each layer's MLP) and per position of the
+    game: direct effect on the mean legal next-token logit minus the mean illegal one (tokens that
+    name a square; the final LayerNorm scale frozen per position, as in ``attribute``).
+
+    Returns ``(component labels, gap (components, positions), valid (positions,))``; a position
+    with no legal next token (the game is over) is not valid.
+    """
+    game = handle.game
+    tokens = game_tokens(moves, game)
+    batch = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
+    T = tokens.shape[1]
+    legal = torch.from_numpy(batch.legal[0, :T])  # (T, V)
+    named = torch.from_numpy(game.token_square() >= 0)
+    illegal = named[None] & ~legal
+    with handle.session() as model, torch.inference_mode():
+        _, cache = model.run_with_cache(tokens)
+        parts = [cache["hook_embed"][0] + cache["hook_pos_embed"][0]]
+        labels = ["embed"]
+        for layer in range(model.cfg.n_layers):
+            parts += [cache[f"blocks.{layer}.hook_attn_out"][0], cache[f"blocks.{layer}.hook_mlp_out"][0]]
+            labels += [f"L{layer} attn", f"L{layer} MLP"]
+        stack = torch.stack(parts)  # (C, T, d_model)
+        scale = cache["ln_final.hook_scale"][0] if "ln_final.hook_scale" in cache.cache_dict else torch.ones(T, 1)
+        w_ln = model.ln_final.w if hasattr(model.ln_final, "w") else torch.ones(model.cfg.d_model)
+        dla = (stack - stack.mean(-1, keepdim=True)) / scale @ (w_ln[:, None] * model.W_U)  # (C, T, V)
+    legal_f, illegal_f = legal.float(), illegal.float()
+    mean_legal = (dla * legal_f).sum(-1) / legal_f.sum(-1).clamp(min=1)
+    mean_illegal = (dla * illegal_f).sum(-1) / illegal_f.sum(-1).clamp(min=1)
+    return labels, (mean_legal - mean_illegal).float().numpy(), batch.valid[0, :T]
 
 
 # -- direct logit attribution ---------------------------------------------------------------------
@@ -98,11 +143,16 @@ class Attribution:
         n_layers = max(self.layers) + 1
         return self.dla[rows, token].reshape(n_layers, -1).numpy()
 
-    def legal_minus_illegal(self, legal_tokens: np.ndarray) -> torch.Tensor:
-        """Per part: mean effect on legal moves minus mean effect on illegal moves (pad excluded)."""
+    def legal_minus_illegal(self, legal_tokens: np.ndarray, candidates: np.ndarray | None = None) -> torch.Tensor:
+        """Per part: mean effect on legal tokens minus mean effect on illegal ones; the illegal ones
+        are the ``candidates`` (tokens that could stand there, e.g. every square) that are not legal
+        (default: every token but the pad, token 0)."""
         legal = torch.from_numpy(legal_tokens)
-        illegal = ~legal
-        illegal[0] = False
+        if candidates is None:
+            illegal = ~legal
+            illegal[0] = False
+        else:
+            illegal = torch.from_numpy(candidates) & ~legal
         return self.dla[:, legal].mean(-1) - self.dla[:, illegal].mean(-1)
 
 

@@ -11,6 +11,9 @@ def lens_legality_figure(result: dict) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=result["labels"], y=result["top1_legal"], mode="lines+markers", name="top-1 legal"))
     fig.add_trace(go.Scatter(x=result["labels"], y=result["illegal_mass"], mode="lines+markers", name="illegal probability mass", line=dict(dash="dot")))
+    for kind, values in result.get("by_kind", {}).items():
+        n = result.get("kind_positions", {}).get(kind, 0)
+        fig.add_trace(go.Scatter(x=result["labels"], y=values, mode="lines", name=f"top-1 legal: {kind} ({n:,})", line=dict(dash="dash", width=1.5)))
     fig.update_layout(
         height=300, margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(tickformat=".0%", range=[0, 1]),
         xaxis_title="read out after", legend=dict(orientation="h", y=1.15),
@@ -58,4 +61,17 @@ def attention_grid_figure(patterns: np.ndarray, dest: int, move_labels: list[str
     fig = go.Figure(go.Heatmap(z=rows, x=x, y=names, text=hover, hoverinfo="text", colorscale="Greys", zmin=0, zmax=1, colorbar=dict(thickness=12, title="attn")))
     fig.update_layout(height=max(300, 14 * len(names) + 80), margin=dict(l=60, r=10, t=30, b=60), yaxis=dict(autorange="reversed", tickfont=dict(size=9)),
                       xaxis=dict(tickfont=dict(size=9)), title=dict(text=f"Attention from move {dest + 1} ({move_labels[dest]})", font=dict(size=13)))
+    return fig
+
+
+def gap_figure(gap: np.ndarray, components: list[str], positions: list[str]) -> go.Figure:
+    """Components x positions: direct effect on mean legal minus mean illegal logit (diverging, 0
+    white, positive blue as in ``dla_figure``)."""
+    lim = float(np.abs(gap).max()) or 1.0
+    hover = [[f"{c} at {p}: {gap[i, j]:+.3f}" for j, p in enumerate(positions)] for i, c in enumerate(components)]
+    fig = go.Figure(go.Heatmap(z=gap, x=list(range(len(positions))), y=components, text=hover, hoverinfo="text", colorscale="RdBu", zmin=-lim, zmax=lim, colorbar=dict(thickness=12, title="gap")))
+    fig.update_layout(
+        height=max(260, 18 * len(components) + 90), margin=dict(l=70, r=10, t=10, b=70), yaxis=dict(autorange="reversed", tickfont=dict(size=9)),
+        xaxis=dict(tickmode="array", tickvals=list(range(len(positions))), ticktext=positions, tickfont=dict(size=8), tickangle=-60),
+    )
     return fig

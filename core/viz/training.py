@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
+
+
+def learning_curve_table(history: list[dict]) -> pd.DataFrame:
+    """Steps as the index; columns: all tokens, then each token kind (for a small native chart)."""
+    rows = {h["step"]: {"all tokens": h["top1_legal"], **h.get("by_kind", {})} for h in history}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
 
 
 def learning_curve_figure(history: list[dict], height: int = 220) -> go.Figure:

@@ -185,3 +185,18 @@ def test_chess_link_click_a_piece_then_its_destination(app_url, browser, tmp_pat
     after = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
     assert re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", after) and re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", before)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_chess_logit_lens_link_renders_in_chromium(app_url, browser):
+    from core.models.registry import list_models
+
+    chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
+    if chess_model is None:
+        pytest.skip("no bundled chess model")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/logit_lens?model={chess_model}&moves=e2e4e7e5g1f3")
+    page.get_by_text("Legal minus illegal, by component and position").wait_for(timeout=180_000)
+    page.get_by_text("Neuron view").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 12", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=e2e4e7e5g1f3" in page.url
