@@ -41,14 +41,15 @@ def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, p
     if probs is None:
         probs = P.probe_position(handle, {hook: probes[hook]}, state.moves)[hook]
     truth = P.true_classes(state.moves, handle.game, target)
-    mover = int(state.replay.mover[0, min(len(state.moves), state.replay.mover.shape[1]) - 1])
+    mover = state.mover
     accuracy = float((probs.argmax(-1) == truth).mean())
-    return probe_board_figure(probs, truth, mover, target, title=title or f"Probe at {layer_label(hook)}: {accuracy:.0%} right", cell_px=cell_px, show_scale=show_scale)
+    board = handle.game.probe_board(probs.argmax(-1), target, mover)
+    return probe_board_figure(probs, truth, board, title=title or f"Probe at {layer_label(hook)}: {accuracy:.0%} right", cell_px=cell_px, show_scale=show_scale, style=handle.game.board_style)
 
 
 def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> None:
     """A compact "what the probe reads now" panel for the board player."""
-    target = "mine_theirs_empty"
+    target = handle.game.board_target
     probes = ui.probe_set(handle.name, target)
     if not probes:
         st.info(f"No {target} probes for {handle.name} yet: train them on the Probe viewer page.")

@@ -12,21 +12,22 @@ from core.interp import probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
 
-spec, state, handle = ui.analysis_page("Probe viewer")
+spec, state, handle = ui.analysis_page("Probe viewer", serves=lambda g: g.square_moves or bool((g.token_square() >= 0).any()))
 game = handle.game
 size = game.rows
 
 summary = ui.probe_summary(handle.name)
-targets = list(P.TARGETS)
+targets = list(P.targets_for(game))
 c1, c2, c3 = st.columns([3, 4, 2])
-target = c1.selectbox("Probe target", targets, format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in P.TARGET_HELP.items()))
+target = c1.selectbox("Probe target", targets, format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in P.target_help(game).items()))
 probes = ui.probe_set(handle.name, target)
 all_layers = c3.toggle("All layers", value=False, help="Small multiples: the probe's board at every layer.")
 
 with st.expander("Train probes on this model" if probes else "No probes for this target yet: train them here", expanded=not probes):
     t1, t2 = st.columns(2)
-    train_games = t1.slider("Training games", 200, 5000, 2000, step=100)
-    test_games = t2.slider("Held-out games", 100, 1000, 500, step=100)
+    long_games = not game.square_moves  # chess games give ~100 positions each, Othello ~55
+    train_games = t1.slider("Training games", 50 if long_games else 200, 5000, 300 if long_games else 2000, step=50 if long_games else 100)
+    test_games = t2.slider("Held-out games", 50 if long_games else 100, 1000, 100 if long_games else 500, step=50 if long_games else 100)
     if st.button(f"Train {target} probes (every layer)", type="primary"):
         bar = st.progress(0.0, text="starting…")
         try:
@@ -69,8 +70,9 @@ with right2:
     meta = probes[hook].meta.get("held_out")
     if meta:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
-        st.markdown(f"**{panels.layer_label(hook)}**: accuracy {meta['accuracy']:.2%}, whole board right {meta['board_exact']:.1%}; per class (recall): {per_class}")
-        st.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26), key="per_square", width="content", config={"displayModeBar": False})
+        occupied = f", on occupied squares {meta['occupied_accuracy']:.2%}" if meta.get("occupied_accuracy") is not None else ""
+        st.markdown(f"**{panels.layer_label(hook)}**: accuracy {meta['accuracy']:.2%}{occupied}, whole board right {meta['board_exact']:.1%}; per class (recall): {per_class}")
+        st.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26, rank1_bottom=game.board_style.get("rank1_bottom", False)), key="per_square", width="content", config={"displayModeBar": False})
 
 if all_layers and state.moves:
     st.subheader("Every layer")
@@ -82,8 +84,10 @@ if all_layers and state.moves:
 
 # -- interventions -------------------------------------------------------------------------------
 st.subheader("Intervene: edit the model's board")
-mte = ui.probe_set(handle.name, "mine_theirs_empty")
-if not mte:
+mte = ui.probe_set(handle.name, "mine_theirs_empty") if game.square_moves else {}
+if not game.square_moves:
+    st.info(f"Interventions serve Othello models for now; {game.title} models show what the probes read above.")
+elif not mte:
     st.info("Interventions use the mine_theirs_empty probes: train them above.")
 elif not state.moves or state.is_over:
     st.info("Play some moves first: the edit is made at the latest position of an ongoing game.")

@@ -12,6 +12,9 @@ from core.games import chess as C
 from core.games.base import Game, GameState, IllegalMoveError, TokenBatch
 from core.games.chess_tokens import KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares
 
+PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
+PIECE_CLASSES = tuple(PIECE_NAMES[v] for v in range(-6, 7))  # probe class = board value + 6
+RELATIVE_CLASSES = ("empty",) + tuple(f"mine {chess.piece_name(t)}" for t in range(1, 7)) + tuple(f"theirs {chess.piece_name(t)}" for t in range(1, 7))
 MAX_MOVES = 512  # longest game a state may hold (a context of 1023 characters is ~150 moves)
 
 
@@ -71,7 +74,7 @@ class ChessGame(Game):
     rows = cols = 8
     square_moves = False
     token_kinds = KIND_NAMES
-    PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
+    PIECE_NAMES = PIECE_NAMES
     board_style = {"pieces": "chess", "rank1_bottom": True, "piece_names": PIECE_NAMES}
     notations: dict[str, str] = {}
     move_placeholder = "e2e4 e7e5  ·  e4 e5 Nf3  ·  1. e4 e5 2. Nf3 Nc6 …"
@@ -149,6 +152,56 @@ class ChessGame(Game):
 
     def move_squares(self, move: int) -> tuple[int, int]:
         return int(move) % 64, (int(move) // 64) % 64
+
+    # -- probes ------------------------------------------------------------------------------
+    probe_targets = {
+        "piece": PIECE_CLASSES,
+        "piece_relative": RELATIVE_CLASSES,
+        "legal_destination": ("not reachable", "reachable"),
+    }
+    probe_help = {
+        "piece": "each square's piece: empty or one of the 6 white and 6 black pieces (13 classes)",
+        "piece_relative": "each square's piece relative to the player who just moved: empty, 6 mine, 6 theirs",
+        "legal_destination": "whether some legal move of the side to move lands on each square",
+    }
+    board_target = "piece"  # the target whose classes are a whole board (drawn as pieces)
+
+    def probe_classes(self, rep: C.Replay, target: str) -> np.ndarray:
+        """``int64 (n, T, 64)``: class per square after each move (see ``probe_targets``)."""
+        n, T = rep.mover.shape
+        boards = rep.boards.reshape(n, T, 64).astype(np.int64)
+        if target == "piece":
+            return boards + 6
+        if target == "piece_relative":
+            rel = boards * rep.mover[:, :, None]  # > 0: the mover's piece
+            return np.where(rel == 0, 0, np.where(rel > 0, rel, 6 - rel)).astype(np.int64)
+        if target == "legal_destination":
+            out = np.zeros((n * (T + 1), 64), dtype=np.int64)
+            g, t = rep.group_targets()
+            out[rep.group_pos[g], t] = 1
+            return out.reshape(n, T + 1, 64)[:, 1:]  # the position after move t
+        raise ValueError(f"unknown chess probe target {target!r}; choose from {', '.join(self.probe_targets)}")
+
+    def move_positions(self, games: np.ndarray) -> np.ndarray:
+        """``int (n, T)``: the token position where move t's board is complete (its last token),
+        -1 where that token is past the context."""
+        games = np.asarray(games)
+        if not self.square_tokens:
+            raise ValueError("board positions of pgn-chars games are not available yet")
+        _, _, p = C.move_parts(np.where(games >= 0, games, 0))
+        n_tok = np.where(games >= 0, 2 + (p > 0), 0)
+        last = np.cumsum(n_tok, axis=1)  # slot of the move's last token (slot 0 is <s>)
+        return np.where((games >= 0) & (last < self.n_ctx), last, -1)
+
+    def probe_board(self, classes: np.ndarray, target: str, mover: int) -> np.ndarray | None:
+        """A board (signed piece types) from per-square classes of a piece target; None otherwise."""
+        if target == "piece":
+            return (classes - 6).astype(np.int8)
+        if target == "piece_relative":
+            kind = np.where(classes > 6, classes - 6, classes)
+            sign = np.where(classes > 6, -mover, mover)
+            return np.where(classes == 0, 0, kind * sign).astype(np.int8)
+        return None
 
     # -- batches -----------------------------------------------------------------------------
     def random_games(self, n: int, seed: int = 0) -> np.ndarray:

@@ -71,6 +71,23 @@ class OthelloGame(Game):
     def move_squares(self, move: int) -> tuple[int, int]:
         return int(move), int(move)
 
+    # -- probes ------------------------------------------------------------------------------
+    board_target = "mine_theirs_empty"
+
+    def move_positions(self, games: np.ndarray) -> np.ndarray:
+        """``int (n, T)``: the token position that reads the board after move t (one token per
+        move: position t), -1 past the context."""
+        games = np.asarray(games)
+        t = np.broadcast_to(np.arange(games.shape[1]), games.shape)
+        return np.where(t < self.n_ctx, t, -1)
+
+    def probe_board(self, classes: np.ndarray, target: str, mover: int) -> np.ndarray | None:
+        if target == "mine_theirs_empty":
+            return np.where(classes == 1, mover, np.where(classes == 2, -mover, 0)).astype(np.int8)
+        if target == "black_white_empty":
+            return np.where(classes == 1, 1, np.where(classes == 2, -1, 0)).astype(np.int8)
+        return None
+
     # -- batches -----------------------------------------------------------------------------
     def random_games(self, n: int, seed: int = 0) -> np.ndarray:
         return othello.random_games(n, self.size, seed=seed)

@@ -50,8 +50,19 @@ ProgressFn = Callable[[str, float], None]
 # -- targets -----------------------------------------------------------------------------------
 
 
-def probe_targets(rep, target: str) -> np.ndarray:
-    """``int64 (n, T, size*size)`` class per square after each move (see ``TARGETS``)."""
+def targets_for(game: Game | None) -> dict[str, tuple[str, ...]]:
+    """The probe targets a game offers (name -> class names): its own, or Othello's ``TARGETS``."""
+    return getattr(game, "probe_targets", TARGETS) if game is not None else TARGETS
+
+
+def target_help(game: Game | None) -> dict[str, str]:
+    return getattr(game, "probe_help", TARGET_HELP) if game is not None else TARGET_HELP
+
+
+def probe_targets(rep, target: str, game: Game | None = None) -> np.ndarray:
+    """``int64 (n, T, n_squares)`` class per square after each move (see ``targets_for``)."""
+    if game is not None and hasattr(game, "probe_classes"):
+        return game.probe_classes(rep, target)
     if target not in TARGETS:
         raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
     n, T = rep.mover.shape
@@ -89,31 +100,36 @@ class ProbeData:
     acts: dict[str, torch.Tensor]  # hook -> float32 (N, d_model)
     replay: object  # the game's Replay
     valid: np.ndarray  # bool (n, T)
-    move_index: np.ndarray  # int (N,) the position t of each row
+    move_index: np.ndarray  # int (N,) the move t of each row
+    game: Game | None = None
 
     def targets(self, target: str) -> np.ndarray:
-        """``int64 (N, size*size)`` for the rows of ``acts``."""
-        return probe_targets(self.replay, target)[self.valid]
+        """``int64 (N, n_squares)`` for the rows of ``acts``."""
+        return probe_targets(self.replay, target, self.game)[self.valid]
 
 
 def collect(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size: int = 200, progress: ProgressFn | None = None) -> ProbeData:
     """One cached forward pass per batch for every hook at once; keeps only valid positions."""
     game = handle.game
-    games = np.asarray(games)[:, : game.n_ctx]
+    games = np.asarray(games)
+    if game.square_moves:
+        games = games[:, : game.n_ctx]
     rep = game.replay(games)
-    valid = valid_positions(rep)
+    positions = game.move_positions(games)  # the token that reads the board after each move
+    valid = valid_positions(rep) & (positions >= 0)
     tokens = torch.from_numpy(game.batch_tokens(games))
     chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     for start in range(0, len(games), batch_size):
         cache = handle.activations(tokens[start : start + batch_size], hooks)
-        mask = torch.from_numpy(valid[start : start + batch_size])
+        g, t = np.nonzero(valid[start : start + batch_size])
+        rows, cols = torch.from_numpy(g), torch.from_numpy(positions[start + g, t])
         for h in hooks:
-            chunks[h].append(cache[h][mask].float().clone())
+            chunks[h].append(cache[h][rows, cols].float().clone())
         if progress:
             progress(f"activations: {min(start + batch_size, len(games))}/{len(games)} games", min(start + batch_size, len(games)) / len(games))
     acts = {h: torch.cat(c) for h, c in chunks.items()}
     move_index = np.broadcast_to(np.arange(valid.shape[1]), valid.shape)[valid]
-    return ProbeData(acts, rep, valid, move_index)
+    return ProbeData(acts, rep, valid, move_index, game)
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -192,13 +208,17 @@ class Probe:
 def score(pred: np.ndarray, truth: np.ndarray, move_index: np.ndarray, classes: tuple[str, ...], size: int) -> dict:
     """Accuracy per square, per class (recall, keyed by class name), whole-board exact match and by move index."""
     correct = pred == truth
-    by_move = [float(correct[move_index == t].mean()) for t in range(int(move_index.max()) + 1)]
+    by_move = [float(correct[move_index == t].mean()) if (move_index == t).any() else None for t in range(int(move_index.max()) + 1)]
     per_class = {}
     for c, name in enumerate(classes):
         sel = truth == c
         per_class[name] = float(correct[sel].mean()) if sel.any() else None
+    empty = classes.index("empty") if "empty" in classes else None
+    occupied = truth != empty if empty is not None else None
     return {
         "accuracy": float(correct.mean()),
+        # Empty squares make plain accuracy look good: the occupied squares alone, where it applies.
+        **({"occupied_accuracy": float(correct[occupied].mean()) if occupied.any() else None} if occupied is not None else {}),
         "board_exact": float(correct.all(-1).mean()),
         "per_class": per_class,
         "per_square": correct.mean(0).reshape(size, size).round(4).tolist(),
@@ -221,9 +241,10 @@ def train_probes(
     ``data`` (train, test) lets several targets share one activation pass.
     """
     size = handle.game.rows
-    if target not in TARGETS:
-        raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
-    n_classes = len(TARGETS[target])
+    targets = targets_for(handle.game)
+    if target not in targets:
+        raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(targets)}")
+    n_classes = len(targets[target])
     hooks = hooks or resid_hooks(handle.cfg.n_layers)
     t0 = time.perf_counter()
     if data is None:
@@ -243,11 +264,11 @@ def train_probes(
             "hook": hook,
             "layer": int(hook.split(".")[1]),
             "target": target,
-            "classes": list(TARGETS[target]),
+            "classes": list(targets[target]),
             "train_games": train_games,
             "test_games": test_games,
             "train_positions": int(len(y_train)),
-            "held_out": score(pred, y_test, test.move_index, TARGETS[target], size),
+            "held_out": score(pred, y_test, test.move_index, targets[target], size),
             "fit_seconds": round(time.perf_counter() - t0, 2),
         }
         probes[hook] = probe
@@ -418,4 +439,4 @@ def true_classes(moves: tuple[int, ...], size: Game | int, target: str) -> np.nd
     game = as_game(size)
     moves = tuple(moves[: game.n_ctx])
     rep = game.replay(np.array([moves]))
-    return probe_targets(rep, target)[0, -1].reshape(game.rows, game.cols)
+    return probe_targets(rep, target, game)[0, -1].reshape(game.rows, game.cols)

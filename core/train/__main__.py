@@ -97,7 +97,7 @@ def cmd_probes(args: argparse.Namespace) -> None:
     data = P.probe_data(handle, hooks, args.train_games, args.test_games, progress)
     random_handle = randomly_initialised(handle) if args.baseline else None
     random_data = P.probe_data(random_handle, hooks, args.train_games, args.test_games) if random_handle else None
-    for target in args.targets:
+    for target in args.targets or list(P.targets_for(handle.game)):
         probes = P.train_probes(handle, target, hooks, args.train_games, args.test_games, progress, data=data)
         baseline = P.train_probes(random_handle, target, hooks, args.train_games, args.test_games, data=random_data) if random_data else None
         P.save_probe_set(probes, out)
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("probes", help="train linear probes on a model and save them (default: assets/probes/<model>)")
     p.add_argument("model", help="a registry name or a bundle folder")
-    p.add_argument("--targets", nargs="+", default=["mine_theirs_empty", "black_white_empty", "empty", "legal_next", "flipped"])
+    p.add_argument("--targets", nargs="+", default=None, help="default: every target the model's game offers")
     p.add_argument("--hooks", nargs="+", default=["resid_post"], choices=["resid_pre", "resid_mid", "resid_post"])
     p.add_argument("--train-games", type=int, default=2000)
     p.add_argument("--test-games", type=int, default=500)

@@ -8,24 +8,20 @@ import plotly.graph_objects as go
 from core.viz.board import board_figure
 
 
-def probe_board_figure(probs: np.ndarray, truth: np.ndarray, mover: int, target: str, title: str | None = None, cell_px: int = 40, show_scale: bool = True) -> go.Figure:
+def probe_board_figure(probs: np.ndarray, truth: np.ndarray, board: np.ndarray | None, title: str | None = None, cell_px: int = 40, show_scale: bool = True, style: dict | None = None) -> go.Figure:
     """The board a probe reads: its most likely class per square, confidence as colour, errors crossed.
 
-    ``probs (size, size, n_classes)``; ``truth (size, size)`` classes; ``mover`` the player who
-    made the latest move (turns mine/theirs back into black/white pieces).
+    ``probs (rows, cols, n_classes)``; ``truth (rows, cols)`` classes; ``board``: the probe's most
+    likely classes already turned into the game's pieces (None for a yes/no target, drawn as
+    P(yes) colours); ``style``: the game's ``board_style``.
     """
-    size = probs.shape[0]
-    pred = probs.argmax(-1)
     confidence = probs.max(-1).reshape(-1)
-    errors = (pred != truth).reshape(-1)
-    if target == "mine_theirs_empty":
-        board = np.where(pred == 1, mover, np.where(pred == 2, -mover, 0)).astype(np.int8)
-    elif target == "black_white_empty":
-        board = np.where(pred == 1, 1, np.where(pred == 2, -1, 0)).astype(np.int8)
-    else:  # binary targets: show P(class 1) as colour, no pieces
-        board = np.zeros((size, size), dtype=np.int8)
-        return board_figure(board, probs[..., 1].reshape(-1), errors=errors, value_name="P(yes)", colorscale="Purples", zmax=1.0, title=title, cell_px=cell_px, show_scale=show_scale)
-    return board_figure(board, confidence, errors=errors, piece_opacity=confidence, value_name="confidence", colorscale="Greens", zmin=1 / probs.shape[-1], zmax=1.0, title=title, cell_px=cell_px, show_scale=show_scale)
+    errors = (probs.argmax(-1) != truth).reshape(-1)
+    style = style or {}
+    if board is None:
+        empty = np.zeros(probs.shape[:2], dtype=np.int8)
+        return board_figure(empty, probs[..., 1].reshape(-1), errors=errors, value_name="P(yes)", colorscale="Purples", zmax=1.0, title=title, cell_px=cell_px, show_scale=show_scale, **{**style, "pieces": style.get("pieces", "discs")})
+    return board_figure(board, confidence, errors=errors, piece_opacity=confidence, value_name="confidence", colorscale="Greens", zmin=1 / probs.shape[-1], zmax=1.0, title=title, cell_px=cell_px, show_scale=show_scale, **style)
 
 
 def layer_accuracy_figure(summary: dict, targets: list[str] | None = None) -> go.Figure:
