@@ -5,6 +5,7 @@ A page that does not serve a model's game says so (and nothing else fails)."""
 from __future__ import annotations
 
 import pytest
+from core.interp.probes import PROBE_ROOT
 from core.models.registry import list_models
 from tests.test_board_player_page import open_page
 
@@ -20,7 +21,9 @@ def test_page_renders_for_model(spec, page):
     at = open_page(page, model=spec.name, moves=moves)
     assert not at.error, [e.value for e in at.error]
     assert len(at.session_state["moves"]) == 8
-    if game.square_moves or page == "pages/board_player.py":
-        assert len(at.get("plotly_chart")) >= 2
+    if any("does not serve" in i.value for i in at.info):
+        assert not game.square_moves  # Othello is served everywhere
+    elif page == "pages/probe_viewer.py" and not (PROBE_ROOT / spec.name / "summary.json").exists():
+        assert any("No probes" in e.label for e in at.expander)
     else:
-        assert any("does not serve" in i.value for i in at.info)
+        assert len(at.get("plotly_chart")) >= 2
