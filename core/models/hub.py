@@ -20,11 +20,48 @@ OTHELLO_GPT_REPO = "NeelNanda/Othello-GPT-Transformer-Lens"
 OTHELLO_GPT_FILE = "synthetic_model.pth"
 
 
+_REACHABLE: dict[str, tuple[float, bool]] = {}  # endpoint -> (checked at, reachable)
+
+
+def hub_reachable(timeout_s: float = 2.0, remember_s: float = 60.0) -> bool:
+    """Whether the hub's endpoint accepts a connection now (remembered for a minute), so an offline
+    machine hears "needs network" at once instead of after the client's retries."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    key = url.netloc
+    checked = _REACHABLE.get(key)
+    if checked and time.monotonic() - checked[0] < remember_s:
+        return checked[1]
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout_s):
+            ok = True
+    except OSError:
+        ok = False
+    _REACHABLE[key] = (time.monotonic(), ok)
+    return ok
+
+
 def hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None) -> Path:
     """Local path of a hub file: from the cache, or downloaded when the network allows."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=cache_dir, local_files_only=True))
+    except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError):
+        pass  # not cached: the network decides
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"{repo_id}/{filename} is not in the local Hugging Face cache and the hub cannot be reached now "
+            "(this model needs network access once to fetch it)"
+        )
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=cache_dir))
     except LocalEntryNotFoundError as exc:

@@ -1,0 +1,53 @@
+"""Batched patching on a chess game equals transformer_lens.patching, with a whole-move metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformer_lens import patching as tl_patching
+
+from core.games import chess as C
+from core.games.registry import get_game
+from core.interp import patching as P
+from core.models.convert import build_hooked_transformer
+from core.models.handle import ModelHandle, ModelInfo
+
+
+def test_chess_block_and_head_patching_equal_transformer_lens():
+    torch.manual_seed(0)
+    config = dict(n_layers=2, d_model=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=77, n_ctx=64, act_fn="gelu", normalization_type="LN")
+    handle = ModelHandle(build_hooked_transformer(config), ModelInfo("tiny-chess", "chess", 8, {}, "test", "uci-squares"))
+    game = handle.game
+    moves = tuple(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6"))
+    # Change move 3 (Nf3 -> Nc3) and replay the rest while it stays legal: same number of tokens.
+    clean_moves, corrupted_moves, dropped = P.corrupt_game(moves, 2, C.parse_moves("Nc3", moves[:2])[0], game)
+    assert dropped == 0 and len(clean_moves) == len(corrupted_moves) == 8
+    clean = torch.from_numpy(game.game_tokens(clean_moves))[None]
+    corrupted = torch.from_numpy(game.game_tokens(corrupted_moves))[None]
+    assert clean.shape == corrupted.shape
+    # The metric: the log-probability of the whole next move O-O (e1g1) after the clean game,
+    # as the product of its two tokens, read by appending the move's first token to both games.
+    castle = game.move_tokens(C.parse_moves("O-O", clean_moves)[0])
+    clean_x = torch.cat([clean, torch.tensor([[castle[0]]])], 1)
+    corrupted_x = torch.cat([corrupted, torch.tensor([[castle[0]]])], 1)
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        logp = logits.log_softmax(-1)
+        return logp[:, -2, castle[0]] + logp[:, -1, castle[1]]
+
+    ours = P.act_patch_block_every(handle, corrupted_x, clean_x, metric)
+    heads = P.act_patch_head_all_pos_every(handle, corrupted_x, clean_x, metric)
+    with handle.session() as model:
+        _, clean_cache = model.run_with_cache(clean_x)
+        theirs = tl_patching.get_act_patch_block_every(model, corrupted_x, clean_cache, metric)
+        theirs_heads = tl_patching.get_act_patch_attn_head_all_pos_every(model, corrupted_x, clean_cache, metric)
+    assert ours.shape == theirs.shape == (3, 2, clean_x.shape[1])
+    assert (ours - theirs).abs().max().item() <= 1e-4 and (heads - theirs_heads).abs().max().item() <= 1e-4
+    assert ours.std() > 0
+    # Sanity: the metric is the move's log-probability that the board player multiplies out.
+    with torch.no_grad():
+        direct = float(metric(handle.forward(clean_x)))
+    from core.interp.predictions import predict
+
+    pred = predict(handle, game.state(clean_moves))
+    assert np.isclose(np.log(pred.move_probs[C.parse_moves("O-O", clean_moves)[0]]), direct, atol=1e-4)
