@@ -14,36 +14,39 @@ from core.interp.predictions import game_tokens
 from core.viz.board import board_figure
 from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure
 
-spec, state, handle = ui.analysis_page("Patching lab")
+spec, state, handle = ui.analysis_page("Patching lab", serves=lambda g: g.square_moves or bool((g.token_square() >= 0).any()))
 game = handle.game
 size = game.rows
-moves = state.moves[: game.n_ctx]
+moves = tuple(state.moves)
+while moves and len(game.game_tokens(moves)) >= game.n_ctx:  # keep room to read the next move
+    moves = moves[:-1]
 if len(moves) < 2:
     st.info("Play at least two moves (here via the Board player, or open a link with ?moves=...) to patch between two games.")
     ui.sync_url()
     st.stop()
 
-labels = [game.square_label(m) for m in moves]
+labels = [game.move_label(m) for m in moves]
 st.markdown(f"**Clean game** ({len(moves)} moves): `{game.format_moves(moves)}`")
 
 # -- the corrupted game --------------------------------------------------------------------------
 c1, c2 = st.columns([3, 2])
 index = c1.slider("Move to change", 1, len(moves), max(1, len(moves) // 2), help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
-alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index]]
+# Same number of tokens as the changed move, so both games' tokens line up position by position.
+alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index] and len(game.move_tokens(m)) == len(game.move_tokens(moves[index]))]
 if not alternatives:
     st.warning(f"Move {index + 1} ({labels[index]}) was the only legal move: choose another move to change.")
     ui.sync_url()
     st.stop()
 kept = {s: len(PT.corrupt_game(moves, index, s, game)[1]) for s in alternatives}
 alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
-replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: f"{game.square_label(s)} (keeps {kept[s]} moves)")
+replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: f"{game.move_label(s)} (keeps {kept[s]} moves)")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
 if dropped:
     st.warning(f"After the change, move {len(corrupted_moves) + 1} ({labels[len(corrupted_moves)]}) is illegal: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
 clean_t, corrupted_t = game_tokens(clean_moves, game), game_tokens(corrupted_moves, game)
-clean_state = game.replay(np.array([clean_moves]))
-corr_state = game.replay(np.array([corrupted_moves]))
-legal_clean, legal_corr = clean_state.legal_next[0, -1], corr_state.legal_next[0, -1]
+clean_state, corr_state = game.state(clean_moves), game.state(corrupted_moves)
+legal_clean, legal_corr = clean_state.legal, corr_state.legal  # squares the next token may name
+token_labels = game.token_labels(clean_moves)
 
 # -- metric ---------------------------------------------------------------------------------------
 differs = [int(s) for s in np.flatnonzero(legal_clean != legal_corr)]
@@ -51,7 +54,7 @@ all_squares = sorted(int(s) for s in game.token_square() if s >= 0)
 m1, m2, m3 = st.columns(3)
 metric_kind = m1.radio("Metric", ["logit", "log-prob", "logit difference"], help="Read at the last position: the prediction of the next move.")
 default_target = differs[0] if differs else int(np.flatnonzero(legal_clean)[0]) if legal_clean.any() else all_squares[0]
-target = m2.selectbox("Target move", all_squares, index=all_squares.index(default_target), format_func=lambda s: f"{game.square_label(s)}{' (legality differs)' if s in differs else ''}")
+target = m2.selectbox("Target move" if game.square_moves else "Target from-square", all_squares, index=all_squares.index(default_target), format_func=lambda s: f"{game.square_label(s)}{' (legality differs)' if s in differs else ''}", help=None if game.square_moves else "The next token after the game names the from-square of the next move.")
 other = m3.selectbox("minus move", [s for s in all_squares if s != target], disabled=metric_kind != "logit difference", format_func=lambda s: game.square_label(s))
 tok, other_tok = game.square_token(target), game.square_token(other)
 
@@ -71,11 +74,11 @@ clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_
 b1, b2 = st.columns(2)
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
     probs = lens_square_probs(logits[None], game)[0]
-    col.plotly_chart(board_figure(st_.boards[0, -1], probs, legal=legal, outline=target, outline_color="#9467bd", last_move=int((clean_moves if name == "Clean" else corrupted_moves)[-1]), title=f"{name}: metric {value:+.3f}", cell_px=36), key=f"board_{name}", width="content", config={"displayModeBar": False})
+    col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=target, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config={"displayModeBar": False})
 st.caption(f"Purple frame: the target move {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
 
 # -- patching ---------------------------------------------------------------------------------------
-n_layers, n_pos = handle.cfg.n_layers, len(clean_moves)
+n_layers, n_pos = handle.cfg.n_layers, clean_t.shape[1]
 direction = st.radio("Direction", ["denoising: clean → corrupted run", "noising: corrupted → clean run"], horizontal=True)
 base_t, source_t = (corrupted_t, clean_t) if direction.startswith("denoising") else (clean_t, corrupted_t)
 st.caption(f"Block sweep: {3 * n_layers * n_pos} patched runs, batched by layer into {n_layers} groups; heads: {5 * n_layers * handle.cfg.n_heads} runs. Each starts at its layer from cached activations.")
@@ -109,7 +112,7 @@ if normalised:
         block_show, heads_show, what = block, heads, "patched metric"
 else:
     block_show, heads_show, what = block, heads, "patched metric"
-st.plotly_chart(block_maps_figure(block_show, labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)})"), key="block_maps", config={"displayModeBar": False})
+st.plotly_chart(block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)})"), key="block_maps", config={"displayModeBar": False})
 st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
 
 # -- one site in detail ---------------------------------------------------------------------------
@@ -119,16 +122,16 @@ best = np.unravel_index(int(flat.argmax()), block.shape)
 s1, s2, s3 = st.columns(3)
 comp = s1.selectbox("Component", [0, 1, 2], index=int(best[0]), format_func=lambda c: ["resid_pre", "attn_out", "mlp_out"][c])
 layer = s2.selectbox("Layer", list(range(n_layers)), index=int(best[1]))
-pos = s3.selectbox("Position", list(range(n_pos)), index=int(best[2]), format_func=lambda p: f"{p + 1}. {labels[p]}")
+pos = s3.selectbox("Position", list(range(n_pos)), index=int(best[2]), format_func=lambda p: f"{p + 1}. {token_labels[p]}")
 site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos)
 site_probs = lens_square_probs(site_logits[None], game)[0]
 base_probs = lens_square_probs((corr_logits if direction.startswith("denoising") else clean_logits)[None], game)[0]
 d1, d2 = st.columns(2)
 base_state = corr_state if direction.startswith("denoising") else clean_state
-d1.plotly_chart(board_figure(base_state.boards[0, -1], site_probs, legal=base_state.legal_next[0, -1], outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34), key="site_probs", width="content", config={"displayModeBar": False})
+d1.plotly_chart(board_figure(base_state.board, site_probs, legal=base_state.legal, outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34, **game.board_style), key="site_probs", width="content", config={"displayModeBar": False})
 delta = site_probs - base_probs
 lim = float(np.abs(delta).max()) or 1.0
-d2.plotly_chart(board_figure(base_state.boards[0, -1], delta, legal=base_state.legal_next[0, -1], colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34), key="site_delta", width="content", config={"displayModeBar": False})
+d2.plotly_chart(board_figure(base_state.board, delta, legal=base_state.legal, colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34, **game.board_style), key="site_delta", width="content", config={"displayModeBar": False})
 
 # -- seed parity: diffed neurons; attribution patching -------------------------------------------
 n1, n2 = st.columns(2)

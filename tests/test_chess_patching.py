@@ -51,3 +51,21 @@ def test_chess_block_and_head_patching_equal_transformer_lens():
 
     pred = predict(handle, game.state(clean_moves))
     assert np.isclose(np.log(pred.move_probs[C.parse_moves("O-O", clean_moves)[0]]), direct, atol=1e-4)
+
+
+def test_patching_lab_serves_a_chess_link():
+    import pytest
+
+    from core.models.registry import list_models
+    from tests.test_board_player_page import open_page
+
+    chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
+    if chess_model is None:
+        pytest.skip("no bundled chess model")
+    at = open_page("pages/patching_lab.py", model=chess_model, moves="e2e4e7e5g1f3b8c6f1b5a7a6")
+    assert not at.error, [e.value for e in at.error]
+    assert at.subheader[0].value.startswith("One site")
+    assert len({c.proto.id for c in at.get("plotly_chart")}) >= 6
+    at.slider[0].set_value(2).run()  # change Black's first move
+    assert not at.exception and not at.error
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 12
