@@ -174,6 +174,11 @@ class Game(ABC):
     def move_tokens(self, move: int) -> list[int]:
         """The tokens of one move, in order."""
 
+    def fit_moves(self, moves) -> tuple[int, ...]:
+        """The longest prefix of ``moves`` whose tokens fit in the model's context (the model can
+        read the board after its last move)."""
+        return tuple(int(m) for m in moves)[: self.n_ctx]  # one token per move
+
     def token_labels(self, moves) -> list[str]:
         """A label per input token of the game (what the model reads at each position)."""
         return [self.move_label(m) for m in list(moves)[: self.n_ctx]]

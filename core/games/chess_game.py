@@ -249,6 +249,15 @@ class ChessGame(Game):
     def token_square(self) -> np.ndarray:
         return self.tokenizer.token_square
 
+    def fit_moves(self, moves) -> tuple[int, ...]:
+        moves = tuple(int(m) for m in moves)
+        if self.square_tokens:
+            lengths = np.cumsum([len(self.tokenizer.move_tokens(m)) for m in moves]) + 1  # + <s>
+            return moves[: int((lengths <= self.n_ctx).sum())]
+        while moves and len(self.tokenizer.records(list(moves))[0]) > self.n_ctx:
+            moves = moves[:-1]
+        return moves
+
     def token_labels(self, moves) -> list[str]:
         """Per input token: the start token, then each move's tokens marked with its number
         (``3.e2`` from-square, ``3:e4`` to-square, ``3=q`` promotion; characters for pgn-chars)."""

@@ -425,7 +425,7 @@ def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[i
     One cached forward pass serves every layer.
     """
     game = handle.game
-    moves = tuple(moves[: game.n_ctx])
+    moves = game.fit_moves(moves)
     if not moves:
         return {}
     tokens = torch.from_numpy(game.game_tokens(moves)[None])
@@ -437,6 +437,6 @@ def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[i
 def true_classes(moves: tuple[int, ...], size: Game | int, target: str) -> np.ndarray:
     """The engine's answer ``(rows, cols)`` for ``target`` after the last of ``moves``."""
     game = as_game(size)
-    moves = tuple(moves[: game.n_ctx])
+    moves = game.fit_moves(moves)
     rep = game.replay(np.array([moves]))
     return probe_targets(rep, target, game)[0, -1].reshape(game.rows, game.cols)
