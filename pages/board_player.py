@@ -157,12 +157,13 @@ with left:
     b1.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     b2.button("Reset", on_click=on_reset, disabled=not state.moves, width="stretch")
     b3.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
-    st.text_input("Moves", key="moves_text", placeholder=game.move_placeholder, help=game.move_help)
-    if game.notations:
-        st.radio("Notation", list(game.notations), key="notation", horizontal=True, label_visibility="collapsed")
-    m1, m2 = st.columns(2)
-    m1.button("Play these moves", on_click=on_moves_text, args=(False,), width="stretch")
-    m2.button("Load as a new game", on_click=on_moves_text, args=(True,), width="stretch")
+    with st.form("moves_form", border=False, enter_to_submit=True):  # Enter plays the typed moves
+        st.text_input("Moves", key="moves_text", placeholder=game.move_placeholder, help=game.move_help + " Press Enter to play them.")
+        if game.notations:
+            st.radio("Notation", list(game.notations), key="notation", horizontal=True, label_visibility="collapsed")
+        m1, m2 = st.columns(2)
+        m1.form_submit_button("Play these moves", on_click=on_moves_text, args=(False,), width="stretch")
+        m2.form_submit_button("Load as a new game", on_click=on_moves_text, args=(True,), width="stretch")
     st.code(game.format_moves(state.moves) or "(no moves yet)", language=None)
 
 with right:

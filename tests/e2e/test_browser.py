@@ -200,3 +200,15 @@ def test_chess_logit_lens_link_renders_in_chromium(app_url, browser):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 12", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=e2e4e7e5g1f3" in page.url
+
+
+def test_enter_in_the_moves_box_plays_the_moves(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?model={default_model_name()}")
+    page.get_by_text("Black to move").wait_for(timeout=60_000)
+    box = page.get_by_label("Moves", exact=True).and_(page.get_by_test_id("stTextInputField"))
+    box.fill("d3 c5")
+    box.press("Enter")
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
