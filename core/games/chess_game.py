@@ -127,6 +127,11 @@ class ChessGame(Game):
         moves = tuple(int(m) for m in moves)
         if len(moves) > MAX_MOVES:
             raise IllegalMoveError(f"a game here has at most {MAX_MOVES} moves, got {len(moves)}")
+        for i, m in enumerate(moves):
+            try:
+                C.decode_move(m)
+            except ValueError as exc:
+                raise IllegalMoveError(f"move {i + 1}: {exc}") from exc
         try:
             rep = C.replay(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
         except C.MoveError as exc:
