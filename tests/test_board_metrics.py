@@ -34,3 +34,49 @@ def test_perfect_units_score_one_and_noise_scores_low():
     noise = torch.rand(len(props), 400, generator=gen)
     assert B.coverage(noise, props)["coverage"] < 0.7
     assert B.board_reconstruction(noise, props)["board_reconstruction"] < 0.2
+
+
+def test_published_board_reconstruction_counts_squares_as_the_paper_does():
+    # Two squares, three classes each, drawn independently: one-hot "perfect" units label exactly
+    # their own class (no other class reaches 95 % precision).
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 3, size=(600, 2))
+    props = np.zeros((600, 6), dtype=bool)
+    for sq in range(2):
+        props[np.arange(600), classes[:, sq] * 2 + sq] = True
+    perfect = torch.from_numpy(props.astype(np.float32)) * 2.0
+    assert B.board_reconstruction_paper(perfect, props, 3, 2)["board_reconstruction"] == 1.0
+    # Units for class 0 only: squares of class 0 are right, the others have no label (false negatives).
+    only0 = perfect[:, :2]
+    held = classes[300:]
+    tp, fn = int((held == 0).sum()), int((held != 0).sum())
+    assert abs(B.board_reconstruction_paper(only0, props, 3, 2)["board_reconstruction"] - 2 * tp / (2 * tp + fn)) < 1e-12
+    # A unit labelling class 0 of square 0 that also fires on class 1 there is imprecise: unused.
+    blur = perfect.clone()
+    blur[:, 0] = perfect[:, 0] + perfect[:, 2]
+    rec = B.board_reconstruction_paper(blur, props, 3, 2)
+    held0 = held[:, 0]
+    tp = int((held0 != 0).sum()) + len(held)  # square 0 right unless class 0; square 1 always right
+    fn = int((held0 == 0).sum())
+    assert abs(rec["board_reconstruction"] - 2 * tp / (2 * tp + fn)) < 1e-12
+    # Real Othello boards: perfect units come close to 1; noise stays low.
+    props_o, _ = properties()
+    board = torch.from_numpy(props_o[:, :192].astype(np.float32))
+    assert B.board_reconstruction_paper(board, props_o, 3, 64)["board_reconstruction"] > 0.95
+    gen = torch.Generator().manual_seed(1)
+    assert B.board_reconstruction_paper(torch.rand(len(props_o), 300, generator=gen), props_o, 3, 64)["board_reconstruction"] < 0.2
+
+
+def test_chess_board_properties_are_the_published_set():
+    from core.games.registry import get_game
+    from core.interp.probes import valid_positions
+
+    game = get_game("chess")
+    games = game.random_games(10, seed=3)
+    rep = game.replay(games)
+    props, names = B.board_properties(rep, valid_positions(rep), game)
+    assert props.shape[1] == len(names) == 13 * 64 + 64 + 1
+    board = props[:, : 13 * 64].reshape(len(props), 13, 64)
+    assert (board.sum(1) == 1).all()  # exactly one piece class per square
+    assert names[6 * 64 + 12] == "empty e2" and names[-1] == "side to move in check"
+    assert B.board_classes(game) == 13

@@ -187,6 +187,19 @@ class ChessGame(Game):
             return out.reshape(n, T + 1, 64)[:, 1:]  # the position after move t
         raise ValueError(f"unknown chess probe target {target!r}; choose from {', '.join(self.probe_targets)}")
 
+    board_property_classes = 13
+
+    def board_properties(self, rep: C.Replay, valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Karvonen et al.'s chess board-state properties at the valid positions: the piece on
+        every square (13 x 64 = 832, class-major), every legal destination square, and check."""
+        piece = self.probe_classes(rep, "piece")[valid]  # (N, 64)
+        board = (piece[:, None, :] == np.arange(13)[None, :, None]).reshape(len(piece), 13 * 64)
+        dest = self.probe_classes(rep, "legal_destination")[valid].astype(bool)
+        check = rep.check[valid][:, None]
+        names = [f"{PIECE_CLASSES[c]} {chess.square_name(s)}" for c in range(13) for s in range(64)]
+        names += [f"legal destination {chess.square_name(s)}" for s in range(64)] + ["side to move in check"]
+        return np.concatenate([board, dest, check], axis=1), names
+
     def move_positions(self, games: np.ndarray) -> np.ndarray:
         """``int (n, T)``: the token position where move t's board is complete (its last token),
         -1 where that token is past the context."""

@@ -156,7 +156,7 @@ def build_index(handle: ModelHandle, sae, hook: str, n_games: int = 500, seed: i
     counts = np.bincount(feat.numpy(), minlength=d_sae)
     ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     max_act = torch.zeros(d_sae).scatter_reduce(0, feat, val, reduce="amax")
-    props, names = board_properties(rep, valid)
+    props, names = board_properties(rep, valid, game)
     if progress:
         progress("matching features to board properties", 0.95)
     best_prop, best_f1 = _best_properties(pos, feat, val, props, d_sae, max_act)

@@ -75,17 +75,22 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
 def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: int = SAE_EVAL_SEED + 1, random_handle: ModelHandle | None = None) -> dict:
     """Coverage and board reconstruction of the SAE's features, beside the same layer's MLP neurons
     (and, if given, the MLP neurons of a randomly initialised copy of the model)."""
-    from core.interp.board_metrics import board_properties, board_reconstruction, coverage
+    from core.interp.board_metrics import board_classes, board_properties, board_reconstruction, board_reconstruction_paper, coverage
 
     layer = int(hook.split(".")[1])
     neurons_hook = f"blocks.{layer}.mlp.hook_post"
     games = handle.game.random_games(n_games, seed=seed)
     data = collect(handle, games, sorted({hook, neurons_hook}))
-    props, _ = board_properties(data.replay, data.valid)
+    props, _ = board_properties(data.replay, data.valid, handle.game)
+    n_classes, n_squares = board_classes(handle.game), handle.game.n_squares
     units = {"sae_features": sae.encode(data.acts[hook]), "mlp_neurons": data.acts[neurons_hook]}
     if random_handle is not None:
         units["random_init_neurons"] = collect(random_handle, games, [neurons_hook]).acts[neurons_hook]
     out = {}
     for name, acts in units.items():
-        out[name] = {"coverage": coverage(acts, props)["coverage"], **board_reconstruction(acts, props)}
+        out[name] = {
+            "coverage": coverage(acts, props)["coverage"],
+            **board_reconstruction(acts, props),  # "board_reconstruction": the mean property F1
+            "board_reconstruction_paper": board_reconstruction_paper(acts, props, n_classes, n_squares)["board_reconstruction"],
+        }
     return out
