@@ -86,14 +86,14 @@ def model_specs() -> dict[str, ModelSpec]:
 # -- messages that survive the rerun after a callback -----------------------------------------
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:/@=&$])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")  # what can start a link, an image, emphasis, HTML or maths
 
 
 def plain(text: object, limit: int = 400) -> str:
     """Text that may hold what a user typed or linked, made safe for Streamlit's markdown: cut to
     ``limit`` characters and every markdown character escaped, so links, images, emphasis and HTML
     show as the characters they are."""
-    text = str(text)
+    text = " ".join(str(text).split("\n"))  # one line: nothing typed can start a heading or a list
     if len(text) > limit:
         text = text[:limit] + f"… ({len(text) - limit} more characters)"
     # Markdown escapes do not stop bare-URL autolinks: an invisible zero-width space does.

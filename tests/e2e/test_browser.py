@@ -212,3 +212,20 @@ def test_enter_in_the_moves_box_plays_the_moves(app_url, browser):
     page.get_by_text("Black to move").wait_for(timeout=30_000)
     page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_link_text_is_shown_as_plain_text_never_as_a_link_or_image(app_url, browser):
+    from urllib.parse import quote
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    hostile = quote("[Click here](https://example.com/login) ![img](https://example.com/x.png) www.example.com " + "x" * 3000)
+    page.goto(f"{app_url}/?model={hostile}&moves={hostile}")
+    page.get_by_text("Unknown model").wait_for(timeout=60_000)
+    page.get_by_text("Could not restore the game").wait_for(timeout=30_000)
+    alerts = page.locator('[data-testid="stAlert"]')
+    assert alerts.count() >= 2
+    for i in range(alerts.count()):
+        alert = alerts.nth(i)
+        assert alert.locator("a").count() == 0 and alert.locator("img").count() == 0
+        assert len(alert.inner_text()) < 1000  # long values are cut
+    assert "[Click here]" in alerts.first.inner_text()
