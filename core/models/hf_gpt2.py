@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import torch
 
-from core.models.bundle import load_weights
+from core.models.bundle import load_weights, read_json
 from core.models.convert import build_hooked_transformer
 from core.models.errors import ModelLoadError
 
@@ -143,13 +143,7 @@ def load_hf_gpt2(folder: str | Path, device: str = "cpu"):
     """A GPT-2 checkpoint folder -> ``(HookedTransformer, tl_config, vocab or None)``."""
     folder = Path(folder)
     config_path = folder / "config.json"
-    if not config_path.exists():
-        raise ModelLoadError(f"{config_path}: file is missing")
-    try:
-        hf_cfg = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{config_path}: not valid JSON ({exc})") from exc
-    tl_config = tl_config_from_hf(hf_cfg, str(config_path))
+    tl_config = tl_config_from_hf(read_json(config_path), str(config_path))
     state, weights = read_state_dict(folder)
     tl_state = gpt2_to_tl_state_dict(state, tl_config, str(weights))
     model = build_hooked_transformer(tl_config, device=device)
