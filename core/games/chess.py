@@ -111,14 +111,9 @@ class Replay:
     def size(self) -> int:
         return 8
 
-    def group_targets(self, select: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def group_targets(self) -> tuple[np.ndarray, np.ndarray]:
         """``(group index, to-square)`` of every (group, destination) pair, in canonical order."""
-        to = self.group_to if select is None else self.group_to[select]
-        bits = unpack_bits(to)  # (G', 64)
-        g, t = np.nonzero(bits)
-        if select is not None:
-            g = np.flatnonzero(select)[g]
-        return g, t
+        return np.nonzero(unpack_bits(self.group_to))
 
     @property
     def legal_pos(self) -> np.ndarray:
@@ -151,13 +146,6 @@ class Replay:
         for p, m in zip(pos[sel] - lo, moves[sel]):
             out[int(p)].append(int(m))
         return out
-
-    def legal_from(self) -> np.ndarray:
-        """``bool (n, T + 1, 64)``: squares a legal move starts from, per position."""
-        n, T = self.boards.shape[:2]
-        out = np.zeros((n * (T + 1), 64), dtype=bool)
-        out[self.group_pos, self.group_from] = True
-        return out.reshape(n, T + 1, 64)
 
 
 def unpack_bits(bits: np.ndarray) -> np.ndarray:
