@@ -51,15 +51,16 @@ labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, game), incl_mid)
 probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
 cols = st.columns(4)
+shared_max = float(probs.max()) or 1.0  # one colour scale for every layer, so layers compare
 for i, label in enumerate(labels):
     top = int(probs[i].argmax())
     ok = bool(state.legal[top])
     with cols[i % len(cols)]:
         st.plotly_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, show_scale=False, **game.board_style),
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, zmax=shared_max, show_scale=False, **game.board_style),
             key=f"lens_{i}", width="content", config={"displayModeBar": False},
         )
-st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + " (each board scaled to its own maximum; hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal).")
+st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + f" on one scale for every layer, white 0 to darkest {shared_max:.2f} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal).")
 
 attr = L.attribute(handle, moves)
 legal_tok = L.legal_tokens_now(moves, game)

@@ -118,7 +118,9 @@ def board_figure(
     y_range = [-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]
     width = cell_px * size + (120 if values is not None and show_scale else 50)
     fig.update_layout(
-        width=width, height=cell_px * size + (80 if title else 50), margin=dict(l=30, r=10, t=40 if title else 10, b=10),
+        # Column letters sit on top of an Othello board: a title needs room above them.
+        width=width, height=cell_px * size + (80 if title else 50) + (18 if title and not rank1_bottom else 0),
+        margin=dict(l=30, r=10, t=(58 if not rank1_bottom else 40) if title else 10, b=10),
         title=dict(text=title, x=0.02, font=dict(size=14)) if title else None,
         xaxis=dict(axis, ticktext=[chr(ord("a") + c) for c in range(size)], side="bottom" if rank1_bottom else "top", range=[-0.5, size - 0.5]),
         yaxis=dict(axis, ticktext=[str(r + 1) for r in range(size)], autorange=None if rank1_bottom else "reversed", scaleanchor="x", range=y_range),
@@ -138,7 +140,8 @@ def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list
     fig.add_trace(go.Scatter(x=x[ok], y=np.zeros(ok.sum()), mode="markers", name="top-1 legal", marker=dict(symbol="circle", color="#2ca02c", size=8)))
     fig.add_trace(go.Scatter(x=x[bad], y=np.zeros(bad.sum()), mode="markers", name="top-1 illegal", marker=dict(symbol="x", color="#d62728", size=10)))
     fig.update_layout(
-        height=260, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="move number", yaxis_title="illegal mass",
+        height=260, margin=dict(l=40, r=10, t=30, b=30), xaxis=dict(title="move number", tickformat="d", dtick=max(1, len(moves) // 12)),
+        yaxis_title="illegal mass", yaxis_tickformat=".0%",
         yaxis=dict(rangemode="tozero"), legend=dict(orientation="h", y=1.15), bargap=0.1,
     )
     return fig
