@@ -16,15 +16,19 @@ game = handle.game
 size = game.rows
 
 
-@st.cache_data(show_spinner="Reading the lens over 500 games…", max_entries=8)
-def legality_by_depth(name: str, n_games: int = 500) -> dict:
+# About 30k positions: 500 Othello games, ~120 chess games (their context is four times longer).
+LENS_GAMES = min(500, max(50, 30_000 // game.n_ctx))
+
+
+@st.cache_data(show_spinner=f"Reading the lens over {LENS_GAMES} games…", max_entries=8)
+def legality_by_depth(name: str, n_games: int) -> dict:
     h = ui.cached_model(name)
     return L.lens_legality(h, h.game.random_games(n_games, seed=4242))
 
 
 top_left, top_right = st.columns([3, 2])
 with top_right:
-    st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name)), key="lens_legality", config={"displayModeBar": False})
+    st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name, LENS_GAMES)), key="lens_legality", config={"displayModeBar": False})
     if len(game.token_kinds) > 1:
         st.caption("Dotted: the same rate for each kind of predicted token (" + ", ".join(game.token_kinds) + ").")
 with top_left:
@@ -34,7 +38,7 @@ with top_left:
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
-               "the chart shows how often that early read-out is already a legal move, over 500 random games.")
+               f"the chart shows how often that early read-out is already a legal move, over {LENS_GAMES} random games.")
 
 if not state.moves or state.is_over:
     st.info("Play some moves of an ongoing game (here or on the Board player) to see the lens for that position.")
