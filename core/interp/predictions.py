@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.games.base import Game, GameState
+from core.games.base import Game, GameState, TokenBatch
 from core.games.registry import as_game
 from core.models.handle import ModelHandle
 
@@ -71,10 +71,12 @@ def predict(handle: ModelHandle, state: GameState) -> Predictions | None:
     return _predict_token_moves(handle, game, state)
 
 
-def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kinds: tuple[int, ...] = (0,)) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kinds: tuple[int, ...] = (0,), batch: TokenBatch | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per move played and per token kind: was the top-1 prediction of the next token of that
-    kind legal, the illegal mass there, and the square the top-1 token names."""
-    batch = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
+    kind legal, the illegal mass there, and the square the top-1 token names (``batch``: the
+    game's ``TokenBatch`` if the caller already has it)."""
+    if batch is None:
+        batch = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
     T = min(probs_tok.shape[0], batch.tokens.shape[1])
     probs_tok = probs_tok[:T]
     legal, valid = batch.legal[0, :T], batch.valid[0, :T]
@@ -103,8 +105,9 @@ def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> 
     token_square = game.token_square()
     probs_sq = _token_probs_on_squares(probs_tok, token_square, game.n_squares)
     # Legal after the last move the model read (a game longer than the context is cut).
-    legal_tok = game.token_batch(np.array([state.moves[:T]], dtype=np.int64)).legal[0, T - 1]
-    hist_ok, hist_mass, hist_top = _history(game, state.moves[:T], probs_tok)[0]
+    batch = game.token_batch(np.array([state.moves[:T]], dtype=np.int64))  # one replay serves both
+    legal_tok = batch.legal[0, T - 1]
+    hist_ok, hist_mass, hist_top = _history(game, state.moves[:T], probs_tok, batch=batch)[0]
     last = probs_tok[T - 1]
     top_tok = int(last.argmax())
     # A game longer than the context has no prediction for its final move; it is over by then.
