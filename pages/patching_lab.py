@@ -75,7 +75,7 @@ b1, b2 = st.columns(2)
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
     probs = lens_square_probs(logits[None], game)[0]
     col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=target, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config={"displayModeBar": False})
-st.caption(f"Purple frame: the target move {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
+st.caption(f"Purple frame: the target {'move' if game.square_moves else 'from-square'} {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
 
 # -- patching ---------------------------------------------------------------------------------------
 n_layers, n_pos = handle.cfg.n_layers, clean_t.shape[1]
