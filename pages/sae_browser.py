@@ -8,6 +8,7 @@ import streamlit as st
 
 import panels
 import ui
+from core.interp import probes as P
 from core.interp import sae_features as F
 from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
@@ -17,7 +18,7 @@ from core.viz.sae import activation_histogram, board_grid_figure, curve_figure, 
 FEATURE = "sae_feature"
 NO_BAR = {"displayModeBar": False}
 
-spec, state, handle = ui.analysis_page("SAE feature browser")
+spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: g.square_moves or bool((g.token_square() >= 0).any()))
 game = handle.game
 size = game.rows
 n_layers = handle.cfg.n_layers
@@ -52,7 +53,7 @@ with st.expander("Train an SAE on this model" if choices else "No SAE for this m
             sae, stats = train_sae(handle, cfg, progress=lambda text, f: bar.progress(min(0.85 * f, 0.85), text=text))
             bar.progress(0.87, text="metrics on held-out games…")
             card = card_for(handle, cfg, stats, sae_metrics(handle, sae, hook, n_games=100))
-            index = F.build_index(handle, sae, hook, n_games=300, progress=lambda text, f: bar.progress(0.9, text=text))
+            index = F.build_index(handle, sae, hook, n_games=F.index_games(game) * 3 // 5, progress=lambda text, f: bar.progress(0.9, text=text))
             name = f"{hook.replace('blocks.', 'L').replace('.hook_', ' ').replace('.mlp', ' mlp')} {arch} {d_sae} (this session)"
             ui.store_trained_sae(handle.name, name, sae, card, index)
             st.session_state["sae_pick"] = name
@@ -90,10 +91,18 @@ if metrics:
     m[5].metric("Dense", f"{metrics['dense_fraction']:.1%}", help="Features firing on more than 10 % of positions.")
     board = metrics.get("board")
     if board:
-        rows = [{"units": {"sae_features": "SAE features", "mlp_neurons": "MLP neurons (same layer)", "random_init_neurons": "MLP neurons, random-init model"}[k], "coverage": v["coverage"], "board reconstruction": v["board_reconstruction"]} for k, v in board.items()]
+        unit_names = {"sae_features": "SAE features", "mlp_neurons": "MLP neurons (same layer)", "random_init_neurons": "MLP neurons, random-init model"}
+        rows = [
+            {"units": unit_names.get(k, k), "coverage": v["coverage"], "board reconstruction (paper)": v.get("board_reconstruction_paper"), "mean property F1": v["board_reconstruction"]}
+            for k, v in board.items()
+        ]
         q1, q2 = st.columns([3, 2])
-        q1.dataframe(pd.DataFrame(rows), hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "board reconstruction")})
-        q1.caption("Board-game metrics (Karvonen et al. 2024): coverage = mean best single-unit F1 per board property; board reconstruction = F1 of predicting the board from high-precision units.")
+        q1.dataframe(pd.DataFrame(rows), hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "board reconstruction (paper)", "mean property F1")})
+        q1.caption(
+            "Board-game metrics (Karvonen et al. 2024), thresholds 0–0.9 of each unit's max. Coverage: mean over board properties of the best single-unit F1. "
+            "Board reconstruction (paper): units that fire with ≥ 95 % precision on ≥ 10 positions label a square's piece; the board is rebuilt from them on held-out "
+            "positions and scored by F1 over every square (a square given a wrong label counts as false). Mean property F1: the same labelling scored per property and averaged."
+        )
     curve = card.get("curve")
     if curve:
         (q2 if board else st).plotly_chart(curve_figure(curve), key="curve", config=NO_BAR)
@@ -122,19 +131,19 @@ if not now:
     st.info("Play a move (here or on the Board player) to see which features fire at the current position.")
 else:
     a1, a2 = st.columns([1, 3])
-    a1.plotly_chart(board_figure(state.board, None, last_move=state.moves[-1], title=f"Current position (move {len(state.moves)})", cell_px=28), key="now_board", width="content", config=NO_BAR)
+    a1.plotly_chart(board_figure(state.board, None, last_move=state.last_squares, title=f"Current position (move {len(state.moves)})", cell_px=28, **game.board_style), key="now_board", width="content", config=NO_BAR)
     with a2:
         cols = st.columns(6)
         best_names = np.array(index.property_names + ["—"], dtype=object)
         for i, (feature, value) in enumerate(now):
             cols[i % 6].button(f"#{feature}: {value:.2f}", key=f"now_{feature}", on_click=select_feature, args=(feature,), help=f"best property: {best_names[index.best_property[feature]]} (F1 {index.best_f1[feature]:.2f})", width="stretch")
-        clean = ui.cached_predictions(handle.name, state.moves).probs
-        spliced = F.spliced_probs(handle, sae, hook, state.moves)
+        clean, spliced = F.spliced_probs(handle, sae, hook, state.moves)
         legal = state.legal.reshape(-1)
         top = np.argsort(-clean)[:5]
         top_sae = np.argsort(-spliced)[:5]
         fmt = lambda order, p: ", ".join(f"{game.square_label(int(s))}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
-        st.markdown(f"**Top-5 without the SAE:** {fmt(top, clean)}  \n**Top-5 with the SAE spliced in:** {fmt(top_sae, spliced)}  \n(✗ = illegal now; total variation distance {0.5 * np.abs(clean - spliced).sum():.3f})")
+        what = "next token" if game.square_moves else "next token (the square the next move starts on)"
+        st.markdown(f"**Top-5 {what} without the SAE:** {fmt(top, clean)}  \n**Top-5 with the SAE spliced in:** {fmt(top_sae, spliced)}  \n(✗ = illegal now; total variation distance {0.5 * np.abs(clean - spliced).sum():.3f})")
     b1, b2 = st.columns(2)
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over)
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves)
@@ -161,9 +170,10 @@ if len(values):
     directions = F.residual_directions(handle, sae, hook)
     effects = F.logit_effects(handle, directions, feature)
     lim = float(np.abs(effects).max()) or 1.0
-    d2.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30), key="logit_effects", width="content", config=NO_BAR)
+    rank1_bottom = game.board_style.get("rank1_bottom", False)
+    d2.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30, rank1_bottom=rank1_bottom), key="logit_effects", width="content", config=NO_BAR)
     up, down = F.extreme_squares(effects, game)
-    d2.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + " (direct path through the unembedding, centred over moves).")
+    d2.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + " (direct path through the unembedding, centred over " + ("moves)." if game.square_moves else "square tokens; a square's token is both a from- and a to-square)."))
     with d1:
         st.markdown("**Nearest features** (decoder cosine)")
         ncols = st.columns(3)
@@ -173,26 +183,33 @@ if len(values):
     examples = F.top_examples(index, feature, k=20)
     st.markdown("**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover)")
     st.plotly_chart(
-        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=10, cell_px=13),
+        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=10, cell_px=13 if game.square_moves else 11, **game.board_style),
         key="top_boards", config=NO_BAR,
     )
     bands = F.quantile_examples(index, feature)
     for col, (band, band_examples) in zip(st.columns(max(len(bands), 1)), bands):
         col.markdown(f"**Samples at {band}**")
-        col.plotly_chart(board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2), key=f"band_{band}", config=NO_BAR)
+        col.plotly_chart(board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2, **game.board_style), key=f"band_{band}", config=NO_BAR)
     pick = st.selectbox("Open a top example as the shared game", range(len(examples)), format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
     st.button("Open in every page", on_click=ui.set_moves, args=(examples[pick].moves,))
 
     probe_hook = F.probe_hook_for(hook, n_layers)
-    mte = ui.probe_set(handle.name, "mine_theirs_empty")
-    if probe_hook and probe_hook in mte:
-        cos = F.probe_cosines(directions[feature], mte[probe_hook].weight)
-        st.markdown(f"**Decoder direction vs the mine/theirs/empty probe at {panels.layer_label(probe_hook)}** (cosine per square)")
+    target = game.board_target
+    board_probes = ui.probe_set(handle.name, target)
+    if probe_hook and probe_hook in board_probes:
+        weight = board_probes[probe_hook].weight
+        if game.square_moves:
+            cos = F.probe_cosines(directions[feature], weight)
+            what = "the mine/theirs/empty probe"
+        else:
+            cos = F.class_cosines(directions[feature], weight, list(P.targets_for(game)[target]))
+            what = f"the {target} probe's class directions (class − mean of classes), the two it aligns with most"
+        st.markdown(f"**Decoder direction vs {what} at {panels.layer_label(probe_hook)}** (cosine per square)")
         pcols = st.columns(len(cos))
         for col, (label, values_sq) in zip(pcols, cos.items()):
             lim = max(float(np.abs(values_sq).max()), 1e-6)
-            col.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30), key=f"cos_{label}", width="content", config=NO_BAR)
+            col.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30, rank1_bottom=rank1_bottom), key=f"cos_{label}", width="content", config=NO_BAR)
     else:
-        st.info("No mine/theirs/empty probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
+        st.info(f"No {target} probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 
 ui.sync_url({"sae": sae_name, "feature": str(feature)} if not sae_name.endswith("(this session)") else {"feature": str(feature)})

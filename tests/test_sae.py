@@ -53,3 +53,32 @@ def test_train_save_load_and_metrics(handle, tmp_path, architecture):
         torch.testing.assert_close(loaded.decode(loaded.encode(x)), sae.decode(sae.encode(x)), atol=1e-5, rtol=1e-4)
     card = json.loads((folder / "card.json").read_text())
     assert card["metrics"]["fvu"] == metrics["fvu"] and card["train_config"]["architecture"] == architecture
+
+
+def test_token_activations_are_the_move_positions_for_othello(handle):
+    from core.interp.probes import collect, token_activations
+
+    games = handle.game.random_games(6, seed=5)
+    hook = "blocks.1.hook_resid_post"
+    torch.testing.assert_close(token_activations(handle, games, [hook])[hook], collect(handle, games, [hook]).acts[hook])
+
+
+def test_token_activations_cover_every_chess_token():
+    """An SAE spliced into a chess model replaces every token (start, from, to, promotion): it
+    trains and is scored on all of them, not only where a move ends."""
+    from core.interp.probes import collect, token_activations
+    from tests.test_chess_interventions import CHESS
+
+    if CHESS is None:
+        pytest.skip("no bundled chess model")
+    chess_handle = load_model(CHESS)
+    game = chess_handle.game
+    games = game.random_games(3, seed=2)
+    hook = "blocks.0.hook_resid_post"
+    acts = token_activations(chess_handle, games, [hook])[hook]
+    tokens = game.batch_tokens(games)
+    assert len(acts) == int((tokens != game.pad_token).sum())
+    moves_only = collect(chess_handle, games, [hook]).acts[hook]
+    assert len(moves_only) < len(acts) < 3.2 * len(moves_only)
+    full = chess_handle.activations(torch.from_numpy(tokens[:1]), [hook])[hook][0]
+    torch.testing.assert_close(acts[: len(full)][:5], full[:5].float())

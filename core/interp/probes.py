@@ -132,6 +132,25 @@ def collect(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size
     return ProbeData(acts, rep, valid, move_index, game)
 
 
+def token_activations(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size: int = 200) -> dict[str, torch.Tensor]:
+    """Activations ``hook -> float32 (N, width)`` at every token the games put in the context.
+
+    This is what an SAE sees when it is spliced into the model, so it trains and is scored here.
+    For a game with one token per move these are exactly ``collect``'s positions (in the same
+    order); for chess they add the tokens inside a move (from-square, promotion, start token).
+    """
+    game = handle.game
+    tokens = torch.from_numpy(game.batch_tokens(np.asarray(games)))
+    keep = tokens != game.pad_token
+    chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
+    for start in range(0, len(tokens), batch_size):
+        cache = handle.activations(tokens[start : start + batch_size], hooks)
+        mask = keep[start : start + batch_size]
+        for h in hooks:
+            chunks[h].append(cache[h][mask].float().clone())
+    return {h: torch.cat(c) for h, c in chunks.items()}
+
+
 # -- fitting -----------------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ class FeatureIndex:
     property_names: list[str]
     best_property: np.ndarray  # int (d_sae,) index into property_names; -1 if the feature never fires
     best_f1: np.ndarray  # float32 (d_sae,)
+    move_squares: np.ndarray  # int (G, T, 2) squares of each move (from, to; the same square twice for Othello)
 
     @property
     def n_positions(self) -> int:
@@ -88,7 +89,7 @@ class Example:
     move: int
     value: float
     board: np.ndarray  # int8 (size, size)
-    last_move: int  # square
+    last_move: tuple[int, ...]  # squares of the move just played (one for Othello, from and to for chess)
     moves: tuple[int, ...]  # the game up to and including ``move``
 
 
@@ -140,9 +141,18 @@ def _best_properties(pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, p
     return best_prop.numpy(), best_f1.numpy()
 
 
-def build_index(handle: ModelHandle, sae, hook: str, n_games: int = 500, seed: int = BROWSER_SEED, progress=None) -> FeatureIndex:
-    """Encode ``n_games`` fresh games once; keep the non-zero activations grouped by feature."""
+def index_games(game: Game) -> int:
+    """Games for ~30k indexed positions: 500 Othello games; ~230 chess games (a move there is at
+    least two tokens, so a full context holds half as many positions)."""
+    per_game = game.n_ctx if game.square_moves else game.n_ctx // 2
+    return min(500, max(50, 30_000 // max(per_game, 1)))
+
+
+def build_index(handle: ModelHandle, sae, hook: str, n_games: int | None = None, seed: int = BROWSER_SEED, progress=None) -> FeatureIndex:
+    """Encode ``n_games`` fresh games once (default ``index_games``); keep the non-zero
+    activations grouped by feature."""
     game = handle.game
+    n_games = n_games or index_games(game)
     size = game.rows
     games = game.random_games(n_games, seed=seed)[:, : game.n_ctx]
     data = collect(handle, games, [hook], progress=progress)
@@ -160,10 +170,13 @@ def build_index(handle: ModelHandle, sae, hook: str, n_games: int = 500, seed: i
     if progress:
         progress("matching features to board properties", 0.95)
     best_prop, best_f1 = _best_properties(pos, feat, val, props, d_sae, max_act)
+    codes = np.unique(games[games >= 0])
+    lookup = dict(zip(codes.tolist(), (game.move_squares(int(m)) for m in codes)))
+    squares = np.array([[lookup.get(int(m), (-1, -1)) for m in row] for row in games], dtype=np.int64).reshape(*games.shape, 2)
     return FeatureIndex(
         size=size, hook=hook, games=games, boards=rep.boards, game=game_idx, move=move_idx,
         ptr=ptr, position=pos.numpy()[order].astype(np.int32), values=val.numpy()[order].astype(np.float32),
-        property_names=names, best_property=best_prop, best_f1=best_f1.astype(np.float32),
+        property_names=names, best_property=best_prop, best_f1=best_f1.astype(np.float32), move_squares=squares,
     )
 
 
@@ -182,7 +195,7 @@ def feature_table(index: FeatureIndex) -> dict[str, np.ndarray]:
 def _example(index: FeatureIndex, position: int, value: float) -> Example:
     g, t = int(index.game[position]), int(index.move[position])
     return Example(
-        game=g, move=t, value=float(value), board=index.boards[g, t], last_move=int(index.games[g, t]),
+        game=g, move=t, value=float(value), board=index.boards[g, t], last_move=tuple(sorted({int(s) for s in index.move_squares[g, t]})),
         moves=tuple(int(m) for m in index.games[g, : t + 1]),
     )
 
@@ -255,6 +268,17 @@ def probe_cosines(direction: torch.Tensor, probe_weight: torch.Tensor) -> dict[s
     return {name: (torch.nn.functional.cosine_similarity(v, d[:, None], dim=0)).numpy() for name, v in dirs.items()}
 
 
+def class_cosines(direction: torch.Tensor, probe_weight: torch.Tensor, classes: list[str], k: int = 2) -> dict[str, np.ndarray]:
+    """Cosine per square of one residual direction with a class probe's directions
+    ``w_class − mean over classes`` (e.g. chess: "white knight"), for the ``k`` classes the
+    direction aligns with most strongly (largest |cosine| on any square)."""
+    w = probe_weight.float().reshape(probe_weight.shape[0], -1, probe_weight.shape[-1])  # (d, squares, C)
+    dirs = w - w.mean(-1, keepdim=True)
+    cos = torch.nn.functional.cosine_similarity(dirs, direction.float()[:, None, None], dim=0)  # (squares, C)
+    order = cos.abs().amax(0).argsort(descending=True)[:k]
+    return {classes[int(c)]: cos[:, c].numpy() for c in order}
+
+
 def probe_hook_for(hook: str, n_layers: int) -> str | None:
     """The residual-stream probe hook that reads what ``hook`` writes (same block's resid_post;
     for resid_pre, the previous block's)."""
@@ -278,10 +302,10 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
 
 
-def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
-    """Next-move probabilities per square ``(size*size,)`` at the latest position with the SAE's
-    reconstruction replacing the hook's activation (the seed notebook's check; the clean
-    distribution is ``predictions.predict``'s, which the app already caches)."""
+def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Next-token probabilities per square ``(n_squares,)`` at the latest position, without and
+    with the SAE's reconstruction replacing the hook's activation (the seed notebook's check).
+    Both come from the same input, so for chess they are the from-square of the next move."""
     game = handle.game
     tokens = game_tokens(moves, game)
 
@@ -289,9 +313,11 @@ def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -
         flat = act.reshape(-1, act.shape[-1]).float()
         return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.dtype)
 
+    clean = handle.forward(tokens)[0, -1].float().softmax(-1).numpy()
     spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
     token_square = game.token_square()
     named = np.flatnonzero(token_square >= 0)
-    out = np.zeros(game.n_squares, dtype=np.float32)
-    out[token_square[named]] = spliced[named]
-    return out
+    out = np.zeros((2, game.n_squares), dtype=np.float32)
+    out[0, token_square[named]] = clean[named]
+    out[1, token_square[named]] = spliced[named]
+    return out[0], out[1]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from core.games.base import Game
-from core.interp.probes import collect
+from core.interp.probes import collect, token_activations
 from core.models.handle import ModelHandle
 
 SAE_EVAL_SEED = 3_000_033
@@ -36,7 +36,7 @@ def _next_move_ce(logits: torch.Tensor, games: np.ndarray, game: Game) -> float:
 def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED) -> dict:
     game = handle.game
     games = game.random_games(n_games, seed=seed)
-    x = collect(handle, games, [hook]).acts[hook]
+    x = token_activations(handle, games, [hook])[hook]  # every token: the positions the splice replaces
     feats = sae.encode(x)
     recon = sae.decode(feats)
     active = feats > 0

@@ -1,7 +1,7 @@
 """Sparse autoencoders on game activations, trained with SAELens's own trainer.
 
 SAELens's ``SAETrainer`` takes any iterator of activation batches. ``ActivationStream`` is ours:
-activations of one hook over *fresh* synthetic games (the model's own kind of input), held in a
+activations of one hook at every token of *fresh* synthetic games (the model's own kind of input), held in a
 shuffled buffer that is refilled when half empty, so consecutive batches mix many games and
 positions. The result is saved in SAELens's format (``cfg.json`` + ``sae_weights.safetensors``,
 loadable with ``sae_lens.SAE.load_from_disk``) plus our ``card.json`` with the metrics.
@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.interp.probes import collect
+from core.interp.probes import token_activations
 from core.models.handle import ModelHandle
 
 ARCHITECTURES = ("topk", "standard")
@@ -65,7 +65,7 @@ class ActivationStream:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
             games = self.handle.game.random_games(self.games_per_refill, seed=seed)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                acts = collect(self.handle, games, [self.hook]).acts[self.hook]
+                acts = token_activations(self.handle, games, [self.hook])[self.hook]
             parts.append(acts)
             have += len(acts)
             self.generated += len(acts)

@@ -10,10 +10,18 @@ from core.viz.board import square_label
 
 
 
-def board_grid_figure(boards: list[np.ndarray], last_moves: list[int], titles: list[str], cols: int = 6, cell_px: int = 17, hover: list[str] | None = None) -> go.Figure:
+GLYPHS = {1: "♙", 2: "♘", 3: "♗", 4: "♖", 5: "♕", 6: "♔"}  # white outlines; black pieces use the filled set
+BLACK_GLYPHS = {1: "♟", 2: "♞", 3: "♝", 4: "♜", 5: "♛", 6: "♚"}
+
+
+def board_grid_figure(
+    boards: list[np.ndarray], last_moves: list, titles: list[str], cols: int = 6, cell_px: int = 17, hover: list[str] | None = None, pieces: str = "discs", rank1_bottom: bool = False, **_style
+) -> go.Figure:
     """Small boards in a grid (pieces, the move just played outlined), one title each.
 
-    One figure with a few traces per board, so a dozen boards draw as fast as one.
+    One figure with a few traces per board, so a dozen boards draw as fast as one. ``last_moves``:
+    one square per board, or a tuple of squares (a chess move's from and to). ``pieces="chess"``
+    draws signed piece types as chess glyphs on a checkered board, rank 1 at the bottom.
     """
     n = len(boards)
     if n == 0:
@@ -28,15 +36,22 @@ def board_grid_figure(boards: list[np.ndarray], last_moves: list[int], titles: l
         row, col = i // cols + 1, i % cols + 1
         flat = board.reshape(-1)
         text = [f"{labels[s]}" + (f"<br>{hover[i]}" if hover else "") for s in squares]
-        fig.add_trace(go.Scatter(x=c, y=r, mode="markers", marker=dict(symbol="square", size=cell_px - 2, color="#2e8b57"), hovertext=text, hoverinfo="text", showlegend=False), row=row, col=col)
-        for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
-            at = flat == value
-            fig.add_trace(go.Scatter(x=c[at], y=r[at], mode="markers", marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1)), hoverinfo="skip", showlegend=False), row=row, col=col)
-        if 0 <= last < size * size:
-            fig.add_trace(go.Scatter(x=[c[last]], y=[r[last]], mode="markers", marker=dict(symbol="square-open", size=cell_px - 2, color="#ffbf00", line=dict(width=3)), hoverinfo="skip", showlegend=False), row=row, col=col)
+        square_colour = np.where((r + c) % 2 == 1, "#ebd8b7", "#b58863").tolist() if pieces == "chess" else "#2e8b57"
+        fig.add_trace(go.Scatter(x=c, y=r, mode="markers", marker=dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), hovertext=text, hoverinfo="text", showlegend=False), row=row, col=col)
+        if pieces == "chess":
+            at = flat != 0
+            glyphs = [(GLYPHS if v > 0 else BLACK_GLYPHS)[abs(int(v))] for v in flat[at]]
+            fig.add_trace(go.Scatter(x=c[at], y=r[at], mode="text", text=glyphs, textfont=dict(size=cell_px * 0.85, color="#111111"), hoverinfo="skip", showlegend=False), row=row, col=col)
+        else:
+            for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
+                at = flat == value
+                fig.add_trace(go.Scatter(x=c[at], y=r[at], mode="markers", marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1)), hoverinfo="skip", showlegend=False), row=row, col=col)
+        marked = [s for s in np.atleast_1d(last) if 0 <= s < size * size]
+        if marked:
+            fig.add_trace(go.Scatter(x=c[marked], y=r[marked], mode="markers", marker=dict(symbol="square-open", size=cell_px - 2, color="#ffbf00", line=dict(width=3)), hoverinfo="skip", showlegend=False), row=row, col=col)
     axis = dict(showgrid=False, zeroline=False, showticklabels=False, fixedrange=True, range=[-0.5, size - 0.5])
     fig.update_xaxes(axis)
-    fig.update_yaxes(dict(axis, range=[size - 0.5, -0.5]))
+    fig.update_yaxes(dict(axis, range=[-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]))
     for i in range(1, n + 1):
         fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", row=(i - 1) // cols + 1, col=(i - 1) % cols + 1)
     fig.update_annotations(font_size=11)
