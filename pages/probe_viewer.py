@@ -8,6 +8,7 @@ import streamlit as st
 import panels
 import ui
 from core.interp import interventions as I
+from core.interp import piece_edits as E
 from core.interp import probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
@@ -84,14 +85,13 @@ if all_layers and state.moves:
 
 # -- interventions -------------------------------------------------------------------------------
 st.subheader("Intervene: edit the model's board")
-mte = ui.probe_set(handle.name, "mine_theirs_empty") if game.square_moves else {}
-if not game.square_moves:
-    st.info(f"Interventions serve Othello models for now; {game.title} models show what the probes read above.")
-elif not mte:
-    st.info("Interventions use the mine_theirs_empty probes: train them above.")
-elif not state.moves or state.is_over:
-    st.info("Play some moves first: the edit is made at the latest position of an ongoing game.")
-else:
+
+
+def othello_interventions() -> None:
+    mte = ui.probe_set(handle.name, "mine_theirs_empty")
+    if not mte:
+        st.info("Interventions use the mine_theirs_empty probes: train them above.")
+        return
     board = state.board.reshape(-1)
     suggestions = I.flip_candidates(state.replay, len(state.moves) - 1)
     squares = list(range(size * size))
@@ -107,26 +107,87 @@ else:
     scale = i4.slider("Scale", 0.0, 8.0, 2.0, 0.5, help="1 mirrors the probe's confidence onto the target; 0 = no edit.")
     if not layers:
         st.warning("Choose at least one layer.")
-    else:
-        by_layer = {p.meta["layer"]: p for p in mte.values()}
-        try:
-            res = I.intervene(handle, by_layer, state.moves, square, new_state, layers, scale)
-        except ValueError as exc:
-            ui.error(exc)
-        else:
-            e1, e2, e3 = st.columns(3)
-            e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", width="content", config={"displayModeBar": False})
-            e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
-            e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", width="content", config={"displayModeBar": False})
-            changed = np.flatnonzero(res.legal_edited != res.legal_real)
-            st.markdown(
-                f"Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
-                f"**{res.error_clean} → {res.error_edited}**. Moves whose legality the edit changes: "
-                + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
-            )
-            if st.button("Scale sweep with random-direction control"):
-                batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], game)
-                sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 0.5, 1, 2, 4, 8, 16])
-                st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
+        return
+    by_layer = {p.meta["layer"]: p for p in mte.values()}
+    try:
+        res = I.intervene(handle, by_layer, state.moves, square, new_state, layers, scale)
+    except ValueError as exc:
+        ui.error(exc)
+        return
+    e1, e2, e3 = st.columns(3)
+    e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", width="content", config={"displayModeBar": False})
+    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
+    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", width="content", config={"displayModeBar": False})
+    changed = np.flatnonzero(res.legal_edited != res.legal_real)
+    st.markdown(
+        f"Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
+        f"**{res.error_clean} → {res.error_edited}**. Moves whose legality the edit changes: "
+        + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
+    )
+    if st.button("Scale sweep with random-direction control"):
+        batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], game)
+        sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 0.5, 1, 2, 4, 8, 16])
+        st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
+
+
+def piece_interventions() -> None:
+    target = game.board_target
+    piece_probes = ui.probe_set(handle.name, target)
+    if not piece_probes:
+        st.info(f"Interventions use the {target} probes: train them above.")
+        return
+    board = state.board.reshape(-1)
+    movable = sorted({game.move_squares(m)[0] for m in state.legal_moves if abs(int(board[game.move_squares(m)[0]])) != 6})
+    i1, i2, i3, i4 = st.columns([2, 3, 3, 3])
+    square = i1.selectbox(
+        "Square", list(range(game.n_squares)), index=movable[0] if movable else 0, key="edit_square",
+        format_func=lambda s: f"{game.square_label(s)} · {game.PIECE_NAMES[int(board[s])]}" + (" ★" if s in movable else ""),
+        help="★: a piece of the side to move that has a legal move (removing it changes the legal moves).",
+    )
+    values = [v for v in range(-5, 6)]  # kings cannot be added or removed
+    new_value = i2.selectbox("Make it", values, index=values.index(0), key="edit_value", format_func=lambda v: game.PIECE_NAMES[v], help="Empty removes the piece (the published intervention).")
+    layer_ids = sorted(p.meta["layer"] for p in piece_probes.values())
+    layers = i3.multiselect("Layers", layer_ids, default=layer_ids[len(layer_ids) // 2 : len(layer_ids) // 2 + 3] or layer_ids[:1], key="edit_layers")
+    scale = i4.slider("Scale", 0.0, 16.0, 8.0, 0.5, key="edit_scale", help="1 = just far enough that the probe reads the new piece (2 logits ahead); 0 = no edit.")
+    if not layers:
+        st.warning("Choose at least one layer.")
+        return
+    by_layer = {p.meta["layer"]: p for p in piece_probes.values()}
+    if int(board[square]) == new_value:
+        st.info("The square already holds that: choose another piece or square.")
+        return
+    try:
+        res = E.edit_piece(handle, by_layer, state.moves, square, new_value, layers, scale)
+    except ValueError as exc:
+        ui.error(f"Cannot make this edit: {exc}")
+        return
+    style = game.board_style
+    e1, e2, e3 = st.columns(3)
+    e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=34, **style), key="edited_board", width="content", config={"displayModeBar": False})
+    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False, **style), key="before_board", width="content", config={"displayModeBar": False})
+    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False, **style), key="after_board", width="content", config={"displayModeBar": False})
+    changed = np.flatnonzero(res.legal_edited != res.legal_real)
+    classes = P.targets_for(game)[target]
+    readings = "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in res.readings.items())
+    st.markdown(
+        f"Next token = the square the next move starts on. Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
+        f"**{res.error_clean} → {res.error_edited}**; probability on {game.square_label(square)}: {res.probs_clean[square]:.1%} → {res.probs_edited[square]:.1%}. "
+        f"Squares whose legality the edit changes: " + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
+        + f".  \nThe probe's reading of {game.square_label(square)}: {readings}."
+    )
+    if st.button("Scale sweep with random-direction control"):
+        batch = E.make_batch([state.moves], [square], [new_value + 6], game)
+        sweep = E.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 1, 2, 4, 8, 16, 32])
+        st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
+
+
+if not state.moves or state.is_over:
+    st.info("Play some moves first: the edit is made at the latest position of an ongoing game.")
+elif game.square_moves:
+    othello_interventions()
+elif hasattr(game, "edit_position") and game.square_tokens:
+    piece_interventions()
+else:
+    st.info(f"Interventions serve models whose next token is a square; {game.title} models show what the probes read above.")
 
 ui.sync_url()

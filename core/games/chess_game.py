@@ -221,6 +221,62 @@ class ChessGame(Game):
             return np.where(classes == 0, 0, kind * sign).astype(np.int8)
         return None
 
+    # -- board edits (probe interventions) ------------------------------------------------------
+    def edit_position(self, moves, square: int, value: int) -> tuple[np.ndarray, np.ndarray]:
+        """The position after ``moves`` with ``square`` set to ``value`` (a signed piece type, 0 =
+        empty): ``(board int8 (8, 8), legal bool (64,))``, the squares a legal move of the side to
+        move starts on. ``ValueError`` when the edit is not a chess position: a king added or
+        removed, a pawn on the first or last rank, the side that just moved left in check, or no
+        legal move at all (the model's next token would have no right answer)."""
+        board = C.board_after(tuple(moves))
+        if board.is_game_over(claim_draw=False) or C._claimed(board):
+            raise ValueError("the game is over: there is no next move to predict")
+        if not 0 <= square < 64 or not -6 <= value <= 6:
+            raise ValueError(f"square must be in 0..63 and the piece in -6..6, got {square}, {value}")
+        old = board.piece_at(square)
+        if (old is not None and old.piece_type == chess.KING) or abs(value) == chess.KING:
+            raise ValueError("kings cannot be added or removed: the position would not be chess")
+        if abs(value) == chess.PAWN and chess.square_rank(square) in (0, 7):
+            raise ValueError("a pawn cannot stand on the first or last rank")
+        board.set_piece_at(square, chess.Piece(abs(value), value > 0) if value else None)
+        board.castling_rights = board.clean_castling_rights()
+        if board.was_into_check():
+            raise ValueError("after this edit the side that just moved would be in check")
+        legal = np.zeros(64, dtype=bool)
+        legal[[m.from_square for m in board.legal_moves]] = True
+        if not legal.any():
+            raise ValueError("after this edit the side to move has no legal move")
+        return C._unpack_boards(np.array([C._bitboards(board)], dtype=np.uint64))[0], legal
+
+    def edit_examples(self, n: int, seed: int = 0) -> list[tuple[tuple[int, ...], int, int, np.ndarray]]:
+        """``n`` positions from random games, each with one piece of the side to move removed
+        (Karvonen's intervention): ``(moves, square, old value, legal squares after the edit)``.
+        Only pieces with a legal move are removed, so the edit always changes the legal set."""
+        rng = np.random.default_rng(seed)
+        games = self.random_games(2 * n + 10, seed=seed)
+        out = []
+        for row in games:
+            if len(out) == n:
+                break
+            moves = tuple(int(m) for m in row if m >= 0)
+            moves = self.fit_moves(moves)
+            if len(moves) < 8:
+                continue
+            moves = moves[: int(rng.integers(6, len(moves) - 1))]
+            board = C.board_after(moves)
+            if board.is_game_over(claim_draw=False) or C._claimed(board):
+                continue
+            movable = sorted({m.from_square for m in board.legal_moves if board.piece_type_at(m.from_square) != chess.KING})
+            for square in rng.permutation(movable):
+                try:
+                    _, legal = self.edit_position(moves, int(square), 0)
+                except ValueError:
+                    continue
+                piece = board.piece_at(int(square))
+                out.append((moves, int(square), piece.piece_type * (1 if piece.color else -1), legal))
+                break
+        return out
+
     # -- batches -----------------------------------------------------------------------------
     def random_games(self, n: int, seed: int = 0) -> np.ndarray:
         return C.random_games(n, self.max_moves, seed)
