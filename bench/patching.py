@@ -1,10 +1,10 @@
 """Batched activation patching vs transformer_lens.patching on a full game.
 
-    python bench/patching.py [--model othello8] [--threads 1]
+    python bench/patching.py [--model othello8 | chess] [--threads 1] [--tokens N]
 
-A clean game of 59 moves and a corrupted copy (one early move replaced by another legal move, the
-rest replayed while legal, truncated to the same length). Metric: log-probability of the clean
-game's move at the last position. Prints both timings, the speed-up (goal >= 20x), the largest
+A clean game filling the model's context (Othello: 59 moves; chess: 256 tokens) and a corrupted
+copy (move 6 replaced by another legal move, the rest replayed while legal, both cut to the same
+number of tokens). Metric: log-probability of the clean game's last token at the position before. Prints both timings, the speed-up (goal >= 20x), the largest
 difference between the two results, and attribution patching's correlation with exact patching.
 """
 
@@ -19,45 +19,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.games import othello  # noqa: E402
 from core.interp import patching as P  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 
-def game_pair(size: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """A full-length clean game and a corrupted one that differs at move 6 and stays legal."""
-    ctx = othello.context_length(size)
+def game_pair(game, seed: int = 0, max_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows ``(1, T)`` of a clean game and a corrupted one that differs at move 6 and stays
+    legal (a later clean move the change made illegal is replaced by the first legal one),
+    ``T`` = the model's context (or ``max_tokens``)."""
+    length = min(max_tokens or game.n_ctx, game.n_ctx)
     rng = np.random.default_rng(seed)
-    for g in othello.random_games(200, size, seed=seed):
-        clean = [int(m) for m in g[:ctx]]
-        if min(clean) < 0:
+    for row in game.random_games(50, seed=seed):
+        moves = game.fit_moves(int(m) for m in row if m >= 0)
+        if len(game.game_tokens(moves)) < length:
             continue
-        rep = othello.replay(np.array([clean[:5]]), size)
-        alternatives = [s for s in np.flatnonzero(rep.legal_next[0, -1]) if s != clean[5]]
+        alternatives = [m for m in game.state(moves[:5]).legal_moves if m != moves[5]]
         if not alternatives:
             continue
-        corrupted = clean[:5] + [int(rng.choice(alternatives))]
-        for m in clean[6:]:
-            legal = othello.replay(np.array([corrupted]), size).legal_next[0, -1]
-            corrupted.append(m if legal[m] else int(np.flatnonzero(legal)[0]) if legal.any() else -1)
-            if corrupted[-1] < 0:
+        _, corrupted, _ = P.corrupt_game(moves, 5, int(rng.choice(alternatives)), game)
+        corrupted = list(corrupted)
+        while len(game.game_tokens(corrupted)) < length:
+            state = game.state(corrupted)
+            if state.is_over:
                 break
-        if len(corrupted) == ctx and min(corrupted) >= 0:
-            return clean, corrupted
+            nxt = moves[len(corrupted)] if len(corrupted) < len(moves) else -1
+            corrupted.append(nxt if nxt in state.legal_moves else state.legal_moves[0])
+        a, b = game.game_tokens(moves), game.game_tokens(corrupted)
+        if min(len(a), len(b)) >= length:
+            return torch.from_numpy(a[None, :length].astype(np.int64)), torch.from_numpy(b[None, :length].astype(np.int64))
     raise RuntimeError("no full-length game pair found")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
+    parser.add_argument("--tokens", type=int, default=0, help="cut both games to this many tokens (default: the model's context)")
     args = parser.parse_args()
     from transformer_lens import patching as tl_patching
 
     handle = load_bench_model(args)
-    size = handle.board_size
-    clean_moves, corrupted_moves = game_pair(size)
-    tok = lambda moves: torch.from_numpy(othello.squares_to_tokens(np.array([moves]), size).astype(np.int64))  # noqa: E731
-    clean, corrupted = tok(clean_moves), tok(corrupted_moves)
+    clean, corrupted = game_pair(handle.game, max_tokens=args.tokens)
     target = int(clean[0, -1])
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
