@@ -96,7 +96,7 @@ if metrics:
             {"units": unit_names.get(k, k), "coverage": v["coverage"], "board reconstruction (paper)": v.get("board_reconstruction_paper"), "mean property F1": v["board_reconstruction"]}
             for k, v in board.items()
         ]
-        q1, q2 = st.columns([3, 2])
+        q1, q2 = st.columns([3, 2]) if card.get("curve") else (st.container(), None)
         q1.dataframe(pd.DataFrame(rows), hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "board reconstruction (paper)", "mean property F1")})
         q1.caption(
             "Board-game metrics (Karvonen et al. 2024), thresholds 0–0.9 of each unit's max. Coverage: mean over board properties of the best single-unit F1. "
