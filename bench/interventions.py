@@ -1,10 +1,12 @@
 """Probe interventions flip the model's predictions toward the edited board (with a random control).
 
-    python bench/interventions.py [--model othello8] [--positions 200] [--layers 2 3]
+    python bench/interventions.py [--model othello8 | chess] [--positions 200] [--layers 2 3]
 
-Positions come from random games; at each, one piece whose colour flip (mine <-> theirs) changes
-the next player's legal moves is flipped in the model's residual stream along the bundled
-mine/theirs/empty probe directions, at the latest position. Prints the mean legal-set error
+Positions come from random games. Othello: at each, one piece whose colour flip (mine <-> theirs)
+changes the next player's legal moves is flipped in the model's residual stream along the bundled
+mine/theirs/empty probe directions, at the latest position. Chess: one piece of the side to move
+that has a legal move is removed along the bundled piece probe's directions (Karvonen's
+intervention); the prediction judged is the next token, the square the next move starts on. Prints the mean legal-set error
 (false positives + false negatives of the top-N, N = legal moves of the edited board) against the
 edited board for a sweep of scales, for the probe direction and for a random direction of the
 same norm. Goal: error after the edit lower than without it.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.interp import interventions as I  # noqa: E402
+from core.interp import piece_edits as E  # noqa: E402
 from core.interp import probes as P  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
@@ -31,18 +34,27 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[0, 0.5, 1, 2, 4, 8, 16])
     args = parser.parse_args()
     handle = load_bench_model(args)
-    size, n_layers = handle.board_size, handle.cfg.n_layers
-    probes = P.load_probe_set(P.PROBE_ROOT / handle.name, "mine_theirs_empty", handle.cfg.d_model, size)
+    game, n_layers = handle.game, handle.cfg.n_layers
+    chess_like = not game.square_moves
+    target = game.board_target
+    probes = P.load_probe_set(P.PROBE_ROOT / handle.name, target, handle.cfg.d_model, game.rows)
     by_layer = {p.meta["layer"]: p for p in probes.values()}
-    prefixes, squares, targets, legal = I.flip_examples(size, args.positions, seed=7)
-    batch = I.make_batch(prefixes, squares, targets, size)
-    print(f"{handle.name}: {len(prefixes)} positions, one piece flipped each; legal-set error vs the edited board (mean)")
-    layer_sets = [args.layers] if args.layers else [[layer] for layer in range(n_layers)] + [list(range(1, n_layers // 2 + 1)), list(range(n_layers))]
+    if chess_like:
+        examples = game.edit_examples(args.positions, seed=7)
+        batch, legal = E.removal_batch(examples, game)
+        sweep_fn = E.scale_sweep
+        print(f"{handle.name}: {len(examples)} positions, one piece of the side to move removed each; legal-set error of the next from-square vs the edited board (mean)")
+    else:
+        prefixes, squares, targets, legal = I.flip_examples(game, args.positions, seed=7)
+        batch = I.make_batch(prefixes, squares, targets, game)
+        sweep_fn = I.scale_sweep
+        print(f"{handle.name}: {len(prefixes)} positions, one piece flipped each; legal-set error vs the edited board (mean)")
+    layer_sets = [args.layers] if args.layers else [[layer] for layer in range(n_layers)] + [list(range(1, n_layers // 2 + 1)), list(range(n_layers // 2, n_layers)), list(range(n_layers))]
     print(f"{'layers':>16s} {'direction':>9s} " + " ".join(f"{'x' + format(s, 'g'):>6s}" for s in args.scales))
     best = None
     for layers in layer_sets:
         t0 = time.perf_counter()
-        sweep = I.scale_sweep(handle, by_layer, batch, legal, layers, args.scales)
+        sweep = sweep_fn(handle, by_layer, batch, legal, layers, args.scales)
         for kind in ("probe", "random"):
             print(f"{str(layers):>16s} {kind:>9s} " + " ".join(f"{v:6.2f}" for v in sweep[kind]))
         gain = sweep["probe"][0] - min(sweep["probe"])
