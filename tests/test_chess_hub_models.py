@@ -169,3 +169,32 @@ def test_damaged_chessgpt_checkpoint_names_the_file(tmp_path):
     (snapshot / CHESS_GPT_FILE).write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ModelLoadError, match=f"{CHESS_GPT_FILE}: not a readable nanoGPT checkpoint"):
         registry.load_model("chess-gpt-karvonen", cache_dir=tmp_path)
+
+
+def test_karvonen_chessgpt_probes_read_where_each_san_move_ends(tmp_path):
+    """Character-level PGN: a move's board is complete at its last SAN character, where the probe
+    is read both in training and on the page."""
+    from core.interp import probes as P
+    from tests.nanogpt_reference import NanoGPT
+
+    torch.manual_seed(4)
+    write_chessgpt_hub_cache(tmp_path, NanoGPT(vocab_size=32, block_size=96, n_layer=2, n_head=4, n_embd=32).eval())
+    handle = registry.load_model("chess-gpt-karvonen", cache_dir=tmp_path)
+    game = handle.game
+    games = game.random_games(3, seed=5)
+    positions = game.move_positions(games)
+    text = game.tokenizer.records([int(m) for m in games[0] if m >= 0])[0]
+    from core.games import chess as C
+
+    sans = C.san_moves([int(m) for m in games[0] if m >= 0])
+    for t in range(3):
+        assert text[: positions[0, t] + 1].endswith(sans[t]) and text[positions[0, t] + 1] == " "
+    assert positions.max() < game.n_ctx and (positions[games < 0] == -1).all()
+    probes = P.train_probes(handle, "piece", ["blocks.1.hook_resid_post"], train_games=6, test_games=3)
+    probe = probes["blocks.1.hook_resid_post"]
+    assert probe.meta["held_out"]["positions"] > 0
+    moves = tuple(C.parse_moves("e4 e5 Nf3"))
+    read = P.probe_position(handle, probes, moves)["blocks.1.hook_resid_post"]
+    prefix = torch.from_numpy(game.tokenizer.encode_text(";1.e4 e5 2.Nf3")[None])
+    act = handle.activations(prefix, ["blocks.1.hook_resid_post"])["blocks.1.hook_resid_post"][0, -1]
+    np.testing.assert_allclose(read, probe.probs(act).numpy(), atol=1e-5)

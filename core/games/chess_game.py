@@ -205,11 +205,24 @@ class ChessGame(Game):
         -1 where that token is past the context."""
         games = np.asarray(games)
         if not self.square_tokens:
-            raise ValueError("board positions of pgn-chars games are not available yet")
+            return self._pgn_move_ends(games)
         _, _, p = C.move_parts(np.where(games >= 0, games, 0))
         n_tok = np.where(games >= 0, 2 + (p > 0), 0)
         last = np.cumsum(n_tok, axis=1)  # slot of the move's last token (slot 0 is <s>)
         return np.where((games >= 0) & (last < self.n_ctx), last, -1)
+
+    def _pgn_move_ends(self, games: np.ndarray) -> np.ndarray:
+        """``pgn-chars``: the position of each move's last SAN character (``;1.e4 e5 2.Nf3``:
+        the ``4`` of e4, the ``5`` of e5, the ``3`` of Nf3), -1 past the context."""
+        out = np.full(games.shape, -1, dtype=np.int64)
+        for g, row in enumerate(games):
+            offset = 1  # the leading ';'
+            for t, san in enumerate(C.san_moves([int(m) for m in row if m >= 0])):
+                offset += len(self.tokenizer.separator(t)) + len(san)
+                if offset - 1 >= self.n_ctx:
+                    break
+                out[g, t] = offset - 1
+        return out
 
     def probe_board(self, classes: np.ndarray, target: str, mover: int) -> np.ndarray | None:
         """A board (signed piece types) from per-square classes of a piece target; None otherwise."""

@@ -447,7 +447,10 @@ def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[i
     moves = game.fit_moves(moves)
     if not moves:
         return {}
-    tokens = torch.from_numpy(game.game_tokens(moves)[None])
+    at = int(game.move_positions(np.array([moves]))[0, -1])  # where the last move ends, as in training
+    if at < 0:
+        return {}
+    tokens = torch.from_numpy(game.game_tokens(moves)[None, : at + 1])
     wanted = set(probes)
     _, cache = handle.run_with_cache(tokens, names_filter=lambda name: name in wanted)
     return {hook: probe.probs(cache[hook][0, -1]).numpy() for hook, probe in probes.items()}
