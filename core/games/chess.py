@@ -183,12 +183,15 @@ def insufficient_material(pawns: int, knights: int, bishops: int, rooks: int, qu
     return side(white, black) and side(black, white)
 
 
-def pick(groups: list[tuple[int, int, bool]], u: float, presorted: bool = False) -> int:
+def pick(groups: list[tuple[int, int, bool]], u: float, presorted: bool = False, total: int | None = None) -> int:
     """The move at fraction ``u`` of the legal moves in canonical order (from-square, then
-    to-square, then promotion piece type): the same move whatever engine listed the groups."""
-    counts = [bits.bit_count() * (4 if promo else 1) for _, bits, promo in groups]
-    k = int(u * sum(counts))
-    for (frm, bits, promo), c in zip(groups, counts) if presorted else sorted(zip(groups, counts)):
+    to-square, then promotion piece type): the same move whatever engine listed the groups.
+    ``total``: the number of legal moves, when the caller counted them already."""
+    if total is None:
+        total = sum(bits.bit_count() * (4 if promo else 1) for _, bits, promo in groups)
+    k = int(u * total)
+    for frm, bits, promo in groups if presorted else sorted(groups):
+        c = bits.bit_count() * (4 if promo else 1)
         if k >= c:
             k -= c
             continue

@@ -17,7 +17,8 @@ import numpy as np
 from core.games import chess as C
 
 _PIECES = (cz.Piece.Pawn, cz.Piece.Knight, cz.Piece.Bishop, cz.Piece.Rook, cz.Piece.Queen, cz.Piece.King)
-_PAWN, _KING = int(cz.Piece.Pawn), int(cz.Piece.King)
+_P0, _P1, _P2, _P3, _P4, _P5 = _PIECES
+_WHITE = cz.Color.White
 _LAST_RANKS = 0xFF000000000000FF
 _SQUARES = [cz.Square.from_index(i) for i in range(64)]
 _PROMO_PIECE = {2: cz.Piece.Knight, 3: cz.Piece.Bishop, 4: cz.Piece.Rook, 5: cz.Piece.Queen}
@@ -26,31 +27,39 @@ _ROOK_TO_KING = {(4, 7): 6, (4, 0): 2, (60, 63): 62, (60, 56): 58}
 _KING_TO_ROOK = {(k, v): r for (k, r), v in _ROOK_TO_KING.items()}
 
 
-def _groups(board: cz.Board, rooks_own: int, ep_possible: bool) -> list[tuple[int, int, bool]]:
-    """One (from-square, destinations, promotes) per piece that can move, sorted by from-square
-    (cozy-chess may list a pawn's en-passant capture apart from its other moves: merged)."""
+def _groups(piece_moves, pawns: int, rooks_own: int, ep_possible: bool) -> tuple[list[tuple[int, int, bool]], int]:
+    """One (from-square, destinations, promotes) per piece that can move, sorted by from-square,
+    and the number of legal moves they stand for (a promoting pawn's destination is four moves).
+
+    The piece kind is read from the position's own bitboards, not from each record: a king's
+    destinations hold one of its own rooks only when it castles (cozy-chess may also list a
+    pawn's en-passant capture apart from its other moves: merged).
+    """
     out = []
-    for pm in board.generate_piece_moves():
-        frm, bits, piece = int(pm.from_square), int(pm.to), int(pm.piece)
-        if piece == _PAWN:
-            out.append((frm, bits, bool(bits & _LAST_RANKS)))
-        elif piece == _KING and bits & rooks_own:
+    total = 0
+    for pm in piece_moves:
+        frm, bits = int(pm.from_square), int(pm.to)
+        if pawns >> frm & 1:
+            promo = bits & _LAST_RANKS != 0
+            out.append((frm, bits, promo))
+            total += bits.bit_count() * (4 if promo else 1)
+            continue
+        if bits & rooks_own:  # castling, written as the king taking its rook
             for rook_sq in (7, 0, 63, 56):
                 if bits >> rook_sq & 1 and (frm, rook_sq) in _ROOK_TO_KING:
                     bits = (bits & ~(1 << rook_sq)) | (1 << _ROOK_TO_KING[(frm, rook_sq)])
-            out.append((frm, bits, False))
-        else:
-            out.append((frm, bits, False))
+        out.append((frm, bits, False))
+        total += bits.bit_count()
     out.sort()
-    if ep_possible:  # merge a pawn listed twice (its en-passant capture apart)
+    if ep_possible:
         merged: list[tuple[int, int, bool]] = []
         for group in out:
             if merged and merged[-1][0] == group[0]:
                 merged[-1] = (group[0], merged[-1][1] | group[1], merged[-1][2] or group[2])
             else:
                 merged.append(group)
-        return merged
-    return out
+        return merged, total
+    return out, total
 
 
 def _state(board: cz.Board) -> tuple[int, ...]:
@@ -61,11 +70,16 @@ def run_cozy(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | No
     rec = C._Recorder(n, T)
     start = _state(cz.Board())
     u_rows = uniforms.tolist() if uniforms is not None else None
+    moves: dict[tuple[int, int, int], cz.Move] = {}  # made once per batch, not once per position
+    g_pos, g_list = rec.g_pos, rec.groups
     for g in range(n):
+        u_row = u_rows[g] if u_rows is not None else None
         board = cz.Board()
+        pieces, white_of, piece_moves, hash_key = board.pieces, board.colors, board.generate_piece_moves, board.hash_without_ep
         bb = start
         white_to_move = True
         in_check = False
+        clock = 0
         seen: dict = {}
         bits_rows, checks, clocks, codes = [], [], [], []
         t = 0
@@ -74,26 +88,29 @@ def run_cozy(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | No
             occupied = bb[0] | bb[1] | bb[2] | bb[3] | bb[4] | bb[5]
             own = white if white_to_move else occupied & ~white
             ep = board.en_passant()
-            groups = _groups(board, bb[3] & own, ep is not None)
+            groups, n_moves = _groups(piece_moves(), bb[0], bb[3] & own, ep is not None)
             ep_square = None
             if ep is not None:
                 sq = int(ep) + (40 if white_to_move else 16)
                 pawns_own = bb[0] & own
                 if any(True for f, bits, _ in groups if pawns_own >> f & 1 and bits >> sq & 1):
                     ep_square = sq
-            key = (board.hash_without_ep(), ep_square)
+            key = (hash_key(), ep_square)
             repeats = seen.get(key, 0) + 1
             seen[key] = repeats
             if t > 0:
-                ended = C._end(not groups, in_check, C.insufficient_material(*bb[:6], white, occupied & ~white), board.halfmove_clock, repeats)
+                # Pawns, rooks or queens on the board always leave mating material: skip the count.
+                insufficient = not (bb[0] | bb[3] | bb[4]) and C.insufficient_material(*bb[:6], white, occupied & ~white)
+                ended = C._end(not groups, in_check, insufficient, clock, repeats)
                 if ended:
                     rec.termination[g] = ended
                     break
-            rec.legal(g * (T + 1) + t, groups)
+            g_pos += [g * (T + 1) + t] * len(groups)
+            g_list += groups
             if t == T:
                 break
-            if u_rows is not None:
-                code = C.pick(groups, u_rows[g][t], presorted=True)
+            if u_row is not None:
+                code = C.pick(groups, u_row[t], presorted=True, total=n_moves)
             else:
                 code = C._next_code(games, None, g, t, groups, lambda: C.board_after([int(m) for m in games[g, :t]]))
                 if code < 0:
@@ -101,13 +118,17 @@ def run_cozy(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | No
             frm, to, piece = code % 64, (code // 64) % 64, code // 4096
             if (frm, to) in _KING_TO_ROOK and bb[5] >> frm & 1:
                 to = _KING_TO_ROOK[(frm, to)]
-            board.play_unchecked(cz.Move(_SQUARES[frm], _SQUARES[to], _PROMO_PIECE.get(piece)))
+            move = moves.get((frm, to, piece))
+            if move is None:
+                move = moves[(frm, to, piece)] = cz.Move(_SQUARES[frm], _SQUARES[to], _PROMO_PIECE.get(piece))
+            board.play_unchecked(move)
             white_to_move = not white_to_move
-            bb = _state(board)
+            bb = (int(pieces(_P0)), int(pieces(_P1)), int(pieces(_P2)), int(pieces(_P3)), int(pieces(_P4)), int(pieces(_P5)), int(white_of(_WHITE)))
             in_check = int(board.checkers()) != 0
+            clock = board.halfmove_clock
             bits_rows.append(bb)
             checks.append(in_check)
-            clocks.append(board.halfmove_clock)
+            clocks.append(clock)
             codes.append(code)
             t += 1
         rec.lengths[g] = t
