@@ -1,0 +1,26 @@
+# BoardLens as a container (a Hugging Face Docker Space, or any host that runs images).
+# CPU only: torch comes from PyTorch's CPU wheel index, pinned to requirements.txt's version.
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1 \
+    STREAMLIT_SERVER_PORT=7860 \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+
+RUN useradd --create-home boardlens
+WORKDIR /home/boardlens/app
+
+COPY requirements.txt .
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && pip install -r requirements.txt
+
+COPY --chown=boardlens . .
+USER boardlens
+
+EXPOSE 7860
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health', timeout=4)"
+
+# The same command README.md gives; port and address come from the STREAMLIT_* variables above.
+CMD ["streamlit", "run", "app.py"]

@@ -1,0 +1,70 @@
+"""The deploy files say what README and requirements say, and their start command really serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def dockerfile_env() -> dict[str, str]:
+    block = re.search(r"^ENV (.*?)(?=^\S)", DOCKERFILE, re.S | re.M).group(1)
+    return dict(re.findall(r"(\w+)=(\S+)", block))
+
+
+def test_start_command_is_readmes():
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M).group(1))
+    assert " ".join(cmd) == "streamlit run app.py"
+    assert "streamlit run app.py" in (ROOT / "README.md").read_text()
+
+
+def test_torch_pin_and_requirements_match():
+    pin = re.search(r"^torch==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    install = re.search(r"^RUN pip install (.*)$", DOCKERFILE, re.M).group(1)
+    assert f"torch=={pin} --index-url https://download.pytorch.org/whl/cpu" in install  # the CPU build
+    assert "pip install -r requirements.txt" in install
+    assert f"pip install torch=={pin}" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_port_health_check_and_ignored_files():
+    env = dockerfile_env()
+    port = env["STREAMLIT_SERVER_PORT"]
+    assert re.search(rf"^EXPOSE {port}$", DOCKERFILE, re.M)
+    assert f"http://127.0.0.1:{port}/_stcore/health" in DOCKERFILE
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
+    assert not ignored & {"assets", "core", "pages", "app.py", "ui.py", "panels.py", "requirements.txt", ".streamlit"}
+    assert f"app_port: {port}" in (ROOT / "README.md").read_text()  # the Space's front matter in the deploy steps
+
+
+def test_the_containers_settings_serve_the_app():
+    """``streamlit run app.py`` with the Dockerfile's STREAMLIT_* variables (on a free port)
+    answers the health check the container uses."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **dockerfile_env(), "STREAMLIT_SERVER_PORT": str(port), "STREAMLIT_SERVER_ADDRESS": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                assert urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok"
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, proc.stdout.read().decode()[-2000:] if proc.poll() is not None else "no answer in 60 s"
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
