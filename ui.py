@@ -8,6 +8,7 @@ Pages import this; ``core`` never does. One game (``moves``) and one model name 
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 import numpy as np
 import streamlit as st
@@ -149,6 +150,23 @@ def sync_url(extra: dict[str, str] | None = None) -> None:
     wanted = {MODEL: st.session_state[MODEL], **({MOVES: moves} if moves else {}), **(extra or {})}
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
+    share_control(wanted)
+
+
+def share_link(params: dict[str, str]) -> str:
+    """The full link of this view: the page's address (as the browser sees it) and its parameters."""
+    base = st.context.url or ""
+    if base and not urllib.parse.urlsplit(base).path:
+        base += "/"  # the main page: http://host/?model=… as a browser writes it
+    query = urllib.parse.urlencode(params)
+    return f"{base}?{query}" if query else base
+
+
+def share_control(params: dict[str, str]) -> None:
+    """"Share this view" in the sidebar: the link as plain text with a copy button."""
+    with st.sidebar.popover("Share this view", icon=":material/share:", width="stretch"):
+        st.caption("This link opens this page with the same model, game and page settings.")
+        st.code(share_link(params), language=None, wrap_lines=True)
 
 
 def model_spec() -> ModelSpec:

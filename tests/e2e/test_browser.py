@@ -256,3 +256,37 @@ def test_link_text_is_shown_as_plain_text_never_as_a_link_or_image(app_url, brow
         assert alert.locator("a").count() == 0 and alert.locator("img").count() == 0
         assert len(alert.inner_text()) < 1000  # long values are cut
     assert "[Click here]" in alerts.first.inner_text()
+
+
+SHARE_PAGES = [
+    # page path, its title, parameters of the view
+    ("", "Board player", "moves=d3c5f6"),
+    ("probe_viewer", "Probe viewer", "moves=d3c5f6"),
+    ("logit_lens", "Logit lens", "moves=d3c5f6"),
+    ("sae_browser", "SAE feature browser", "moves=d3c5f6&feature=7"),
+    ("patching_lab", "Patching lab", "moves=d3c5f6"),
+]
+
+
+def share_link_of(page) -> str:
+    page.get_by_role("button", name="Share this view").click()
+    code = page.locator('[data-testid="stPopoverBody"] code').first
+    code.wait_for(timeout=30_000)
+    return code.inner_text().strip()
+
+
+@pytest.mark.parametrize("path, title, params", SHARE_PAGES)
+def test_share_link_opens_the_same_view_in_a_fresh_browser(app_url, browser, path, title, params):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/{path}?{params}")
+    page.get_by_role("heading", name=title).wait_for(timeout=180_000)
+    page.get_by_role("button", name="Share this view").wait_for(timeout=180_000)
+    link = share_link_of(page)
+    assert link.startswith(f"{app_url}/{path}?") and all(p in link for p in params.split("&")), link
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    fresh.goto(link)
+    fresh.get_by_role("heading", name=title).wait_for(timeout=180_000)
+    fresh.get_by_role("button", name="Share this view").wait_for(timeout=180_000)
+    assert share_link_of(fresh) == link
+    assert fresh.locator('[data-testid="stException"]').count() == 0
+    fresh.context.close()
