@@ -30,7 +30,7 @@ top_left, top_right = st.columns([3, 2])
 with top_right:
     st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name, LENS_GAMES)), key="lens_legality", config={"displayModeBar": False})
     if len(game.token_kinds) > 1:
-        st.caption("Dotted: the same rate for each kind of predicted token (" + ", ".join(game.token_kinds) + ").")
+        st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(game.token_kinds) + ").")
 with top_left:
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{game.format_moves(state.moves) or '(no moves)'}`")
     b1, b2, b3 = st.columns(3)

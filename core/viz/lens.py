@@ -15,8 +15,9 @@ def lens_legality_figure(result: dict) -> go.Figure:
         n = result.get("kind_positions", {}).get(kind, 0)
         fig.add_trace(go.Scatter(x=result["labels"], y=values, mode="lines", name=f"top-1 legal: {kind} ({n:,})", line=dict(dash="dash", width=1.5)))
     fig.update_layout(
-        height=300, margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(tickformat=".0%", range=[0, 1]),
-        xaxis_title="read out after", legend=dict(orientation="h", y=1.15),
+        # The legend sits under the axis: with one line per token kind it would cover the curves.
+        height=300 + 22 * ((2 + len(result.get("by_kind", {})) + 1) // 2), margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(tickformat=".0%", range=[0, 1]),
+        xaxis_title="read out after", legend=dict(orientation="h", y=-0.5, yanchor="top", x=0),
         title=dict(text=f"Logit lens over {result['games']} games ({result['positions']:,} positions)", font=dict(size=13)),
     )
     return fig
