@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -68,7 +70,11 @@ def test_probes_on_the_bundled_model_beat_the_random_init_baseline(handle, tmp_p
     with pytest.raises(P.ProbeLoadError, match="d_model"):
         P.load_probe(tmp_path / "mine_theirs_empty" / hooks[0], d_model=7)
     (tmp_path / "mine_theirs_empty" / f"{hooks[0]}.safetensors").write_bytes(b"junk")
-    with pytest.raises(P.ProbeLoadError, match="not a readable probe"):
+    with pytest.raises(P.ProbeLoadError, match="damaged or replaced"):  # its sha256 no longer matches
+        P.load_probe(tmp_path / "mine_theirs_empty" / hooks[0])
+    meta_path = tmp_path / "mine_theirs_empty" / f"{hooks[0]}.json"
+    meta_path.write_text(json.dumps({k: v for k, v in json.loads(meta_path.read_text()).items() if k != "sha256"}))
+    with pytest.raises(P.ProbeLoadError, match="not a readable probe"):  # a probe saved without one
         P.load_probe(tmp_path / "mine_theirs_empty" / hooks[0])
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.checksums import mismatch, sha256_of
 from core.games.base import Game
 from core.games.registry import as_game
 from core.models.handle import ModelHandle
@@ -318,7 +319,8 @@ def save_probe(probe: Probe, path: str | Path) -> Path:
     stem = _stem(path)
     Path(stem).parent.mkdir(parents=True, exist_ok=True)
     save_file({"weight": probe.weight.contiguous(), "bias": probe.bias.contiguous()}, stem + ".safetensors")
-    Path(stem + ".json").write_text(json.dumps(probe.meta, indent=1) + "\n")
+    meta = {**probe.meta, "sha256": sha256_of(stem + ".safetensors")}
+    Path(stem + ".json").write_text(json.dumps(meta, indent=1) + "\n")
     return Path(stem + ".safetensors")
 
 
@@ -336,8 +338,11 @@ def load_probe(path: str | Path, d_model: int | None = None, size: int | None = 
     if not path.exists():
         raise ProbeLoadError(f"{path}: file is missing")
     try:
-        tensors = load_file(str(path))
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        problem = mismatch(path, meta.get("sha256"), meta_path.name) if isinstance(meta, dict) else None
+        if problem:
+            raise ProbeLoadError(problem)
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProbeLoadError(f"{path}: not a readable probe ({exc})") from exc
     weight = tensors.get("weight")

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.checksums import mismatch, sha256_of
+
 SAE_ROOT = Path(__file__).resolve().parents[2] / "assets" / "saes"
 
 
@@ -35,6 +37,7 @@ def save_sae(sae, folder: str | Path, card: dict) -> Path:
         sae.cfg.metadata.hook_name = card["hook"]
         sae.cfg.metadata.model_name = card.get("model")
     sae.save_model(str(folder))
+    card = {**card, "sha256": {name: sha256_of(folder / name) for name in ("cfg.json", "sae_weights.safetensors")}}
     (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return folder
 
@@ -73,6 +76,11 @@ def load_sae(folder: str | Path, d_in: int | None = None):
     for name in ("cfg.json", "sae_weights.safetensors"):
         if not (folder / name).is_file():
             raise SAELoadError(f"{folder / name} is missing")
+    hashes = read_card(folder).get("sha256") if (folder / "card.json").is_file() else None
+    for name in ("cfg.json", "sae_weights.safetensors"):
+        problem = mismatch(folder / name, hashes.get(name), "card.json") if isinstance(hashes, dict) else None
+        if problem:
+            raise SAELoadError(problem)
     try:
         sae = SAE.load_from_disk(str(folder), device="cpu")
     except Exception as exc:  # noqa: BLE001 - a damaged file can fail in json, safetensors or torch

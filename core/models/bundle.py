@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from core.checksums import mismatch, sha256_of
 from core.models.convert import build_hooked_transformer
 from core.models.errors import ModelLoadError
 
@@ -26,6 +27,7 @@ def save_bundle(folder: str | Path, config: dict, state_dict: dict[str, torch.Te
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS + ".tmp")
     save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
+    config = {**config, "sha256": {WEIGHTS: sha256_of(tmp)}}
     os.replace(tmp, folder / WEIGHTS)
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")
@@ -74,6 +76,10 @@ def load_bundle(folder: str | Path, device: str = "cpu"):
     weights = folder / WEIGHTS
     if not weights.exists():
         raise ModelLoadError(f"{weights}: file is missing")
+    hashes = config.get("sha256") or {}
+    problem = mismatch(weights, hashes.get(WEIGHTS) if isinstance(hashes, dict) else hashes, CONFIG)
+    if problem:
+        raise ModelLoadError(problem)
     try:
         state_dict = load_file(str(weights), device=device)
     except (SafetensorError, OSError, ValueError) as exc:

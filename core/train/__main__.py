@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from core.train.next_move import OVERRIDABLE, TrainConfig, Trainer
+from core.models.errors import ModelLoadError
+from core.train.next_move import OVERRIDABLE, CheckpointError, TrainConfig, Trainer
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -214,7 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sae)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (CheckpointError, ModelLoadError) as exc:  # a damaged file: say which, no traceback
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

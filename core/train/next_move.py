@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.checksums import mismatch, sha256_of
 from core.games import othello
 from core.games.base import Game
 from core.games.registry import as_game, get_game
@@ -145,6 +146,41 @@ def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
 
 
+CHECKPOINT_RECORD = "checkpoint.json"  # the checkpoint's sha256 and step, written after it
+
+
+class CheckpointError(ValueError):
+    """A run's checkpoint that cannot be resumed (damaged, replaced or not a checkpoint)."""
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The saved payload, after checking the file against the sha256 in ``checkpoint.json``.
+
+    A save writes both files to temporaries and renames the checkpoint first: a kill between the
+    two renames leaves the new record in ``checkpoint.json.tmp``, which is then the right one.
+    """
+    record_path = path.parent / CHECKPOINT_RECORD
+    expected = None
+    for candidate in (record_path, path.parent / (CHECKPOINT_RECORD + ".tmp")):
+        try:
+            expected = json.loads(candidate.read_text()).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if mismatch(path, expected, candidate.name) is None:
+            break
+    else:
+        problem = mismatch(path, expected, CHECKPOINT_RECORD) if expected else None
+        if problem:
+            raise CheckpointError(problem + "; resume from a copy or start the run again")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - zip, pickle and tensor errors all mean the same here
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(saved, dict) or not {"config", "model", "optimizer", "state_json"} <= set(saved):
+        raise CheckpointError(f"{path}: not a BoardLens training checkpoint")
+    return saved
+
+
 class Trainer:
     """Owns model, optimiser and state of one run directory; checkpoints atomically."""
 
@@ -161,7 +197,7 @@ class Trainer:
         ckpt = self.run_dir / self.CHECKPOINT
         overrides = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE}
         if ckpt.exists():
-            saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+            saved = read_checkpoint(ckpt)
             old = TrainConfig(**saved["config"])
             steps = overrides.get("steps", old.steps)
             done = json.loads(saved["state_json"])["step"]
@@ -203,7 +239,10 @@ class Trainer:
         }
         tmp = self.run_dir / (self.CHECKPOINT + ".tmp")
         torch.save(payload, tmp)
+        record = json.dumps({"sha256": sha256_of(tmp), "step": self.state.step}) + "\n"
+        (self.run_dir / (CHECKPOINT_RECORD + ".tmp")).write_text(record)
         os.replace(tmp, self.run_dir / self.CHECKPOINT)
+        os.replace(self.run_dir / (CHECKPOINT_RECORD + ".tmp"), self.run_dir / CHECKPOINT_RECORD)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
