@@ -17,6 +17,7 @@ from core.games.base import Game, GameState, IllegalMoveError
 from core.interp import probes as P
 from core.interp import sae_features, sae_store
 from core.interp.predictions import Predictions, predict
+from core.links import read_choice, read_game_link
 from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
@@ -124,23 +125,11 @@ def init_state() -> None:
     """On a session's first run, restore model and game from the URL (reporting bad values)."""
     if MODEL in st.session_state:
         return
-    specs = model_specs()
-    params = st.query_params
-    name = params.get("model") or default_model_name()
-    if name not in specs:
-        flash("error", f"Unknown model {name[:60]!r}{'…' if len(name) > 60 else ''} in the link; using {default_model_name()}. Known: {', '.join(specs)}.")
-        name = default_model_name()
+    name, moves, problems = read_game_link(st.query_params.to_dict(), model_specs(), default_model_name())
     st.session_state[MODEL] = name
-    st.session_state[MOVES] = ()
-    text = params.get("moves", "")
-    if text:
-        game = specs[name].game_plugin
-        try:
-            moves = tuple(game.parse_moves(text))
-            game.state(moves)
-            st.session_state[MOVES] = moves
-        except ValueError as exc:
-            flash("error", f"Could not restore the game from the link (moves={text[:80]!r}{'…' if len(text) > 80 else ''}): {exc}. Starting a new game.")
+    st.session_state[MOVES] = moves
+    for problem in problems:
+        flash("error", problem)
 
 
 def sync_url(extra: dict[str, str] | None = None) -> None:
@@ -389,20 +378,10 @@ def url_choice(param: str, valid: list[str] | range, what: str) -> str | int | N
     seen.add(param)  # later runs write the URL from the widgets, never the other way
     if param not in st.query_params:
         return None
-    text = st.query_params[param]
-    if isinstance(valid, range):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is not None and value in valid:
-            return value
-        flash("error", f"The link's {param}={text!r} is not a {what} (0–{valid.stop - 1}); showing the default.")
-        return None
-    if text in valid:
-        return text
-    flash("error", f"The link's {param}={text!r} is not a {what} of this model ({', '.join(valid)}); showing the default.")
-    return None
+    value, problem = read_choice(param, st.query_params[param], valid, what)
+    if problem:
+        flash("error", problem)
+    return value
 
 
 def store_trained_sae(name: str, sae_name: str, sae, card: dict, index: sae_features.FeatureIndex) -> None:

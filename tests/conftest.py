@@ -27,3 +27,13 @@ def tiny_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "tiny6"
     export_run(trainer, out, "tiny6", "test fixture", eval_games=50)
     return out
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    from tests.fuzzing import CASES
+
+    if CASES:
+        terminalreporter.section("fuzz cases")
+        for family, n in sorted(CASES.items()):
+            terminalreporter.write_line(f"{family:<40s} {n:>7,d}")
+        terminalreporter.write_line(f"{'total':<40s} {sum(CASES.values()):>7,d}")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from core.games import chess as C
 from core.games.base import IllegalMoveError
 from core.games.registry import get_game
+from tests.fuzzing import count, fuzz
 
 MOVE_CHARS = "abcdefghABCDEFGH0123456789 ,.;:-+=#xXOoNBRQKnbrqk{}()$*!?/\\\t\n³٣"
 TEXT = st.one_of(st.text(alphabet=MOVE_CHARS, max_size=60), st.text(max_size=40))
-FUZZ = settings(max_examples=400, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = fuzz(1000)
 PREFIXES = {"othello8": (), "othello6": (), "chess": tuple(C.parse_moves("e4 e5 Nf3"))}
 GAMES = {"othello8": ("othello", 8, ""), "othello6": ("othello", 6, ""), "chess": ("chess", 8, "uci-squares")}
 
@@ -21,6 +22,7 @@ GAMES = {"othello8": ("othello", 8, ""), "othello6": ("othello", 6, ""), "chess"
 @FUZZ
 @given(text=TEXT)
 def test_any_text_gives_legal_moves_or_a_value_error(name, text):
+    count(f"move text ({name})")
     game = get_game(*GAMES[name])
     prefix = PREFIXES[name]
     try:
@@ -35,6 +37,7 @@ def test_any_text_gives_legal_moves_or_a_value_error(name, text):
 @FUZZ
 @given(codes=st.lists(st.integers(min_value=-5, max_value=30_000), max_size=12))
 def test_any_move_codes_give_a_state_or_an_illegal_move_error(codes):
+    count("move codes (chess)")
     game = get_game("chess")
     try:
         state = game.state(codes)

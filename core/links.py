@@ -1,0 +1,57 @@
+"""Reading a shared link's parameters: never an exception, always a short message a person can read.
+
+A link is the app's front door for strangers (``?model=…&moves=…&feature=…``), so these functions
+are pure and fuzzed: whatever the text, they return the values to use and the problems to show.
+Echoed text is cut to ``ECHO`` characters (a 5,000-character parameter must not fill the page).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+ECHO = 60
+
+
+def echo(text: str, limit: int = ECHO) -> str:
+    """``text`` quoted and cut for a message."""
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
+
+
+def read_game_link(params: Mapping[str, str], specs: Mapping[str, object], default: str) -> tuple[str, tuple[int, ...], list[str]]:
+    """``(model name, moves, problems)`` from a link's ``model`` and ``moves``.
+
+    ``specs`` maps model names to specs with a ``game_plugin``; an unknown model falls back to
+    ``default``, moves that do not parse or play fall back to a new game, each with a message.
+    """
+    problems = []
+    name = params.get("model") or default
+    if name not in specs:
+        problems.append(f"Unknown model {echo(name)} in the link; using {default}. Known: {', '.join(specs)}.")
+        name = default
+    text = params.get("moves", "")
+    moves: tuple[int, ...] = ()
+    if text:
+        game = specs[name].game_plugin
+        try:
+            parsed = tuple(game.parse_moves(text))
+            game.state(parsed)
+            moves = parsed
+        except ValueError as exc:
+            problems.append(f"Could not restore the game from the link (moves={echo(text, 80)}): {str(exc)[:300]}. Starting a new game.")
+    return name, moves, problems
+
+
+def read_choice(param: str, text: str, valid: Sequence[str] | range, what: str) -> tuple[str | int | None, str | None]:
+    """A page parameter: ``(value, None)`` when valid, else ``(None, problem)``."""
+    if isinstance(valid, range):
+        try:
+            value = int(text.strip()) if len(text) < 20 else None
+        except ValueError:
+            value = None
+        if value is not None and value in valid:
+            return value, None
+        return None, f"The link's {param}={echo(text)} is not a {what} (0–{valid.stop - 1}); showing the default."
+    if text in valid:
+        return text, None
+    known = ", ".join(list(valid)[:10]) + (", …" if len(valid) > 10 else "")
+    return None, f"The link's {param}={echo(text)} is not a {what} of this model ({known}); showing the default."
