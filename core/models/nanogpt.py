@@ -15,6 +15,7 @@ Two differences from BoardLens's layout matter:
 from __future__ import annotations
 
 import json
+import io
 import pickle
 from pathlib import Path
 
@@ -214,9 +215,10 @@ def read_meta(path: Path) -> tuple[str, ...]:
     if path.stat().st_size > 1_000_000:
         raise ModelLoadError(f"{path}: {path.stat().st_size} bytes is far too large for a character vocabulary")
     try:
-        with path.open("rb") as f:
-            meta = _PlainUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, RecursionError) as exc:
+        # From memory, not the file: a length field claiming 2**56 bytes then reads what is there
+        # (and fails as truncated) instead of asking for that much memory.
+        meta = _PlainUnpickler(io.BytesIO(path.read_bytes())).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, RecursionError, OverflowError, MemoryError, AttributeError) as exc:
         raise ModelLoadError(f"{path}: not a plain vocabulary pickle ({type(exc).__name__}: {str(exc)[:200]})") from exc
     itos = meta.get("itos") if isinstance(meta, dict) else None
     if not isinstance(itos, dict) or not all(isinstance(k, int) and isinstance(v, str) and len(v) == 1 for k, v in itos.items()):
