@@ -106,7 +106,11 @@ def test_broken_bundles_name_file_and_problem(tiny_bundle, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
     (broken / "model.safetensors").write_bytes(b"\x00" * 100)
-    with pytest.raises(ModelLoadError, match="model.safetensors: not a readable safetensors file"):
+    with pytest.raises(ModelLoadError, match="model.safetensors: damaged or replaced file"):  # its sha256 differs
+        load_bundle(broken)
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "sha256"}))
+    with pytest.raises(ModelLoadError, match="model.safetensors: not a readable safetensors file"):  # a bundle without hashes
         load_bundle(broken)
     (broken / "model.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="model.safetensors: file is missing"):
