@@ -29,7 +29,9 @@ def select_feature(feature: int) -> None:
 
 
 def on_table_select() -> None:
-    rows = st.session_state["feature_table"].selection.rows
+    """A click on a row's checkbox or on any of its cells opens that row's feature."""
+    selection = st.session_state["feature_table"].selection
+    rows = list(selection.rows) or [cell[0] for cell in selection.cells]
     if rows:
         select_feature(int(st.session_state["feature_table_ids"][rows[0]]))
 
@@ -113,14 +115,14 @@ st.session_state["feature_table_ids"] = table["feature"].to_numpy()
 f1, f2 = st.columns([3, 2])
 with f1:
     st.dataframe(
-        table, key="feature_table", on_select=on_table_select, selection_mode="single-row", hide_index=True, height=300,
+        table, key="feature_table", on_select=on_table_select, selection_mode=["single-row", "single-cell"], hide_index=True, height=300,
         column_config={
             "density": st.column_config.NumberColumn(format="%.4f", help="Fraction of held-out positions where it fires."),
             "max activation": st.column_config.NumberColumn(format="%.2f"),
             "F1": st.column_config.NumberColumn(format="%.2f", help="Best F1 of 'fires above t × max' as a predictor of one board property."),
         },
     )
-    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} held-out games. Click a column to sort, a row to open the feature.")
+    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} held-out games. Click a column's header to sort, any cell of a row to open its feature.")
 with f2:
     st.plotly_chart(density_histogram(index.density), key="density_hist", config=NO_BAR)
 

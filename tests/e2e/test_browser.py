@@ -290,3 +290,24 @@ def test_share_link_opens_the_same_view_in_a_fresh_browser(app_url, browser, pat
     assert share_link_of(fresh) == link
     assert fresh.locator('[data-testid="stException"]').count() == 0
     fresh.context.close()
+
+
+def test_a_click_on_any_cell_of_the_sae_table_opens_that_feature(app_url, browser):
+    from core.interp.sae_store import list_saes
+
+    if not list_saes(default_model_name()):
+        pytest.skip("no bundled SAE for the default model")
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{app_url}/sae_browser?moves=d3c5f6&feature=7")
+    page.get_by_text("Top-activating positions").first.wait_for(timeout=240_000)
+    page.wait_for_function("() => document.body.innerText.includes('Feature 7 fires on')", timeout=30_000)
+    table = page.locator('[data-testid="stDataFrame"]').nth(1)  # the board metrics come first
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    row_height = 35  # the grid's default header and row height
+    time.sleep(1.0)
+    # the "density" cell of the third row (feature 2): not the checkbox column
+    page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + row_height * 3.5)
+    page.wait_for_function("() => document.body.innerText.includes('Feature 2 fires on') || document.body.innerText.includes('Feature 2 never')", timeout=60_000)
+    page.wait_for_function("() => window.location.search.includes('feature=2')", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
