@@ -34,7 +34,9 @@ with st.expander("Train probes on this model" if probes else "No probes for this
         try:
             hooks = P.resid_hooks(handle.cfg.n_layers)
             trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text))
+            before = summary.get(target)
             ui.store_trained_probes(handle.name, target, trained, P.summary_entry(trained, None))
+            ui.flash("success", P.training_verdict(trained, before))
             bar.progress(1.0, text="done")
             st.rerun()
         except (ValueError, RuntimeError) as exc:
@@ -119,9 +121,9 @@ def othello_interventions() -> None:
     e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
     e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", width="content", config={"displayModeBar": False})
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
+    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()))}**")
     st.markdown(
-        f"Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
-        f"**{res.error_clean} → {res.error_edited}**. Moves whose legality the edit changes: "
+        "Moves whose legality the edit changes: "
         + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
     )
     if st.button("Scale sweep with random-direction control"):
@@ -169,9 +171,9 @@ def piece_interventions() -> None:
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     classes = P.targets_for(game)[target]
     readings = "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in res.readings.items())
+    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), unit='squares a next move starts on')}**")
     st.markdown(
-        f"Next token = the square the next move starts on. Legal-set error against the edited board (false positives + false negatives of the top-{int(res.legal_edited.sum())}): "
-        f"**{res.error_clean} → {res.error_edited}**; probability on {game.square_label(square)}: {res.probs_clean[square]:.1%} → {res.probs_edited[square]:.1%}. "
+        f"The model's next token is the square the next move starts on; its probability on {game.square_label(square)}: {res.probs_clean[square]:.1%} → {res.probs_edited[square]:.1%}. "
         f"Squares whose legality the edit changes: " + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
         + f".  \nThe probe's reading of {game.square_label(square)}: {readings}."
     )

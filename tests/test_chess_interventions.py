@@ -102,3 +102,12 @@ def test_removal_sweep_probe_beats_random_at_large_scale():
     sweep = E.scale_sweep(handle, by_layer, batch, legal, [4, 5, 6], [0, 8])
     assert sweep["probe"][0] == sweep["random"][0]
     assert sweep["probe"][1] < sweep["probe"][0] < sweep["random"][1]
+
+
+def test_verdict_says_whether_the_edit_beats_the_random_control():
+    from core.interp.interventions import verdict
+
+    assert "lowers the legal-move error from 4 to 1; a random edit of the same size gives 5: the model follows" in verdict(4, 1, 5, 7)
+    assert "no better than a random edit" in verdict(4, 3, 2, 7)
+    assert "raises the legal-move error from 4 to 12" in verdict(4, 12, 5, 7) and "does not follow" in verdict(4, 12, 5, 7)
+    assert "top 7 squares" in verdict(4, 1, 5, 7, unit="squares")

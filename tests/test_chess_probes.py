@@ -84,6 +84,7 @@ def test_probe_viewer_serves_chess_and_trains_probes_from_the_page():
     button(at, "Train piece probes (every layer)").click().run(timeout=600)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("occupied squares" in m.value for m in at.markdown)
+    assert any(m.value.startswith("Trained 8 piece probes on 50 games") and "the probes it replaces" in m.value for m in at.success), [m.value for m in at.success]
     assert len(at.get("plotly_chart")) >= 3
     # the trained piece probes drive the intervention panel: remove the knight that can move
-    assert any("Legal-set error against the edited board" in m.value for m in at.markdown), [i.value for i in at.info]
+    assert any("a random edit of the same size gives" in m.value for m in at.markdown), [i.value for i in at.info]

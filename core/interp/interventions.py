@@ -159,6 +159,7 @@ class Intervention:
     error_clean: int  # legal-set error of the unedited predictions against the edited board
     error_edited: int  # ... of the edited predictions against the edited board
     error_clean_vs_real: int  # sanity: the unedited predictions against the real board
+    error_random: int  # the control: an edit of the same size along a random direction
 
 
 def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, target: str, layers: list[int], scale: float = 1.0) -> Intervention:
@@ -181,6 +182,7 @@ def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, .
     batch = make_batch([moves], [square], [STATES.index(target)], game)
     clean = run_edited(handle, probes, batch, layers, 0.0)[0]
     after = run_edited(handle, probes, batch, layers, scale)[0]
+    random = run_edited(handle, probes, batch, layers, scale, random_seed=0)[0]
     legal_real = rep.legal_next[0, -1]
     return Intervention(
         board=board,
@@ -193,6 +195,7 @@ def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, .
         error_clean=int(legal_set_error(clean[None], legal_edited[None])[0]),
         error_edited=int(legal_set_error(after[None], legal_edited[None])[0]),
         error_clean_vs_real=int(legal_set_error(clean[None], legal_real[None])[0]),
+        error_random=int(legal_set_error(random[None], legal_edited[None])[0]),
     )
 
 
@@ -248,3 +251,23 @@ def flip_examples(size: Game | int, n: int, seed: int = 0) -> tuple[list[tuple[i
         targets.append(STATES.index(target))
         legal.append(game.legal_on_board(edited_board(board, mover, sq, target), int(rep.next_player[g, t])))
     return prefixes, np.array(squares), np.array(targets), np.array(legal)
+
+
+def verdict(error_clean: int, error_edited: int, error_random: int, n_legal: int, unit: str = "moves") -> str:
+    """A plain-words conclusion of one edit, with the control beside it.
+
+    The legal-move error counts mistakes in the model's top-N (N = the number of legal ``unit`` of
+    the edited board): legal ones missing from it plus illegal ones in it.
+    """
+    change = "lowers" if error_edited < error_clean else "raises" if error_edited > error_clean else "leaves"
+    numbers = f"from {error_clean} to {error_edited}" if change != "leaves" else f"at {error_clean}"
+    if error_edited < error_clean and error_edited < error_random:
+        conclusion = "the model follows the edited board"
+    elif error_edited < error_clean:
+        conclusion = "but no better than a random edit: not evidence that the probe direction is what the model uses"
+    else:
+        conclusion = "the model does not follow the edited board at this scale and these layers"
+    return (
+        f"The probe edit {change} the legal-move error {numbers}; a random edit of the same size gives {error_random}: {conclusion}. "
+        f"(Legal-move error: of the model's top {n_legal} {unit}, as many as the edited board has legal, the legal ones it misses plus the illegal ones it holds.)"
+    )

@@ -126,6 +126,7 @@ class PieceEdit:
     error_clean: int  # legal-set error of the unedited predictions against the edited board
     error_edited: int  # ... of the edited predictions
     error_clean_vs_real: int  # sanity: the unedited predictions against the real board
+    error_random: int  # the control: an edit of the same size along a random direction
 
 
 def edit_piece(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int], scale: float = 1.0) -> PieceEdit:
@@ -144,12 +145,14 @@ def edit_piece(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, 
     clean = run_edited(handle, probes, batch, layers, 0.0)[0]
     readings: dict = {}
     after = run_edited(handle, probes, batch, layers, scale, readings=readings)[0]
+    random = run_edited(handle, probes, batch, layers, scale, random_seed=0)[0]
     return PieceEdit(
         board=state.board, edited=edited, legal_real=state.legal, legal_edited=legal_edited,
         probs_clean=clean, probs_edited=after, readings={layer: (int(b[0]), int(a[0])) for layer, (b, a) in sorted(readings.items())},
         error_clean=int(legal_set_error(clean[None], legal_edited[None])[0]),
         error_edited=int(legal_set_error(after[None], legal_edited[None])[0]),
         error_clean_vs_real=int(legal_set_error(clean[None], state.legal[None])[0]),
+        error_random=int(legal_set_error(random[None], legal_edited[None])[0]),
     )
 
 

@@ -432,6 +432,27 @@ def summary_entry(probes: dict[str, Probe], baseline: dict[str, Probe] | None) -
     return entry
 
 
+def training_verdict(probes: dict[str, Probe], before: dict | None) -> str:
+    """What a training run found, in words, beside the probes it replaces (``before``: their
+    summary entry, if any)."""
+    hooks = list(probes)
+    accuracy = [probes[h].meta["held_out"]["accuracy"] for h in hooks]
+    best = int(np.argmax(accuracy))
+    meta = probes[hooks[best]].meta
+    layer = f"L{meta['layer']}"
+    text = f"Trained {len(hooks)} {meta['target']} probes on {meta['train_games']:,} games (scored on {meta['test_games']:,} held-out games): best layer {layer}, {accuracy[best]:.1%} per square"
+    occupied = meta["held_out"].get("occupied_accuracy")
+    if occupied is not None:
+        text += f", {occupied:.1%} on occupied squares"
+    if before and before.get("accuracy"):
+        old = max(before["accuracy"])
+        change = "the same as" if abs(old - accuracy[best]) < 0.0005 else ("better than" if accuracy[best] > old else "worse than")
+        text += f"; {change} the probes it replaces ({old:.1%}, {before.get('train_games', '?')} training games)"
+        if before.get("random_accuracy"):
+            text += f"; a randomly initialised model's probes reach {max(before['random_accuracy']):.1%}"
+    return text + "."
+
+
 def write_summary(folder: str | Path, target: str, entry: dict) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -204,7 +204,7 @@ def test_chess_logit_lens_link_renders_in_chromium(app_url, browser):
 
 CHESS_PAGES = [
     # page, text that appears once the page's last section has rendered, plotly figures then on the page
-    ("probe_viewer", "Legal-set error against the edited board", 6),
+    ("probe_viewer", "a random edit of the same size gives", 6),
     ("patching_lab", "One site: its effect", 6),
     ("sae_browser", "Top-activating positions", 8),
 ]
