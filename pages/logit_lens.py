@@ -132,6 +132,6 @@ v3, v4 = st.columns(2)
 v1.plotly_chart(board_figure(empty, out_board, value_name="W_out·W_U", colorscale="RdBu", zmin=-lim, zmax=lim, title="Output weights → moves", cell_px=24, rank1_bottom=game.board_style.get("rank1_bottom", False)), key="neuron_out", width="content", config={"displayModeBar": False})
 for col, (c, name) in zip((v2, v3, v4), enumerate(["empty", "mine", "theirs"]) if corr is not None else ()):
     col.plotly_chart(board_figure(empty, corr[c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
-st.caption("Left: which moves the neuron's output pushes up (red) or down (blue) directly. Right: correlation of its activation with each square's state over 300 random games (mine = the player who just moved).")
+st.caption("Left: which moves the neuron's output pushes up (blue) or down (red) directly, as every diverging scale in BoardLens: blue positive, red negative. Right: correlation of its activation with each square's state over 300 random games (mine = the player who just moved).")
 
 ui.sync_url()
