@@ -82,6 +82,12 @@ def test_examples_are_the_boards_of_their_positions(handle, index):
         state = game_state(e.moves, handle.board_size)
         np.testing.assert_array_equal(state.board, e.board)
         assert (e.moves[-1],) == e.last_move and len(e.moves) == e.move + 1
+    # distinct positions: no game prefix twice, and none of the skipped ones beats the last kept
+    many = F.top_examples(index, f, k=40)
+    assert len({e.moves for e in many}) == len(many)
+    positions, values = index.activations(f)
+    kept = {e.moves for e in many}
+    assert all(F._example(index, int(p), float(v)).moves in kept for p, v in zip(positions, values) if v > many[-1].value)
     bands = F.quantile_examples(index, f)
     top = examples[0].value
     for label, band in bands:

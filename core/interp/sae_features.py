@@ -201,8 +201,20 @@ def _example(index: FeatureIndex, position: int, value: float) -> Example:
 
 
 def top_examples(index: FeatureIndex, feature: int, k: int = 12) -> list[Example]:
+    """The ``k`` highest activations at *distinct* positions: random games often share their
+    opening, and twenty copies of one position say less than twenty positions."""
     positions, values = index.activations(feature)
-    return [_example(index, int(p), float(v)) for p, v in zip(positions[:k], values[:k])]
+    out, seen = [], set()
+    for p, v in zip(positions, values):
+        example = _example(index, int(p), float(v))
+        key = example.moves
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(example)
+        if len(out) == k:
+            break
+    return out
 
 
 def quantile_examples(index: FeatureIndex, feature: int, bands: int = 3, per_band: int = 4, seed: int = 0) -> list[tuple[str, list[Example]]]:
