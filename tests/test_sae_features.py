@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -135,7 +137,11 @@ def test_store_round_trip_and_damaged_folders(handle, sae, tmp_path):
     with pytest.raises(SAELoadError, match="width"):
         load_sae(folder, d_in=handle.cfg.d_model + 1)
     (folder / "sae_weights.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(SAELoadError, match="could not be read"):
+    with pytest.raises(SAELoadError, match="sae_weights.safetensors: damaged or replaced"):  # its sha256 differs
+        load_sae(folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({k: v for k, v in card.items() if k != "sha256"}))
+    with pytest.raises(SAELoadError, match="could not be read"):  # a folder saved without hashes
         load_sae(folder)
     (folder / "card.json").write_text("{broken")
     assert list_saes("tiny6", root=tmp_path) == []
