@@ -35,20 +35,21 @@ def _groups(piece_moves, pawns: int, rooks_own: int, ep_possible: bool) -> tuple
     destinations hold one of its own rooks only when it castles (cozy-chess may also list a
     pawn's en-passant capture apart from its other moves: merged).
     """
-    out = []
+    out: list[tuple[int, int, bool]] = []
+    append = out.append
     total = 0
     for pm in piece_moves:
         frm, bits = int(pm.from_square), int(pm.to)
         if pawns >> frm & 1:
             promo = bits & _LAST_RANKS != 0
-            out.append((frm, bits, promo))
+            append((frm, bits, promo))
             total += bits.bit_count() * (4 if promo else 1)
             continue
         if bits & rooks_own:  # castling, written as the king taking its rook
             for rook_sq in (7, 0, 63, 56):
                 if bits >> rook_sq & 1 and (frm, rook_sq) in _ROOK_TO_KING:
                     bits = (bits & ~(1 << rook_sq)) | (1 << _ROOK_TO_KING[(frm, rook_sq)])
-        out.append((frm, bits, False))
+        append((frm, bits, False))
         total += bits.bit_count()
     out.sort()
     if ep_possible:
@@ -85,8 +86,7 @@ def run_cozy(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | No
         t = 0
         while True:
             white = bb[6]
-            occupied = bb[0] | bb[1] | bb[2] | bb[3] | bb[4] | bb[5]
-            own = white if white_to_move else occupied & ~white
+            own = white if white_to_move else ~white  # a mask: & with a piece board gives the mover's
             ep = board.en_passant()
             groups, n_moves = _groups(piece_moves(), bb[0], bb[3] & own, ep is not None)
             ep_square = None
@@ -100,7 +100,7 @@ def run_cozy(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | No
             seen[key] = repeats
             if t > 0:
                 # Pawns, rooks or queens on the board always leave mating material: skip the count.
-                insufficient = not (bb[0] | bb[3] | bb[4]) and C.insufficient_material(*bb[:6], white, occupied & ~white)
+                insufficient = not (bb[0] | bb[3] | bb[4]) and C.insufficient_material(*bb[:6], white, (bb[0] | bb[1] | bb[2] | bb[3] | bb[4] | bb[5]) & ~white)
                 ended = C._end(not groups, in_check, insufficient, clock, repeats)
                 if ended:
                     rec.termination[g] = ended
