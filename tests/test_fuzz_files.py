@@ -256,3 +256,26 @@ def test_hub_chessgpt_files(tmp_path_factory, name, how):
 def test_json_nan_survives_the_writer():
     """``set_json`` writes NaN as JSON's ``NaN`` token: the loaders see it, as a hand-edited file could hold it."""
     assert math.isnan(json.loads(json.dumps({"x": float("nan")}))["x"])
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("d_model", -1, "d_model must be a positive integer"),
+        ("d_model", 10_000_000, "d_model must be a positive integer up to 8,192"),
+        ("d_model", "256", "d_model must be a positive integer"),
+        ("n_layers", True, "n_layers must be a positive integer"),
+        ("d_vocab", 0, "d_vocab must be a positive integer"),
+        ("d_mlp", 65536, "refusing to allocate"),  # each size allowed, the product is not: 128 layers below
+    ],
+)
+def test_config_sizes_are_checked_before_anything_is_allocated(tiny_bundle, tmp_path, key, value, message):
+    """The specific cases reported against the app (a config with ``d_model: 10000000`` once made a
+    run allocate 22 GB before any weight was read)."""
+    folder = fresh_copy(tiny_bundle, tmp_path / "bundle")
+    set_json(folder / "config.json", ["tl_config", key], value)
+    if key == "d_mlp":
+        set_json(folder / "config.json", ["tl_config", "n_layers"], 128)
+        set_json(folder / "config.json", ["tl_config", "d_model"], 8192)
+    with pytest.raises(ModelLoadError, match=message):
+        registry.load_model(str(folder))

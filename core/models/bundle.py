@@ -62,6 +62,32 @@ def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], so
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()}, strict=False)
 
 
+# Far above any model BoardLens ships or loads; they keep a damaged or hostile config from
+# allocating gigabytes before a single weight is read.
+LIMITS = {"n_layers": 128, "d_model": 8192, "n_heads": 256, "d_head": 1024, "d_mlp": 65536, "d_vocab": 300_000, "n_ctx": 16384}
+MAX_PARAMETERS = 2_000_000_000
+
+
+def check_tl_config(tl: object, source: str) -> None:
+    """``ModelLoadError`` naming ``source`` unless the sizes are positive integers within ``LIMITS``
+    and the model they describe has at most ``MAX_PARAMETERS`` parameters."""
+    if not isinstance(tl, dict):
+        raise ModelLoadError(f"{source}: 'tl_config' must be an object")
+    sizes = {}
+    for key, limit in LIMITS.items():
+        value = tl.get(key)
+        if key == "d_head" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+            raise ModelLoadError(f"{source}: tl_config.{key} must be a positive integer up to {limit:,}, got {str(value)[:40]!r}")
+        sizes[key] = value
+    d_head = sizes.get("d_head", sizes["d_model"] // sizes["n_heads"])
+    per_layer = 4 * sizes["d_model"] * sizes["n_heads"] * d_head + 2 * sizes["d_model"] * sizes["d_mlp"]
+    total = sizes["n_layers"] * per_layer + (2 * sizes["d_vocab"] + sizes["n_ctx"]) * sizes["d_model"]
+    if total > MAX_PARAMETERS:
+        raise ModelLoadError(f"{source}: tl_config describes {total:,} parameters (more than {MAX_PARAMETERS:,}); refusing to allocate it")
+
+
 def load_bundle(folder: str | Path, device: str = "cpu"):
     """Read a bundle folder into ``(HookedTransformer in eval mode, config dict, card dict)``."""
     folder = Path(folder)
@@ -69,9 +95,10 @@ def load_bundle(folder: str | Path, device: str = "cpu"):
     card = read_json(folder / CARD) if (folder / CARD).exists() else {}
     if "tl_config" not in config:
         raise ModelLoadError(f"{folder / CONFIG}: no 'tl_config' entry")
+    check_tl_config(config["tl_config"], str(folder / CONFIG))
     try:
         model = build_hooked_transformer(config["tl_config"], device=device)
-    except (TypeError, ValueError, AssertionError) as exc:
+    except (TypeError, ValueError, AssertionError, RuntimeError, KeyError, AttributeError) as exc:
         raise ModelLoadError(f"{folder / CONFIG}: invalid model config ({exc})") from exc
     weights = folder / WEIGHTS
     if not weights.exists():
