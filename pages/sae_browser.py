@@ -89,7 +89,7 @@ if metrics:
     m[1].metric("L0", f"{metrics['l0']:.1f}", help="Mean active features per position.")
     m[2].metric("CE recovered (zero)", f"{metrics['ce_recovered_zero']:.1%}", help="(CE_zero-ablated − CE_with SAE) / (CE_zero-ablated − CE_clean).")
     m[3].metric("CE recovered (mean)", f"{metrics['ce_recovered_mean']:.1%}", help="The same with mean ablation as the reference: a stricter test.")
-    m[4].metric("Dead", f"{metrics['dead_fraction']:.1%}", help="Features that never fire on the held-out games.")
+    m[4].metric("Dead", f"{metrics['dead_fraction']:.1%}", help=f"Features that never fire on the metric games (every token of {metrics.get('games', '?')} held-out games). The density histogram below counts the browser's own games, where each move ends: the two can differ.")
     m[5].metric("Dense", f"{metrics['dense_fraction']:.1%}", help="Features firing on more than 10 % of positions.")
     board = metrics.get("board")
     if board:
