@@ -42,19 +42,19 @@ def main() -> None:
     if chess_like:
         examples = game.edit_examples(args.positions, seed=7)
         batch, legal = E.removal_batch(examples, game)
-        sweep_fn = E.scale_sweep
+        run = E.run_edited
         print(f"{handle.name}: {len(examples)} positions, one piece of the side to move removed each; legal-set error of the next from-square vs the edited board (mean)")
     else:
         prefixes, squares, targets, legal = I.flip_examples(game, args.positions, seed=7)
         batch = I.make_batch(prefixes, squares, targets, game)
-        sweep_fn = I.scale_sweep
+        run = I.run_edited
         print(f"{handle.name}: {len(prefixes)} positions, one piece flipped each; legal-set error vs the edited board (mean)")
     layer_sets = [args.layers] if args.layers else [[layer] for layer in range(n_layers)] + [list(range(1, n_layers // 2 + 1)), list(range(n_layers // 2, n_layers)), list(range(n_layers))]
     print(f"{'layers':>16s} {'direction':>9s} " + " ".join(f"{'x' + format(s, 'g'):>6s}" for s in args.scales))
     best = None
     for layers in layer_sets:
         t0 = time.perf_counter()
-        sweep = sweep_fn(handle, by_layer, batch, legal, layers, args.scales)
+        sweep = I.scale_sweep(handle, by_layer, batch, legal, layers, args.scales, run=run)
         for kind in ("probe", "random"):
             print(f"{str(layers):>16s} {kind:>9s} " + " ".join(f"{v:6.2f}" for v in sweep[kind]))
         gain = sweep["probe"][0] - min(sweep["probe"])

@@ -118,8 +118,9 @@ def othello_interventions() -> None:
         return
     e1, e2, e3 = st.columns(3)
     e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", width="content", config={"displayModeBar": False})
-    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
-    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False), key="after_board", width="content", config={"displayModeBar": False})
+    top = float(max(res.probs_clean.max(), res.probs_edited.max())) or 1.0  # one scale: before and after compare
+    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=30, zmax=top, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
+    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=30, zmax=top), key="after_board", width="content", config={"displayModeBar": False})
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()))}**")
     st.markdown(
@@ -166,8 +167,9 @@ def piece_interventions() -> None:
     style = game.board_style
     e1, e2, e3 = st.columns(3)
     e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=34, **style), key="edited_board", width="content", config={"displayModeBar": False})
-    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=34, show_scale=False, **style), key="before_board", width="content", config={"displayModeBar": False})
-    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=34, show_scale=False, **style), key="after_board", width="content", config={"displayModeBar": False})
+    top = float(max(res.probs_clean.max(), res.probs_edited.max())) or 1.0  # one scale: before and after compare
+    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=30, zmax=top, show_scale=False, **style), key="before_board", width="content", config={"displayModeBar": False})
+    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=30, zmax=top, **style), key="after_board", width="content", config={"displayModeBar": False})
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     classes = P.targets_for(game)[target]
     readings = "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in res.readings.items())
@@ -178,8 +180,8 @@ def piece_interventions() -> None:
         + f".  \nThe probe's reading of {game.square_label(square)}: {readings}."
     )
     if st.button("Scale sweep with random-direction control"):
-        batch = E.make_batch([state.moves], [square], [new_value + 6], game)
-        sweep = E.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 1, 2, 4, 8, 16, 32])
+        batch = I.make_batch([state.moves], [square], [new_value + 6], game)
+        sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 1, 2, 4, 8, 16, 32], run=E.run_edited)
         st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
 
 

@@ -139,7 +139,8 @@ else:
         best_names = np.array(index.property_names + ["—"], dtype=object)
         for i, (feature, value) in enumerate(now):
             cols[i % 6].button(f"#{feature}: {value:.2f}", key=f"now_{feature}", on_click=select_feature, args=(feature,), help=f"best property: {best_names[index.best_property[feature]]} (F1 {index.best_f1[feature]:.2f})", width="stretch")
-        clean, spliced = F.spliced_probs(handle, sae, hook, state.moves)
+        clean = ui.cached_predictions(handle.name, state.moves).probs
+        spliced = F.spliced_probs(handle, sae, hook, state.moves)
         legal = state.legal.reshape(-1)
         top = np.argsort(-clean)[:5]
         top_sae = np.argsort(-spliced)[:5]

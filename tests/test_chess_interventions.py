@@ -9,6 +9,7 @@ import torch
 
 from core.games import chess as C
 from core.games.registry import get_game
+from core.interp import interventions as I
 from core.interp import piece_edits as E
 from core.interp import probes as P
 from core.models.registry import list_models, load_model
@@ -74,7 +75,7 @@ def test_edit_makes_the_probe_read_the_target_and_leaves_the_model_clean():
     by_layer = {p.meta["layer"]: p for p in probes.values()}
     moves = moves_of("e4 e5 Nf3 Nc6 Bc4 Nf6")
     layer = 5
-    batch = E.make_batch([moves], [chess.F3], [6], handle.game)
+    batch = I.make_batch([moves], [chess.F3], [6], handle.game)
     hook = f"blocks.{layer}.hook_resid_post"
     x = handle.activations(batch.tokens, [hook])[hook][0, batch.last[0]].float()
     delta = E.edit_vectors(x[None], by_layer[layer], np.array([chess.F3]), np.array([6]))[0]
@@ -99,7 +100,7 @@ def test_removal_sweep_probe_beats_random_at_large_scale():
     probes = P.load_probe_set(P.PROBE_ROOT / CHESS, "piece", handle.cfg.d_model, 8)
     by_layer = {p.meta["layer"]: p for p in probes.values()}
     batch, legal = E.removal_batch(GAME.edit_examples(40, seed=11), handle.game)
-    sweep = E.scale_sweep(handle, by_layer, batch, legal, [4, 5, 6], [0, 8])
+    sweep = I.scale_sweep(handle, by_layer, batch, legal, [4, 5, 6], [0, 8], run=E.run_edited)
     assert sweep["probe"][0] == sweep["random"][0]
     assert sweep["probe"][1] < sweep["probe"][0] < sweep["random"][1]
 
@@ -111,3 +112,4 @@ def test_verdict_says_whether_the_edit_beats_the_random_control():
     assert "no better than a random edit" in verdict(4, 3, 2, 7)
     assert "raises the legal-move error from 4 to 12" in verdict(4, 12, 5, 7) and "does not follow" in verdict(4, 12, 5, 7)
     assert "top 7 squares" in verdict(4, 1, 5, 7, unit="squares")
+    assert "leaves the legal-move error at 0" in verdict(0, 0, 2, 4) and "fit the edited board already" in verdict(0, 0, 2, 4)

@@ -102,12 +102,11 @@ def test_features_now_and_splice(handle, sae, index):
     dense = dense_features(handle, sae, index)
     row = dense[6]  # game 0 after move 7 is the index's 7th position
     assert now[0][0] == int(row.argmax()) and now[0][1] == pytest.approx(float(row.max()), rel=1e-5)
-    clean_here, spliced = F.spliced_probs(handle, sae, HOOK, moves)
+    spliced = F.spliced_probs(handle, sae, HOOK, moves)
     from core.games.play import game_state
     from core.interp.predictions import predict
 
     clean = predict(handle, game_state(moves, handle.board_size)).probs
-    np.testing.assert_allclose(clean_here, clean, atol=1e-6)
     assert 0 < spliced.sum() <= 1 + 1e-5
     assert not np.allclose(clean, spliced)  # the reconstruction is not exact
     assert F.features_now(handle, sae, HOOK, ()) == []
@@ -176,4 +175,4 @@ def test_other_hooks_browse_too(handle, hook):
     assert F.logit_effects(handle, d, 0).shape == (handle.board_size**2,)
     moves = tuple(int(m) for m in index.games[0, :5])
     assert len(F.features_now(handle, sae, hook, moves, k=3)) <= 3
-    assert all(p.shape == (handle.board_size**2,) for p in F.spliced_probs(handle, sae, hook, moves))
+    assert F.spliced_probs(handle, sae, hook, moves).shape == (handle.board_size**2,)

@@ -71,20 +71,26 @@ def coverage(acts: torch.Tensor, props: np.ndarray) -> dict:
     return {"coverage": float(best[present].mean()), "best_f1": best.tolist()}
 
 
-def board_reconstruction(acts: torch.Tensor, props: np.ndarray, split: float = 0.5) -> dict:
-    """Best (over thresholds) mean F1 of properties predicted from high-precision units."""
-    n = len(acts)
-    cut = int(n * split)
-    p = torch.from_numpy(props)
+def _labelled_units(acts: torch.Tensor, p: torch.Tensor, cut: int, min_fires: int):
+    """For each threshold: ``(t, keep, fire_test)`` where ``keep[u, prop]`` marks the units that
+    predict a property with precision >= 95 % over >= ``min_fires`` firings on the first ``cut``
+    positions, and ``fire_test`` is where each unit fires on the rest."""
     max_act = acts[:cut].max(0).values.clamp(min=1e-9)
-    best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
     for t in THRESHOLDS:
         fire_train = _fires(acts[:cut], t, max_act)
         _, precision = _f1_table(fire_train, p[:cut])
-        keep = (precision >= PRECISION) & (fire_train.sum(0)[:, None] >= MIN_FIRES)
-        if not keep.any():
-            continue
-        predicted = (_fires(acts[cut:], t, max_act).float() @ keep.float()) > 0
+        keep = (precision >= PRECISION) & (fire_train.sum(0)[:, None] >= min_fires)
+        if keep.any():
+            yield t, keep, _fires(acts[cut:], t, max_act)
+
+
+def board_reconstruction(acts: torch.Tensor, props: np.ndarray, split: float = 0.5) -> dict:
+    """Best (over thresholds) mean F1 of properties predicted from high-precision units."""
+    cut = int(len(acts) * split)
+    p = torch.from_numpy(props)
+    best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
+    for t, keep, fire_test in _labelled_units(acts, p, cut, MIN_FIRES):
+        predicted = (fire_test.float() @ keep.float()) > 0
         truth = p[cut:]
         tp = (predicted & truth).sum(0).float()
         f1 = 2 * tp / (predicted.sum(0) + truth.sum(0)).clamp(min=1).float()
@@ -110,19 +116,12 @@ def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes:
     right one), a false negative when it is empty. Score: F1 over every square of every held-out
     board, at the best threshold.
     """
-    n = len(acts)
-    cut = int(n * split)
+    cut = int(len(acts) * split)
     p = torch.from_numpy(props[:, : n_classes * n_squares])
-    max_act = acts[:cut].max(0).values.clamp(min=1e-9)
     truth = p[cut:].reshape(-1, n_classes, n_squares)
     best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
-    for t in THRESHOLDS:
-        fire_train = _fires(acts[:cut], t, max_act)
-        _, precision = _f1_table(fire_train, p[:cut])
-        keep = (precision >= PRECISION) & (fire_train.sum(0)[:, None] >= min_fires)
-        if not keep.any():
-            continue
-        predicted = ((_fires(acts[cut:], t, max_act).float() @ keep.float()) > 0).reshape(-1, n_classes, n_squares)
+    for t, keep, fire_test in _labelled_units(acts, p, cut, min_fires):
+        predicted = ((fire_test.float() @ keep.float()) > 0).reshape(-1, n_classes, n_squares)
         wrong = (predicted & ~truth).any(1)
         right = (predicted & truth).any(1)
         tp = int((right & ~wrong).sum())

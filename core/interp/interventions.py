@@ -13,6 +13,7 @@ false positives + false negatives of the model's top-N moves, N = number of lega
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -80,37 +81,35 @@ def edit_vectors(x: torch.Tensor, probe: Probe, squares: np.ndarray, targets: np
 
 @dataclass
 class EditBatch:
-    """Model inputs for B positions: each row a game prefix, edited at its last position."""
+    """Model inputs for B positions: each row a game prefix, edited at the last token of its last move."""
 
-    tokens: torch.Tensor  # (B, T) padded with 0 after each prefix (causal: padding is never seen)
-    last: torch.Tensor  # (B,) index of each row's last position
+    tokens: torch.Tensor  # (B, T) padded after each prefix (causal: padding is never read)
+    last: torch.Tensor  # (B,) position of each row's last token
     squares: np.ndarray  # (B,)
-    targets: np.ndarray  # (B,) index into STATES
+    targets: np.ndarray  # (B,) the probe class to write (Othello: an index into STATES)
 
 
 def make_batch(prefixes: list[tuple[int, ...]], squares, targets, game: Game | int) -> EditBatch:
     game = as_game(game)
-    ctx = game.n_ctx
-    T = min(max(len(p) for p in prefixes), ctx)
-    tokens = np.full((len(prefixes), T), game.pad_token, dtype=np.int64)
-    for i, p in enumerate(prefixes):
-        p = p[:ctx]
-        tokens[i, : len(p)] = game.game_tokens(p)
-    last = torch.tensor([min(len(p), ctx) - 1 for p in prefixes])
+    rows = [game.game_tokens(game.fit_moves(p)) for p in prefixes]
+    tokens = np.full((len(rows), max(len(r) for r in rows)), game.pad_token, dtype=np.int64)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = r
+    last = torch.tensor([len(r) - 1 for r in rows])
     return EditBatch(torch.from_numpy(tokens), last, np.asarray(squares), np.asarray(targets))
 
 
-def run_edited(
-    handle: ModelHandle,
-    probes: dict[int, Probe],
-    batch: EditBatch,
-    layers: list[int],
-    scale: float,
-    random_seed: int | None = None,
-) -> np.ndarray:
-    """Next-move probabilities per square ``(B, size*size)`` with the edit applied at ``layers``.
+EditFn = Callable[[int, torch.Tensor], torch.Tensor]  # (layer, x (B, d_model)) -> scale-1 edit (B, d_model)
 
-    ``random_seed`` replaces each probe edit by one of the same norm along a random direction.
+
+def run_edits(
+    handle: ModelHandle, batch: EditBatch, layers: list[int], scale: float, edit: EditFn, random_seed: int | None = None, after: Callable | None = None
+) -> np.ndarray:
+    """Next-token probabilities per square ``(B, n_squares)`` with ``scale`` times ``edit`` added to
+    the residual stream at each row's last token after each of ``layers`` (scoped hooks).
+
+    ``random_seed`` replaces each edit by one of the same norm along a random direction;
+    ``after(layer, x, x_edited)`` sees each layer's activations before and after its edit.
     """
     rows = torch.arange(len(batch.last))
     gen = torch.Generator().manual_seed(random_seed) if random_seed is not None else None
@@ -118,12 +117,14 @@ def run_edited(
     def hook_for(layer: int):
         def hook(resid: torch.Tensor, hook) -> torch.Tensor:
             x = resid[rows, batch.last].float()
-            delta = edit_vectors(x, probes[layer], batch.squares, batch.targets)
+            delta = edit(layer, x)
             if gen is not None:
                 r = torch.randn(delta.shape, generator=gen)
                 delta = r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
             resid = resid.clone()
             resid[rows, batch.last] = (x + scale * delta).to(resid.dtype)
+            if after is not None:
+                after(layer, x, x + scale * delta)
             return resid
 
         return hook
@@ -131,6 +132,11 @@ def run_edited(
     hooks = [(f"blocks.{layer}.hook_resid_post", hook_for(layer)) for layer in layers]
     logits = handle.run_with_hooks(batch.tokens, hooks)[rows, batch.last]
     return square_probs(logits, handle.game)
+
+
+def run_edited(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float, random_seed: int | None = None) -> np.ndarray:
+    """``run_edits`` with the mine/theirs/empty edit of ``edit_vectors``."""
+    return run_edits(handle, batch, layers, scale, lambda layer, x: edit_vectors(x, probes[layer], batch.squares, batch.targets), random_seed)
 
 
 def square_probs(logits: torch.Tensor, game: Game | int) -> np.ndarray:
@@ -199,12 +205,15 @@ def intervene(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, .
     )
 
 
-def scale_sweep(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, legal_edited: np.ndarray, layers: list[int], scales: list[float], seed: int = 0) -> dict[str, list[float]]:
-    """Mean legal-set error against the edited boards for each scale, probe direction vs random."""
+def scale_sweep(
+    handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, legal_edited: np.ndarray, layers: list[int], scales: list[float], seed: int = 0, run=run_edited
+) -> dict[str, list[float]]:
+    """Mean legal-set error against the edited boards for each scale, probe direction vs random
+    (``run``: the edit, ``run_edited`` or a game's own such as ``piece_edits.run_edited``)."""
     out = {"scale": list(scales), "probe": [], "random": []}
     for s in scales:
-        out["probe"].append(float(legal_set_error(run_edited(handle, probes, batch, layers, s), legal_edited).mean()))
-        out["random"].append(float(legal_set_error(run_edited(handle, probes, batch, layers, s, random_seed=seed), legal_edited).mean()))
+        out["probe"].append(float(legal_set_error(run(handle, probes, batch, layers, s), legal_edited).mean()))
+        out["random"].append(float(legal_set_error(run(handle, probes, batch, layers, s, random_seed=seed), legal_edited).mean()))
     return out
 
 
@@ -261,7 +270,9 @@ def verdict(error_clean: int, error_edited: int, error_random: int, n_legal: int
     """
     change = "lowers" if error_edited < error_clean else "raises" if error_edited > error_clean else "leaves"
     numbers = f"from {error_clean} to {error_edited}" if change != "leaves" else f"at {error_clean}"
-    if error_edited < error_clean and error_edited < error_random:
+    if error_edited == error_clean == 0:
+        conclusion = "the model's top moves fit the edited board already, so this edit cannot show whether it is followed"
+    elif error_edited < error_clean and error_edited < error_random:
         conclusion = "the model follows the edited board"
     elif error_edited < error_clean:
         conclusion = "but no better than a random edit: not evidence that the probe direction is what the model uses"

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from core.games.base import Game
-from core.interp.interventions import legal_set_error, square_probs
+from core.interp.interventions import EditBatch, legal_set_error, make_batch, run_edits
 from core.interp.probes import Probe
 from core.models.handle import ModelHandle
 
@@ -54,55 +54,20 @@ def edit_vectors(x: torch.Tensor, probe: Probe, squares: np.ndarray, targets: np
     return delta
 
 
-@dataclass
-class EditBatch:
-    """B game prefixes, each edited at the last token of its last move."""
-
-    tokens: torch.Tensor  # (B, T) padded after each prefix (causal: padding is never read)
-    last: torch.Tensor  # (B,) position of each row's last token
-    squares: np.ndarray  # (B,)
-    targets: np.ndarray  # (B,) probe class to write
-
-
-def make_batch(prefixes: list[tuple[int, ...]], squares, targets, game: Game) -> EditBatch:
-    rows = [game.game_tokens(game.fit_moves(p)) for p in prefixes]
-    T = max(len(r) for r in rows)
-    tokens = np.full((len(rows), T), game.pad_token, dtype=np.int64)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = r
-    last = torch.tensor([len(r) - 1 for r in rows])
-    return EditBatch(torch.from_numpy(tokens), last, np.asarray(squares), np.asarray(targets))
-
-
 def run_edited(
     handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float, random_seed: int | None = None, readings: dict | None = None
 ) -> np.ndarray:
-    """Next-token probabilities per square ``(B, 64)`` with the edit at ``layers`` (scoped hooks).
+    """Next-token probabilities per square ``(B, 64)`` with the piece edit at ``layers``.
 
     ``readings``, if given, receives ``layer -> (before, after)``: the probe's class on each row's
     edited square at that layer, as the run met it (earlier edits included) and as it left it.
     """
-    rows = torch.arange(len(batch.last))
-    gen = torch.Generator().manual_seed(random_seed) if random_seed is not None else None
 
-    def hook_for(layer: int):
-        def hook(resid: torch.Tensor, hook) -> torch.Tensor:
-            x = resid[rows, batch.last].float()
-            delta = edit_vectors(x, probes[layer], batch.squares, batch.targets)
-            if gen is not None:
-                r = torch.randn(delta.shape, generator=gen)
-                delta = r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
-            resid = resid.clone()
-            resid[rows, batch.last] = (x + scale * delta).to(resid.dtype)
-            if readings is not None:
-                readings[layer] = tuple(_classes(probes[layer], v, batch.squares) for v in (x, x + scale * delta))
-            return resid
+    def record(layer: int, x: torch.Tensor, x_edited: torch.Tensor) -> None:
+        readings[layer] = (_classes(probes[layer], x, batch.squares), _classes(probes[layer], x_edited, batch.squares))
 
-        return hook
-
-    hooks = [(f"blocks.{layer}.hook_resid_post", hook_for(layer)) for layer in layers]
-    logits = handle.run_with_hooks(batch.tokens, hooks)[rows, batch.last]
-    return square_probs(logits, handle.game)
+    edit = lambda layer, x: edit_vectors(x, probes[layer], batch.squares, batch.targets)  # noqa: E731
+    return run_edits(handle, batch, layers, scale, edit, random_seed, after=record if readings is not None else None)
 
 
 def _classes(probe: Probe, x: torch.Tensor, squares: np.ndarray) -> np.ndarray:
@@ -154,16 +119,6 @@ def edit_piece(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, 
         error_clean_vs_real=int(legal_set_error(clean[None], state.legal[None])[0]),
         error_random=int(legal_set_error(random[None], legal_edited[None])[0]),
     )
-
-
-def scale_sweep(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, legal: np.ndarray, layers: list[int], scales: list[float], seed: int = 0) -> dict[str, list[float]]:
-    """Mean legal-set error against the edited positions (``legal (B, 64)``) for each scale, probe
-    direction vs a random direction of the same length."""
-    out = {"scale": list(scales), "probe": [], "random": []}
-    for s in scales:
-        out["probe"].append(float(legal_set_error(run_edited(handle, probes, batch, layers, s), legal).mean()))
-        out["random"].append(float(legal_set_error(run_edited(handle, probes, batch, layers, s, random_seed=seed), legal).mean()))
-    return out
 
 
 def removal_batch(examples, game: Game) -> tuple[EditBatch, np.ndarray]:

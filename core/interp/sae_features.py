@@ -314,10 +314,10 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
 
 
-def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Next-token probabilities per square ``(n_squares,)`` at the latest position, without and
-    with the SAE's reconstruction replacing the hook's activation (the seed notebook's check).
-    Both come from the same input, so for chess they are the from-square of the next move."""
+def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
+    """Next-token probabilities per square ``(n_squares,)`` at the latest position with the SAE's
+    reconstruction replacing the hook's activation (the seed notebook's check; the clean
+    distribution, from the same input, is ``predictions.predict``'s, which the app already caches)."""
     game = handle.game
     tokens = game_tokens(moves, game)
 
@@ -325,11 +325,9 @@ def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -
         flat = act.reshape(-1, act.shape[-1]).float()
         return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.dtype)
 
-    clean = handle.forward(tokens)[0, -1].float().softmax(-1).numpy()
     spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
     token_square = game.token_square()
     named = np.flatnonzero(token_square >= 0)
-    out = np.zeros((2, game.n_squares), dtype=np.float32)
-    out[0, token_square[named]] = clean[named]
-    out[1, token_square[named]] = spliced[named]
-    return out[0], out[1]
+    out = np.zeros(game.n_squares, dtype=np.float32)
+    out[token_square[named]] = spliced[named]
+    return out

@@ -159,19 +159,19 @@ def read_checkpoint(path: Path) -> dict:
     A save writes both files to temporaries and renames the checkpoint first: a kill between the
     two renames leaves the new record in ``checkpoint.json.tmp``, which is then the right one.
     """
-    record_path = path.parent / CHECKPOINT_RECORD
-    expected = None
-    for candidate in (record_path, path.parent / (CHECKPOINT_RECORD + ".tmp")):
+    problems = []
+    for record in (path.parent / CHECKPOINT_RECORD, path.parent / (CHECKPOINT_RECORD + ".tmp")):
         try:
-            expected = json.loads(candidate.read_text()).get("sha256")
+            expected = json.loads(record.read_text()).get("sha256")
         except (OSError, ValueError, AttributeError):
-            continue
-        if mismatch(path, expected, candidate.name) is None:
+            continue  # no record (a run saved before records were kept) or an unreadable one
+        problem = mismatch(path, expected, record.name)
+        if problem is None:
             break
+        problems.append(problem)
     else:
-        problem = mismatch(path, expected, CHECKPOINT_RECORD) if expected else None
-        if problem:
-            raise CheckpointError(problem + "; resume from a copy or start the run again")
+        if problems:
+            raise CheckpointError(problems[0] + "; resume from a copy or start the run again")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - zip, pickle and tensor errors all mean the same here

@@ -7,11 +7,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.viz.board import square_label
+from core.viz.chess_pieces import piece_shapes
 
-
-
-GLYPHS = {1: "♙", 2: "♘", 3: "♗", 4: "♖", 5: "♕", 6: "♔"}  # white outlines; black pieces use the filled set
-BLACK_GLYPHS = {1: "♟", 2: "♞", 3: "♝", 4: "♜", 5: "♛", 6: "♚"}
 
 
 def board_grid_figure(
@@ -21,7 +18,8 @@ def board_grid_figure(
 
     One figure with a few traces per board, so a dozen boards draw as fast as one. ``last_moves``:
     one square per board, or a tuple of squares (a chess move's from and to). ``pieces="chess"``
-    draws signed piece types as chess glyphs on a checkered board, rank 1 at the bottom.
+    draws signed piece types with the board player's piece outlines (shapes, not font glyphs) on a
+    checkered board, rank 1 at the bottom.
     """
     n = len(boards)
     if n == 0:
@@ -30,6 +28,7 @@ def board_grid_figure(
     rows = (n + cols - 1) // cols
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12 / max(rows, 1) + 0.04)
     squares = np.arange(size * size)
+    shapes: list[dict] = []
     r, c = np.divmod(squares, size)
     labels = [square_label(int(s), size) for s in squares]
     for i, (board, last) in enumerate(zip(boards, last_moves)):
@@ -39,9 +38,8 @@ def board_grid_figure(
         square_colour = np.where((r + c) % 2 == 1, "#ebd8b7", "#b58863").tolist() if pieces == "chess" else "#2e8b57"
         fig.add_trace(go.Scatter(x=c, y=r, mode="markers", marker=dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), hovertext=text, hoverinfo="text", showlegend=False), row=row, col=col)
         if pieces == "chess":
-            at = flat != 0
-            glyphs = [(GLYPHS if v > 0 else BLACK_GLYPHS)[abs(int(v))] for v in flat[at]]
-            fig.add_trace(go.Scatter(x=c[at], y=r[at], mode="text", text=glyphs, textfont=dict(size=cell_px * 0.85, color="#111111"), hoverinfo="skip", showlegend=False), row=row, col=col)
+            axis = "" if i == 0 else str(i + 1)  # make_subplots names the axes x, x2, x3, ... row by row
+            shapes += [dict(shape, xref=f"x{axis}", yref=f"y{axis}") for shape in piece_shapes(board, rank1_bottom)]
         else:
             for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
                 at = flat == value
@@ -55,6 +53,8 @@ def board_grid_figure(
     for i in range(1, n + 1):
         fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", row=(i - 1) // cols + 1, col=(i - 1) % cols + 1)
     fig.update_annotations(font_size=11)
+    if shapes:
+        fig.update_layout(shapes=shapes)
     fig.update_layout(height=rows * (cell_px * size + 34) + 10, width=cols * (cell_px * size + 14), margin=dict(l=5, r=5, t=24, b=5), plot_bgcolor="white", dragmode=False)
     return fig
 
@@ -88,5 +88,12 @@ def curve_figure(points: list[dict], x: str = "l0", y: str = "fvu", label: str =
         text=[p.get(label, "") + (f" · {p['tokens'] / 1e6:g}M" if p.get("tokens") else "") for p in points],
         textposition="top center", marker=dict(size=9, color="#d94801"),
     ))
-    fig.update_layout(height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper())
+    # Room around the points for their labels: the end points' labels were cut by the axes.
+    xs, ys = [p[x] for p in points], [p[y] for p in points]
+    x_pad = 0.15 * (max(xs) - min(xs) or 1.0)
+    y_pad = 0.15 * (max(ys) - min(ys) or 1.0)
+    fig.update_layout(
+        height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper(),
+        xaxis_range=[min(xs) - x_pad, max(xs) + x_pad], yaxis_range=[min(ys) - y_pad, max(ys) + 1.5 * y_pad],
+    )
     return fig

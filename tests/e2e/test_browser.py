@@ -187,31 +187,17 @@ def test_chess_link_click_a_piece_then_its_destination(app_url, browser, tmp_pat
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_chess_logit_lens_link_renders_in_chromium(app_url, browser):
-    from core.models.registry import list_models
-
-    chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
-    if chess_model is None:
-        pytest.skip("no bundled chess model")
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{app_url}/logit_lens?model={chess_model}&moves=e2e4e7e5g1f3")
-    page.get_by_text("Legal minus illegal, by component and position").wait_for(timeout=180_000)
-    page.get_by_text("Neuron view").wait_for(timeout=60_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 12", timeout=60_000)
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "moves=e2e4e7e5g1f3" in page.url
-
-
 CHESS_PAGES = [
-    # page, text that appears once the page's last section has rendered, plotly figures then on the page
-    ("probe_viewer", "a random edit of the same size gives", 6),
-    ("patching_lab", "One site: its effect", 6),
-    ("sae_browser", "Top-activating positions", 8),
+    # page, texts that appear once the page's sections have rendered (the last one last), plotly figures then on the page
+    ("logit_lens", ("Legal minus illegal, by component and position", "Neuron view"), 12),
+    ("probe_viewer", ("a random edit of the same size gives",), 6),
+    ("patching_lab", ("One site: its effect",), 6),
+    ("sae_browser", ("Top-activating positions",), 8),
 ]
 
 
-@pytest.mark.parametrize("page_name, last_text, figures", CHESS_PAGES)
-def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, tmp_path, page_name, last_text, figures):
+@pytest.mark.parametrize("page_name, texts, figures", CHESS_PAGES)
+def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, tmp_path, page_name, texts, figures):
     from core.interp.sae_store import list_saes
     from core.models.registry import list_models
 
@@ -222,7 +208,8 @@ def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, tmp
         pytest.skip("no bundled chess SAE")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/{page_name}?model={chess_model}&moves=e2e4e7e5g1f3b8c6")
-    page.get_by_text(last_text).first.wait_for(timeout=240_000)
+    for text in texts:
+        page.get_by_text(text).first.wait_for(timeout=240_000)
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=60_000)
     page.screenshot(path=str(tmp_path / f"{page_name}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
