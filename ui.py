@@ -12,6 +12,7 @@ import urllib.parse
 
 import numpy as np
 import streamlit as st
+import torch
 
 from core.games.base import Game, GameState, IllegalMoveError
 from core.interp import probes as P
@@ -21,6 +22,7 @@ from core.links import read_choice, read_game_link
 from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
+from core.devices import APP_DEVICE_ENV, app_device
 from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_model_name, list_models, load_model
 from core.viz.training import learning_curve_table
 
@@ -33,8 +35,9 @@ PICKED = "picked_square"  # a piece chosen on the board, for games whose moves s
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_model(name: str) -> ModelHandle:
-    """One shared, read-only model per name for the whole server (all sessions)."""
-    return load_model(name)
+    """One shared, read-only model per name for the whole server (all sessions), on the device
+    ``BOARDLENS_DEVICE`` names (the CPU by default)."""
+    return load_model(name, device=app_device()[0])
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -241,6 +244,10 @@ def sidebar() -> None:
         )
         st.caption(specs[st.session_state[MODEL]].description)
         model_card_expander(st.session_state[MODEL])
+        device, problem = app_device()
+        st.caption(f"Models run on: {device}" + ("" if device != "cpu" else f" (set {APP_DEVICE_ENV}=auto to use a GPU)" if torch.cuda.is_available() else ""))
+        if problem:
+            st.warning(plain(problem))
         for folder, reason in broken_model_folders().items():
             st.warning(plain(f"Model folder {folder!r} is not listed: {reason}"))
 

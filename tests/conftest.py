@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network
+# Where a GPU is present the pages' models go on it, so the same tests exercise the CUDA paths.
+os.environ.setdefault("BOARDLENS_DEVICE", "auto")
 
 from core.train.export import export_run  # noqa: E402
 from core.train.next_move import TrainConfig, Trainer  # noqa: E402

@@ -147,6 +147,15 @@ class Game(ABC):
         """``n`` games of uniformly random legal moves, ``(n, max moves)`` padded with -1."""
 
     @abstractmethod
+    def games_from_uniforms(self, uniforms: np.ndarray) -> np.ndarray:
+        """Random games where row g depends only on ``uniforms[g]`` (one number in [0, 1) per
+        move, ``(n, max_moves)``): the trainer's games, the same however a batch is split."""
+
+    def token_batch_from_uniforms(self, uniforms: np.ndarray) -> TokenBatch:
+        """``token_batch(games_from_uniforms(uniforms))``; a game may do it in one engine pass."""
+        return self.token_batch(self.games_from_uniforms(uniforms))
+
+    @abstractmethod
     def replay(self, games: np.ndarray):
         """Per-position records of a batch of games (the game's own ``Replay``)."""
 

@@ -401,6 +401,15 @@ def random_games_with_replay(n: int, max_moves: int = 128, seed: int = 0) -> tup
     return _run(n, max_moves, None, uniforms)
 
 
+def games_from_uniforms(uniforms: np.ndarray) -> tuple[np.ndarray, Replay]:
+    """Random games driven by one number in [0, 1) per game and move (``uniforms (n, max_moves)``),
+    with their records: row ``g`` depends on ``uniforms[g]`` only."""
+    uniforms = np.asarray(uniforms, dtype=np.float64)
+    if uniforms.ndim != 2:
+        raise ValueError(f"uniforms must be (n_games, max_moves), got {uniforms.shape}")
+    return _run(uniforms.shape[0], uniforms.shape[1], None, uniforms)
+
+
 def replay(games: np.ndarray) -> Replay:
     """Replay games of move ints (rows padded with -1) and record every position.
 

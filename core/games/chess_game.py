@@ -315,6 +315,15 @@ class ChessGame(Game):
             return self.tokenizer.token_batch(games, self.n_ctx)
         return self.tokenizer.token_batch(games, rep, self.n_ctx)
 
+    def games_from_uniforms(self, uniforms: np.ndarray) -> np.ndarray:
+        return C.games_from_uniforms(uniforms)[0]
+
+    def token_batch_from_uniforms(self, uniforms: np.ndarray) -> TokenBatch:
+        games, rep = C.games_from_uniforms(uniforms)
+        if not self.square_tokens:
+            return self.tokenizer.token_batch(games, self.n_ctx)
+        return self.tokenizer.token_batch(games, rep, self.n_ctx)
+
     def batch_tokens(self, games: np.ndarray, length: int = 0) -> np.ndarray:
         length = length or self.n_ctx
         if self.square_tokens:

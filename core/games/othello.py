@@ -195,16 +195,40 @@ def random_games(n: int, size: int = 8, seed: int = 0) -> np.ndarray:
     geo = _geometry(size)
     n_moves = size * size - 4
     rng = np.random.default_rng(seed)
+    # Uniform choice among legal squares: the legal square with the largest random key.
+    return _play_random(n, geo, lambda t, legal: np.where(legal, rng.random(legal.shape, dtype=np.float32), np.float32(-1)).argmax(axis=1), n_moves)
+
+
+def games_from_uniforms(uniforms: np.ndarray, size: int = 8) -> np.ndarray:
+    """Random games driven by one number in [0, 1) per game and move: ``uniforms (n, size*size - 4)``.
+
+    Move t of game g is the ``floor(u * n_legal)``-th legal square of ``uniforms[g, t]`` (squares in
+    index order), so a game depends on its own row only: the trainer seeds each row by the game's
+    place in the global batch, and any split of a batch over ranks or workers gives the same games.
+    """
+    geo = _geometry(size)
+    n_moves = size * size - 4
+    uniforms = np.asarray(uniforms, dtype=np.float64)
+    if uniforms.ndim != 2 or uniforms.shape[1] < n_moves:
+        raise ValueError(f"uniforms must be (n_games, >= {n_moves}), got {uniforms.shape}")
+
+    def pick(t: int, legal: np.ndarray) -> np.ndarray:
+        count = legal.sum(axis=1)
+        k = np.minimum((uniforms[:, t] * count).astype(np.int64), np.maximum(count - 1, 0))
+        return (np.cumsum(legal, axis=1) > k[:, None]).argmax(axis=1)
+
+    return _play_random(len(uniforms), geo, pick, n_moves)
+
+
+def _play_random(n: int, geo: _Geometry, pick, n_moves: int) -> np.ndarray:
+    """Play ``n`` games where ``pick(t, legal (n, squares)) -> square (n,)`` chooses each move."""
     games = np.full((n, n_moves), -1, dtype=np.int16)
     batch = _Batch(n, geo)
     for t in range(n_moves):
         active = batch.to_move != 0
         if not active.any():
             break
-        legal = _unpack(batch.legal, geo)
-        # Uniform choice among legal squares: the legal square with the largest random key.
-        keys = np.where(legal, rng.random(legal.shape, dtype=np.float32), np.float32(-1))
-        choice = keys.argmax(axis=1)
+        choice = pick(t, _unpack(batch.legal, geo))
         games[:, t] = np.where(active, choice, -1)
         batch.play(np.where(active, geo.bit_values[choice], np.uint64(0)), active)
     return games

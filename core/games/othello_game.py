@@ -92,6 +92,9 @@ class OthelloGame(Game):
     def random_games(self, n: int, seed: int = 0) -> np.ndarray:
         return othello.random_games(n, self.size, seed=seed)
 
+    def games_from_uniforms(self, uniforms: np.ndarray) -> np.ndarray:
+        return othello.games_from_uniforms(uniforms, self.size)
+
     def replay(self, games: np.ndarray) -> othello.Replay:
         return othello.replay(games, self.size)
 

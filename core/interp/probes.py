@@ -148,7 +148,7 @@ def token_activations(handle: ModelHandle, games: np.ndarray, hooks: list[str], 
         cache = handle.activations(tokens[start : start + batch_size], hooks)
         mask = keep[start : start + batch_size]
         for h in hooks:
-            chunks[h].append(cache[h][mask].float().clone())
+            chunks[h].append(cache[h][mask.to(cache[h].device)].float().clone())
     return {h: torch.cat(c) for h, c in chunks.items()}
 
 

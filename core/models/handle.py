@@ -71,6 +71,11 @@ class ModelHandle:
         return self._model.cfg
 
     @property
+    def device(self) -> torch.device:
+        """Where the model's weights live (results come back on it)."""
+        return torch.device(self._model.cfg.device)
+
+    @property
     def model(self):
         """The shared model, for reading weights (``W_U``, ``W_out``...). Never hook or edit it
         directly: use ``hooked()`` or ``session()``."""
@@ -78,16 +83,18 @@ class ModelHandle:
 
     # -- forward passes ----------------------------------------------------------------------
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``tokens (batch, pos)`` -> ``logits (batch, pos, d_vocab)``."""
+        """``tokens (batch, pos)`` -> ``logits (batch, pos, d_vocab)``, on the CPU whatever the
+        model's device (analysis code works on CPU tensors)."""
         with self._lock, torch.inference_mode():
-            return self._model(tokens)
+            return self._model(tokens).cpu()
 
     __call__ = forward
 
     def run_with_cache(self, tokens: torch.Tensor, names_filter=None):
         """Logits and an ``ActivationCache`` (optionally only the hooks ``names_filter`` accepts)."""
         with self._lock, torch.inference_mode():
-            return self._model.run_with_cache(tokens, names_filter=names_filter)
+            logits, cache = self._model.run_with_cache(tokens, names_filter=names_filter)
+        return logits.cpu(), cache.to("cpu")
 
     @contextmanager
     def prefix_session(self, prefix: torch.Tensor) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
@@ -106,7 +113,7 @@ class ModelHandle:
 
         with self._lock, torch.inference_mode():
             cache = TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, 1)
-            prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0]
+            prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0].cpu()
             keys = [(e.past_keys, e.past_values) for e in cache.entries]
             mask = cache.previous_attention_mask
 
@@ -116,7 +123,7 @@ class ModelHandle:
                     entry.past_keys, entry.past_values = k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)
                 cache.previous_attention_mask = mask.expand(n, -1)
                 cache.freeze()
-                return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows))
+                return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows)).cpu()
 
             yield prefix_logits, continue_rows
 
@@ -136,12 +143,12 @@ class ModelHandle:
         stop = None if any(layer is None for layer in layers) else max(layers) + 1
         with self._lock, torch.inference_mode():
             _, cache = self._model.run_with_cache(tokens, names_filter=lambda name: name in wanted, stop_at_layer=stop)
-        return {h: cache[h] for h in hooks}
+        return {h: cache[h].cpu() for h in hooks}
 
     def run_with_hooks(self, tokens: torch.Tensor, fwd_hooks: Sequence[Hook]) -> torch.Tensor:
         """Logits with temporary forward hooks; they are gone when this returns (or raises)."""
         with self.hooked(fwd_hooks) as model, torch.inference_mode():
-            return model(tokens)
+            return model(tokens).cpu()
 
     @contextmanager
     def hooked(self, fwd_hooks: Sequence[Hook] = (), bwd_hooks: Sequence[Hook] = ()) -> Iterator:

@@ -3,6 +3,8 @@
 Examples::
 
     python -m core.train next-move runs/othello8 --size 8 --n-layers 6 --d-model 256 --steps 40000
+    python -m core.train next-move runs/othello8x512 --config recipes/othello_8x512.json
+    torchrun --nproc-per-node 8 -m core.train next-move runs/othello8x512 --config recipes/othello_8x512.json
     python -m core.train export runs/othello8 assets/models/othello8 --name othello8
     python -m core.train evaluate othello8 --games 2000
 """
@@ -20,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from core.models.errors import ModelLoadError
+from core.train.distributed import SettingError, ranks_from_env, resolve_device
 from core.train.next_move import OVERRIDABLE, CheckpointError, TrainConfig, Trainer
 
 
@@ -34,15 +37,38 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=caster, default=None, help=f"default {f.default}")
 
 
+def read_recipe(path: str) -> dict:
+    """A recipe file: a JSON object of ``TrainConfig`` fields (flags given on the command line win)."""
+    try:
+        recipe = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: --config {path}: {exc}") from None
+    if not isinstance(recipe, dict):
+        raise SystemExit(f"error: --config {path}: expected a JSON object of training settings")
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(recipe) - names - {"about"})
+    if unknown:
+        raise SystemExit(f"error: --config {path}: unknown settings {', '.join(unknown)}")
+    return {k: v for k, v in recipe.items() if k in names}
+
+
 def cmd_next_move(args: argparse.Namespace) -> None:
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    if (Path(args.run_dir) / Trainer.CHECKPOINT).exists():
+    given = {**(read_recipe(args.config) if args.config else {}), **given}
+    main = ranks_from_env().is_main
+    if (Path(args.run_dir) / Trainer.CHECKPOINT).exists() and main:
         ignored = sorted(set(given) - set(OVERRIDABLE))
         if ignored:
             print(f"resuming {args.run_dir}: its saved config wins; ignoring {', '.join('--' + n.replace('_', '-') for n in ignored)}", flush=True)
     trainer = Trainer(TrainConfig(**given), args.run_dir, overrides=given)
     cfg = trainer.cfg
-    print(f"run {args.run_dir}: {trainer.model.n_params():,} parameters, step {trainer.state.step}/{cfg.steps}", flush=True)
+    if not main:  # other ranks train silently; rank 0 reports for all
+        trainer.train(until_step=args.until_step)
+        trainer.close()
+        return
+    ranks = trainer.ranks.world
+    where = f"{trainer.device}" + (f" x {ranks} ranks ({trainer.batch_stop - trainer.batch_start} games each)" if ranks > 1 else "")
+    print(f"run {args.run_dir}: {trainer.model.n_params():,} parameters on {where}, game workers {cfg.workers}, step {trainer.state.step}/{cfg.steps}", flush=True)
     bar = tqdm(total=cfg.steps, initial=trainer.state.step, unit="step", dynamic_ncols=True, mininterval=5)
 
     def progress(step: int, total: int, info: dict) -> None:
@@ -56,6 +82,7 @@ def cmd_next_move(args: argparse.Namespace) -> None:
 
     trainer.train(until_step=args.until_step, progress=progress)
     bar.close()
+    trainer.close()
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -63,7 +90,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     if not (Path(args.run_dir) / Trainer.CHECKPOINT).exists():
         sys.exit(f"{args.run_dir}: no {Trainer.CHECKPOINT}; train a run there first (python -m core.train next-move {args.run_dir} ...)")
-    trainer = Trainer(TrainConfig(), args.run_dir)
+    trainer = Trainer(TrainConfig(), args.run_dir, overrides={"device": "cpu"})
     # The run folder is only where checkpoints live: the card names it after the model.
     command = "python -m core.train next-move " + shlex.join([f"runs/{args.name}"] + _config_flags(trainer.cfg))
     card = export_run(trainer, args.out_dir, args.name, command, eval_games=args.games)
@@ -115,12 +142,18 @@ def cmd_sae(args: argparse.Namespace) -> None:
     from core.models.registry import load_model, randomly_initialised
     from core.train.sae import SAETrainConfig, card_for, train_sae
 
+    if ranks_from_env().world > 1:
+        sys.exit(
+            "error: the SAE trainer runs on one process: SAELens's SAETrainer has no distributed mode "
+            "(no process group, no gradient all-reduce). Run it without torchrun, on one GPU with --device cuda."
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
-    handle = load_model(args.model)
+    device = str(resolve_device(args.device))
+    handle = load_model(args.model, device=device)
     base = dict(
         hook=args.hook, architecture=args.architecture, d_sae=args.d_sae, l1_coefficient=args.l1, lr=args.lr, batch_size=args.batch_size,
-        dead_feature_window=args.dead_window, seed=args.seed,
+        dead_feature_window=args.dead_window, seed=args.seed, device=device,
     )
     bar = tqdm(total=1.0, bar_format="{l_bar}{bar}| {desc}")
 
@@ -155,7 +188,7 @@ def _curve_point(name: str, k: int, tokens: int, metrics: dict) -> dict:
 
 
 # Settings that change how a run is watched or how fast it goes, never the weights it ends with.
-NOT_IN_COMMAND = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "compile")
+NOT_IN_COMMAND = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "compile", "device", "workers")
 
 
 def _config_flags(cfg: TrainConfig) -> list[str]:
@@ -175,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("next-move", help="train (or resume) a next-move model in a run folder")
     p.add_argument("run_dir")
     p.add_argument("--until-step", type=int, default=None, help="stop early at this step (resume later)")
+    p.add_argument("--config", default=None, help="a recipe: JSON of these settings (e.g. recipes/othello_8x512.json); flags win")
     _add_train_args(p)
     p.set_defaults(func=cmd_next_move)
     p = sub.add_parser("export", help="export a run to the bundled format")
@@ -213,11 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--curve-k", type=int, nargs="*", default=[], help="also train these k (TopK) for the FVU-vs-L0 curve in the card")
     p.add_argument("--curve-tokens", type=int, default=500_000, help="activations for each curve point")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.set_defaults(func=cmd_sae)
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CheckpointError, ModelLoadError) as exc:  # a damaged file: say which, no traceback
+    except (CheckpointError, ModelLoadError, SettingError) as exc:  # a damaged file or a bad setting: say which, no traceback
         sys.exit(f"error: {exc}")
 
 

@@ -38,12 +38,13 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
         "history": trainer.state.history,
         "timing": trainer.state.timing,
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
+        "hardware": f"{platform.machine()}, trained on {', '.join(sorted({t.get('device', 'cpu') for t in trainer.state.timing} or {'cpu'}))}, torch {torch.__version__}",
     }
-    save_bundle(out_dir, config, gpt_to_tl_state_dict(trainer.model), card)
+    weights = {k: v.detach().cpu() for k, v in gpt_to_tl_state_dict(trainer.model).items()}
+    save_bundle(out_dir, config, weights, card)
     model, _, _ = load_bundle(out_dir)
     games = held_out_games(eval_games, game)
     metrics = evaluate_legality(model, games, game)
     card["eval"] = {**metrics, "games_seed": "held-out seed (never a training seed)"}
-    save_bundle(out_dir, config, gpt_to_tl_state_dict(trainer.model), card)
+    save_bundle(out_dir, config, weights, card)
     return card

@@ -1,8 +1,9 @@
 """Train a next-move GPT on synthetic games streamed from the engine.
 
 Every step draws fresh uniformly random games (the published "synthetic" data set), so the model
-must learn the rules rather than memorise games. The step's games come from a seed derived from
-``(seed, step)``: a resumed run sees exactly the games an uninterrupted one would have seen.
+must learn the rules rather than memorise games. Each game is seeded by ``(seed, step, its
+index in the batch)`` (``game_stream``): a resumed run sees exactly the games an uninterrupted one
+would have seen, and under ``torchrun`` each rank makes its own slice of every step's games.
 
 Targets: ``"legal"`` (default) trains against the uniform distribution over the legal next moves,
 which is the exact expectation of the sampled next move of a uniformly random player, so it
@@ -15,7 +16,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,13 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from core.checksums import mismatch, sha256_of
-from core.games import othello
 from core.games.base import Game
 from core.games.registry import as_game, get_game
 from core.interp.legality import evaluate_legality
+from core.train import distributed
+from core.train.game_stream import GameStream, step_games, step_seed  # noqa: F401 - step_seed: re-exported
 from core.train.gpt import GPT, GPTConfig
 
-HELD_OUT_SEED = 2_000_000_007  # training seeds come from SeedSequence((seed, step)); never this
+HELD_OUT_SEED = 2_000_000_007  # the evaluation games' seed; training games come from Philox counters
 
 
 @dataclass
@@ -60,6 +61,9 @@ class TrainConfig:
     eval_games: int = 500
     checkpoint_every_s: float = 120.0
     threads: int = 0  # 0: torch's default
+    game_seeding: str = "per-game"  # "per-step": the stream of runs made before per-game seeds (one rank only)
+    device: str = "auto"  # "auto": CUDA when available, else CPU
+    workers: int = 0  # processes making games (0: a background thread of the trainer)
 
     def game_plugin(self) -> Game:
         return get_game(self.game, self.size, self.tokenizer, self.n_ctx)
@@ -79,7 +83,7 @@ class TrainConfig:
 # Fields a resumed run may change without changing what it has learned so far. ``steps`` may only
 # grow: the cosine decay keeps its end (``decay_steps``) and the extra steps run at the minimum LR,
 # so ``--steps N --decay-steps D`` from scratch reproduces the extended run exactly.
-OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "steps", "compile")
+OVERRIDABLE = ("eval_every", "eval_games", "checkpoint_every_s", "threads", "steps", "compile", "device", "workers")
 
 
 @dataclass
@@ -91,44 +95,29 @@ class TrainState:
     timing: list[dict] = field(default_factory=list)  # per evaluation: share of step time waiting for games, tokens/s
 
 
-def step_seed(seed: int, step: int) -> int:
-    return int(np.random.SeedSequence((seed, step)).generate_state(1)[0])
-
-
 def held_out_games(n: int, game: Game | int) -> np.ndarray:
     """The fixed evaluation games: drawn from a seed no training step uses."""
     return as_game(game).random_games(n, seed=HELD_OUT_SEED)
 
 
 def make_batch(cfg: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fresh games for one step: ``tokens (B, ctx)``, ``target`` and ``valid (B, ctx)``.
-
-    ``target`` is a distribution ``(B, ctx, d_vocab)`` for ``"legal"`` (what a uniformly random
-    player plays next, from the game's ``TokenBatch``), token ids ``(B, ctx)`` for ``"sample"``.
-    """
-    game = cfg.game_plugin()
-    seed = step_seed(cfg.seed, step)
-    if cfg.target == "sample":
-        if game.name != "othello":
-            raise ValueError("target 'sample' is implemented for Othello only; use 'legal'")
-        size, ctx = cfg.size, game.n_ctx
-        games = othello.random_games(cfg.batch_size, size, seed=seed)
-        tokens = torch.from_numpy(othello.squares_to_tokens(games[:, :ctx], size).astype(np.int64))
-        target = torch.from_numpy(othello.squares_to_tokens(games[:, 1 : ctx + 1], size).astype(np.int64))
-        return tokens, target, target != 0
-    batch = game.random_token_batch(cfg.batch_size, seed)
-    weights = torch.from_numpy(batch.weights)
-    total = weights.sum(-1, keepdim=True)
-    return torch.from_numpy(batch.tokens), weights / total.clamp(min=1e-9), total.squeeze(-1) > 0
+    """All of a step's games: ``tokens``, ``target`` and ``valid`` (see ``game_stream.step_games``)."""
+    return step_games(cfg, step)
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def loss_sum(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the valid positions (ranks add these, then divide once)."""
     logp = F.log_softmax(logits.float(), dim=-1)
     if target.dtype == torch.int64:
         per_pos = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     else:
         per_pos = -(target * logp).sum(-1)
-    return (per_pos * valid).sum() / valid.sum().clamp(min=1)
+    return (per_pos * valid).sum()
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the valid positions."""
+    return loss_sum(logits, target, valid) / valid.sum().clamp(min=1)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -182,7 +171,12 @@ def read_checkpoint(path: Path) -> dict:
 
 
 class Trainer:
-    """Owns model, optimiser and state of one run directory; checkpoints atomically."""
+    """Owns model, optimiser and state of one run directory; checkpoints atomically.
+
+    Under ``torchrun`` every rank builds one (same seed, same weights), trains its slice of each
+    step's global batch through ``DistributedDataParallel``, and rank 0 alone evaluates and writes
+    checkpoints. Nothing saved depends on the number of ranks, so a run resumes on any number.
+    """
 
     CHECKPOINT = "checkpoint.pt"
 
@@ -190,7 +184,7 @@ class Trainer:
         """A new run with ``cfg``, or the run saved in ``run_dir`` (then ``cfg`` is ignored).
 
         ``overrides`` may change, on resume, the fields that do not change what is learned
-        (``OVERRIDABLE``: evaluation cadence, checkpoint interval, threads).
+        (``OVERRIDABLE``: evaluation cadence, checkpoint interval, threads, device, workers).
         """
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -198,21 +192,30 @@ class Trainer:
         overrides = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE}
         if ckpt.exists():
             saved = read_checkpoint(ckpt)
-            old = TrainConfig(**saved["config"])
+            # A run saved before per-game seeds keeps the stream it was trained on.
+            saved_cfg = {"game_seeding": "per-step", **saved["config"]}
+            old = TrainConfig(**saved_cfg)
             steps = overrides.get("steps", old.steps)
             done = json.loads(saved["state_json"])["step"]
             if steps < max(done, old.steps):
-                raise ValueError(f"{run_dir}: --steps can only extend a run ({old.steps} planned, {done} done), not shorten it to {steps}")
+                raise distributed.SettingError(f"{run_dir}: --steps can only extend a run ({old.steps} planned, {done} done), not shorten it to {steps}")
             if steps != old.steps and not old.decay_steps:
                 overrides["decay_steps"] = old.steps
-            cfg = TrainConfig(**{**saved["config"], **overrides})
+            cfg = TrainConfig(**{**saved_cfg, **overrides})
         else:
             cfg = TrainConfig(**{**asdict(cfg), **overrides})
         self.cfg = cfg
+        self.device = distributed.resolve_device(cfg.device, distributed.ranks_from_env().local_rank)
+        self.ranks = distributed.ranks_from_env()
+        self.batch_start, self.batch_stop = self.ranks.batch_slice(cfg.batch_size)
+        if cfg.game_seeding == "per-step" and self.ranks.world > 1:
+            raise distributed.SettingError(f"{run_dir}: this run seeds games per step (made before per-game seeds): resume it on one rank")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        distributed.start(self.device)
         torch.manual_seed(cfg.seed)
         self.model = GPT(cfg.gpt_config())
+        self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.state = TrainState()
         if ckpt.exists():
@@ -220,19 +223,25 @@ class Trainer:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.state = TrainState(**json.loads(saved["state_json"]))
             torch.set_rng_state(saved["torch_rng"])
-        self._eval_games = held_out_games(cfg.eval_games, cfg.game_plugin())
+        self._eval_games = held_out_games(cfg.eval_games, cfg.game_plugin()) if self.ranks.is_main else None
         self._train_model = self.model
+        if self.ranks.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._train_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             try:
-                self._train_model = torch.compile(self.model)
+                self._train_model = torch.compile(self._train_model)
             except Exception as exc:  # noqa: BLE001 - no compiler here: train eagerly, say so
                 print(f"torch.compile unavailable ({type(exc).__name__}: {exc}); training eagerly", flush=True)
 
     def save(self) -> None:
         """Write the checkpoint to a temporary file, then rename: a kill never leaves half a file."""
+        if not self.ranks.is_main:
+            return
         payload = {
             "config": asdict(self.cfg),
-            "model": self.model.state_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "state_json": json.dumps(asdict(self.state)),
             "torch_rng": torch.get_rng_state(),
@@ -244,14 +253,21 @@ class Trainer:
         os.replace(tmp, self.run_dir / self.CHECKPOINT)
         os.replace(self.run_dir / (CHECKPOINT_RECORD + ".tmp"), self.run_dir / CHECKPOINT_RECORD)
 
+    def close(self) -> None:
+        """Leave the process group (after every rank is done)."""
+        distributed.stop()
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             return self._train_model(tokens)
 
     def evaluate(self, games: np.ndarray | None = None) -> dict[str, float]:
+        """Legality of the model on the held-out games (float32, on the model's device)."""
         self.model.eval()
         try:
-            return evaluate_legality(lambda t: self.model(t), self._eval_games if games is None else games, self.cfg.game_plugin())
+            with torch.inference_mode():
+                forward = lambda t: self.model(t.to(self.device)).float().cpu()  # noqa: E731
+                return evaluate_legality(forward, self._eval_games if games is None else games, self.cfg.game_plugin())
         finally:
             self.model.train()
 
@@ -265,57 +281,64 @@ class Trainer:
         if state.step >= until:
             return state
         self.model.train()
-        # The next step's games are made in a background thread while this step computes (the
-        # engine's numpy work and torch's kernels both release the GIL); they are the same games
-        # as without it, since each step's games depend only on (seed, step).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return self._train_loop(until, pool, progress)
+        stream = GameStream(cfg, state.step, until, self.batch_start, self.batch_stop, cfg.workers, pin_memory=self.device.type == "cuda")
+        return self._train_loop(until, stream, progress)
 
-    def _train_loop(self, until: int, pool: ThreadPoolExecutor, progress: Callable[[int, int, dict], None] | None) -> TrainState:
+    def _step(self, tokens: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> tuple[float, int]:
+        """One optimiser step on this rank's games -> (the global batch's mean loss, its valid positions).
+
+        Each rank's loss is its share of the global mean (its sum over the global count); DDP
+        averages gradients over ranks, so the loss is scaled by the number of ranks to make their
+        average the gradient of the global mean, exactly what one rank with every game computes.
+        """
+        device, world = self.device, self.ranks.world
+        tokens, target, valid = (t.to(device, non_blocking=True) for t in (tokens, target, valid))
+        local = loss_sum(self.forward(tokens), target, valid)
+        count = distributed.all_sum(valid.sum().float()).clamp(min=1)
+        loss = local * world / count if world > 1 else local / count
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        mean = distributed.all_sum(local.detach()) / count if world > 1 else loss.detach()
+        return mean.item(), int(count.item())
+
+    def _train_loop(self, until: int, stream: GameStream, progress: Callable[[int, int, dict], None] | None) -> TrainState:
         cfg, state = self.cfg, self.state
-        upcoming = pool.submit(make_batch, cfg, state.step)
+        main = self.ranks.is_main
         last_ckpt = time.monotonic()
-        gen_time = 0.0
-        window_tokens, window_start = 0, time.monotonic()
-        while state.step < until:
-            t0 = time.monotonic()
-            tokens, target, valid = upcoming.result()  # time spent waiting for games
-            gen_time += time.monotonic() - t0
-            if state.step + 1 < until:
-                upcoming = pool.submit(make_batch, cfg, state.step + 1)
+        window_tokens, window_start, window_wait = 0, time.monotonic(), 0.0
+        step_start = time.monotonic()
+        for step, (tokens, target, valid) in stream:
             for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, state.step)
-            loss = loss_fn(self.forward(tokens), target, valid)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            state.step += 1
+                group["lr"] = learning_rate(cfg, step)
+            loss, n_tokens = self._step(tokens, target, valid)
+            state.step = step + 1
             state.games_seen += cfg.batch_size
-            window_tokens += int(valid.sum())
+            window_tokens += n_tokens
             now = time.monotonic()
-            state.wall_time_s += now - t0
+            state.wall_time_s += now - step_start
             info = {
-                "loss": loss.item(),
+                "loss": loss,
                 "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
-                "gen_share": gen_time / max(now - window_start, 1e-9),
+                "gen_share": (stream.wait_s - window_wait) / max(now - window_start, 1e-9),
             }
-            if state.step % cfg.eval_every == 0 or state.step == until:
+            if main and (state.step % cfg.eval_every == 0 or state.step == until):
                 info.update(self.evaluate())
                 entry = {"step": state.step, "games_seen": state.games_seen, "loss": info["loss"], "top1_legal": info["top1_legal"], "illegal_mass": info["illegal_mass"]}
                 # Timing is kept apart from the history: the history is reproducible, timing is not.
-                state.timing.append({"step": state.step, "gen_share": round(info["gen_share"], 4), "tokens_per_s": round(info["tokens_per_s"], 1)})
+                state.timing.append({"step": state.step, "gen_share": round(info["gen_share"], 4), "tokens_per_s": round(info["tokens_per_s"], 1), "device": self.device.type, "ranks": self.ranks.world, "workers": cfg.workers})
                 if "by_kind" in info:
                     entry["by_kind"] = {k: round(v["top1_legal"], 5) for k, v in info["by_kind"].items()}
                 state.history.append(entry)
                 state.wall_time_s += time.monotonic() - now
-                window_tokens, window_start, gen_time = 0, time.monotonic(), 0.0
-            if progress:
+                window_tokens, window_start, window_wait = 0, time.monotonic(), stream.wait_s
+            if progress and main:
                 progress(state.step, until, info)
             if now - last_ckpt > cfg.checkpoint_every_s or state.step == until:
                 self.save()
                 last_ckpt = now
             if time.monotonic() - window_start > 30:
-                window_tokens, window_start, gen_time = 0, time.monotonic(), 0.0
+                window_tokens, window_start, window_wait = 0, time.monotonic(), stream.wait_s
+            step_start = time.monotonic()
         return state
-

@@ -38,6 +38,7 @@ class SAETrainConfig:
     dead_feature_window: int = 200  # steps without firing before TopK's auxiliary loss revives a feature
     bf16_activations: bool = True  # generate under bf16 autocast: ~1.8x faster, FVU-scale error ~4e-5
     seed: int = 0
+    device: str = "cpu"  # where the model runs and the SAE trains (the model handle's device)
 
 
 class ActivationStream:
@@ -64,7 +65,7 @@ class ActivationStream:
         while have < self.capacity:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
             games = self.handle.game.random_games(self.games_per_refill, seed=seed)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.autocast(self.handle.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 acts = token_activations(self.handle, games, [self.hook])[self.hook]
             parts.append(acts)
             have += len(acts)
@@ -120,7 +121,7 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
         dead_feature_window=cfg.dead_feature_window,
         feature_sampling_window=max(cfg.dead_feature_window, 1),
         logger=LoggingConfig(log_to_wandb=False),
-        device="cpu",
+        device=cfg.device,
     )
 
     def batches():
