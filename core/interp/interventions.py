@@ -116,13 +116,13 @@ def run_edits(
 
     def hook_for(layer: int):
         def hook(resid: torch.Tensor, hook) -> torch.Tensor:
-            x = resid[rows, batch.last].float()
+            x = resid[rows, batch.last].float().cpu()  # probes and edits live on the CPU
             delta = edit(layer, x)
             if gen is not None:
                 r = torch.randn(delta.shape, generator=gen)
                 delta = r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
             resid = resid.clone()
-            resid[rows, batch.last] = (x + scale * delta).to(resid.dtype)
+            resid[rows, batch.last] = (x + scale * delta).to(resid.device, resid.dtype)
             if after is not None:
                 after(layer, x, x + scale * delta)
             return resid

@@ -322,8 +322,8 @@ def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -
     tokens = game_tokens(moves, game)
 
     def splice(act: torch.Tensor, hook) -> torch.Tensor:
-        flat = act.reshape(-1, act.shape[-1]).float()
-        return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.dtype)
+        flat = act.reshape(-1, act.shape[-1]).float().to(sae.device)  # the SAE may live elsewhere (CPU)
+        return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.device, act.dtype)
 
     spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
     token_square = game.token_square()

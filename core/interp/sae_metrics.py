@@ -45,8 +45,8 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
     tokens = torch.from_numpy(game.batch_tokens(games))
 
     def replaced(fn):
-        def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:
-            return fn(act).to(act.dtype)
+        def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:  # the SAE and the mean live on x's device
+            return fn(act.to(x.device)).to(act.device, act.dtype)
 
         return _next_move_ce(handle.run_with_hooks(tokens, [(hook, hook_fn)]), games, game)
 

@@ -134,7 +134,7 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
             yield batch
 
     t0 = time.perf_counter()
-    trained = SAETrainer(trainer_cfg, sae, batches()).fit()
+    trained = SAETrainer(trainer_cfg, sae, batches()).fit().to("cpu")  # scored and saved on the CPU, like every result
     wall = time.perf_counter() - t0
     stats = {
         "wall_time_s": round(wall, 1),
