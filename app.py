@@ -7,10 +7,14 @@ in session state and in the URL, so every page shows the same position and any v
 import streamlit as st
 
 import ui
+from core.memory import release_free_memory
 
 st.set_page_config(page_title="BoardLens", page_icon="⚫", layout="wide")
 ui.init_state()
 page = st.navigation(ui.app_pages())
 st.session_state[ui.SHELL] = True
 ui.sidebar()
-page.run()
+try:
+    page.run()
+finally:
+    release_free_memory()  # heavy temporaries of this run go back to the OS, not to the next run

@@ -50,9 +50,19 @@ def logit_lens(handle: ModelHandle, tokens: torch.Tensor, incl_mid: bool = True)
     return [label for label, _ in points], logits
 
 
-def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True, batch_size: int = 500) -> dict:
-    """Per lens point, over every position of ``games``: top-1 legal rate and illegal mass."""
+LENS_BATCH_ELEMENTS = 4_000_000  # lens logits per batch (16 MB in float32): bounds a hosted server's peak memory
+
+
+def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True, batch_size: int = 0) -> dict:
+    """Per lens point, over every position of ``games``: top-1 legal rate and illegal mass.
+
+    ``batch_size`` 0: as many games per forward pass as keep the lens logits (points x games x
+    positions x vocabulary) near ``LENS_BATCH_ELEMENTS``; the totals do not depend on it.
+    """
     game = handle.game
+    if not batch_size:
+        per_game = len(lens_hooks(handle.cfg.n_layers, incl_mid)) * game.n_ctx * handle.cfg.d_vocab
+        batch_size = max(1, LENS_BATCH_ELEMENTS // per_game)
     top1 = mass = None
     labels: list[str] = []
     n_pos = 0
@@ -235,10 +245,11 @@ def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games
     games = np.asarray(games)[:, : game.n_ctx]
     hook = f"blocks.{layer}.mlp.hook_post"
     tokens = torch.from_numpy(game.batch_tokens(games))
-    _, cache = handle.run_with_cache(tokens, names_filter=lambda n: n == hook)
+    # In chunks, keeping one neuron: the layer's whole MLP activation would be ~70 MB per 300 games.
+    column = torch.cat([handle.activations(tokens[i : i + 50], [hook])[hook][..., neuron].float() for i in range(0, len(tokens), 50)])
     rep = game.replay(games)
     valid = valid_positions(rep)
-    act = cache[hook][..., neuron].float().numpy()[valid]  # (N,)
+    act = column.numpy()[valid]  # (N,)
     classes = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
     out = np.zeros((3, game.n_squares), dtype=np.float32)
     a = (act - act.mean()) / (act.std() + 1e-9)
