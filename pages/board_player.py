@@ -18,6 +18,8 @@ from core.interp.predictions import top_k, top_moves
 from core.viz.board import board_figure, history_figure
 
 PROMOTION = "pending_promotion"
+CLICKS = "board_clicks"  # clicks so far: part of the board's key
+LAST_CLICK = "last_board_click"  # (board key, square) of the click last acted on
 
 ui.ensure_shell()
 ui.init_state()  # idempotent: also when a link opens this page directly
@@ -39,8 +41,15 @@ def clicked_square(key: str) -> int | None:
 
 def on_board_click(key: str) -> None:
     square = clicked_square(key)
-    if square is not None:
-        click_square(square)
+    # A run cut short by the next click replays the earlier click's callback: each board (key)
+    # and square counts once.
+    if square is None or st.session_state.get(LAST_CLICK) == (key, square):
+        return
+    st.session_state[LAST_CLICK] = (key, square)
+    # Every click gets a fresh board (a new key): plotly's selection of the clicked point would
+    # otherwise dim the rest of the board and swallow a second click on the same square.
+    st.session_state[CLICKS] = st.session_state.get(CLICKS, 0) + 1
+    click_square(square)
 
 
 def click_square(square: int) -> None:
@@ -130,7 +139,7 @@ with left:
         state.board, values, legal=legal, outline=outline, last_move=state.last_squares, value_name=value_name, picked=picked,
         outline_color="#2ca02c" if (outline is not None and legal[outline]) else "#d62728", **game.board_style,
     )
-    key = f"board_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{picked}"
+    key = f"board_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{picked}_{st.session_state.get(CLICKS, 0)}"
     st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False})
     if game.square_moves:
         st.caption("Click a square to play it. Orange rings: legal moves. Colour: the model's next-move probability; frame: its top-1 (green legal, red illegal); yellow frame: the last move.")
