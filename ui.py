@@ -391,5 +391,18 @@ def url_choice(param: str, valid: list[str] | range, what: str) -> str | int | N
     return value
 
 
+def linked_setting(key: str, param: str, options: list, labels: list[str], what: str, default) -> None:
+    """Prepare a keyed widget's value: from the link's ``param`` (read once per session; a bad
+    value is reported and ignored), else kept while it is still one of ``options``, else ``default``.
+
+    ``labels`` are the options as they appear in the link (one per option)."""
+    linked = url_choice(param, labels, what)
+    show_messages()  # a bad value is reported beside the setting it was meant for
+    if linked is not None:
+        st.session_state[key] = options[labels.index(linked)]
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
 def store_trained_sae(name: str, sae_name: str, sae, card: dict, index: sae_features.FeatureIndex) -> None:
     st.session_state.setdefault(TRAINED_SAES, {})[(name, sae_name)] = (sae, card, index)

@@ -30,7 +30,9 @@ st.markdown(f"**Clean game** ({len(moves)} moves): `{game.format_moves(moves)}`"
 
 # -- the corrupted game --------------------------------------------------------------------------
 c1, c2 = st.columns([3, 2])
-index = c1.slider("Move to change", 1, len(moves), max(1, len(moves) // 2), help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
+numbers = list(range(1, len(moves) + 1))
+ui.linked_setting("pl_change", "change", numbers, [str(n) for n in numbers], "move number of this game", max(1, len(moves) // 2))
+index = c1.slider("Move to change", 1, len(moves), key="pl_change", help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
 # Same number of tokens as the changed move, so both games' tokens line up position by position.
 alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index] and len(game.move_tokens(m)) == len(game.move_tokens(moves[index]))]
 if not alternatives:
@@ -39,7 +41,8 @@ if not alternatives:
     st.stop()
 kept = {s: len(PT.corrupt_game(moves, index, s, game)[1]) for s in alternatives}
 alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
-replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, format_func=lambda s: f"{game.move_label(s)} (keeps {kept[s]} moves)")
+ui.linked_setting("pl_instead", "instead", alternatives, [game.url_moves((s,)) for s in alternatives], f"legal replacement of move {index + 1}", alternatives[0])
+replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s)} (keeps {kept[s]} moves)")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
 if dropped:
     st.warning(f"After the change, move {len(corrupted_moves) + 1} ({labels[len(corrupted_moves)]}) is illegal: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
@@ -52,10 +55,16 @@ token_labels = game.token_labels(clean_moves)
 differs = [int(s) for s in np.flatnonzero(legal_clean != legal_corr)]
 all_squares = sorted(int(s) for s in game.token_square() if s >= 0)
 m1, m2, m3 = st.columns(3)
-metric_kind = m1.radio("Metric", ["logit", "log-prob", "logit difference"], help="Read at the last position: the prediction of the next move.")
+METRICS = ["logit", "log-prob", "logit difference"]
+ui.linked_setting("pl_metric", "metric", METRICS, [k.replace(" ", "-") for k in METRICS], "metric", METRICS[0])
+metric_kind = m1.radio("Metric", METRICS, key="pl_metric", help="Read at the last position: the prediction of the next move.")
 default_target = differs[0] if differs else int(np.flatnonzero(legal_clean)[0]) if legal_clean.any() else all_squares[0]
-target = m2.selectbox("Target move" if game.square_moves else "Target from-square", all_squares, index=all_squares.index(default_target), format_func=lambda s: f"{game.square_label(s)}{' (legality differs)' if s in differs else ''}", help=None if game.square_moves else "The next token after the game names the from-square of the next move.")
-other = m3.selectbox("minus move", [s for s in all_squares if s != target], disabled=metric_kind != "logit difference", format_func=lambda s: game.square_label(s))
+square_names = [game.square_label(q) for q in all_squares]
+ui.linked_setting("pl_target", "target", all_squares, square_names, "square", default_target)
+target = m2.selectbox("Target move" if game.square_moves else "Target from-square", all_squares, key="pl_target", format_func=lambda s: f"{game.square_label(s)}{' (legality differs)' if s in differs else ''}", help=None if game.square_moves else "The next token after the game names the from-square of the next move.")
+others = [q for q in all_squares if q != target]
+ui.linked_setting("pl_minus", "minus", others, [game.square_label(q) for q in others], "square other than the target", others[0])
+other = m3.selectbox("minus move", others, key="pl_minus", disabled=metric_kind != "logit difference", format_func=lambda s: game.square_label(s))
 tok, other_tok = game.square_token(target), game.square_token(other)
 
 
@@ -79,10 +88,18 @@ st.caption(f"Purple frame: the target {'move' if game.square_moves else 'from-sq
 
 # -- patching ---------------------------------------------------------------------------------------
 n_layers, n_pos = handle.cfg.n_layers, clean_t.shape[1]
-direction = st.radio("Direction", ["denoising: clean → corrupted run", "noising: corrupted → clean run"], horizontal=True)
-base_t, source_t = (corrupted_t, clean_t) if direction.startswith("denoising") else (clean_t, corrupted_t)
+DIRECTIONS = ["denoising: clean → corrupted run", "noising: corrupted → clean run"]
+ui.linked_setting("pl_direction", "direction", DIRECTIONS, ["denoising", "noising"], "direction", DIRECTIONS[0])
+direction = st.radio("Direction", DIRECTIONS, key="pl_direction", horizontal=True)
+denoising = direction.startswith("denoising")
+base_t, source_t = (corrupted_t, clean_t) if denoising else (clean_t, corrupted_t)
 st.caption(f"Block sweep: {3 * n_layers * n_pos} patched runs, batched by layer into {n_layers} groups; heads: {5 * n_layers * handle.cfg.n_heads} runs. Each starts at its layer from cached activations.")
-normalised = st.toggle("Normalise: (patched − corrupted) / (clean − corrupted)", value=abs(clean_v - corr_v) > 1e-6)
+ui.linked_setting("pl_normalise", "normalise", [True, False], ["1", "0"], "switch (1 or 0)", abs(clean_v - corr_v) > 1e-6)
+normalised = st.toggle(
+    "Normalise: 1 = the patch " + ("restores the clean result" if denoising else "destroys the clean result") + ", 0 = no effect",
+    key="pl_normalise",
+    help="Denoising: (patched − corrupted) / (clean − corrupted). Noising: (clean − patched) / (clean − corrupted). Either way 1 means this one site carries the whole difference.",
+)
 
 
 @st.cache_data(show_spinner="Patching…", max_entries=32)
@@ -100,34 +117,63 @@ def sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, 
     return block, heads, approx
 
 
-base_moves, source_moves = (corrupted_moves, clean_moves) if direction.startswith("denoising") else (clean_moves, corrupted_moves)
+base_moves, source_moves = (corrupted_moves, clean_moves) if denoising else (clean_moves, corrupted_moves)
 block, heads, approx = sweep(handle.name, base_moves, source_moves, metric_kind, tok, other_tok)
+
+
+def score(values: np.ndarray) -> np.ndarray:
+    """1 = the site carries the whole clean/corrupted difference, in either direction."""
+    restored = PT.normalise(torch.from_numpy(values), clean_v, corr_v).numpy()
+    return restored if denoising else 1.0 - restored
+
+
 if normalised:
     try:
-        block_show = PT.normalise(torch.from_numpy(block), clean_v, corr_v).numpy()
-        heads_show = PT.normalise(torch.from_numpy(heads), clean_v, corr_v).numpy()
-        what = "normalised score"
+        block_show, heads_show = score(block), score(heads)
+        what = "share of the difference " + ("restored" if denoising else "destroyed")
     except ValueError as exc:
         st.warning(ui.plain(exc))
         block_show, heads_show, what = block, heads, "patched metric"
 else:
     block_show, heads_show, what = block, heads, "patched metric"
-st.plotly_chart(block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)})"), key="block_maps", config={"displayModeBar": False})
+def on_site_click() -> None:
+    """A click on a cell of the maps opens that site in detail below."""
+    points = st.session_state["block_maps"].get("selection", {}).get("points", [])
+    data = points[0].get("customdata") if points else None
+    if isinstance(data, list) and len(data) == 3:
+        st.session_state["pl_comp"], st.session_state["pl_layer"], st.session_state["pl_pos"] = (int(v) for v in data)
+
+
+st.plotly_chart(
+    block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)}, {'denoising' if denoising else 'noising'}) · click a cell to open it below"),
+    key="block_maps", on_select=on_site_click, selection_mode="points", config={"displayModeBar": False},
+)
 st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
 
 # -- one site in detail ---------------------------------------------------------------------------
 st.subheader("One site: its effect on the whole next-move distribution")
-flat = np.abs(block - (corr_v if direction.startswith("denoising") else clean_v)).reshape(-1)
-best = np.unravel_index(int(flat.argmax()), block.shape)
+# Default: the attention or MLP output that moves the metric most. The residual stream at the
+# changed move trivially carries the whole change (it holds the changed input), so it is not shown first.
+effect = np.abs(block - (corr_v if denoising else clean_v))
+effect[0] = -1.0
+best = np.unravel_index(int(effect.argmax()), block.shape)
 s1, s2, s3 = st.columns(3)
-comp = s1.selectbox("Component", [0, 1, 2], index=int(best[0]), format_func=lambda c: ["resid_pre", "attn_out", "mlp_out"][c])
-layer = s2.selectbox("Layer", list(range(n_layers)), index=int(best[1]))
-pos = s3.selectbox("Position", list(range(n_pos)), index=int(best[2]), format_func=lambda p: f"{p + 1}. {token_labels[p]}")
+site = (handle.name, moves, index, replacement, metric_kind, target, direction)  # a new sweep starts at its own best site
+if st.session_state.get("pl_site_of") != site:
+    st.session_state["pl_site_of"] = site
+    for key in ("pl_comp", "pl_layer", "pl_pos"):
+        st.session_state.pop(key, None)
+ui.linked_setting("pl_comp", "component", [0, 1, 2], list(PT.BLOCK_KINDS), "component", int(best[0]))
+ui.linked_setting("pl_layer", "layer", list(range(n_layers)), [str(n) for n in range(n_layers)], "layer", int(best[1]))
+ui.linked_setting("pl_pos", "position", list(range(n_pos)), [str(p + 1) for p in range(n_pos)], "position", int(best[2]))
+comp = s1.selectbox("Component", [0, 1, 2], key="pl_comp", format_func=lambda c: PT.BLOCK_KINDS[c])
+layer = s2.selectbox("Layer", list(range(n_layers)), key="pl_layer")
+pos = s3.selectbox("Position", list(range(n_pos)), key="pl_pos", format_func=lambda p: f"{p + 1}. {token_labels[p]}")
 site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos)
 site_probs = lens_square_probs(site_logits[None], game)[0]
-base_probs = lens_square_probs((corr_logits if direction.startswith("denoising") else clean_logits)[None], game)[0]
+base_probs = lens_square_probs((corr_logits if denoising else clean_logits)[None], game)[0]
 d1, d2 = st.columns(2)
-base_state = corr_state if direction.startswith("denoising") else clean_state
+base_state = corr_state if denoising else clean_state
 d1.plotly_chart(board_figure(base_state.board, site_probs, legal=base_state.legal, outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34, **game.board_style), key="site_probs", width="content", config={"displayModeBar": False})
 delta = site_probs - base_probs
 lim = float(np.abs(delta).max()) or 1.0
@@ -145,4 +191,17 @@ with n2:
     st.plotly_chart(agreement_figure(block, approx), key="agreement", config={"displayModeBar": False})
     st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
 
-ui.sync_url()
+ui.sync_url(
+    {
+        "change": str(index + 1),
+        "instead": game.url_moves((replacement,)),
+        "metric": metric_kind.replace(" ", "-"),
+        "target": game.square_label(target),
+        **({"minus": game.square_label(other)} if metric_kind == "logit difference" else {}),
+        "direction": "denoising" if denoising else "noising",
+        "normalise": "1" if normalised else "0",
+        "component": PT.BLOCK_KINDS[comp],
+        "layer": str(layer),
+        "position": str(pos + 1),
+    }
+)

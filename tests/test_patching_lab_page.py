@@ -33,3 +33,33 @@ def test_lab_with_no_game_and_with_bad_link():
     at = open_lab(moves="d3,c5;;x")
     assert any("Could not restore" in e.value for e in at.error)
     assert any("Play at least two moves" in i.value for i in at.info)
+
+
+def test_lab_settings_round_trip_through_the_link():
+    """Every setting of the lab is in the link, and opening that link restores them."""
+    at = open_lab(moves="d3c5f6f5e6e3c3f3")
+    at.slider[0].set_value(3).run()
+    at.radio[0].set_value("logit difference").run()
+    at.radio[1].set_value("noising: corrupted → clean run").run()
+    assert not at.exception and not at.error
+    link = dict(at.query_params)
+    assert {"change", "instead", "metric", "target", "minus", "direction", "normalise", "component", "layer", "position"} <= set(link)
+    assert link["change"] == ["3"] or link["change"] == "3"
+    assert (link["metric"], link["direction"]) in ((["logit-difference"], ["noising"]), ("logit-difference", "noising"))
+
+    params = {k: v[0] if isinstance(v, list) else v for k, v in link.items()}
+    again = open_lab(**params)
+    assert not again.error, [e.value for e in again.error]
+    widgets = lambda a: ([s.value for s in a.slider], [r.value for r in a.radio], [s.value for s in a.selectbox if s.key != "model_picker"], [t.value for t in a.toggle])  # noqa: E731
+    assert widgets(again) == widgets(at)
+    assert dict(again.query_params) == dict(at.query_params)
+
+
+def test_lab_link_with_bad_settings_says_so_and_uses_defaults():
+    at = open_lab(moves="d3c5f6f5e6e3c3f3", change="99", metric="<b>x</b>", target="z9", direction="sideways", layer="-1")
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    for param in ("change=", "metric=", "target=", "direction=", "layer="):
+        assert param in errors, (param, errors)
+    assert "<b>" not in errors or "\\<b>" in errors or "&lt;b&gt;" in errors or "x</b>" in errors
+    assert at.subheader[0].value.startswith("One site")

@@ -16,12 +16,27 @@ def block_maps_figure(values: np.ndarray, move_labels: list[str], title: str) ->
     lim = float(np.nanmax(np.abs(values))) or 1.0
     fig = make_subplots(rows=3, cols=1, subplot_titles=COMPONENT_NAMES, vertical_spacing=0.08)
     x = [f"{i + 1}. {m}" for i, m in enumerate(move_labels[:n_pos])]
+    y = [f"L{layer}" for layer in range(n_layers)]
     for c in range(3):
-        hover = [[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}" for p in range(n_pos)] for layer in range(n_layers)]
-        fig.add_trace(go.Heatmap(z=values[c], x=x, y=[f"L{layer}" for layer in range(n_layers)], text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=c == 0, colorbar=dict(thickness=12)), row=c + 1, col=1)
+        hover = [[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}<br>click: this site in detail below" for p in range(n_pos)] for layer in range(n_layers)]
+        fig.add_trace(go.Heatmap(z=values[c], x=x, y=y, hoverinfo="skip", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=c == 0, colorbar=dict(thickness=12)), row=c + 1, col=1)
+        # Heatmaps cannot be selected in plotly: an invisible marker on every cell carries the click
+        # (``customdata`` = component, layer, position) and the hover text.
+        layers, positions = np.meshgrid(np.arange(n_layers), np.arange(n_pos), indexing="ij")
+        fig.add_trace(
+            go.Scatter(
+                x=[x[p] for p in positions.ravel()], y=[y[layer] for layer in layers.ravel()], mode="markers",
+                marker=dict(size=14, symbol="square", opacity=0), customdata=[[c, int(layer), int(p)] for layer, p in zip(layers.ravel(), positions.ravel())],
+                hovertext=[hover[layer][p] for layer, p in zip(layers.ravel(), positions.ravel())], hoverinfo="text", showlegend=False,
+            ),
+            row=c + 1, col=1,
+        )
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickfont=dict(size=8))
-    fig.update_layout(height=200 + 3 * (40 + 22 * n_layers), margin=dict(l=40, r=10, t=60, b=40), title=dict(text=title, font=dict(size=13)))
+    fig.update_layout(
+        height=200 + 3 * (40 + 22 * n_layers), margin=dict(l=40, r=10, t=60, b=40), title=dict(text=title, font=dict(size=13)),
+        dragmode=False, clickmode="event+select", hovermode="closest",
+    )
     return fig
 
 

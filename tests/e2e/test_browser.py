@@ -129,14 +129,55 @@ def test_share_link_then_click_a_legal_square(app_url, browser, tmp_path):
     assert before.strip() != "" and after.strip() != ""
 
 
-def test_illegal_click_is_explained(app_url, browser):
+def test_illegal_click_is_explained_then_a_legal_click_plays(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/?moves=d3")
     page.get_by_text("White to move").wait_for(timeout=60_000)
     page.wait_for_selector(".js-plotly-plot", timeout=30_000)
-    click_square(page, othello.label_to_square("a1"), 8)
-    page.get_by_text("Illegal move").wait_for(timeout=30_000)
-    page.get_by_text("White to move").wait_for(timeout=10_000)
+    for _ in range(2):  # the same illegal square twice: a message each time
+        click_square(page, othello.label_to_square("a1"), 8)
+        page.get_by_text("Illegal move").wait_for(timeout=30_000)
+        page.get_by_text("White to move").wait_for(timeout=10_000)
+        # The board is redrawn without the click's selection (a selection dims every other square).
+        page.wait_for_function(
+            "() => document.querySelector('.js-plotly-plot').data.every(t => !t.selectedpoints || !t.selectedpoints.length)", timeout=30_000
+        )
+    click_square(page, othello.label_to_square("c5"), 8)
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=30_000)
+    assert page.get_by_text("Illegal move").count() == 0
+
+
+def test_two_fast_clicks_play_two_moves(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?moves=")
+    page.get_by_text("Black to move").wait_for(timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    click_square(page, othello.label_to_square("d3"), 8)
+    page.wait_for_timeout(250)
+    click_square(page, othello.label_to_square("c5"), 8)
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=60_000)
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    assert page.get_by_text("Illegal move").count() == 0 and page.get_by_text("already occupied").count() == 0
+
+
+def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
+    page.get_by_text("One site: its effect").wait_for(timeout=120_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    # The block maps: the plot whose title names the patched sites; click mlp_out (third map), layer 1, position 4.
+    xy = page.evaluate(
+        """() => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => (g._fullLayout.title.text || '').includes('per patched site'));
+            gd.scrollIntoView();
+            const L = gd._fullLayout, box = gd.getBoundingClientRect();
+            return [box.left + L.xaxis3._offset + L.xaxis3.l2p(3), box.top + L.yaxis3._offset + L.yaxis3.l2p(1)];
+        }"""
+    )
+    page.mouse.click(xy[0], xy[1])
+    page.wait_for_function("() => window.location.search.includes('component=mlp_out&layer=1&position=4')", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def test_logit_lens_page_renders_in_chromium(app_url, browser):
@@ -251,7 +292,7 @@ SHARE_PAGES = [
     ("probe_viewer", "Probe viewer", "moves=d3c5f6"),
     ("logit_lens", "Logit lens", "moves=d3c5f6"),
     ("sae_browser", "SAE feature browser", "moves=d3c5f6&feature=7"),
-    ("patching_lab", "Patching lab", "moves=d3c5f6"),
+    ("patching_lab", "Patching lab", "moves=d3c5f6f5e6&change=3&metric=logit-difference&direction=noising&normalise=0&component=mlp_out"),
 ]
 
 
