@@ -13,6 +13,100 @@ from core.viz.board import board_figure
 from core.viz.probes import probe_board_figure
 
 
+PROMOTION = "pending_promotion"  # chess: the moves a click on a last-rank square could mean
+CLICKS = "board_clicks"  # clicks so far: part of every playable board's key
+LAST_CLICK = "last_board_click"  # (board key, square) of the click last acted on
+CLICK_HINT = {True: "Click a square to play it.", False: "Click a piece, then its destination, to play."}  # by game.square_moves
+
+
+# -- boards that play the clicked square --------------------------------------------------------
+
+
+def playable_chart(fig, name: str, state: GameState, **chart_args) -> None:
+    """Draw a board that plays what is clicked, as the board player does (a square for Othello; a
+    piece, then its destination, for chess), on any page.
+
+    The key names the position, the picked piece and the click count, so every click and every
+    move gets a fresh chart: no plotly selection survives to dim the board or swallow a click.
+    """
+    key = f"{name}_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{st.session_state.get(ui.PICKED)}_{st.session_state.get(CLICKS, 0)}"
+    st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False}, **chart_args)
+
+
+def picked_square(state: GameState) -> int | None:
+    """The piece picked by a first click (chess), while it still has a legal move here."""
+    picked = st.session_state.get(ui.PICKED)
+    game = ui.current_game()
+    return picked if picked is not None and not game.square_moves and game.moves_from(state, picked) else None
+
+
+def clicked_square(key: str) -> int | None:
+    points = st.session_state[key].get("selection", {}).get("points", [])
+    if not points:
+        return None
+    data = points[0].get("customdata")
+    return int(data[0] if isinstance(data, list) else data)
+
+
+def on_board_click(key: str) -> None:
+    square = clicked_square(key)
+    # A run cut short by the next click replays the earlier click's callback: each board (key)
+    # and square counts once.
+    if square is None or st.session_state.get(LAST_CLICK) == (key, square):
+        return
+    st.session_state[LAST_CLICK] = (key, square)
+    # Every click gets a fresh board (a new key): plotly's selection of the clicked point would
+    # otherwise dim the rest of the board and swallow a second click on the same square.
+    st.session_state[CLICKS] = st.session_state.get(CLICKS, 0) + 1
+    click_square(square)
+
+
+def click_square(square: int) -> None:
+    """Play a one-square move, or pick a piece / play the picked piece to ``square``."""
+    now = ui.current_state()
+    game = ui.current_game()
+    if game.square_moves:
+        ui.play_square(square)
+        return
+    st.session_state.pop(PROMOTION, None)
+    picked = st.session_state.get(ui.PICKED)
+    if picked is not None:
+        moves = [m for m in game.moves_from(now, picked) if game.move_squares(m)[1] == square]
+        if len(moves) == 1:
+            ui.play_move(moves[0])
+            return
+        if len(moves) > 1:  # a promotion: the piece is asked for
+            st.session_state[PROMOTION] = moves
+            return
+        if square == picked:
+            st.session_state.pop(ui.PICKED, None)
+            return
+    if game.moves_from(now, square):
+        st.session_state[ui.PICKED] = square
+    elif now.is_over:
+        ui.flash("info", "The game is over: there is no move to play.")
+    elif picked is not None:
+        ui.flash("warning", f"Illegal move: {game.explain_illegal(now, picked + 64 * square)}")
+    else:
+        ui.flash("warning", f"No legal move starts on {game.square_label(square)}: pick one of your pieces that can move (ringed).")
+
+
+def promotion_picker(state: GameState) -> None:
+    """The promotion choice a click on a last-rank square leaves pending (chess), as buttons."""
+    pending = st.session_state.get(PROMOTION)
+    if not pending:
+        return
+    game = ui.current_game()
+    st.markdown("**Promote to:**")
+    for col, move in zip(st.columns(len(pending)), pending):
+        col.button(game.san(state.moves, move), key=f"promote_{move}", on_click=on_promotion, args=(move,), width="stretch")
+
+
+def on_promotion(move: int) -> None:
+    st.session_state.pop(PROMOTION, None)
+    ui.play_move(move)
+
+
 def layer_label(hook: str) -> str:
     """``blocks.3.hook_resid_post`` -> ``L3 resid_post``."""
     parts = hook.split(".")
@@ -27,7 +121,7 @@ def best_hook(name: str, target: str, hooks: list[str]) -> str:
 
 
 def true_board_figure(state: GameState, cell_px: int = 40):
-    return board_figure(state.board, None, legal=state.legal, last_move=state.last_squares, title="True board (engine)", cell_px=cell_px, **ui.current_game().board_style)
+    return board_figure(state.board, None, legal=state.legal, last_move=state.last_squares, title="True board (engine)", cell_px=cell_px, picked=picked_square(state), **ui.current_game().board_style)
 
 
 def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None, probs: np.ndarray | None = None):

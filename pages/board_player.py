@@ -17,9 +17,7 @@ from core.games.base import IllegalMoveError
 from core.interp.predictions import top_k, top_moves
 from core.viz.board import board_figure, history_figure
 
-PROMOTION = "pending_promotion"
-CLICKS = "board_clicks"  # clicks so far: part of the board's key
-LAST_CLICK = "last_board_click"  # (board key, square) of the click last acted on
+PROMOTION = panels.PROMOTION
 
 ui.ensure_shell()
 ui.init_state()  # idempotent: also when a link opens this page directly
@@ -31,56 +29,6 @@ state = ui.current_state()
 # -- actions (callbacks run before the page is drawn, so it always shows the new state) -------
 
 
-def clicked_square(key: str) -> int | None:
-    points = st.session_state[key].get("selection", {}).get("points", [])
-    if not points:
-        return None
-    data = points[0].get("customdata")
-    return int(data[0] if isinstance(data, list) else data)
-
-
-def on_board_click(key: str) -> None:
-    square = clicked_square(key)
-    # A run cut short by the next click replays the earlier click's callback: each board (key)
-    # and square counts once.
-    if square is None or st.session_state.get(LAST_CLICK) == (key, square):
-        return
-    st.session_state[LAST_CLICK] = (key, square)
-    # Every click gets a fresh board (a new key): plotly's selection of the clicked point would
-    # otherwise dim the rest of the board and swallow a second click on the same square.
-    st.session_state[CLICKS] = st.session_state.get(CLICKS, 0) + 1
-    click_square(square)
-
-
-def click_square(square: int) -> None:
-    """Play a one-square move, or pick a piece / play the picked piece to ``square``."""
-    now = ui.current_state()
-    if game.square_moves:
-        ui.play_square(square)
-        return
-    st.session_state.pop(PROMOTION, None)
-    picked = st.session_state.get(ui.PICKED)
-    if picked is not None:
-        moves = [m for m in game.moves_from(now, picked) if game.move_squares(m)[1] == square]
-        if len(moves) == 1:
-            ui.play_move(moves[0])
-            return
-        if len(moves) > 1:  # a promotion: the piece is asked for
-            st.session_state[PROMOTION] = moves
-            return
-        if square == picked:
-            st.session_state.pop(ui.PICKED, None)
-            return
-    if game.moves_from(now, square):
-        st.session_state[ui.PICKED] = square
-    elif now.is_over:
-        ui.flash("info", "The game is over: there is no move to play.")
-    elif picked is not None:
-        ui.flash("warning", f"Illegal move: {game.explain_illegal(now, picked + 64 * square)}")
-    else:
-        ui.flash("warning", f"No legal move starts on {game.square_label(square)}: pick one of your pieces that can move (ringed).")
-
-
 def on_piece_picker() -> None:
     st.session_state.pop(PROMOTION, None)
     choice = st.session_state.get("piece_picker")
@@ -88,11 +36,6 @@ def on_piece_picker() -> None:
         st.session_state.pop(ui.PICKED, None)
     else:
         st.session_state[ui.PICKED] = int(choice)
-
-
-def on_promotion(move: int) -> None:
-    st.session_state.pop(PROMOTION, None)
-    ui.play_move(move)
 
 
 def on_reset() -> None:
@@ -139,8 +82,7 @@ with left:
         state.board, values, legal=legal, outline=outline, last_move=state.last_squares, value_name=value_name, picked=picked,
         outline_color="#2ca02c" if (outline is not None and legal[outline]) else "#d62728", **game.board_style,
     )
-    key = f"board_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{picked}_{st.session_state.get(CLICKS, 0)}"
-    st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False})
+    panels.playable_chart(fig, "board", state)
     if game.square_moves:
         st.caption("Click a square to play it. Orange rings: legal moves. Colour: the model's next-move probability; frame: its top-1 (green legal, red illegal); yellow frame: the last move.")
     elif picked is None:
@@ -156,12 +98,7 @@ with left:
             format_func=lambda s: "(click a piece, or choose one here)" if s < 0 else f"{game.piece_label(state, s)} on {game.square_label(s)}",
             help="Shows the model's distribution over this piece's destinations; the same as clicking the piece.",
         )
-    pending = st.session_state.get(PROMOTION)
-    if pending:
-        st.markdown("**Promote to:**")
-        cols = st.columns(len(pending))
-        for col, move in zip(cols, pending):
-            col.button(game.san(state.moves, move), key=f"promote_{move}", on_click=on_promotion, args=(move,), width="stretch")
+    panels.promotion_picker(state)
     b1, b2, b3 = st.columns(3)
     b1.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     b2.button("Reset", on_click=on_reset, disabled=not state.moves, width="stretch")

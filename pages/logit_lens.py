@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import panels
 import ui
 from core.interp import lens as L
 from core.viz.board import board_figure
@@ -60,11 +61,12 @@ for i, label in enumerate(labels):
     top = int(probs[i].argmax())
     ok = bool(state.legal[top])
     with cols[i % len(cols)]:
-        st.plotly_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, zmax=shared_max, show_scale=False, **game.board_style),
-            key=f"lens_{i}", width="content", config={"displayModeBar": False},
+        panels.playable_chart(
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, zmax=shared_max, show_scale=False, picked=panels.picked_square(state), **game.board_style),
+            f"lens_{i}", state,
         )
-st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + f" on one scale for every layer, white 0 to darkest {shared_max:.2f} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal).")
+panels.promotion_picker(state)
+st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + f" on one scale for every layer, white 0 to darkest {shared_max:.2f} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal). " + panels.CLICK_HINT[game.square_moves])
 
 attr = L.attribute(handle, moves)
 legal_tok = L.legal_tokens_now(moves, game)

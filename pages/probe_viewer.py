@@ -50,8 +50,9 @@ hook = c2.select_slider("Layer", hooks, value=panels.best_hook(handle.name, targ
 
 left, mid = st.columns(2, gap="medium")
 with left:
-    st.plotly_chart(panels.true_board_figure(state), key="true_board", width="content", config={"displayModeBar": False})
-    st.markdown(f"**{state.status()}** · {len(state.moves)} moves")
+    panels.playable_chart(panels.true_board_figure(state), "true_board", state)
+    panels.promotion_picker(state)
+    st.markdown(f"**{state.status()}** · {len(state.moves)} moves · " + panels.CLICK_HINT[game.square_moves])
     b1, b2 = st.columns(2)
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
@@ -60,7 +61,7 @@ with mid:
     if fig is None:
         st.info("Play a move (here or on the Board player) to see what the probe reads.")
     else:
-        st.plotly_chart(fig, key="probe_board", width="content", config={"displayModeBar": False})
+        panels.playable_chart(fig, "probe_board", state)
         st.caption("Pieces: the probe's most likely class (faint = unsure; colour = confidence); red crosses: wrong squares.")
 right, right2 = st.columns([3, 2], gap="medium")
 with right:

@@ -70,16 +70,18 @@ def browser():
         b.close()
 
 
-def click_square(page, square: int, size: int) -> None:
-    """Click the centre of ``square`` on the first board (plotly axes give its pixel position)."""
+def click_square(page, square: int, size: int, title: str = "") -> None:
+    """Click the centre of ``square`` on the first board (whose title contains ``title``; plotly
+    axes give its pixel position)."""
     row, col = divmod(square, size)
     xy = page.evaluate(
-        """([col, row]) => {
-            const gd = document.querySelector('.js-plotly-plot');
+        """([col, row, title]) => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
+            gd.scrollIntoView({block: 'center'});
             const L = gd._fullLayout, box = gd.getBoundingClientRect();
             return [box.left + L._size.l + L.xaxis.l2p(col), box.top + L._size.t + L.yaxis.l2p(row)];
         }""",
-        [col, row],
+        [col, row, title],
     )
     page.mouse.click(xy[0], xy[1])
 
@@ -159,6 +161,17 @@ def test_two_fast_clicks_play_two_moves(app_url, browser):
     page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=60_000)
     page.get_by_text("Black to move").wait_for(timeout=30_000)
     assert page.get_by_text("Illegal move").count() == 0 and page.get_by_text("already occupied").count() == 0
+
+
+@pytest.mark.parametrize("path, board_title, ready", [("logit_lens", "L5 mlp", "Direct logit attribution"), ("probe_viewer", "True board", "Random move")])
+def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, board_title, ready):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/{path}?moves=d3c5")
+    page.get_by_text(ready).first.wait_for(timeout=120_000)
+    page.wait_for_function(f"() => [...document.querySelectorAll('.js-plotly-plot')].some(g => ((g._fullLayout.title || {{}}).text || '').includes('{board_title}'))", timeout=60_000)
+    click_square(page, othello.label_to_square("e6"), 8, board_title)  # legal for black after d3 c5
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5e6')", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
