@@ -5,8 +5,8 @@
 Runs in one process, as the server does: imports, then every page for every model through
 Streamlit's ``AppTest`` (the real page scripts, sharing the process-wide model and data caches the
 way browser sessions share them), then more sessions on the same views (their extra memory is
-per-session state). Prints the resident memory (RSS) after each stage and what the stage added,
-then the largest entries of the Streamlit caches by their pickled size.
+per-session state). Prints the resident memory (RSS) after each stage, what the stage added and
+the peak during it (the temporaries a page's work needs at once).
 """
 
 from __future__ import annotations
@@ -24,24 +24,35 @@ PAGES = {"board player": "pages/board_player.py", "probe viewer": "pages/probe_v
 MOVES = {"othello": "d3c5f6f5e6", "chess": "e2e4e7e5g1f3b8c6"}
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (``VmHWM``: its peak since the last ``reset_peak``), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def reset_peak() -> None:
+    """Start a new peak (Linux: writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 class Stages:
     def __init__(self) -> None:
         self.last = rss_mb()
-        self.rows: list[tuple[str, float, float, float]] = []
+        self.rows: list[tuple[str, float, float, float, float]] = []
+        reset_peak()
 
     def mark(self, name: str, seconds: float) -> None:
         gc.collect()
-        now = rss_mb()
-        self.rows.append((name, now, now - self.last, seconds))
-        print(f"{name:<44} {now:8.0f} MB  {now - self.last:+7.0f} MB  {seconds:6.2f} s", flush=True)
+        now, peak = rss_mb(), rss_mb("VmHWM")
+        self.rows.append((name, now, now - self.last, peak, seconds))
+        print(f"{name:<52} {now:8.0f} MB  {now - self.last:+7.0f} MB  {peak:8.0f} MB  {seconds:6.2f} s", flush=True)
         self.last = now
+        reset_peak()
 
 
 def open_page(page: str, model: str, moves: str):
@@ -62,7 +73,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2, help="extra sessions over the same views (per-session cost)")
     args = parser.parse_args()
     stages = Stages()
-    print(f"{'stage':<44} {'RSS':>11}  {'added':>10}  {'time':>7}")
+    print(f"{'stage':<52} {'RSS after':>11}  {'added':>10}  {'peak during':>11}  {'time':>7}")
     stages.mark("python + this script", 0.0)
     t = time.perf_counter()
     import streamlit  # noqa: F401
@@ -98,7 +109,7 @@ def main() -> None:
             for page in PAGES.values():
                 open_page(page, model, MOVES[games[model]])
         stages.mark(f"session {i + 2}: every page and model again", time.perf_counter() - t)
-    print(f"peak RSS {max(r[1] for r in stages.rows):.0f} MB")
+    print(f"peak RSS {max(r[3] for r in stages.rows):.0f} MB (one session at a time; concurrent sessions add their work on top)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from core.games.base import Game
 from core.games.registry import get_game
 
 Hook = tuple[str | Callable[[str], bool], Callable]
+ATTENTION_BUDGET = 8_000_000  # attention scores per layer in one forward pass (32 MB in float32)
 
 
 @dataclass
@@ -82,11 +83,18 @@ class ModelHandle:
         return self._model
 
     # -- forward passes ----------------------------------------------------------------------
+    def rows_per_pass(self, n_pos: int) -> int:
+        """Rows of ``n_pos`` tokens one forward pass may take: attention holds batch x heads x
+        pos^2 scores (and as many probabilities) per layer, so long contexts get small batches
+        (chess's 256 tokens: ~30 rows, not 200 at 3 GB) and a small server stays small."""
+        return max(1, ATTENTION_BUDGET // (self.cfg.n_heads * n_pos * n_pos))
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``tokens (batch, pos)`` -> ``logits (batch, pos, d_vocab)``, on the CPU whatever the
         model's device (analysis code works on CPU tensors)."""
+        step = self.rows_per_pass(tokens.shape[-1])
         with self._lock, torch.inference_mode():
-            return self._model(tokens).cpu()
+            return torch.cat([self._model(tokens[i : i + step]).cpu() for i in range(0, max(len(tokens), 1), step)])
 
     __call__ = forward
 
@@ -141,9 +149,14 @@ class ModelHandle:
         wanted = set(hooks)
         layers = [block_of(h) for h in wanted]
         stop = None if any(layer is None for layer in layers) else max(layers) + 1
+        step = self.rows_per_pass(tokens.shape[-1])
+        parts: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
         with self._lock, torch.inference_mode():
-            _, cache = self._model.run_with_cache(tokens, names_filter=lambda name: name in wanted, stop_at_layer=stop)
-        return {h: cache[h].cpu() for h in hooks}
+            for i in range(0, max(len(tokens), 1), step):
+                _, cache = self._model.run_with_cache(tokens[i : i + step], names_filter=lambda name: name in wanted, stop_at_layer=stop)
+                for h in hooks:
+                    parts[h].append(cache[h].cpu())
+        return {h: torch.cat(p) for h, p in parts.items()}
 
     def run_with_hooks(self, tokens: torch.Tensor, fwd_hooks: Sequence[Hook]) -> torch.Tensor:
         """Logits with temporary forward hooks; they are gone when this returns (or raises)."""
