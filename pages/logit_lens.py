@@ -9,6 +9,7 @@ import streamlit as st
 import panels
 import ui
 from core.interp import lens as L
+from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, dla_figure, gap_figure, lens_legality_figure
 
@@ -104,13 +105,26 @@ else:
 
 st.subheader("Attention")
 labels_moves = game.token_labels(moves)
-if len(labels_moves) > 1:
-    dest = st.slider("Destination: attention paid by the model at position" if not game.square_moves else "Destination: attention paid by the model at move", 1, len(labels_moves), len(labels_moves)) - 1
-else:
-    dest = 0  # one move: the only destination (a slider needs two values)
-    st.caption("Destination: move 1, the only move so far.")
 patterns = L.attention_patterns(handle, moves)
-st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
+head_names = [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)]
+every, one, strip = st.tabs(["Every head", "One head", "All heads from one position"])
+with every:
+    st.plotly_chart(head_grid_thumbnails(patterns, labels_moves), key="attention_thumbs", width="content", config={"displayModeBar": False})
+    st.caption("Each square is one head's pattern on this game (hover for the positions and weight). Pick a head in the next tab to see it large.")
+with one:
+    # Default: the head that looks furthest from the current token (the diagonal is the boring case).
+    off_diagonal = (patterns[:, :, -1, :-1].sum(-1)).reshape(-1) if patterns.shape[-1] > 1 else np.zeros(len(head_names))
+    head = st.selectbox("Head", head_names, index=int(np.argmax(off_diagonal)), key="attention_head")
+    layer_i, head_i = (int(x) for x in head[1:].split("H"))
+    st.plotly_chart(head_pattern_figure(patterns[layer_i, head_i], labels_moves, head, current=len(labels_moves) - 1), key="attention_head_big", width="content", config={"displayModeBar": False})
+    st.caption("Orange frame: the current position (the last token), whose attention decides the prediction on this page.")
+with strip:
+    if len(labels_moves) > 1:
+        dest = st.slider("Destination: attention paid by the model at position" if not game.square_moves else "Destination: attention paid by the model at move", 1, len(labels_moves), len(labels_moves)) - 1
+    else:
+        dest = 0  # one move: the only destination (a slider needs two values)
+        st.caption("Destination: move 1, the only move so far.")
+    st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
 
 st.subheader("Neuron view")
 n1, n2 = st.columns(2)

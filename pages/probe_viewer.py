@@ -35,7 +35,10 @@ with st.expander("Train probes on this model" if probes else "No probes for this
             hooks = P.resid_hooks(handle.cfg.n_layers)
             trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text))
             before = summary.get(target)
-            ui.store_trained_probes(handle.name, target, trained, P.summary_entry(trained, None))
+            entry = P.summary_entry(trained, None)
+            if before and before.get("random_accuracy") and before.get("hooks") == entry.get("hooks"):
+                entry["random_accuracy"] = before["random_accuracy"]  # the random-init control stays on the chart
+            ui.store_trained_probes(handle.name, target, trained, entry)
             ui.flash("success", P.training_verdict(trained, before))
             bar.progress(1.0, text="done")
             st.rerun()

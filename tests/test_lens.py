@@ -60,3 +60,21 @@ def test_attention_and_neuron_views(handle):
     assert board.shape == (size * size,) and np.abs(board).sum() > 0 and np.all(board[centre] == 0)
     corr = L.neuron_board_correlation(handle, 0, 3, othello.random_games(40, size, seed=5))
     assert corr.shape == (3, size * size) and np.all(np.abs(corr) <= 1.0 + 1e-5)
+
+
+def test_attention_figures_show_every_head_and_one_head_with_labels(handle):
+    from core.viz.attention import THUMB_POSITIONS, head_grid_thumbnails, head_pattern_figure
+
+    size = handle.board_size
+    moves = tuple(int(m) for m in othello.random_games(1, size, seed=4)[0, :12])
+    patterns = L.attention_patterns(handle, moves)
+    labels = handle.game.token_labels(moves)
+    grid = head_grid_thumbnails(patterns, labels)
+    heatmaps = [t for t in grid.data if t.type == "heatmap"]
+    assert len(heatmaps) == handle.cfg.n_layers * handle.cfg.n_heads
+    np.testing.assert_array_equal(np.asarray(heatmaps[handle.cfg.n_heads + 1].z), patterns[1, 1])  # L1H1
+    big = head_pattern_figure(patterns[1, 1], labels, "L1H1", current=11)
+    assert list(big.data[0].x)[0] == f"1. {labels[0]}" and "attends to" in big.data[0].text[11][3]
+    assert big.layout.shapes[0].y0 == 10.5  # the current row framed
+    long = np.tile(patterns[:, :, :1, :1], (1, 1, 60, 60))
+    assert np.asarray(head_grid_thumbnails(long, [str(i) for i in range(60)]).data[0].z).shape == (THUMB_POSITIONS, THUMB_POSITIONS)
