@@ -37,10 +37,9 @@ def test_lab_with_no_game_and_with_bad_link():
 
 def test_lab_settings_round_trip_through_the_link():
     """Every setting of the lab is in the link, and opening that link restores them."""
-    at = open_lab(moves="d3c5f6f5e6e3c3f3")
-    at.slider[0].set_value(3).run()
-    at.radio[0].set_value("logit difference").run()
-    at.radio[1].set_value("noising: corrupted → clean run").run()
+    at = open_lab(moves="d3c5f6f5e6e3c3f3", change="3", metric="logit-difference")
+    assert at.slider[0].value == 3 and at.radio[0].value == "logit difference"
+    at.radio[1].set_value("noising: corrupted → clean run").run()  # a widget change reaches the link too
     assert not at.exception and not at.error
     link = dict(at.query_params)
     assert {"change", "instead", "metric", "target", "minus", "direction", "normalise", "component", "layer", "position"} <= set(link)
