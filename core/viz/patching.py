@@ -48,6 +48,8 @@ def head_grid_figure(values: np.ndarray, title: str) -> go.Figure:
     for i in range(5):
         hover = [[f"{HEAD_NAMES[i]} of L{layer}H{h}: {values[i, layer, h]:+.3f}" for h in range(n_heads)] for layer in range(n_layers)]
         fig.add_trace(go.Heatmap(z=values[i], x=[f"H{h}" for h in range(n_heads)], y=[f"L{layer}" for layer in range(n_layers)], text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=i == 4, colorbar=dict(thickness=12)), row=1, col=i + 1)
+        if i:  # layer labels once, on the left: repeated, they crowd the panel before
+            fig.update_yaxes(showticklabels=False, row=1, col=i + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=120 + 26 * n_layers, margin=dict(l=40, r=10, t=60, b=30), title=dict(text=title, font=dict(size=13)))
     return fig
