@@ -103,13 +103,20 @@ if cols_shown:
 else:
     st.caption("No position of this kind in the game yet.")
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def attention_thumbnails(name: str, moves: tuple[int, ...]):
+    """The every-head grid (~0.3 s to build: 64 small figures) once per position."""
+    h = ui.cached_model(name)
+    return head_grid_thumbnails(L.attention_patterns(h, moves), h.game.token_labels(moves))
+
+
 st.subheader("Attention")
 labels_moves = game.token_labels(moves)
 patterns = L.attention_patterns(handle, moves)
 head_names = [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)]
 every, one, strip = st.tabs(["Every head", "One head", "All heads from one position"])
 with every:
-    st.plotly_chart(head_grid_thumbnails(patterns, labels_moves), key="attention_thumbs", width="content", config={"displayModeBar": False})
+    st.plotly_chart(attention_thumbnails(handle.name, tuple(moves)), key="attention_thumbs", width="content", config={"displayModeBar": False})
     st.caption("Each square is one head's pattern on this game (hover for the positions and weight). Pick a head in the next tab to see it large.")
 with one:
     # Default: the head that looks furthest from the current token (the diagonal is the boring case).
@@ -133,14 +140,15 @@ layer = n1.number_input("Layer", 0, handle.cfg.n_layers - 1, int(first["layer"])
 neuron = n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, int(first["index"]))
 
 
-@st.cache_data(show_spinner="Correlating the neuron with the board over 300 games…", max_entries=64)
-def neuron_correlation(name: str, layer: int, neuron: int) -> np.ndarray:
+@st.cache_data(show_spinner="Correlating the layer's neurons with the board over 300 games…", max_entries=16)
+def layer_correlations(name: str, layer: int) -> np.ndarray:
+    """Every neuron of the layer at once (~5 MB per model): a new neuron costs nothing after."""
     h = ui.cached_model(name)
-    return L.neuron_board_correlation(h, layer, neuron, h.game.random_games(300, seed=777))
+    return L.layer_board_correlations(h, layer, h.game.random_games(300, seed=777))
 
 
 out_board = L.neuron_output_board(handle, int(layer), int(neuron))
-corr = neuron_correlation(handle.name, int(layer), int(neuron)) if game.square_moves else None
+corr = layer_correlations(handle.name, int(layer))[int(neuron)] if game.square_moves else None
 empty = np.zeros((size, size), dtype=np.int8)
 lim = float(np.abs(out_board).max()) or 1.0
 v1, v2 = st.columns(2)

@@ -235,9 +235,17 @@ def neuron_output_board(handle: ModelHandle, layer: int, neuron: int) -> np.ndar
 
 
 def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games: np.ndarray) -> np.ndarray:
-    """Correlation of a neuron's activation with each square being empty / mine / theirs.
+    """Correlation of one neuron's activation with each square being empty / mine / theirs:
+    ``(3, size*size)`` (a row of ``layer_board_correlations``)."""
+    return layer_board_correlations(handle, layer, games)[neuron]
 
-    ``(3, size*size)`` over every position of ``games`` (mine = the player who just moved).
+
+def layer_board_correlations(handle: ModelHandle, layer: int, games: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every MLP neuron of ``layer`` with each square being empty / mine /
+    theirs over every position of ``games`` (mine = the player who just moved):
+    ``(d_mlp, 3, size*size)``; 0 where a square's state never varies.
+
+    One pass for the whole layer: the page shows any neuron without another pass over the games.
     """
     from core.interp.probes import probe_targets, valid_positions
 
@@ -245,19 +253,17 @@ def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games
     games = np.asarray(games)[:, : game.n_ctx]
     hook = f"blocks.{layer}.mlp.hook_post"
     tokens = torch.from_numpy(game.batch_tokens(games))
-    # In chunks, keeping one neuron: the layer's whole MLP activation would be ~70 MB per 300 games.
-    column = torch.cat([handle.activations(tokens[i : i + 50], [hook])[hook][..., neuron].float() for i in range(0, len(tokens), 50)])
     rep = game.replay(games)
     valid = valid_positions(rep)
-    act = column.numpy()[valid]  # (N,)
     classes = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
-    out = np.zeros((3, game.n_squares), dtype=np.float32)
-    a = (act - act.mean()) / (act.std() + 1e-9)
-    for c in range(3):
-        ind = (classes == c).astype(np.float32)
-        sd = ind.std(0)
-        out[c] = np.where(sd > 0, (a[:, None] * (ind - ind.mean(0))).mean(0) / np.maximum(sd, 1e-9), 0.0)
-    return out
+    acts = torch.cat([handle.activations(tokens[i : i + 50], [hook])[hook][torch.from_numpy(valid[i : i + 50])] for i in range(0, len(tokens), 50)]).double()
+    a = (acts - acts.mean(0)) / (acts.std(0, unbiased=False) + 1e-9)  # (N, d_mlp)
+    onehot = torch.from_numpy(np.stack([classes == c for c in range(3)], axis=1).reshape(len(classes), -1)).double()  # (N, 3*sq)
+    centred = onehot - onehot.mean(0)
+    sd = onehot.std(0, unbiased=False)
+    corr = (a.T @ centred) / len(a) / sd.clamp(min=1e-9)  # (d_mlp, 3*sq)
+    corr = torch.where(sd > 0, corr, torch.zeros_like(corr))
+    return corr.reshape(-1, 3, game.n_squares).float().numpy()
 
 
 def _on_squares(per_token: np.ndarray, game: Game) -> np.ndarray:
