@@ -78,18 +78,33 @@ d1, d2 = st.columns([2, 3])
 token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{game.square_label(game.token_square()[t])}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
 metric = d2.radio("Attribute", ["logit of this move", "legal minus illegal"], horizontal=True, help="legal minus illegal: a part's mean direct effect on legal moves minus its mean effect on illegal moves.")
 if metric == "logit of this move":
+    readout = None
     values = attr.dla[:, token].numpy()
     title = f"Direct effect on the logit of {game.square_label(game.token_square()[token])} (logit {attr.logits[token]:.2f})"
+    bias = float(attr.bias[token])
 else:
+    readout = L.legal_minus_illegal_readout(legal_tok, game.token_square() >= 0)
     values = attr.legal_minus_illegal(legal_tok, game.token_square() >= 0).numpy()
     title = "Direct effect: mean legal-move logit minus mean illegal-move logit"
+    bias = float(attr.bias.double() @ readout)
+
+
+def on_dla_click() -> None:
+    """A click on a head's cell opens that head in the attention section ("One head")."""
+    points = st.session_state["dla"].get("selection", {}).get("points", [])
+    data = points[0].get("customdata") if points else None
+    if isinstance(data, list) and len(data) == 2:
+        st.session_state["attention_head"] = f"L{int(data[0])}H{int(data[1])}"
+        ui.flash("info", f"L{int(data[0])}H{int(data[1])} is open under Attention → One head.")
+
+
 g1, g2 = st.columns([3, 2])
-g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", config={"displayModeBar": False})
+g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", on_select=on_dla_click, selection_mode="points", config={"displayModeBar": False})
 with g2:
-    st.markdown("**Top neurons** (direct effect on this move)")
-    neurons = pd.DataFrame(L.top_neurons(attr, token, k=10))
+    st.markdown("**Top neurons** (direct effect on " + ("this move)" if readout is None else "legal minus illegal)"))
+    neurons = pd.DataFrame(L.top_neurons(attr, token, k=10, readout=readout))
     st.dataframe(neurons[["neuron", "activation", "direct effect"]], hide_index=True, width="stretch")
-st.caption(f"The parts sum exactly to the logit minus the bias terms (final LayerNorm bias and unembedding bias: {attr.bias[token]:+.3f}).")
+st.caption(f"The parts sum exactly to the {'logit' if readout is None else 'legal-minus-illegal logit'} minus the bias terms (final LayerNorm bias and unembedding bias: {bias:+.3f}). Click a head's cell to open its attention pattern below.")
 st.markdown("**Legal minus illegal, by component and position**")
 gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves)
 token_labels = game.token_labels(moves)
@@ -121,7 +136,9 @@ with every:
 with one:
     # Default: the head that looks furthest from the current token (the diagonal is the boring case).
     off_diagonal = (patterns[:, :, -1, :-1].sum(-1)).reshape(-1) if patterns.shape[-1] > 1 else np.zeros(len(head_names))
-    head = st.selectbox("Head", head_names, index=int(np.argmax(off_diagonal)), key="attention_head")
+    if st.session_state.get("attention_head") not in head_names:  # first visit or another model
+        st.session_state["attention_head"] = head_names[int(np.argmax(off_diagonal))]
+    head = st.selectbox("Head", head_names, key="attention_head")
     layer_i, head_i = (int(x) for x in head[1:].split("H"))
     st.plotly_chart(head_pattern_figure(patterns[layer_i, head_i], labels_moves, head, current=len(labels_moves) - 1), key="attention_head_big", width="content", config={"displayModeBar": False})
     st.caption("Orange frame: the current position (the last token), whose attention decides the prediction on this page.")

@@ -157,13 +157,7 @@ class Attribution:
         """Per part: mean effect on legal tokens minus mean effect on illegal ones; the illegal ones
         are the ``candidates`` (tokens that could stand there, e.g. every square) that are not legal
         (default: every token but the pad, token 0)."""
-        legal = torch.from_numpy(legal_tokens)
-        if candidates is None:
-            illegal = ~legal
-            illegal[0] = False
-        else:
-            illegal = torch.from_numpy(candidates) & ~legal
-        return self.dla[:, legal].mean(-1) - self.dla[:, illegal].mean(-1)
+        return (self.dla.double() @ legal_minus_illegal_readout(legal_tokens, candidates)).float()
 
 
 def attribute(handle: ModelHandle, moves: tuple[int, ...], position: int = -1) -> Attribution:
@@ -202,9 +196,23 @@ def attribute(handle: ModelHandle, moves: tuple[int, ...], position: int = -1) -
     return Attribution(labels, kinds, layers, dla.float(), bias.float(), logits[0, position].float(), neuron_dla.float(), acts.float())
 
 
-def top_neurons(attr: Attribution, token: int, k: int = 10) -> list[dict]:
-    """The ``k`` neurons with the largest absolute direct effect on ``token``."""
-    effect = attr.neuron_dla[..., token]
+def legal_minus_illegal_readout(legal_tokens: np.ndarray, candidates: np.ndarray | None = None) -> torch.Tensor:
+    """``(d_vocab,)`` weights that turn per-token effects into "mean over legal tokens minus mean
+    over illegal ones" (illegal: the ``candidates`` that are not legal; default every token but
+    the pad, token 0)."""
+    legal = torch.from_numpy(np.asarray(legal_tokens, dtype=bool))
+    if candidates is None:
+        illegal = ~legal
+        illegal[0] = False
+    else:
+        illegal = torch.from_numpy(np.asarray(candidates, dtype=bool)) & ~legal
+    return legal.double() / max(int(legal.sum()), 1) - illegal.double() / max(int(illegal.sum()), 1)
+
+
+def top_neurons(attr: Attribution, token: int, k: int = 10, readout: torch.Tensor | None = None) -> list[dict]:
+    """The ``k`` neurons with the largest absolute direct effect on ``token`` (or on
+    ``readout @ logits``, e.g. ``legal_minus_illegal_readout``)."""
+    effect = attr.neuron_dla[..., token] if readout is None else (attr.neuron_dla.double() @ readout).float()
     flat = effect.abs().reshape(-1).topk(min(k, effect.numel())).indices
     d_mlp = effect.shape[1]
     return [

@@ -43,12 +43,19 @@ def dla_figure(values: np.ndarray, labels: list[str], kinds: list[str], layers: 
         text[layer][col] = f"{label}: {v:+.3f}"
     embed = sum(v for v, k in zip(values, kinds) if k == "embed")
     lim = float(np.abs(grid).max()) or 1.0
-    fig = go.Figure(go.Heatmap(
-        z=grid, x=[f"H{h}" for h in range(n_heads)] + ["attn bias", "MLP"], y=[f"L{layer}" for layer in range(n_layers)],
-        text=text, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, colorbar=dict(thickness=12, title="effect"),
+    x = [f"H{h}" for h in range(n_heads)] + ["attn bias", "MLP"]
+    y = [f"L{layer}" for layer in range(n_layers)]
+    fig = go.Figure(go.Heatmap(z=grid, x=x, y=y, hoverinfo="skip", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, colorbar=dict(thickness=12, title="effect")))
+    # Heatmaps cannot be selected in plotly: an invisible marker per cell carries the hover and,
+    # for heads, the click (``customdata`` = layer, head).
+    cells = [(layer, col) for layer in range(n_layers) for col in range(n_heads + 2)]
+    fig.add_trace(go.Scatter(
+        x=[x[c] for _, c in cells], y=[y[layer] for layer, _ in cells], mode="markers", marker=dict(size=18, symbol="square", opacity=0),
+        customdata=[[layer, c] if c < n_heads else [layer] for layer, c in cells],
+        hovertext=[text[layer][c] + ("<br>click: its attention pattern" if c < n_heads else "") for layer, c in cells], hoverinfo="text", showlegend=False,
     ))
     fig.update_layout(height=60 + 34 * n_layers, margin=dict(l=40, r=10, t=40, b=30), yaxis=dict(autorange="reversed"),
-                      title=dict(text=f"{title} · embeddings {embed:+.2f}", font=dict(size=13)))
+                      title=dict(text=f"{title} · embeddings {embed:+.2f}", font=dict(size=13)), dragmode=False, clickmode="event+select", hovermode="closest")
     return fig
 
 

@@ -174,6 +174,26 @@ def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, bo
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_a_click_on_a_dla_head_cell_opens_its_attention(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
+    page.get_by_text("Direct logit attribution").wait_for(timeout=120_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => (g._fullLayout.title.text || '').includes('embeddings'))", timeout=60_000)
+    xy = page.evaluate(
+        """() => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => (g._fullLayout.title.text || '').includes('embeddings'));
+            gd.scrollIntoView({block: 'center'});
+            const L = gd._fullLayout, box = gd.getBoundingClientRect();
+            return [box.left + L.xaxis._offset + L.xaxis.l2p(2), box.top + L.yaxis._offset + L.yaxis.l2p(1)];
+        }"""
+    )
+    page.mouse.click(xy[0], xy[1])
+    page.get_by_text("L1H2 is open under Attention").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="One head").click()
+    page.get_by_text("L1H2: destination (rows) attends to source (columns)").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
