@@ -188,7 +188,10 @@ with n1:
     d_mlp = diffed.shape[1]
     st.dataframe(pd.DataFrame([{"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "contribution": float(diffed.reshape(-1)[i])} for i in top]), hide_index=True, width="stretch")
 with n2:
-    st.plotly_chart(agreement_figure(block, approx), key="agreement", config={"displayModeBar": False})
+    if normalised and what != "patched metric":
+        st.plotly_chart(agreement_figure(score(block), score(approx), token_labels, "share of the difference"), key="agreement", config={"displayModeBar": False})
+    else:
+        st.plotly_chart(agreement_figure(block, approx, token_labels), key="agreement", config={"displayModeBar": False})
     st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
 
 ui.sync_url(

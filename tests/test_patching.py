@@ -91,3 +91,15 @@ def test_attribution_patching_tracks_exact_patching():
     corr = np.corrcoef(exact.reshape(-1).numpy(), approx.reshape(-1).numpy())[0, 1]
     assert corr > 0.5, corr
     assert all(p.grad is None for p in handle.model.parameters())
+
+
+def test_agreement_figure_names_every_site_and_says_what_r_means():
+    from core.viz.patching import agreement_figure, agreement_words
+
+    rng = np.random.default_rng(0)
+    exact = rng.normal(size=(3, 2, 4))
+    fig = agreement_figure(exact, exact + 0.01 * rng.normal(size=exact.shape), ["d3", "c5", "f6", "f5"], "share of the difference")
+    hover = list(fig.data[0].hovertext)
+    assert len(hover) == 24 and hover[5].startswith("residual stream (resid_pre), layer 1, 2. c5")
+    assert "stand in" in fig.layout.title.text and "share of the difference" in fig.layout.xaxis.title.text
+    assert "misleads" in agreement_words(0.1) and "nothing" in agreement_words(float("nan"))

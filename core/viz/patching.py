@@ -55,12 +55,29 @@ def head_grid_figure(values: np.ndarray, title: str) -> go.Figure:
     return fig
 
 
-def agreement_figure(exact: np.ndarray, approx: np.ndarray) -> go.Figure:
-    """Attribution patching (gradient approximation) against exact patching, one dot per site."""
-    corr = float(np.corrcoef(exact.reshape(-1), approx.reshape(-1))[0, 1]) if exact.size > 1 else float("nan")
-    fig = go.Figure(go.Scatter(x=exact.reshape(-1), y=approx.reshape(-1), mode="markers", marker=dict(size=4, opacity=0.6)))
-    lo, hi = float(min(exact.min(), approx.min())), float(max(exact.max(), approx.max()))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"), showlegend=False))
-    fig.update_layout(height=320, margin=dict(l=40, r=10, t=40, b=40), showlegend=False, xaxis_title="exact patching", yaxis_title="attribution patching",
-                      title=dict(text=f"Gradient approximation vs exact (r = {corr:.2f})", font=dict(size=13)))
+def agreement_figure(exact: np.ndarray, approx: np.ndarray, move_labels: list[str] | None = None, units: str = "patched metric") -> go.Figure:
+    """Attribution patching (gradient approximation) against exact patching, one dot per site
+    (``(3, n_layers, n_pos)`` each), hover naming the site, in the maps' ``units``."""
+    n_pos = exact.shape[-1]
+    labels = move_labels or [str(p + 1) for p in range(n_pos)]
+    sites = [f"{COMPONENT_NAMES[c]}, layer {layer}, {p + 1}. {labels[p]}" for c in range(exact.shape[0]) for layer in range(exact.shape[1]) for p in range(n_pos)]
+    x, y = exact.reshape(-1), approx.reshape(-1)
+    corr = float(np.corrcoef(x, y)[0, 1]) if x.size > 1 and x.std() > 0 and y.std() > 0 else float("nan")
+    hover = [f"{site}<br>exact {a:+.3f} · approximation {b:+.3f}" for site, a, b in zip(sites, x, y)]
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="markers", marker=dict(size=5, opacity=0.6), hovertext=hover, hoverinfo="text"))
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"), hoverinfo="skip", showlegend=False))
+    fig.update_layout(height=340, margin=dict(l=40, r=10, t=40, b=40), showlegend=False, xaxis_title=f"exact patching ({units})", yaxis_title=f"attribution patching ({units})",
+                      title=dict(text=f"Gradient approximation vs exact (r = {corr:.2f}): {agreement_words(corr)}", font=dict(size=13)))
     return fig
+
+
+def agreement_words(r: float) -> str:
+    """What a correlation between approximate and exact patching lets one trust."""
+    if not np.isfinite(r):
+        return "nothing to compare"
+    if r >= 0.9:
+        return "the fast approximation can stand in for the sweep"
+    if r >= 0.6:
+        return "it finds the big sites; check values with the exact sweep"
+    return "it misleads here; trust the exact sweep"
