@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -183,16 +185,22 @@ if len(values):
         for i, (other, cos_value) in enumerate(F.decoder_neighbours(sae, feature)):
             ncols[i % 3].button(f"#{other} · {cos_value:.2f}", key=f"nb_{other}", on_click=select_feature, args=(other,), width="stretch")
 
-    examples = F.top_examples(index, feature, k=20)
-    st.markdown("**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover)")
+    examples = F.top_examples(index, feature, k=21)
+    square_of = {game.square_label(q): q for q in range(game.n_squares)}
+    found = re.findall(r"\b([a-z][0-9]{1,2})\b", index.property_names[prop]) if len(values) else []
+    matched = square_of.get(found[-1]) if found else None
+    st.markdown(
+        "**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover"
+        + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
+    )
     st.plotly_chart(
-        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=10, cell_px=13 if game.square_moves else 11, **game.board_style),
+        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=7, cell_px=15, matched=matched, **game.board_style),
         key="top_boards", config=NO_BAR,
     )
     bands = F.quantile_examples(index, feature)
     for col, (band, band_examples) in zip(st.columns(max(len(bands), 1)), bands):
         col.markdown(f"**Samples at {band}**")
-        col.plotly_chart(board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2, **game.board_style), key=f"band_{band}", config=NO_BAR)
+        col.plotly_chart(board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2, matched=matched, **game.board_style), key=f"band_{band}", config=NO_BAR)
     pick = st.selectbox("Open a top example as the shared game", range(len(examples)), format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
     st.button("Open in every page", on_click=ui.set_moves, args=(examples[pick].moves,))
 

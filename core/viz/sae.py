@@ -12,9 +12,12 @@ from core.viz.chess_pieces import piece_shapes
 
 
 def board_grid_figure(
-    boards: list[np.ndarray], last_moves: list, titles: list[str], cols: int = 6, cell_px: int = 17, hover: list[str] | None = None, pieces: str = "discs", rank1_bottom: bool = False, **_style
+    boards: list[np.ndarray], last_moves: list, titles: list[str], cols: int = 6, cell_px: int = 17, hover: list[str] | None = None, pieces: str = "discs",
+    rank1_bottom: bool = False, matched: int | None = None, **_style,
 ) -> go.Figure:
-    """Small boards in a grid (pieces, the move just played outlined), one title each.
+    """Small boards in a grid (pieces, the move just played outlined, ``matched``: a square framed
+    in purple on every board, e.g. the square of a feature's best-matching property), one title
+    each, columns and rows labelled on every board.
 
     One figure with a few traces per board, so a dozen boards draw as fast as one. ``last_moves``:
     one square per board, or a tuple of squares (a chess move's from and to). ``pieces="chess"``
@@ -26,7 +29,7 @@ def board_grid_figure(
         return go.Figure()
     size = boards[0].shape[0]
     rows = (n + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12 / max(rows, 1) + 0.04)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.16 / max(rows, 1) + 0.05)
     squares = np.arange(size * size)
     shapes: list[dict] = []
     r, c = np.divmod(squares, size)
@@ -47,15 +50,19 @@ def board_grid_figure(
         marked = [s for s in np.atleast_1d(last) if 0 <= s < size * size]
         if marked:
             fig.add_trace(go.Scatter(x=c[marked], y=r[marked], mode="markers", marker=dict(symbol="square-open", size=cell_px - 2, color="#ffbf00", line=dict(width=3)), hoverinfo="skip", showlegend=False), row=row, col=col)
-    axis = dict(showgrid=False, zeroline=False, showticklabels=False, fixedrange=True, range=[-0.5, size - 0.5])
-    fig.update_xaxes(axis)
-    fig.update_yaxes(dict(axis, range=[-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]))
+        if matched is not None and 0 <= matched < size * size:
+            fig.add_trace(go.Scatter(x=[c[matched]], y=[r[matched]], mode="markers", marker=dict(symbol="square-open", size=cell_px + 1, color="#9467bd", line=dict(width=2)), hoverinfo="skip", showlegend=False), row=row, col=col)
+    # Column letters under and row numbers beside every board, however small.
+    ticks = dict(tickfont=dict(size=7, color="#666666"), ticks="", showticklabels=True)
+    axis = dict(showgrid=False, zeroline=False, fixedrange=True, range=[-0.5, size - 0.5])
+    fig.update_xaxes(dict(axis, **ticks, tickvals=list(range(size)), ticktext=[chr(ord("a") + k) for k in range(size)], side="bottom"))
+    fig.update_yaxes(dict(axis, **ticks, tickvals=list(range(size)), ticktext=[str(k + 1) for k in range(size)], range=[-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]))
     for i in range(1, n + 1):
         fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", row=(i - 1) // cols + 1, col=(i - 1) % cols + 1)
     fig.update_annotations(font_size=11)
     if shapes:
         fig.update_layout(shapes=shapes)
-    fig.update_layout(height=rows * (cell_px * size + 34) + 10, width=cols * (cell_px * size + 14), margin=dict(l=5, r=5, t=24, b=5), plot_bgcolor="white", dragmode=False)
+    fig.update_layout(height=rows * (cell_px * size + 46) + 10, width=cols * (cell_px * size + 24), margin=dict(l=12, r=5, t=24, b=12), plot_bgcolor="white", dragmode=False)
     return fig
 
 
