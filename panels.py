@@ -15,7 +15,7 @@ from core.viz.probes import probe_board_figure
 
 PROMOTION = "pending_promotion"  # chess: the moves a click on a last-rank square could mean
 CLICKS = "board_clicks"  # clicks so far: part of every playable board's key
-LAST_CLICK = "last_board_click"  # (board key, square) of the click last acted on
+SEEN_CLICKS = "board_clicks_seen"  # (board key, square) of the clicks acted on, the latest 64
 CLICK_HINT = {True: "Click a square to play it.", False: "Click a piece, then its destination, to play."}  # by game.square_moves
 
 
@@ -50,11 +50,13 @@ def clicked_square(key: str) -> int | None:
 
 def on_board_click(key: str) -> None:
     square = clicked_square(key)
-    # A run cut short by the next click replays the earlier click's callback: each board (key)
-    # and square counts once.
-    if square is None or st.session_state.get(LAST_CLICK) == (key, square):
+    # A run cut short by the next click replays earlier clicks' callbacks, even after later clicks
+    # were handled: each (board key, square) counts once.
+    seen = st.session_state.setdefault(SEEN_CLICKS, [])
+    if square is None or (key, square) in seen:
         return
-    st.session_state[LAST_CLICK] = (key, square)
+    seen.append((key, square))
+    del seen[:-64]
     # Every click gets a fresh board (a new key): plotly's selection of the clicked point would
     # otherwise dim the rest of the board and swallow a second click on the same square.
     st.session_state[CLICKS] = st.session_state.get(CLICKS, 0) + 1
