@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
@@ -24,6 +25,27 @@ spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: g
 game = handle.game
 size = game.rows
 n_layers = handle.cfg.n_layers
+
+
+def index_fingerprint(index: F.FeatureIndex) -> str:
+    """Names an index by its content (a session's own SAE has no stable name to cache by)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (index.ptr, index.position, index.values):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def example_boards(fingerprint: str, feature: int, matched: int | None, style: dict, _index: F.FeatureIndex):
+    """A feature's top and band examples and their board grids (~0.6 s to draw), once per feature:
+    a move on the page leaves them as they are."""
+    examples = F.top_examples(_index, feature, k=21)
+    top = board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=7, cell_px=15, matched=matched, **style)
+    bands = [
+        (band, board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2, matched=matched, **style))
+        for band, band_examples in F.quantile_examples(_index, feature)
+    ]
+    return examples, top, bands
 
 
 def select_feature(feature: int) -> None:
@@ -185,22 +207,18 @@ if len(values):
         for i, (other, cos_value) in enumerate(F.decoder_neighbours(sae, feature)):
             ncols[i % 3].button(f"#{other} · {cos_value:.2f}", key=f"nb_{other}", on_click=select_feature, args=(other,), width="stretch")
 
-    examples = F.top_examples(index, feature, k=21)
     square_of = {game.square_label(q): q for q in range(game.n_squares)}
     found = re.findall(r"\b([a-z][0-9]{1,2})\b", index.property_names[prop]) if len(values) else []
     matched = square_of.get(found[-1]) if found else None
+    examples, top_figure, band_figures = example_boards(index_fingerprint(index), feature, matched, game.board_style, _index=index)
     st.markdown(
         "**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover"
         + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
     )
-    st.plotly_chart(
-        board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=7, cell_px=15, matched=matched, **game.board_style),
-        key="top_boards", config=NO_BAR,
-    )
-    bands = F.quantile_examples(index, feature)
-    for col, (band, band_examples) in zip(st.columns(max(len(bands), 1)), bands):
+    st.plotly_chart(top_figure, key="top_boards", config=NO_BAR)
+    for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
         col.markdown(f"**Samples at {band}**")
-        col.plotly_chart(board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2, matched=matched, **game.board_style), key=f"band_{band}", config=NO_BAR)
+        col.plotly_chart(figure, key=f"band_{band}", config=NO_BAR)
     pick = st.selectbox("Open a top example as the shared game", range(len(examples)), format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
     st.button("Open in every page", on_click=ui.set_moves, args=(examples[pick].moves,))
 
