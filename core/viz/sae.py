@@ -93,7 +93,10 @@ def curve_figure(points: list[dict], x: str = "l0", y: str = "fvu", label: str =
     fig = go.Figure(go.Scatter(
         x=[p[x] for p in points], y=[p[y] for p in points], mode="markers+lines+text",
         text=[p.get(label, "") + (f" · {p['tokens'] / 1e6:g}M" if p.get("tokens") else "") for p in points],
-        textposition="top center", marker=dict(size=9, color="#d94801"),
+        # Labels to the right of each point, above it where the curve falls and below where it
+        # rises, so the line to the next point does not run through them.
+        textposition=[("top right" if i + 1 < len(points) and points[i + 1][y] < p[y] else "bottom right") for i, p in enumerate(points)],
+        marker=dict(size=9, color="#d94801"),
     ))
     # Room around the points for their labels: the end points' labels were cut by the axes.
     xs, ys = [p[x] for p in points], [p[y] for p in points]
@@ -101,6 +104,6 @@ def curve_figure(points: list[dict], x: str = "l0", y: str = "fvu", label: str =
     y_pad = 0.15 * (max(ys) - min(ys) or 1.0)
     fig.update_layout(
         height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper(),
-        xaxis_range=[min(xs) - x_pad, max(xs) + x_pad], yaxis_range=[min(ys) - y_pad, max(ys) + 1.5 * y_pad],
+        xaxis_range=[min(xs) - x_pad, max(xs) + 2.5 * x_pad], yaxis_range=[min(ys) - 1.5 * y_pad, max(ys) + 1.5 * y_pad],
     )
     return fig
