@@ -264,9 +264,12 @@ def layer_board_correlations(handle: ModelHandle, layer: int, games: np.ndarray)
     rep = game.replay(games)
     valid = valid_positions(rep)
     classes = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
-    acts = torch.cat([handle.activations(tokens[i : i + 50], [hook])[hook][torch.from_numpy(valid[i : i + 50])] for i in range(0, len(tokens), 50)]).double()
-    a = (acts - acts.mean(0)) / (acts.std(0, unbiased=False) + 1e-9)  # (N, d_mlp)
-    onehot = torch.from_numpy(np.stack([classes == c for c in range(3)], axis=1).reshape(len(classes), -1)).double()  # (N, 3*sq)
+    a = torch.cat([handle.activations(tokens[i : i + 50], [hook])[hook][torch.from_numpy(valid[i : i + 50])] for i in range(0, len(tokens), 50)]).float()
+    # Standardised in place, in float32: one (N, d_mlp) buffer (~70 MB for 300 Othello games), not three in float64.
+    std = a.std(0, unbiased=False) + 1e-9
+    a -= a.mean(0)
+    a /= std
+    onehot = torch.from_numpy(np.stack([classes == c for c in range(3)], axis=1).reshape(len(classes), -1)).float()  # (N, 3*sq)
     centred = onehot - onehot.mean(0)
     sd = onehot.std(0, unbiased=False)
     corr = (a.T @ centred) / len(a) / sd.clamp(min=1e-9)  # (d_mlp, 3*sq)
