@@ -180,23 +180,37 @@ def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, bo
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def click_cell(page, title: str, x: int, y: int, axis: str = "") -> None:
+    """Click cell (x, y) of the heatmap on axes ``x{axis}``/``y{axis}`` of the plot whose title
+    contains ``title`` (plotly's axes give its pixel position)."""
+    xy = page.evaluate(
+        """([title, x, y, axis]) => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
+            gd.scrollIntoView({block: 'center'});
+            const L = gd._fullLayout, box = gd.getBoundingClientRect(), X = L['xaxis' + axis], Y = L['yaxis' + axis];
+            return [box.left + X._offset + X.l2p(x), box.top + Y._offset + Y.l2p(y)];
+        }""",
+        [title, x, y, axis],
+    )
+    page.mouse.click(xy[0], xy[1])
+
+
 def test_a_click_on_a_dla_head_cell_opens_its_attention(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
     page.get_by_text("Direct logit attribution").wait_for(timeout=120_000)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => (g._fullLayout.title.text || '').includes('embeddings'))", timeout=60_000)
-    xy = page.evaluate(
-        """() => {
-            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => (g._fullLayout.title.text || '').includes('embeddings'));
-            gd.scrollIntoView({block: 'center'});
-            const L = gd._fullLayout, box = gd.getBoundingClientRect();
-            return [box.left + L.xaxis._offset + L.xaxis.l2p(2), box.top + L.yaxis._offset + L.yaxis.l2p(1)];
-        }"""
-    )
-    page.mouse.click(xy[0], xy[1])
+    click_cell(page, "embeddings", 2, 1)  # head H2 of layer 1
     page.get_by_text("L1H2 is open under Attention").wait_for(timeout=60_000)
-    page.get_by_role("tab", name="One head").click()
-    page.get_by_text("L1H2: destination (rows) attends to source (columns)").wait_for(timeout=30_000)
+    # A tab clicked while the run is still drawing is reset when the run redraws the tabs: click
+    # until the large L1H2 pattern shows.
+    title = page.get_by_text("L1H2: destination (rows) attends to source (columns)")
+    for _ in range(10):
+        page.get_by_role("tab", name="One head").click()
+        page.wait_for_timeout(1000)
+        if title.is_visible():
+            break
+    title.wait_for(timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -206,15 +220,7 @@ def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
     page.get_by_text("One site: its effect").wait_for(timeout=120_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
     # The block maps: the plot whose title names the patched sites; click mlp_out (third map), layer 1, position 4.
-    xy = page.evaluate(
-        """() => {
-            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => (g._fullLayout.title.text || '').includes('per patched site'));
-            gd.scrollIntoView();
-            const L = gd._fullLayout, box = gd.getBoundingClientRect();
-            return [box.left + L.xaxis3._offset + L.xaxis3.l2p(3), box.top + L.yaxis3._offset + L.yaxis3.l2p(1)];
-        }"""
-    )
-    page.mouse.click(xy[0], xy[1])
+    click_cell(page, "per patched site", 3, 1, axis="3")
     page.wait_for_function("() => window.location.search.includes('component=mlp_out&layer=1&position=4')", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
 
