@@ -155,12 +155,17 @@ def unpack_bits(bits: np.ndarray) -> np.ndarray:
 
 
 def _unpack_boards(bits: np.ndarray) -> np.ndarray:
-    """``uint64 (..., 7)`` bitboards -> ``int8 (..., 8, 8)`` signed piece types."""
-    planes = unpack_bits(bits).astype(np.int8)  # (..., 7, 64)
-    kinds = planes[..., :6, :]
-    piece = (kinds * np.arange(1, 7, dtype=np.int8)[:, None]).sum(axis=-2, dtype=np.int8)
-    sign = np.where(planes[..., 6, :] == 1, 1, -1).astype(np.int8)
-    return (piece * sign).reshape(*bits.shape[:-1], 8, 8)
+    """``uint64 (..., 7)`` bitboards -> ``int8 (..., 8, 8)`` signed piece types.
+
+    Works on the unpacked 0/1 bytes in place of a bool -> int cast and a reduction over the
+    piece axis (the records' slowest array step before: ~0.1 s for 200 games)."""
+    as_bytes = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8).reshape(*bits.shape, 8)
+    planes = np.unpackbits(as_bytes, axis=-1, bitorder="little").view(np.int8)  # (..., 7, 64) of 0/1
+    piece = planes[..., 0, :].copy()
+    for kind in range(1, 6):
+        piece += planes[..., kind, :] * np.int8(kind + 1)
+    piece *= planes[..., 6, :] * np.int8(2) - np.int8(1)  # +1 white, -1 black
+    return piece.reshape(*bits.shape[:-1], 8, 8)
 
 
 _DARK = 0xAA55AA55AA55AA55
@@ -209,7 +214,11 @@ def _bitboards(board: chess.Board) -> tuple[int, ...]:
 
 
 class _Recorder:
-    """Collects per-position records of a batch (shared by both engines)."""
+    """Collects per-position records of a batch (shared by both engines).
+
+    Legal-move groups are kept as one flat list ``(from, destinations, promotes)`` after another:
+    numpy reads a flat list of ints about three times faster than a list of tuples.
+    """
 
     def __init__(self, n: int, T: int):
         self.T = T
@@ -222,11 +231,12 @@ class _Recorder:
         self.termination = np.zeros(n, dtype=np.int8)
         self.played = np.full((n, T), -1, dtype=np.int32)
         self.g_pos: list[int] = []
-        self.groups: list[tuple[int, int, bool]] = []
+        self.groups: list[int] = []  # from, destinations, promotes (0/1), from, ...
 
     def legal(self, position: int, groups: list[tuple[int, int, bool]]) -> None:
         self.g_pos += [position] * len(groups)
-        self.groups += groups
+        for group in groups:
+            self.groups += group
 
     def finish(self, start: tuple[int, ...]) -> Replay:
         for g, t in enumerate(self.lengths):
@@ -237,7 +247,7 @@ class _Recorder:
                 self.clock[g, t:] = self.clock[g, t - 1]
             else:
                 self.bits[g, :] = start
-        groups = np.array(self.groups, dtype=np.uint64).reshape(-1, 3)
+        groups = np.fromiter(self.groups, dtype=np.uint64, count=len(self.groups)).reshape(-1, 3)
         return Replay(
             boards=_unpack_boards(self.bits),
             mover=self.mover,

@@ -11,6 +11,8 @@ en-passant capture is legal.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import cozy_chess as cz
 import numpy as np
 
@@ -106,7 +108,7 @@ def run_cozy(n: int, T: int, games: np.ndarray | None, uniforms: np.ndarray | No
                     rec.termination[g] = ended
                     break
             g_pos += [g * (T + 1) + t] * len(groups)
-            g_list += groups
+            g_list += chain.from_iterable(groups)
             if t == T:
                 break
             if u_row is not None:
