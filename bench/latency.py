@@ -1,11 +1,16 @@
-"""Board player latency: from a move to every panel's data recomputed (no cache hits).
+"""Latency after a move: the board player's panel data, and every page as the server runs it.
 
     python bench/latency.py [--model othello8|chess] [--positions 300]
+    python bench/latency.py --pages [--model othello8|chess] [--moves 12]
 
-For each position of random games: engine state, model forward (for a multi-token game: every
-legal move scored in one batched forward), the move tables, board and history figures — everything
-the page recomputes after a click. Prints the distribution; goal p95 <= 100 ms (Othello), <= 150 ms
-(chess).
+Default: for each position of random games, engine state, model forward (for a multi-token game:
+every legal move scored in one batched forward), the move tables, board and history figures —
+everything the board player recomputes after a click. Prints the distribution; goal p95 <= 100 ms
+(Othello), <= 150 ms (chess).
+
+``--pages``: each of the five pages run by Streamlit's ``AppTest`` (the whole script: widgets,
+caches, figures serialised), opened once on a game, then ``--moves`` times after one more move of
+that game; prints p50 / p95 / max per page. Goal: p95 <= 300 ms for every page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from core.interp.predictions import predict, top_k  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 from core.viz.board import board_figure, history_figure  # noqa: E402
@@ -38,11 +44,61 @@ def panels(handle, moves: tuple[int, ...]) -> None:
     history_figure(pred.history_top1_legal, pred.history_illegal_mass, labels, [game.square_label(int(s)) if s >= 0 else "-" for s in pred.history_top1]).to_dict()
 
 
+PAGES = ("board_player", "probe_viewer", "logit_lens", "sae_browser", "patching_lab")
+
+
+def page_latency(model: str, game, page: str, game_moves: list[int], start: int, n_moves: int) -> np.ndarray:
+    """Milliseconds of each rerun of ``page`` after one more move (the first run, which fills the
+    per-model caches, is not counted)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.query_params["model"] = model
+    at.query_params["moves"] = game.url_moves(tuple(game_moves[:start]))
+    at.switch_page(f"pages/{page}.py").run()
+    if at.exception:
+        raise RuntimeError(f"{page}: {at.exception[0].value}")
+    times = []
+    for k in range(start + 1, start + 1 + n_moves):
+        at.session_state["moves"] = tuple(game_moves[:k])
+        t0 = time.perf_counter()
+        at.run()
+        times.append((time.perf_counter() - t0) * 1000)
+        if at.exception:
+            raise RuntimeError(f"{page} after move {k}: {at.exception[0].value}")
+        if at.session_state["moves"] != tuple(game_moves[:k]):
+            raise RuntimeError(f"{page} did not keep the game at move {k}")
+    return np.array(times)
+
+
+def pages_main(args: argparse.Namespace) -> None:
+    from core.models.registry import default_model_name
+
+    model = args.model or default_model_name()
+    handle = load_bench_model(args)
+    games = handle.game.random_games(20, seed=99)
+    row = max(games, key=lambda g: int((g >= 0).sum()))
+    game_moves = [int(m) for m in row if m >= 0]
+    start = min(10, len(game_moves) - args.moves - 1)
+    print(f"model {model}: each page opened at move {start}, then rerun after each of {args.moves} more moves (AppTest, whole script)")
+    worst = 0.0
+    for page in args.page or PAGES:
+        t = page_latency(model, handle.game, page, game_moves, start, args.moves)
+        worst = max(worst, float(np.percentile(t, 95)))
+        print(f"  {page:13s} p50 {np.percentile(t, 50):7.0f} ms   p95 {np.percentile(t, 95):7.0f} ms   max {t.max():7.0f} ms")
+    print(f"worst page p95 {worst:.0f} ms (goal <= 300 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     parser.add_argument("--positions", type=int, default=300)
+    parser.add_argument("--pages", action="store_true", help="time every page (AppTest) after a move instead")
+    parser.add_argument("--page", action="append", choices=PAGES, help="with --pages: only this page (repeatable)")
+    parser.add_argument("--moves", type=int, default=12, help="with --pages: moves timed per page")
     args = parser.parse_args()
+    if args.pages:
+        return pages_main(args)
     handle = load_bench_model(args)
     game = handle.game
     games = game.random_games(args.positions, seed=123)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+
+from core.viz.fast import figure, grid_axes
 
 THUMB_POSITIONS = 40  # thumbnails show the last positions only: 64 heads x 256^2 cells would be ~4M values
 
@@ -36,26 +37,27 @@ def head_grid_thumbnails(patterns: np.ndarray, labels: list[str]) -> go.Figure:
     for the positions' count)."""
     n_layers, n_heads, n = patterns.shape[:3]
     first = max(0, n - THUMB_POSITIONS)
-    fig = make_subplots(rows=n_layers, cols=n_heads, horizontal_spacing=0.01, vertical_spacing=0.01, row_titles=[f"L{layer}" for layer in range(n_layers)], column_titles=[f"H{h}" for h in range(n_heads)])
+    refs, axes, domains = grid_axes(n_layers, n_heads, 0.01, 0.01)
     positions = list(range(first + 1, n + 1))
-    for layer in range(n_layers):
-        for h in range(n_heads):
-            # Position numbers and a template, not a label per cell: 64 heads x 59^2 hover strings
-            # took 0.5 s and 2.8 MB per redraw (the large view below has the move labels).
-            z = np.round(patterns[layer, h, first:, first:], 3)
-            fig.add_trace(
-                go.Heatmap(
-                    z=z, x=positions, y=positions, hovertemplate=f"L{layer}H{h}: position %{{y}} attends to %{{x}}: %{{z:.2f}}<extra></extra>",
-                    colorscale="Blues", zmin=0, zmax=1, showscale=layer == 0 and h == 0, colorbar=dict(thickness=10, title="attn", len=0.5),
-                ),
-                row=layer + 1, col=h + 1,
-            )
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_annotations(font_size=11)  # the L/H labels
+    data = []
+    for i, (xref, yref) in enumerate(refs):
+        layer, h = divmod(i, n_heads)
+        # Position numbers and a template, not a label per cell: 64 heads x 59^2 hover strings
+        # took 0.5 s and 2.8 MB per redraw (the large view below has the move labels).
+        data.append(dict(
+            type="heatmap", z=np.round(patterns[layer, h, first:, first:], 3), x=positions, y=positions, xaxis=xref, yaxis=yref,
+            hovertemplate=f"L{layer}H{h}: position %{{y}} attends to %{{x}}: %{{z:.2f}}<extra></extra>",
+            colorscale="Blues", zmin=0, zmax=1, showscale=i == 0, colorbar=dict(thickness=10, title=dict(text="attn"), len=0.5),
+        ))
+    for name in axes:
+        axes[name].update(showticklabels=False, **({"autorange": "reversed"} if name.startswith("y") else {}))
+    # The L/H labels, where make_subplots puts row and column titles.
+    label = dict(xref="paper", yref="paper", showarrow=False, font=dict(size=11))
+    titles = [dict(label, text=f"H{h}", x=(domains[h][0] + domains[h][1]) / 2, y=1.0, xanchor="center", yanchor="bottom") for h in range(n_heads)]
+    titles += [dict(label, text=f"L{layer}", x=1.0, y=(domains[layer * n_heads][2] + domains[layer * n_heads][3]) / 2, xanchor="left", yanchor="middle", xshift=4, textangle=90) for layer in range(n_layers)]
     cell = 62
-    fig.update_layout(
-        height=cell * n_layers + 100, width=cell * n_heads + 130, margin=dict(l=10, r=70, t=75, b=10),
+    layout = dict(
+        axes, annotations=titles, height=cell * n_layers + 100, width=cell * n_heads + 130, margin=dict(l=10, r=70, t=75, b=10),
         title=dict(text="Every head (rows: layers; each square: destination down, source across)" + (f", last {THUMB_POSITIONS} positions" if first else ""), font=dict(size=12), y=0.98, yanchor="top"),
     )
-    return fig
+    return figure(data, layout)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from core.games.base import grid_label
 from core.viz.chess_pieces import piece_shapes
+from core.viz.fast import figure
 
 CELL_PX = 46
 DISC_NAMES = {1: "black", -1: "white", 0: "empty"}
@@ -71,7 +72,17 @@ def board_figure(
         + (f"<br>{value_name}: {values[s]:.3f}" if values is not None else "")
         for s in squares
     ]
-    fig = go.Figure()
+
+    def points(at, marker: dict, extra_hover: str = "", **trace) -> dict:
+        """A scatter of square markers at the squares ``at`` (a mask or a list of squares)."""
+        at = np.flatnonzero(at) if np.asarray(at).dtype == bool else np.asarray(at, dtype=int)
+        return dict(
+            type="scatter", x=cols[at], y=rows[at], mode="markers", customdata=squares[at], hovertext=[hover[s] + extra_hover for s in at],
+            hoverinfo="text", marker=marker, showlegend=False, **trace,
+        )
+
+    data = []
+    everywhere = np.ones(size * size, dtype=bool)
     if values is not None:
         zmax = float(np.nanmax(values)) if zmax is None else zmax
         marker = dict(
@@ -84,49 +95,37 @@ def board_figure(
         marker = dict(symbol="square", size=cell_px - 1, color=np.where(light, "#ebd8b7", "#b58863").tolist(), line=dict(width=0))
     else:
         marker = dict(symbol="square", size=cell_px - 3, color="#2e8b57", line=dict(width=0))
-    fig.add_trace(go.Scatter(x=cols, y=rows, mode="markers", marker=marker, customdata=squares, hovertext=hover, hoverinfo="text", name="squares", showlegend=False))
+    data.append(points(everywhere, marker, name="squares"))
     for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")) if pieces == "discs" else ():
         at = flat == value
         if at.any():
-            fig.add_trace(go.Scatter(
-                x=cols[at], y=rows[at], mode="markers", customdata=squares[at], hovertext=[hover[s] for s in squares[at]], hoverinfo="text",
-                marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1.5),
-                            opacity=None if piece_opacity is None else np.clip(np.asarray(piece_opacity)[at], 0.15, 1.0)), showlegend=False,
-            ))
+            opacity = None if piece_opacity is None else np.clip(np.asarray(piece_opacity)[at], 0.15, 1.0)
+            data.append(points(at, dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1.5), **({} if opacity is None else {"opacity": opacity}))))
     if legal.any():
-        fig.add_trace(go.Scatter(
-            x=cols[legal], y=rows[legal], mode="markers", customdata=squares[legal], hovertext=[hover[s] for s in squares[legal]], hoverinfo="text",
-            marker=dict(symbol="circle-open", size=cell_px * 0.3, color="#ff7f0e", line=dict(width=2.5)), name="legal", showlegend=False,
-        ))
+        data.append(points(legal, dict(symbol="circle-open", size=cell_px * 0.3, color="#ff7f0e", line=dict(width=2.5)), name="legal"))
     last = () if last_move is None else (last_move,) if np.isscalar(last_move) else tuple(last_move)
     frames = [(sq, "#ffbf00", 3) for sq in last] + [(outline, outline_color, 4), (picked, "#9467bd", 4)]
     for square, colour, width in frames:
         if square is not None and 0 <= square < size * size:
-            fig.add_trace(go.Scatter(
-                x=[cols[square]], y=[rows[square]], mode="markers", customdata=[square], hovertext=[hover[square]], hoverinfo="text",
-                marker=dict(symbol="square-open", size=cell_px - 4, color=colour, line=dict(width=width)), showlegend=False,
-            ))
+            data.append(points([square], dict(symbol="square-open", size=cell_px - 4, color=colour, line=dict(width=width))))
     if errors is not None and np.any(errors):
-        bad = np.asarray(errors, dtype=bool)
-        fig.add_trace(go.Scatter(
-            x=cols[bad], y=rows[bad], mode="markers", customdata=squares[bad], hovertext=[hover[s] + "<br>probe is wrong here" for s in squares[bad]], hoverinfo="text",
-            marker=dict(symbol="x-thin", size=cell_px * 0.5, color="#d62728", line=dict(width=3, color="#d62728")), showlegend=False,
-        ))
-    if pieces == "chess":
-        fig.update_layout(shapes=piece_shapes(board, rank1_bottom, piece_opacity))
+        data.append(points(np.asarray(errors, dtype=bool), dict(symbol="x-thin", size=cell_px * 0.5, color="#d62728", line=dict(width=3, color="#d62728")), "<br>probe is wrong here"))
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, tickmode="array", tickvals=list(range(size)))
     y_range = [-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]
     width = cell_px * size + (120 if values is not None and show_scale else 50)
-    fig.update_layout(
+    layout = dict(
         # Column letters sit on top of an Othello board: a title needs room above them.
         width=width, height=cell_px * size + (80 if title else 50) + (18 if title and not rank1_bottom else 0),
         margin=dict(l=30, r=10, t=(58 if not rank1_bottom else 40) if title else 10, b=10),
-        title=dict(text=title, x=0.02, font=dict(size=14)) if title else None,
         xaxis=dict(axis, ticktext=[chr(ord("a") + c) for c in range(size)], side="bottom" if rank1_bottom else "top", range=[-0.5, size - 0.5]),
-        yaxis=dict(axis, ticktext=[str(r + 1) for r in range(size)], autorange=None if rank1_bottom else "reversed", scaleanchor="x", range=y_range),
+        yaxis=dict(axis, ticktext=[str(r + 1) for r in range(size)], scaleanchor="x", range=y_range, **({} if rank1_bottom else {"autorange": "reversed"})),
         plot_bgcolor=("#1f5f3f" if pieces == "discs" else "#7a5c3e") if values is None else "#dddddd", dragmode=False, clickmode="event+select", hovermode="closest",
     )
-    return fig
+    if title:
+        layout["title"] = dict(text=title, x=0.02, font=dict(size=14))
+    if pieces == "chess":
+        layout["shapes"] = piece_shapes(board, rank1_bottom, piece_opacity)
+    return figure(data, layout)
 
 
 def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list[str], top1: list[str]) -> go.Figure:

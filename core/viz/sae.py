@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from core.viz.board import square_label
 from core.viz.chess_pieces import piece_shapes
+from core.viz.fast import figure, grid_axes
 
 
 
@@ -29,41 +29,45 @@ def board_grid_figure(
         return go.Figure()
     size = boards[0].shape[0]
     rows = (n + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.16 / max(rows, 1) + 0.05)
+    refs, axes, domains = grid_axes(rows, cols, 0.03, 0.16 / max(rows, 1) + 0.05)
     squares = np.arange(size * size)
     shapes: list[dict] = []
+    data: list[dict] = []
     r, c = np.divmod(squares, size)
     labels = [square_label(int(s), size) for s in squares]
+    square_colour = np.where((r + c) % 2 == 1, "#ebd8b7", "#b58863").tolist() if pieces == "chess" else "#2e8b57"
+
+    def points(at, marker: dict, xref: str, yref: str, **trace) -> dict:
+        return dict(type="scatter", x=c[at], y=r[at], mode="markers", marker=marker, xaxis=xref, yaxis=yref, showlegend=False, **trace)
+
     for i, (board, last) in enumerate(zip(boards, last_moves)):
-        row, col = i // cols + 1, i % cols + 1
+        xref, yref = refs[i]
         flat = board.reshape(-1)
         text = [f"{labels[s]}" + (f"<br>{hover[i]}" if hover else "") for s in squares]
-        square_colour = np.where((r + c) % 2 == 1, "#ebd8b7", "#b58863").tolist() if pieces == "chess" else "#2e8b57"
-        fig.add_trace(go.Scatter(x=c, y=r, mode="markers", marker=dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), hovertext=text, hoverinfo="text", showlegend=False), row=row, col=col)
+        data.append(points(squares, dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), xref, yref, hovertext=text, hoverinfo="text"))
         if pieces == "chess":
-            axis = "" if i == 0 else str(i + 1)  # make_subplots names the axes x, x2, x3, ... row by row
-            shapes += [dict(shape, xref=f"x{axis}", yref=f"y{axis}") for shape in piece_shapes(board, rank1_bottom)]
+            shapes += [dict(shape, xref=xref, yref=yref) for shape in piece_shapes(board, rank1_bottom)]
         else:
             for colour, value, edge in (("#111111", 1, "#444444"), ("#fafafa", -1, "#777777")):
-                at = flat == value
-                fig.add_trace(go.Scatter(x=c[at], y=r[at], mode="markers", marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1)), hoverinfo="skip", showlegend=False), row=row, col=col)
+                data.append(points(flat == value, dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1)), xref, yref, hoverinfo="skip"))
         marked = [s for s in np.atleast_1d(last) if 0 <= s < size * size]
         if marked:
-            fig.add_trace(go.Scatter(x=c[marked], y=r[marked], mode="markers", marker=dict(symbol="square-open", size=cell_px - 2, color="#ffbf00", line=dict(width=3)), hoverinfo="skip", showlegend=False), row=row, col=col)
+            data.append(points(marked, dict(symbol="square-open", size=cell_px - 2, color="#ffbf00", line=dict(width=3)), xref, yref, hoverinfo="skip"))
         if matched is not None and 0 <= matched < size * size:
-            fig.add_trace(go.Scatter(x=[c[matched]], y=[r[matched]], mode="markers", marker=dict(symbol="square-open", size=cell_px + 1, color="#9467bd", line=dict(width=2)), hoverinfo="skip", showlegend=False), row=row, col=col)
+            data.append(points([matched], dict(symbol="square-open", size=cell_px + 1, color="#9467bd", line=dict(width=2)), xref, yref, hoverinfo="skip"))
     # Column letters under and row numbers beside every board, however small.
-    ticks = dict(tickfont=dict(size=7, color="#666666"), ticks="", showticklabels=True)
-    axis = dict(showgrid=False, zeroline=False, fixedrange=True, range=[-0.5, size - 0.5])
-    fig.update_xaxes(dict(axis, **ticks, tickvals=list(range(size)), ticktext=[chr(ord("a") + k) for k in range(size)], side="bottom"))
-    fig.update_yaxes(dict(axis, **ticks, tickvals=list(range(size)), ticktext=[str(k + 1) for k in range(size)], range=[-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5]))
-    for i in range(1, n + 1):
-        fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", row=(i - 1) // cols + 1, col=(i - 1) % cols + 1)
-    fig.update_annotations(font_size=11)
+    ticks = dict(tickfont=dict(size=7, color="#666666"), ticks="", showticklabels=True, showgrid=False, zeroline=False, fixedrange=True, tickvals=list(range(size)))
+    for i, (xref, yref) in enumerate(refs):
+        axes["xaxis" + xref[1:]].update(ticks, range=[-0.5, size - 0.5], ticktext=[chr(ord("a") + k) for k in range(size)], side="bottom")
+        axes["yaxis" + yref[1:]].update(ticks, range=[-0.5, size - 0.5] if rank1_bottom else [size - 0.5, -0.5], ticktext=[str(k + 1) for k in range(size)], scaleanchor=xref)
+    titles = [
+        dict(text=title, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11))
+        for title, (x0, x1, _, y1) in zip(titles, domains)
+    ]
+    layout = dict(axes, annotations=titles, height=rows * (cell_px * size + 46) + 10, width=cols * (cell_px * size + 24), margin=dict(l=12, r=5, t=24, b=12), plot_bgcolor="white", dragmode=False)
     if shapes:
-        fig.update_layout(shapes=shapes)
-    fig.update_layout(height=rows * (cell_px * size + 46) + 10, width=cols * (cell_px * size + 24), margin=dict(l=12, r=5, t=24, b=12), plot_bgcolor="white", dragmode=False)
-    return fig
+        layout["shapes"] = shapes
+    return figure(data, layout)
 
 
 def activation_histogram(values: np.ndarray, n_positions: int, title: str) -> go.Figure:

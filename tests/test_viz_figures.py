@@ -1,0 +1,73 @@
+"""Figures built from unvalidated dicts (core.viz.fast) are figures plotly itself accepts, and
+look as validated ones did (colour scales resolved the way plotly Python reads their names)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from core.games import chess as C
+from core.games.registry import get_game
+from core.viz.attention import head_grid_thumbnails
+from core.viz.board import board_figure
+from core.viz.fast import grid_axes, resolve_colorscale
+from core.viz.sae import board_grid_figure
+
+
+def validated(fig: go.Figure) -> go.Figure:
+    """plotly's own check of every property (raises on anything it would refuse)."""
+    return go.Figure(fig.to_dict())
+
+
+def othello_board() -> np.ndarray:
+    board = np.zeros((8, 8), dtype=np.int8)
+    board[3, 3] = board[4, 4] = 1
+    board[3, 4] = board[4, 3] = -1
+    return board
+
+
+@pytest.mark.parametrize("scale", ["RdBu", "Blues", "Purples", "Greens", "Viridis"])
+def test_named_scales_resolve_as_plotly_python_reads_them(scale):
+    expected = go.Scatter(marker=dict(colorscale=scale)).marker.colorscale
+    ours = resolve_colorscale(scale)
+    assert [c for _, c in ours] == [c for _, c in expected]
+    np.testing.assert_allclose([p for p, _ in ours], [p for p, _ in expected], atol=1e-12)
+
+
+def test_othello_board_with_every_option_is_valid_and_keeps_its_values():
+    values = np.linspace(-1, 1, 64)
+    fig = board_figure(
+        othello_board(), values, legal=np.arange(64) % 5 == 0, outline=3, last_move=5, title="t", colorscale="RdBu", zmin=-1, zmax=1,
+        errors=np.arange(64) % 7 == 0, piece_opacity=np.full(64, 0.5), picked=9,
+    )
+    check = validated(fig)
+    np.testing.assert_allclose(np.asarray(fig.data[0].marker.color, dtype=float), values)
+    assert check.data[0].marker.colorscale[0][1] == go.Scatter(marker=dict(colorscale="RdBu")).marker.colorscale[0][1]
+    assert list(fig.data[0].customdata) == list(range(64))  # a click names its square
+    assert check.layout.yaxis.autorange == "reversed" and check.layout.title.text == "t"
+
+
+def test_chess_board_and_grids_are_valid():
+    games, rep = C.random_games_with_replay(2, 20, seed=0)
+    style = get_game("chess", tokenizer="uci-squares").board_style
+    validated(board_figure(rep.boards[0, 5], None, legal=np.arange(64) < 3, last_move=(12, 28), **style))
+    grid = validated(board_grid_figure([rep.boards[0, t] for t in range(5)], [(1, 2)] * 5, [f"move {t}" for t in range(5)], cols=2, matched=4, **style))
+    assert len(grid.layout.annotations) == 5 and grid.layout.shapes  # a title per board, pieces as shapes
+    othello = validated(board_grid_figure([othello_board()] * 7, [3] * 7, ["x"] * 7, cols=3, hover=["moves"] * 7))
+    assert "moves" in othello.data[0].hovertext[0]
+
+
+def test_head_grid_is_valid_with_a_label_per_layer_and_head():
+    patterns = np.random.default_rng(0).random((3, 4, 10, 10))
+    fig = validated(head_grid_thumbnails(patterns, [str(i) for i in range(10)]))
+    texts = {a.text for a in fig.layout.annotations}
+    assert {"L0", "L2", "H0", "H3"} <= texts and len([t for t in fig.data if t.type == "heatmap"]) == 12
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (6, 8), (3, 7)])
+def test_grid_axes_stay_inside_the_figure(rows, cols):
+    refs, axes, domains = grid_axes(rows, cols, 0.01, 0.16 / rows + 0.05)
+    assert len(refs) == rows * cols == len(domains)
+    for x0, x1, y0, y1 in domains:
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
