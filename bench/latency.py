@@ -50,8 +50,10 @@ PAGES = ("board_player", "probe_viewer", "logit_lens", "sae_browser", "patching_
 def page_latency(model: str, game, page: str, game_moves: list[int], start: int, n_moves: int) -> np.ndarray:
     """Milliseconds of each rerun of ``page`` after one more move (the first run, which fills the
     per-model caches, is not counted)."""
+    import streamlit.logger
     from streamlit.testing.v1 import AppTest
 
+    streamlit.logger.set_log_level("error")  # not a warning per rerun about running outside a server
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.query_params["model"] = model
     at.query_params["moves"] = game.url_moves(tuple(game_moves[:start]))

@@ -9,9 +9,11 @@ import streamlit as st
 import panels
 import ui
 from core.interp import lens as L
+from core.interp.neurons import neuron_index
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, dla_figure, gap_figure, lens_legality_figure
+from unit_dashboard import unit_dashboard, unit_search
 
 spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: bool((g.token_square() >= 0).any()))
 game = handle.game
@@ -118,20 +120,13 @@ if cols_shown:
 else:
     st.caption("No position of this kind in the game yet.")
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def attention_thumbnails(name: str, moves: tuple[int, ...]):
-    """The every-head grid (~0.3 s to build: 64 small figures) once per position."""
-    h = ui.cached_model(name)
-    return head_grid_thumbnails(L.attention_patterns(h, moves), h.game.token_labels(moves))
-
-
 st.subheader("Attention")
 labels_moves = game.token_labels(moves)
 patterns = L.attention_patterns(handle, moves)
 head_names = [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)]
 every, one, strip = st.tabs(["Every head", "One head", "All heads from one position"])
 with every:
-    st.plotly_chart(attention_thumbnails(handle.name, tuple(moves)), key="attention_thumbs", width="content", config={"displayModeBar": False})
+    st.plotly_chart(head_grid_thumbnails(patterns, labels_moves), key="attention_thumbs", width="content", config={"displayModeBar": False})
     st.caption("Each square is one head's pattern on this game (hover for the positions and weight). Pick a head in the next tab to see it large.")
 with one:
     # Default: the head that looks furthest from the current token (the diagonal is the boring case).
@@ -151,28 +146,45 @@ with strip:
     st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
 
 st.subheader("Neuron view")
-n1, n2 = st.columns(2)
-first = neurons.iloc[0] if len(neurons) else {"layer": 0, "index": 0}
-layer = n1.number_input("Layer", 0, handle.cfg.n_layers - 1, int(first["layer"]))
-neuron = n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, int(first["index"]))
+NEURON_LAYER, NEURON = "neuron_layer", "neuron_index"
+top_neuron = (int(neurons.iloc[0]["layer"]), int(neurons.iloc[0]["index"])) if len(neurons) else (0, 0)
 
 
-@st.cache_data(show_spinner="Correlating the layer's neurons with the board over 300 games…", max_entries=16)
-def layer_correlations(name: str, layer: int) -> np.ndarray:
-    """Every neuron of the layer at once (~5 MB per model): a new neuron costs nothing after."""
-    h = ui.cached_model(name)
-    return L.layer_board_correlations(h, layer, h.game.random_games(300, seed=777))
+def open_neuron(layer_i: int, neuron_i: int) -> None:
+    st.session_state[NEURON_LAYER], st.session_state[NEURON] = int(layer_i), int(neuron_i)
 
 
-out_board = L.neuron_output_board(handle, int(layer), int(neuron))
-corr = layer_correlations(handle.name, int(layer))[int(neuron)] if game.square_moves else None
-empty = np.zeros((size, size), dtype=np.int8)
-lim = float(np.abs(out_board).max()) or 1.0
-v1, v2 = st.columns(2)
-v3, v4 = st.columns(2)
-v1.plotly_chart(board_figure(empty, out_board, value_name="W_out·W_U", colorscale="RdBu", zmin=-lim, zmax=lim, title="Output weights → moves", cell_px=24, rank1_bottom=game.board_style.get("rank1_bottom", False)), key="neuron_out", width="content", config={"displayModeBar": False})
-for col, (c, name) in zip((v2, v3, v4), enumerate(["empty", "mine", "theirs"]) if corr is not None else ()):
-    col.plotly_chart(board_figure(empty, corr[c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
-st.caption("Left: which moves the neuron's output pushes up (blue) or down (red) directly, as every diverging scale in BoardLens: blue positive, red negative. Right: correlation of its activation with each square's state over 300 random games (mine = the player who just moved).")
+# The neuron studied stays while moves are played (its data is per layer, computed once); it
+# starts as the top neuron of the first position seen, or the link's.
+neuron_names = [f"L{layer_i}N{i}" for layer_i in range(handle.cfg.n_layers) for i in range(handle.cfg.d_mlp)]
+linked = ui.url_choice("neuron", neuron_names, "neuron (L<layer>N<index>)")
+if linked is not None:
+    open_neuron(*(int(x) for x in linked[1:].split("N")))
+ui.show_messages()
+if not (0 <= st.session_state.get(NEURON_LAYER, -1) < handle.cfg.n_layers and 0 <= st.session_state.get(NEURON, -1) < handle.cfg.d_mlp):
+    open_neuron(*top_neuron)
+n1, n2, n3 = st.columns([1, 1, 2])
+layer = int(n1.number_input("Layer", 0, handle.cfg.n_layers - 1, key=NEURON_LAYER))
+neuron = int(n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, key=NEURON))
+n3.button(f"Open L{top_neuron[0]}N{top_neuron[1]}, this position's top neuron", on_click=open_neuron, args=top_neuron, disabled=top_neuron == (layer, neuron), width="stretch")
 
-ui.sync_url()
+
+@st.cache_resource(show_spinner="Reading the layer's neurons over held-out games (once per layer)…", max_entries=8)
+def layer_neurons(name: str, layer: int):
+    """Every neuron of the layer at once (~10 MB): any neuron of it opens without another pass."""
+    return neuron_index(ui.cached_model(name), layer)
+
+
+index, corr = layer_neurons(handle.name, layer)
+unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit))
+unit_dashboard(
+    index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron), effects_title="Output weights → moves (W_out·W_U)", key="neuron",
+    effects_note="the neuron's output weights read directly through the unembedding" + ("" if game.square_moves else ", per square token"),
+)
+if corr is not None:
+    st.markdown(f"**Correlation of L{layer}N{neuron} with each square's state** over the same {len(index.games)} games (mine = the player who just moved)")
+    empty = np.zeros((size, size), dtype=np.int8)
+    for col, (c, name) in zip(st.columns(3), enumerate(["empty", "mine", "theirs"])):
+        col.plotly_chart(board_figure(empty, corr[neuron, c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
+
+ui.sync_url({"neuron": f"L{layer}N{neuron}"})

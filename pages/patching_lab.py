@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -102,23 +104,61 @@ normalised = st.toggle(
 )
 
 
-@st.cache_data(show_spinner="Patching…", max_entries=32)
-def sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    h = ui.cached_model(name)
-    b, s = game_tokens(base, h.game), game_tokens(source, h.game)
-
+def metric_of(kind: str, tok: int, other_tok: int):
     def m(logits: torch.Tensor) -> torch.Tensor:
         last = logits[:, -1]
         return last[:, tok] if kind == "logit" else last.log_softmax(-1)[:, tok] if kind == "log-prob" else last[:, tok] - last[:, other_tok]
 
-    block = PT.act_patch_block_every(h, b, s, m).numpy()
-    heads = PT.act_patch_head_all_pos_every(h, b, s, m).numpy()
-    approx = PT.attribution_patch_block_every(h, b, s, m).numpy()
-    return block, heads, approx
+    return m
 
 
+@st.cache_data(show_spinner="Patching every site…", max_entries=32)
+def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> tuple[np.ndarray, np.ndarray]:
+    """Activation patching at every block site and every head: one patched run per site."""
+    h = ui.cached_model(name)
+    b, s = game_tokens(base, h.game), game_tokens(source, h.game)
+    m = metric_of(kind, tok, other_tok)
+    return PT.act_patch_block_every(h, b, s, m).numpy(), PT.act_patch_head_all_pos_every(h, b, s, m).numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> np.ndarray:
+    """Attribution patching: every block site from two forwards and one backward."""
+    h = ui.cached_model(name)
+    return PT.attribution_patch_block_every(h, game_tokens(base, h.game), game_tokens(source, h.game), metric_of(kind, tok, other_tok)).numpy()
+
+
+@st.cache_resource
+def sweep_record() -> dict:
+    """Process-wide: the exact sweeps computed (their cache keys) and each model's measured
+    seconds per patched run, which prices the next sweep before it runs."""
+    return {"done": set(), "seconds_per_run": {}}
+
+
+SWEEP_BUDGET_S = 0.3  # an exact sweep expected to take longer waits for a click that states its cost
 base_moves, source_moves = (corrupted_moves, clean_moves) if denoising else (clean_moves, corrupted_moves)
-block, heads, approx = sweep(handle.name, base_moves, source_moves, metric_kind, tok, other_tok)
+sweep_key = (handle.name, base_moves, source_moves, metric_kind, tok, other_tok)
+n_runs = 3 * n_layers * n_pos + 5 * n_layers * handle.cfg.n_heads
+record = sweep_record()
+rate = record["seconds_per_run"].get(handle.name)
+estimate = None if rate is None else rate * n_runs
+if ui.url_choice("exact", ["1"], "exact sweep (1)") == "1":
+    st.session_state["pl_exact"] = sweep_key
+ui.show_messages()
+auto = st.toggle("Run the exact sweep after every change", key="pl_auto", value=False, help=f"Otherwise a sweep expected to take over {SWEEP_BUDGET_S:g} s waits for the button below; attribution patching (a fast linear estimate of the same map) shows at once.")
+exact_now = auto or estimate is None or estimate <= SWEEP_BUDGET_S or sweep_key in record["done"] or st.session_state.get("pl_exact") == sweep_key
+approx = attribution_sweep(*sweep_key)
+if exact_now:
+    t0 = time.perf_counter()
+    block, heads = exact_sweep(*sweep_key)
+    if sweep_key not in record["done"]:
+        record["done"].add(sweep_key)
+        record["seconds_per_run"][handle.name] = (time.perf_counter() - t0) / n_runs
+    st.session_state["pl_exact"] = sweep_key
+else:
+    block, heads = None, None
+    st.button(f"Run the exact sweep: {n_runs} patched runs, about {estimate:.1f} s", type="primary", on_click=lambda: st.session_state.update(pl_exact=sweep_key))
+    st.caption("Until then the map below is attribution patching: a linear estimate of every site's effect from two forwards and one backward. Sites it ranks high are worth confirming exactly.")
 
 
 def score(values: np.ndarray) -> np.ndarray:
@@ -127,15 +167,20 @@ def score(values: np.ndarray) -> np.ndarray:
     return restored if denoising else 1.0 - restored
 
 
+sites = block if block is not None else approx  # the exact map, or its attribution estimate until it runs
 if normalised:
     try:
-        block_show, heads_show = score(block), score(heads)
+        block_show, heads_show = score(sites), None if heads is None else score(heads)
         what = "share of the difference " + ("restored" if denoising else "destroyed")
     except ValueError as exc:
         st.warning(ui.plain(exc))
-        block_show, heads_show, what = block, heads, "patched metric"
+        block_show, heads_show, what = sites, heads, "patched metric"
 else:
-    block_show, heads_show, what = block, heads, "patched metric"
+    block_show, heads_show, what = sites, heads, "patched metric"
+if block is None:
+    what = f"attribution estimate of the {what}"
+
+
 def on_site_click() -> None:
     """A click on a cell of the maps opens that site in detail below."""
     points = st.session_state["block_maps"].get("selection", {}).get("points", [])
@@ -148,15 +193,18 @@ st.plotly_chart(
     block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)}, {'denoising' if denoising else 'noising'}) · click a cell to open it below"),
     key="block_maps", on_select=on_site_click, selection_mode="points", config={"displayModeBar": False},
 )
-st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
+if heads_show is not None:
+    st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
+else:
+    st.caption("Heads: patched one by one with the exact sweep (attribution patching estimates block sites only).")
 
 # -- one site in detail ---------------------------------------------------------------------------
 st.subheader("One site: its effect on the whole next-move distribution")
 # Default: the attention or MLP output that moves the metric most. The residual stream at the
 # changed move trivially carries the whole change (it holds the changed input), so it is not shown first.
-effect = np.abs(block - (corr_v if denoising else clean_v))
+effect = np.abs(sites - (corr_v if denoising else clean_v))
 effect[0] = -1.0
-best = np.unravel_index(int(effect.argmax()), block.shape)
+best = np.unravel_index(int(effect.argmax()), sites.shape)
 s1, s2, s3 = st.columns(3)
 site = (handle.name, moves, index, replacement, metric_kind, target, direction)  # a new sweep starts at its own best site
 if st.session_state.get("pl_site_of") != site:
@@ -188,11 +236,14 @@ with n1:
     d_mlp = diffed.shape[1]
     st.dataframe(pd.DataFrame([{"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "contribution": float(diffed.reshape(-1)[i])} for i in top]), hide_index=True, width="stretch")
 with n2:
-    if normalised and what != "patched metric":
+    if block is None:
+        st.caption("Attribution against exact patching, site by site, appears here once the exact sweep has run.")
+    elif normalised and what != "patched metric":
         st.plotly_chart(agreement_figure(score(block), score(approx), token_labels, "share of the difference"), key="agreement", config={"displayModeBar": False})
     else:
         st.plotly_chart(agreement_figure(block, approx, token_labels), key="agreement", config={"displayModeBar": False})
-    st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
+    if block is not None:
+        st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
 
 ui.sync_url(
     {
@@ -206,5 +257,6 @@ ui.sync_url(
         "component": PT.BLOCK_KINDS[comp],
         "layer": str(layer),
         "position": str(pos + 1),
+        **({"exact": "1"} if block is not None else {}),
     }
 )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -16,7 +13,8 @@ from core.interp import sae_features as F
 from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure
-from core.viz.sae import activation_histogram, board_grid_figure, curve_figure, density_histogram
+from core.viz.sae import curve_figure, density_histogram
+from unit_dashboard import unit_dashboard, unit_search
 
 FEATURE = "sae_feature"
 NO_BAR = {"displayModeBar": False}
@@ -25,27 +23,6 @@ spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: g
 game = handle.game
 size = game.rows
 n_layers = handle.cfg.n_layers
-
-
-def index_fingerprint(index: F.FeatureIndex) -> str:
-    """Names an index by its content (a session's own SAE has no stable name to cache by)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for array in (index.ptr, index.position, index.values):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def example_boards(fingerprint: str, feature: int, matched: int | None, style: dict, _index: F.FeatureIndex):
-    """A feature's top and band examples and their board grids (~0.6 s to draw), once per feature:
-    a move on the page leaves them as they are."""
-    examples = F.top_examples(_index, feature, k=21)
-    top = board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f} · move {e.move + 1}" for e in examples], cols=7, cell_px=15, matched=matched, **style)
-    bands = [
-        (band, board_grid_figure([e.board for e in band_examples], [e.last_move for e in band_examples], [f"{e.value:.2f} · move {e.move + 1}" for e in band_examples], cols=2, matched=matched, **style))
-        for band, band_examples in F.quantile_examples(_index, feature)
-    ]
-    return examples, top, bands
 
 
 def select_feature(feature: int) -> None:
@@ -184,44 +161,24 @@ if linked_feature is not None:
 ui.show_messages()
 if FEATURE not in st.session_state or not 0 <= st.session_state[FEATURE] < index.d_sae:
     st.session_state[FEATURE] = default
-feature = int(st.number_input("Feature", 0, index.d_sae - 1, key=FEATURE, step=1))
-positions, values = index.activations(feature)
-prop = index.best_property[feature]
-st.markdown(
-    f"**Feature {feature}** fires on {len(values):,} of {index.n_positions:,} positions ({len(values) / max(index.n_positions, 1):.2%}); "
-    + (f"max {values[0]:.2f}; best-matching board property **{index.property_names[prop]}** (F1 {index.best_f1[feature]:.2f})." if len(values) else "it never fires on these games (dead).")
+s1, s2 = st.columns([1, 3])
+feature = int(s1.number_input("Feature", 0, index.d_sae - 1, key=FEATURE, step=1))
+with s2:
+    unit_search(index, "feature", "feature_search", select_feature)
+directions = F.residual_directions(handle, sae, hook)
+left = unit_dashboard(
+    index, feature, game, name=f"Feature {feature}", effects=F.logit_effects(handle, directions, feature), effects_title="Direct logit effect of the decoder direction", key="feature",
+    effects_note="direct path through the unembedding, centred over " + ("moves" if game.square_moves else "square tokens; a square's token is both a from- and a to-square"),
 )
+positions, values = index.activations(feature)
 if len(values):
-    d1, d2 = st.columns([2, 3])
-    d1.plotly_chart(activation_histogram(values, index.n_positions, f"Feature {feature}"), key="act_hist", config=NO_BAR)
-    directions = F.residual_directions(handle, sae, hook)
-    effects = F.logit_effects(handle, directions, feature)
-    lim = float(np.abs(effects).max()) or 1.0
-    rank1_bottom = game.board_style.get("rank1_bottom", False)
-    d2.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title="Direct logit effect of the decoder direction", cell_px=30, rank1_bottom=rank1_bottom), key="logit_effects", width="content", config=NO_BAR)
-    up, down = F.extreme_squares(effects, game)
-    d2.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + " (direct path through the unembedding, centred over " + ("moves)." if game.square_moves else "square tokens; a square's token is both a from- and a to-square)."))
-    with d1:
+    with left:
         st.markdown("**Nearest features** (decoder cosine)")
         ncols = st.columns(3)
         for i, (other, cos_value) in enumerate(F.decoder_neighbours(sae, feature)):
             ncols[i % 3].button(f"#{other} · {cos_value:.2f}", key=f"nb_{other}", on_click=select_feature, args=(other,), width="stretch")
 
-    square_of = {game.square_label(q): q for q in range(game.n_squares)}
-    found = re.findall(r"\b([a-z][0-9]{1,2})\b", index.property_names[prop]) if len(values) else []
-    matched = square_of.get(found[-1]) if found else None
-    examples, top_figure, band_figures = example_boards(index_fingerprint(index), feature, matched, game.board_style, _index=index)
-    st.markdown(
-        "**Top-activating positions** (amber: the move just played; the player to move next is the opponent of its mover"
-        + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
-    )
-    st.plotly_chart(top_figure, key="top_boards", config=NO_BAR)
-    for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
-        col.markdown(f"**Samples at {band}**")
-        col.plotly_chart(figure, key=f"band_{band}", config=NO_BAR)
-    pick = st.selectbox("Open a top example as the shared game", range(len(examples)), format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
-    st.button("Open in every page", on_click=ui.set_moves, args=(examples[pick].moves,))
-
+    rank1_bottom = game.board_style.get("rank1_bottom", False)
     probe_hook = F.probe_hook_for(hook, n_layers)
     target = game.board_target
     board_probes = ui.probe_set(handle.name, target)

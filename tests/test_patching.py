@@ -103,3 +103,20 @@ def test_agreement_figure_names_every_site_and_says_what_r_means():
     assert len(hover) == 24 and hover[5].startswith("residual stream (resid_pre), layer 1, 2. c5")
     assert "stand in" in fig.layout.title.text and "share of the difference" in fig.layout.xaxis.title.text
     assert "misleads" in agreement_words(0.1) and "nothing" in agreement_words(float("nan"))
+
+
+def test_diffed_neuron_dla_from_one_batched_forward_equals_two_runs(setup):
+    handle, clean, corrupted, _ = setup
+    token = int(clean[0, -1])
+    got = P.neuron_diff_dla(handle, clean, corrupted, token)
+    m = handle.model
+    with torch.inference_mode():
+        _, c = m.run_with_cache(clean)
+        _, k = m.run_with_cache(corrupted)
+        scale = c["ln_final.hook_scale"][0, -1]
+        readout = (m.ln_final.w if hasattr(m.ln_final, "w") else torch.ones(m.cfg.d_model)) * m.W_U[:, token]
+        for layer in range(m.cfg.n_layers):
+            w_out = m.blocks[layer].mlp.W_out
+            diff = c[f"blocks.{layer}.mlp.hook_post"][0, -1] - k[f"blocks.{layer}.mlp.hook_post"][0, -1]
+            expected = diff * (((w_out - w_out.mean(-1, keepdim=True)) / scale) @ readout)
+            torch.testing.assert_close(got[layer], expected.float(), atol=1e-5, rtol=1e-4)

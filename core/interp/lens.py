@@ -265,16 +265,24 @@ def layer_board_correlations(handle: ModelHandle, layer: int, games: np.ndarray)
     valid = valid_positions(rep)
     classes = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
     a = torch.cat([handle.activations(tokens[i : i + 50], [hook])[hook][torch.from_numpy(valid[i : i + 50])] for i in range(0, len(tokens), 50)]).float()
-    # Standardised in place, in float32: one (N, d_mlp) buffer (~70 MB for 300 Othello games), not three in float64.
+    return board_correlations(a, classes)
+
+
+def board_correlations(acts: torch.Tensor, classes: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each unit's activation ``acts (N, units)`` with each square being
+    empty / mine / theirs (``classes (N, squares)`` of 0 / 1 / 2): ``(units, 3, squares)``; 0 where
+    a square's state never varies. ``acts`` is standardised in place (float32: one buffer, ~70 MB
+    for 300 Othello games, not three in float64)."""
+    a = acts
     std = a.std(0, unbiased=False) + 1e-9
     a -= a.mean(0)
     a /= std
     onehot = torch.from_numpy(np.stack([classes == c for c in range(3)], axis=1).reshape(len(classes), -1)).float()  # (N, 3*sq)
     centred = onehot - onehot.mean(0)
     sd = onehot.std(0, unbiased=False)
-    corr = (a.T @ centred) / len(a) / sd.clamp(min=1e-9)  # (d_mlp, 3*sq)
+    corr = (a.T @ centred) / len(a) / sd.clamp(min=1e-9)  # (units, 3*sq)
     corr = torch.where(sd > 0, corr, torch.zeros_like(corr))
-    return corr.reshape(-1, 3, game.n_squares).float().numpy()
+    return corr.reshape(corr.shape[0], 3, -1).float().numpy()
 
 
 def _on_squares(per_token: np.ndarray, game: Game) -> np.ndarray:

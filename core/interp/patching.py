@@ -286,9 +286,14 @@ def neuron_diff_dla(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
     """
     with _exclusive(model) as m, torch.inference_mode():
         names = {f"blocks.{layer}.mlp.hook_post" for layer in range(m.cfg.n_layers)} | {"ln_final.hook_scale"}
-        _, clean = m.run_with_cache(clean_tokens, names_filter=lambda n: n in names)
-        _, corrupted = m.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
-        scale = clean["ln_final.hook_scale"][0, position] if "ln_final.hook_scale" in clean.cache_dict else torch.ones(1)
+        if clean_tokens.shape == corrupted_tokens.shape:  # both games in one forward pass
+            _, both = m.run_with_cache(torch.cat([clean_tokens, corrupted_tokens]), names_filter=lambda n: n in names)
+            clean = {name: value[:1] for name, value in both.items()}
+            corrupted = {name: value[1:] for name, value in both.items()}
+        else:
+            clean = dict(m.run_with_cache(clean_tokens, names_filter=lambda n: n in names)[1].items())
+            corrupted = dict(m.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)[1].items())
+        scale = clean["ln_final.hook_scale"][0, position] if "ln_final.hook_scale" in clean else torch.ones(1)
         w_ln = m.ln_final.w if hasattr(m.ln_final, "w") else torch.ones(m.cfg.d_model)
         readout = w_ln * m.W_U[:, token]  # (d_model,)
         rows = []

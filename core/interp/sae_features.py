@@ -13,7 +13,9 @@ Per-feature weights views use the decoder direction written into the residual st
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -30,7 +32,10 @@ BROWSER_SEED = 3_000_051  # held-out games for the browser (not the SAE's traini
 
 @dataclass(frozen=True)
 class FeatureIndex:
-    """Sparse feature activations over held-out games, grouped by feature (largest first).
+    """Sparse activations of a set of units over held-out games, grouped by unit (largest first).
+
+    The units are an SAE's features or, with ``neurons.neuron_index``, a layer's MLP neurons
+    (kept where they are positive): the browser's views and the property search serve both.
 
     The activations of feature ``f`` are ``values[ptr[f]:ptr[f + 1]]`` at positions
     ``position[ptr[f]:ptr[f + 1]]``; position ``p`` is game ``game[p]`` after move ``move[p]``.
@@ -49,10 +54,20 @@ class FeatureIndex:
     best_property: np.ndarray  # int (d_sae,) index into property_names; -1 if the feature never fires
     best_f1: np.ndarray  # float32 (d_sae,)
     move_squares: np.ndarray  # int (G, T, 2) squares of each move (from, to; the same square twice for Othello)
+    f1: np.ndarray  # float16 (d_sae, n_props): each unit's best F1 for each property (any threshold), for search
 
     @property
     def n_positions(self) -> int:
         return len(self.game)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the activations, to key caches by content (a session's own SAE has no
+        stable name); computed once per index."""
+        digest = hashlib.blake2b(digest_size=16)
+        for array in (self.ptr, self.position, self.values):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     @property
     def d_sae(self) -> int:
@@ -116,16 +131,16 @@ def _encode(sae, acts: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, t
     return torch.cat(pos), torch.cat(feat), torch.cat(val)
 
 
-def _best_properties(pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, props: np.ndarray, d_sae: int, max_act: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Best F1 of "feature fires above t x max" as a predictor of each property, any threshold.
+def _best_properties(pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, props: np.ndarray, d_sae: int, max_act: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best F1 of "feature fires above t x max" as a predictor of each property, any threshold:
+    per feature its best property and F1, and the whole ``(features, properties)`` table.
 
     Sparse: ``tp[f, p]`` is a sparse (features x positions) matrix times the dense property table.
     """
     n = props.shape[0]
     p = torch.from_numpy(props).float()
     positives = p.sum(0)[None, :]
-    best_f1 = torch.zeros(d_sae)
-    best_prop = torch.full((d_sae,), -1, dtype=torch.long)
+    table = torch.zeros(d_sae, props.shape[1])
     for t in THRESHOLDS:
         keep = val > t * max_act[feat]
         if not keep.any():
@@ -133,12 +148,10 @@ def _best_properties(pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, p
         fire = torch.sparse_coo_tensor(torch.stack([feat[keep], pos[keep]]), torch.ones(int(keep.sum())), (d_sae, n), check_invariants=False).coalesce()
         tp = torch.sparse.mm(fire, p)  # (d_sae, props)
         fired = torch.bincount(feat[keep], minlength=d_sae).float()[:, None]
-        f1 = 2 * tp / (fired + positives).clamp(min=1)
-        value, index = f1.max(1)
-        better = value > best_f1
-        best_f1 = torch.where(better, value, best_f1)
-        best_prop = torch.where(better, index, best_prop)
-    return best_prop.numpy(), best_f1.numpy()
+        torch.maximum(table, 2 * tp / (fired + positives).clamp(min=1), out=table)
+    best_f1, best_prop = table.max(1)
+    best_prop = torch.where(best_f1 > 0, best_prop, torch.full_like(best_prop, -1))
+    return best_prop.numpy(), best_f1.numpy(), table.half().numpy()
 
 
 def index_games(game: Game) -> int:
@@ -152,32 +165,56 @@ def build_index(handle: ModelHandle, sae, hook: str, n_games: int | None = None,
     """Encode ``n_games`` fresh games once (default ``index_games``); keep the non-zero
     activations grouped by feature."""
     game = handle.game
-    n_games = n_games or index_games(game)
-    size = game.rows
-    games = game.random_games(n_games, seed=seed)[:, : game.n_ctx]
+    games = game.random_games(n_games or index_games(game), seed=seed)[:, : game.n_ctx]
     data = collect(handle, games, [hook], progress=progress)
-    rep, valid = data.replay, data.valid
-    game_idx, move_idx = np.nonzero(valid)
     if progress:
         progress("encoding with the SAE", 0.9)
     pos, feat, val = _encode(sae, data.acts[hook])
-    d_sae = int(sae.cfg.d_sae)
-    order = np.lexsort((-val.numpy(), feat.numpy()))
-    counts = np.bincount(feat.numpy(), minlength=d_sae)
-    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    max_act = torch.zeros(d_sae).scatter_reduce(0, feat, val, reduce="amax")
-    props, names = board_properties(rep, valid, game)
     if progress:
         progress("matching features to board properties", 0.95)
-    best_prop, best_f1 = _best_properties(pos, feat, val, props, d_sae, max_act)
+    return assemble_index(game, hook, games, data.replay, data.valid, pos, feat, val, int(sae.cfg.d_sae))
+
+
+def assemble_index(game: Game, hook: str, games: np.ndarray, rep, valid: np.ndarray, pos: torch.Tensor, feat: torch.Tensor, val: torch.Tensor, n_units: int) -> FeatureIndex:
+    """The index of ``n_units`` units from their non-zero ``(position, unit, value)`` triples over
+    the valid positions of ``games`` (``rep``: their replay), scored against the board properties."""
+    game_idx, move_idx = np.nonzero(valid)
+    order = np.lexsort((-val.numpy(), feat.numpy()))
+    counts = np.bincount(feat.numpy(), minlength=n_units)
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    max_act = torch.zeros(n_units).scatter_reduce(0, feat, val, reduce="amax")
+    props, names = board_properties(rep, valid, game)
+    best_prop, best_f1, f1 = _best_properties(pos, feat, val, props, n_units, max_act)
     codes = np.unique(games[games >= 0])
     lookup = dict(zip(codes.tolist(), (game.move_squares(int(m)) for m in codes)))
     squares = np.array([[lookup.get(int(m), (-1, -1)) for m in row] for row in games], dtype=np.int64).reshape(*games.shape, 2)
     return FeatureIndex(
-        size=size, hook=hook, games=games, boards=rep.boards, game=game_idx, move=move_idx,
+        size=game.rows, hook=hook, games=games, boards=rep.boards, game=game_idx, move=move_idx,
         ptr=ptr, position=pos.numpy()[order].astype(np.int32), values=val.numpy()[order].astype(np.float32),
-        property_names=names, best_property=best_prop, best_f1=best_f1.astype(np.float32), move_squares=squares,
+        property_names=names, best_property=best_prop, best_f1=best_f1.astype(np.float32), move_squares=squares, f1=f1,
     )
+
+
+def search_units(index: FeatureIndex, query: str, k: int = 10) -> tuple[list[tuple[int, str, float]], int]:
+    """Which units track a board property: ``(unit, property, F1)`` for the ``k`` units with the
+    best F1 on any property the query names, best first, and how many properties it named.
+
+    A query names a property exactly (``mine d3``) or by words that all appear in its name
+    (``d3``: every property of d3; ``legal e6``; chess ``white knight``), case aside.
+    """
+    words = query.lower().split()
+    if not words:
+        return [], 0
+    names = [n.lower() for n in index.property_names]
+    exact = [i for i, n in enumerate(names) if n == " ".join(words)]
+    props = exact or [i for i, n in enumerate(names) if all(w in n.split() for w in words)]
+    if not props:
+        return [], 0
+    table = index.f1[:, props].astype(np.float32)  # (units, matched properties)
+    best = table.argmax(1)
+    score = table[np.arange(len(table)), best]
+    order = np.argsort(-score, kind="stable")[:k]
+    return [(int(u), index.property_names[props[int(best[u])]], float(score[u])) for u in order if score[u] > 0], len(props)
 
 
 def feature_table(index: FeatureIndex) -> dict[str, np.ndarray]:

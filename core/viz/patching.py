@@ -4,55 +4,61 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+
+from core.viz.fast import figure, grid_axes
 
 COMPONENT_NAMES = ("residual stream (resid_pre)", "attention output", "MLP output")
 HEAD_NAMES = ("head output", "query", "key", "value", "pattern")
+
+
+def _titles(names, domains) -> list[dict]:
+    """Subplot titles centred above their cells, as ``make_subplots`` places them."""
+    return [
+        dict(text=name, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14))
+        for name, (x0, x1, _, y1) in zip(names, domains)
+    ]
 
 
 def block_maps_figure(values: np.ndarray, move_labels: list[str], title: str) -> go.Figure:
     """``values (3, n_layers, n_pos)``: one layer x position heatmap per component, shared colour scale."""
     n_layers, n_pos = values.shape[1:]
     lim = float(np.nanmax(np.abs(values))) or 1.0
-    fig = make_subplots(rows=3, cols=1, subplot_titles=COMPONENT_NAMES, vertical_spacing=0.08)
+    refs, axes, domains = grid_axes(3, 1, 0.0, 0.08)
     x = [f"{i + 1}. {m}" for i, m in enumerate(move_labels[:n_pos])]
     y = [f"L{layer}" for layer in range(n_layers)]
-    for c in range(3):
-        hover = [[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}<br>click: this site in detail below" for p in range(n_pos)] for layer in range(n_layers)]
-        fig.add_trace(go.Heatmap(z=values[c], x=x, y=y, hoverinfo="skip", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=c == 0, colorbar=dict(thickness=12)), row=c + 1, col=1)
+    layers, positions = np.meshgrid(np.arange(n_layers), np.arange(n_pos), indexing="ij")
+    layers, positions = layers.ravel(), positions.ravel()
+    data = []
+    for c, (xref, yref) in enumerate(refs):
+        data.append(dict(type="heatmap", z=values[c], x=x, y=y, xaxis=xref, yaxis=yref, hoverinfo="skip", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=c == 0, colorbar=dict(thickness=12)))
         # Heatmaps cannot be selected in plotly: an invisible marker on every cell carries the click
         # (``customdata`` = component, layer, position) and the hover text.
-        layers, positions = np.meshgrid(np.arange(n_layers), np.arange(n_pos), indexing="ij")
-        fig.add_trace(
-            go.Scatter(
-                x=[x[p] for p in positions.ravel()], y=[y[layer] for layer in layers.ravel()], mode="markers",
-                marker=dict(size=14, symbol="square", opacity=0), customdata=[[c, int(layer), int(p)] for layer, p in zip(layers.ravel(), positions.ravel())],
-                hovertext=[hover[layer][p] for layer, p in zip(layers.ravel(), positions.ravel())], hoverinfo="text", showlegend=False,
-            ),
-            row=c + 1, col=1,
-        )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickfont=dict(size=8))
-    fig.update_layout(
-        height=200 + 3 * (40 + 22 * n_layers), margin=dict(l=40, r=10, t=60, b=40), title=dict(text=title, font=dict(size=13)),
-        dragmode=False, clickmode="event+select", hovermode="closest",
-    )
-    return fig
+        data.append(dict(
+            type="scatter", x=[x[p] for p in positions], y=[y[layer] for layer in layers], xaxis=xref, yaxis=yref, mode="markers",
+            marker=dict(size=14, symbol="square", opacity=0), customdata=[[c, int(layer), int(p)] for layer, p in zip(layers, positions)],
+            hovertext=[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}<br>click: this site in detail below" for layer, p in zip(layers, positions)],
+            hoverinfo="text", showlegend=False,
+        ))
+        axes["xaxis" + xref[1:]].update(tickfont=dict(size=8))
+        axes["yaxis" + yref[1:]].update(autorange="reversed")
+    return figure(data, dict(
+        axes, annotations=_titles(COMPONENT_NAMES, domains), height=200 + 3 * (40 + 22 * n_layers), margin=dict(l=40, r=10, t=60, b=40),
+        title=dict(text=title, font=dict(size=13)), dragmode=False, clickmode="event+select", hovermode="closest",
+    ))
 
 
 def head_grid_figure(values: np.ndarray, title: str) -> go.Figure:
     """``values (5, n_layers, n_heads)``: head output / q / k / v / pattern, side by side."""
     n_layers, n_heads = values.shape[1:]
     lim = float(np.nanmax(np.abs(values))) or 1.0
-    fig = make_subplots(rows=1, cols=5, subplot_titles=HEAD_NAMES, horizontal_spacing=0.03)
-    for i in range(5):
+    refs, axes, domains = grid_axes(1, 5, 0.03, 0.0)
+    data = []
+    for i, (xref, yref) in enumerate(refs):
         hover = [[f"{HEAD_NAMES[i]} of L{layer}H{h}: {values[i, layer, h]:+.3f}" for h in range(n_heads)] for layer in range(n_layers)]
-        fig.add_trace(go.Heatmap(z=values[i], x=[f"H{h}" for h in range(n_heads)], y=[f"L{layer}" for layer in range(n_layers)], text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=i == 4, colorbar=dict(thickness=12)), row=1, col=i + 1)
-        if i:  # layer labels once, on the left: repeated, they crowd the panel before
-            fig.update_yaxes(showticklabels=False, row=1, col=i + 1)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=120 + 26 * n_layers, margin=dict(l=40, r=10, t=60, b=30), title=dict(text=title, font=dict(size=13)))
-    return fig
+        data.append(dict(type="heatmap", z=values[i], x=[f"H{h}" for h in range(n_heads)], y=[f"L{layer}" for layer in range(n_layers)], xaxis=xref, yaxis=yref, text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=i == 4, colorbar=dict(thickness=12)))
+        # Layer labels once, on the left: repeated, they crowd the panel.
+        axes["yaxis" + yref[1:]].update(autorange="reversed", showticklabels=i == 0)
+    return figure(data, dict(axes, annotations=_titles(HEAD_NAMES, domains), height=120 + 26 * n_layers, margin=dict(l=40, r=10, t=60, b=30), title=dict(text=title, font=dict(size=13))))
 
 
 def agreement_figure(exact: np.ndarray, approx: np.ndarray, move_labels: list[str] | None = None, units: str = "patched metric") -> go.Figure:

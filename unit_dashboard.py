@@ -1,0 +1,127 @@
+"""One dashboard for any unit that fires on positions (an SAE feature, an MLP neuron) and the
+search that finds units by the board property they track. Streamlit side; the data is a
+``core.interp.sae_features.FeatureIndex`` (``neurons.neuron_index`` builds one for neurons).
+
+Both the SAE browser and the logit lens's neuron view draw their units here, so a neuron and a
+feature are read the same way: how often and how strongly it fires, the distinct positions where it
+fires most (boards at a readable size, the move just played and the matched square marked, the
+moves on hover), samples from lower activation bands, and what it writes to the next-move logits.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import streamlit as st
+
+import ui
+from core.games.base import Game
+from core.interp import sae_features as F
+from core.viz.board import board_figure
+from core.viz.sae import activation_histogram, board_grid_figure
+
+NO_BAR = {"displayModeBar": False}
+HOVER_MOVES = 16  # the last moves of a game shown on an example board's hover
+
+
+def moves_hover(game: Game, moves: tuple[int, ...]) -> str:
+    """The last moves of an example's game, eight to a line, for the hover of its board."""
+    labels = [game.move_label(m) for m in moves[-HOVER_MOVES:]]
+    lines = [" ".join(labels[i : i + 8]) for i in range(0, len(labels), 8)]
+    return f"after move {len(moves)}: " + ("… " if len(moves) > HOVER_MOVES else "") + "<br>".join(lines)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict, _index: F.FeatureIndex, _game: Game):
+    """A unit's top and band examples and their board grids, once per unit: a move on the page
+    leaves them as they are. Kept as objects (``cache_resource``, read-only), not pickled: a
+    cache hit that unpickles a figure re-validates it, which cost ~90 ms a run."""
+    examples = F.top_examples(_index, unit, k=21)
+
+    def grid(chosen: list[F.Example], cols: int, cell_px: int = 17):
+        return board_grid_figure(
+            [e.board for e in chosen], [e.last_move for e in chosen], [f"{e.value:.2f} · move {e.move + 1}" for e in chosen], cols=cols, cell_px=cell_px,
+            matched=matched, hover=[moves_hover(_game, e.moves) for e in chosen], **style,
+        )
+
+    return examples, grid(examples, 7, 15), [(band, grid(chosen, 2)) for band, chosen in F.quantile_examples(_index, unit)]
+
+
+def matched_square(index: F.FeatureIndex, unit: int, game: Game) -> int | None:
+    """The square named by the unit's best-matching property (``mine d3`` -> d3), if any."""
+    if index.best_property[unit] < 0:
+        return None
+    found = re.findall(r"\b([a-z][0-9]{1,2})\b", index.property_names[index.best_property[unit]])
+    square_of = {game.square_label(q): q for q in range(game.n_squares)}
+    return square_of.get(found[-1]) if found else None
+
+
+def example_properties(names: list[str], k: int = 3) -> list[str]:
+    """A few property names to show how a query reads: one near the middle of the board for each
+    of the kinds people ask about first."""
+    by_kind: dict[str, list[str]] = {}
+    for name in names:
+        by_kind.setdefault(name.rsplit(" ", 1)[0], []).append(name)
+    kinds = [k for k in ("mine", "legal", "flipped", "white knight", "legal destination", "black pawn") if k in by_kind]
+    return [by_kind[kind][min(len(by_kind[kind]) - 1, 19 * len(by_kind[kind]) // 64)] for kind in kinds][:k] or names[:k]
+
+
+def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick) -> None:
+    """"Which units track …": a board property in words, the units with the best F1 for it as
+    buttons (``on_pick(unit)`` opens one)."""
+    examples = example_properties(index.property_names)
+    query = st.text_input(
+        f"Which {unit_word}s track a board property?", key=key, placeholder="e.g. " + ", ".join(examples),
+        help=f"A property ({', '.join(examples)}, …) or words in it (a square such as d3: every property of that square). {unit_word.capitalize()}s are ranked by their best F1 for it, as in the table of board-game metrics.",
+    )
+    if not query.strip():
+        return
+    found, n_props = F.search_units(index, query[:200], k=8)
+    if not n_props:
+        st.caption(f"No board property matches {ui.plain(query, 60)}. Properties read like: {', '.join(examples)}.")
+        return
+    if not found:
+        st.caption(f"No {unit_word} of this set fires with those {n_props} properties.")
+        return
+    st.caption(f"Best {unit_word}s for {n_props} matching propert{'y' if n_props == 1 else 'ies'} (F1 of 'fires above t × max' as a predictor):")
+    cols = st.columns(4)
+    for i, (unit, prop, f1) in enumerate(found):
+        cols[i % 4].button(f"#{unit} · {prop} · F1 {f1:.2f}", key=f"{key}_{unit}", on_click=on_pick, args=(unit,), width="stretch")
+
+
+def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, effects: np.ndarray, effects_title: str, effects_note: str, key: str):
+    """Everything about one unit; returns the left column (under the histogram), where a page
+    adds what only its kind of unit has (an SAE's nearest features)."""
+    positions, values = index.activations(unit)
+    prop = index.best_property[unit]
+    st.markdown(
+        f"**{name}** fires on {len(values):,} of {index.n_positions:,} positions ({len(values) / max(index.n_positions, 1):.2%}) of {len(index.games)} held-out games; "
+        + (f"max {values[0]:.2f}; best-matching board property **{index.property_names[prop]}** (F1 {index.best_f1[unit]:.2f})." if len(values) else "it never fires on these games (dead).")
+    )
+    if not len(values):
+        return st.container()
+    left, right = st.columns([2, 3])
+    left.plotly_chart(activation_histogram(values, index.n_positions, name), key=f"{key}_hist", config=NO_BAR)
+    lim = float(np.abs(effects).max()) or 1.0
+    right.plotly_chart(
+        board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title=effects_title, cell_px=30, rank1_bottom=game.board_style.get("rank1_bottom", False)),
+        key=f"{key}_effects", width="content", config=NO_BAR,
+    )
+    up, down = F.extreme_squares(effects, game)
+    right.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + f" ({effects_note}; blue up, red down, as every diverging scale here).")
+
+    matched = matched_square(index, unit, game)
+    examples, top_figure, band_figures = example_boards(index.fingerprint, unit, matched, game.board_style, _index=index, _game=game)
+    st.markdown(
+        "**Top-activating positions**, each position once (amber: the move just played; hover a board for the moves that led there"
+        + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
+    )
+    st.plotly_chart(top_figure, key=f"{key}_top", config=NO_BAR)
+    for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
+        col.markdown(f"**Samples at {band}**")
+        col.plotly_chart(figure, key=f"{key}_band_{band}", config=NO_BAR)
+    o1, o2 = st.columns([3, 1])
+    pick = o1.selectbox("Open a top example as the shared game", range(len(examples)), key=f"{key}_open", format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
+    o2.button("Open in every page", key=f"{key}_open_button", on_click=ui.set_moves, args=(examples[pick].moves,), width="stretch")
+    return left
