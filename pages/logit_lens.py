@@ -55,7 +55,8 @@ if not game.square_moves and len(game.game_tokens(moves)) >= game.n_ctx:
     ui.sync_url()
     st.stop()
 moves = moves[: game.n_ctx]
-labels, lens_logits = L.logit_lens(handle, L.game_tokens(moves, game), incl_mid)
+run = L.run_position(handle, moves)  # one cached pass that every view below reads
+labels, lens_logits = L.logit_lens(handle, run.tokens, incl_mid, run=run)
 probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
 cols = st.columns(4)
@@ -71,7 +72,7 @@ for i, label in enumerate(labels):
 panels.promotion_picker(state)
 st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + f" on one scale for every layer, white 0 to darkest {shared_max:.2f} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal). " + panels.CLICK_HINT[game.square_moves])
 
-attr = L.attribute(handle, moves)
+attr = L.attribute(handle, moves, run=run)
 legal_tok = L.legal_tokens_now(moves, game)
 move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0 and t != game.pad_token]
 model_top = max(move_choices, key=lambda t: float(attr.logits[t]))
@@ -97,6 +98,7 @@ def on_dla_click() -> None:
     data = points[0].get("customdata") if points else None
     if isinstance(data, list) and len(data) == 2:
         st.session_state["attention_head"] = f"L{int(data[0])}H{int(data[1])}"
+        st.session_state["attention_view"] = "One head"
         ui.flash("info", f"L{int(data[0])}H{int(data[1])} is open under Attention → One head.")
 
 
@@ -108,7 +110,7 @@ with g2:
     st.dataframe(neurons[["neuron", "activation", "direct effect"]], hide_index=True, width="stretch")
 st.caption(f"The parts sum exactly to the {'logit' if readout is None else 'legal-minus-illegal logit'} minus the bias terms (final LayerNorm bias and unembedding bias: {bias:+.3f}). Click a head's cell to open its attention pattern below.")
 st.markdown("**Legal minus illegal, by component and position**")
-gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves)
+gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves, run=run)
 token_labels = game.token_labels(moves)
 batch_kind = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves))).kind[0, : len(token_labels)]
 kinds_here = [game.token_kinds[int(k)] if 0 <= int(k) < len(game.token_kinds) else "" for k in batch_kind]
@@ -122,13 +124,18 @@ else:
 
 st.subheader("Attention")
 labels_moves = game.token_labels(moves)
-patterns = L.attention_patterns(handle, moves)
+patterns = L.attention_patterns(handle, moves, run=run)
 head_names = [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)]
-every, one, strip = st.tabs(["Every head", "One head", "All heads from one position"])
-with every:
+# One view at a time (a control, not tabs): only the view shown is drawn, and a click on a DLA head
+# cell can switch to it.
+VIEWS = ["Every head", "One head", "All heads from one position"]
+if st.session_state.get("attention_view") not in VIEWS:
+    st.session_state["attention_view"] = VIEWS[0]
+view = st.segmented_control("Attention view", VIEWS, key="attention_view", label_visibility="collapsed") or VIEWS[0]
+if view == "Every head":
     st.plotly_chart(head_grid_thumbnails(patterns, labels_moves), key="attention_thumbs", width="content", config={"displayModeBar": False})
-    st.caption("Each square is one head's pattern on this game (hover for the positions and weight). Pick a head in the next tab to see it large.")
-with one:
+    st.caption("Each square is one head's pattern on this game (hover for the positions and weight). Open \"One head\" to see one large.")
+elif view == "One head":
     # Default: the head that looks furthest from the current token (the diagonal is the boring case).
     off_diagonal = (patterns[:, :, -1, :-1].sum(-1)).reshape(-1) if patterns.shape[-1] > 1 else np.zeros(len(head_names))
     if st.session_state.get("attention_head") not in head_names:  # first visit or another model
@@ -137,7 +144,7 @@ with one:
     layer_i, head_i = (int(x) for x in head[1:].split("H"))
     st.plotly_chart(head_pattern_figure(patterns[layer_i, head_i], labels_moves, head, current=len(labels_moves) - 1), key="attention_head_big", width="content", config={"displayModeBar": False})
     st.caption("Orange frame: the current position (the last token), whose attention decides the prediction on this page.")
-with strip:
+else:
     if len(labels_moves) > 1:
         dest = st.slider("Destination: attention paid by the model at position" if not game.square_moves else "Destination: attention paid by the model at move", 1, len(labels_moves), len(labels_moves)) - 1
     else:

@@ -80,7 +80,7 @@ def metric(logits: torch.Tensor) -> torch.Tensor:
 
 
 # -- side by side ---------------------------------------------------------------------------------
-clean_logits, corr_logits = handle.forward(clean_t)[0, -1], handle.forward(corrupted_t)[0, -1]
+clean_logits, corr_logits = handle.forward(torch.cat([clean_t, corrupted_t]))[:, -1]  # both games line up token by token: one pass
 clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_logits[None, None])[0])
 b1, b2 = st.columns(2)
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):

@@ -78,3 +78,26 @@ def test_attention_figures_show_every_head_and_one_head_with_labels(handle):
     assert big.layout.shapes[0].y0 == 10.5  # the current row framed
     long = np.tile(patterns[:, :, :1, :1], (1, 1, 60, 60))
     assert np.asarray(head_grid_thumbnails(long, [str(i) for i in range(60)]).data[0].z).shape == (THUMB_POSITIONS, THUMB_POSITIONS)
+
+
+def test_views_read_from_one_cached_pass_equal_their_own_passes(handle):
+    moves = tuple(int(m) for m in othello.random_games(1, handle.board_size, seed=6)[0, :15])
+    run = L.run_position(handle, moves)
+    _, own = L.logit_lens(handle, run.tokens)
+    _, shared = L.logit_lens(handle, run.tokens, run=run)
+    torch.testing.assert_close(shared, own)
+    a, b = L.attribute(handle, moves), L.attribute(handle, moves, run=run)
+    torch.testing.assert_close(b.dla, a.dla)
+    torch.testing.assert_close(b.neuron_dla, a.neuron_dla)
+    torch.testing.assert_close(b.logits, a.logits)
+    np.testing.assert_allclose(L.legal_gap_by_position(handle, moves, run=run)[1], L.legal_gap_by_position(handle, moves)[1], atol=1e-6)
+    np.testing.assert_allclose(L.attention_patterns(handle, moves, run=run), L.attention_patterns(handle, moves), atol=1e-6)
+    # The neuron readout computed once per model: each neuron's share still sums to the MLP's direct
+    # effect minus its output bias (as before the readout was cached).
+    mlp = [i for i, k in enumerate(b.kinds) if k == "mlp"]
+    scale = run.cache["ln_final.hook_scale"][0, -1] if "ln_final.hook_scale" in run.cache.cache_dict else torch.ones(1)
+    for layer, row in enumerate(mlp):
+        b_out = handle.model.blocks[layer].mlp.b_out
+        w = handle.model.ln_final.w if hasattr(handle.model.ln_final, "w") else torch.ones(handle.cfg.d_model)
+        bias_effect = ((b_out - b_out.mean()) / scale) @ (w[:, None] * handle.model.W_U)
+        torch.testing.assert_close(b.neuron_dla[layer].sum(0) + bias_effect, b.dla[row], atol=1e-3, rtol=1e-3)

@@ -50,4 +50,30 @@ def test_lens_page_without_moves_and_with_bad_link():
 def test_one_move_game_opens_the_lens():
     at = open_lens(moves="d3")
     assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button_group(key="attention_view").set_value("All heads from one position").run()
+    assert not at.exception
     assert any("the only move so far" in c.value for c in at.caption)
+
+
+def test_neuron_view_keeps_its_neuron_across_moves_searches_and_links():
+    at = open_lens(moves="d3c5f6f5e6", neuron="L2N7")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (at.session_state["neuron_layer"], at.session_state["neuron_index"]) == (2, 7)
+    assert any("**L2N7** fires on" in m.value for m in at.markdown)
+    button(at, "Random move").click().run()
+    assert (at.session_state["neuron_layer"], at.session_state["neuron_index"]) == (2, 7)  # the move leaves it open
+    assert at.query_params["neuron"] == ["L2N7"] or at.query_params["neuron"] == "L2N7"
+    at.text_input(key="neuron_search_2").input("mine d3").run()
+    found = [b for b in at.button if b.label.startswith("#") and "mine d3 · F1" in b.label]
+    assert found, [b.label for b in at.button]
+    found[0].click().run()
+    assert at.session_state["neuron_index"] == int(found[0].label[1:].split(" ")[0])
+    at.text_input(key="neuron_search_2").input("no such property").run()
+    assert any("No board property matches" in c.value for c in at.caption)
+
+
+def test_bad_neuron_in_the_link_is_reported_and_the_view_opens():
+    at = open_lens(moves="d3c5f6", neuron="L99N5")
+    assert not at.exception
+    assert any("L99N5" in e.value for e in at.error)
+    assert any("fires on" in m.value for m in at.markdown)

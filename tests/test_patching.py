@@ -120,3 +120,12 @@ def test_diffed_neuron_dla_from_one_batched_forward_equals_two_runs(setup):
             diff = c[f"blocks.{layer}.mlp.hook_post"][0, -1] - k[f"blocks.{layer}.mlp.hook_post"][0, -1]
             expected = diff * (((w_out - w_out.mean(-1, keepdim=True)) / scale) @ readout)
             torch.testing.assert_close(got[layer], expected.float(), atol=1e-5, rtol=1e-4)
+
+
+def test_one_patched_site_matches_the_block_sweep(setup):
+    handle, clean, corrupted, metric = setup
+    sweep = P.act_patch_block_every(handle, corrupted, clean, metric)
+    for c, kind in enumerate(P.BLOCK_KINDS):
+        for layer, pos in ((0, 4), (handle.cfg.n_layers - 1, clean.shape[1] - 1), (1, 2)):
+            logits = P.patched_logits(handle, corrupted, clean, kind, layer, pos)
+            assert float(metric(logits[None, None])[0]) == pytest.approx(float(sweep[c, layer, pos]), abs=1e-4)

@@ -307,15 +307,17 @@ def neuron_diff_dla(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
 
 @torch.inference_mode()
 def patched_logits(model, base_tokens: torch.Tensor, source_tokens: torch.Tensor, kind: str, layer: int, position: int) -> torch.Tensor:
-    """Last-position logits ``(d_vocab,)`` of the base run with one block site patched from the source run."""
+    """Last-position logits ``(d_vocab,)`` of the base run with one block site patched from the source run.
+
+    One forward pass of both games as a batch of two: at the site, the base row takes the source
+    row's activation (rows do not mix before it), so no separate source run is needed.
+    """
     _check(base_tokens, source_tokens)
     with _exclusive(model) as m:
-        name = _hook_name(kind, layer)
-        _, source = m.run_with_cache(source_tokens, names_filter=lambda n: n == name)
 
         def hook(act: torch.Tensor, hook) -> torch.Tensor:
-            act[:, position] = source[name][:, position]
+            act[1, position] = act[0, position]
             return act
 
-        with m.hooks(fwd_hooks=[(name, hook)]):
-            return m(base_tokens)[0, -1].float()
+        with m.hooks(fwd_hooks=[(_hook_name(kind, layer), hook)]):
+            return m(torch.cat([source_tokens, base_tokens]))[1, -1].float()
