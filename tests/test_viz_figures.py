@@ -55,7 +55,7 @@ def test_chess_board_and_grids_are_valid():
     grid = validated(board_grid_figure([rep.boards[0, t] for t in range(5)], [(1, 2)] * 5, [f"move {t}" for t in range(5)], cols=2, matched=4, **style))
     assert len(grid.layout.annotations) == 5 and grid.layout.shapes  # a title per board, pieces as shapes
     othello = validated(board_grid_figure([othello_board()] * 7, [3] * 7, ["x"] * 7, cols=3, hover=["moves"] * 7))
-    assert "moves" in othello.data[0].hovertext[0]
+    assert "moves" in othello.data[0].hovertemplate and othello.data[0].text[0] == "a1"
 
 
 def test_head_grid_is_valid_with_a_label_per_layer_and_head():

@@ -43,8 +43,9 @@ def board_grid_figure(
     for i, (board, last) in enumerate(zip(boards, last_moves)):
         xref, yref = refs[i]
         flat = board.reshape(-1)
-        text = [f"{labels[s]}" + (f"<br>{hover[i]}" if hover else "") for s in squares]
-        data.append(points(squares, dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), xref, yref, hovertext=text, hoverinfo="text"))
+        # The board's hover (its moves) once, in the template: not copied onto each of its squares.
+        template = "%{text}" + (f"<br>{hover[i]}" if hover else "") + "<extra></extra>"
+        data.append(points(squares, dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), xref, yref, text=labels, hovertemplate=template))
         if pieces == "chess":
             shapes += [dict(shape, xref=xref, yref=yref) for shape in piece_shapes(board, rank1_bottom)]
         else:
