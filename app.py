@@ -7,7 +7,7 @@ in session state and in the URL, so every page shows the same position and any v
 import streamlit as st
 
 import ui
-from core.memory import release_free_memory
+from core.memory import freeze_long_lived, release_free_memory
 
 st.set_page_config(page_title="BoardLens", page_icon="⚫", layout="wide")
 ui.init_state()
@@ -18,3 +18,4 @@ try:
     page.run()
 finally:
     release_free_memory()  # heavy temporaries of this run go back to the OS, not to the next run
+    freeze_long_lived(page.title)  # once per page: the collector stops walking what lives as long as the server

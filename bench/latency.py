@@ -87,7 +87,7 @@ def pages_main(args: argparse.Namespace) -> None:
     for page in args.page or PAGES:
         t = page_latency(model, handle.game, page, game_moves, start, args.moves)
         worst = max(worst, float(np.percentile(t, 95)))
-        print(f"  {page:13s} p50 {np.percentile(t, 50):7.0f} ms   p95 {np.percentile(t, 95):7.0f} ms   max {t.max():7.0f} ms")
+        print(f"  {page:13s} p50 {np.percentile(t, 50):7.0f} ms   p95 {np.percentile(t, 95):7.0f} ms   max {t.max():7.0f} ms" + (f"   runs: {np.round(t).astype(int).tolist()}" if args.verbose else ""))
     print(f"worst page p95 {worst:.0f} ms (goal <= 300 ms)")
 
 
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--pages", action="store_true", help="time every page (AppTest) after a move instead")
     parser.add_argument("--page", action="append", choices=PAGES, help="with --pages: only this page (repeatable)")
     parser.add_argument("--moves", type=int, default=12, help="with --pages: moves timed per page")
+    parser.add_argument("--verbose", action="store_true", help="with --pages: every run's time")
     args = parser.parse_args()
     if args.pages:
         return pages_main(args)
