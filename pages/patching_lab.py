@@ -80,7 +80,8 @@ def metric(logits: torch.Tensor) -> torch.Tensor:
 
 
 # -- side by side ---------------------------------------------------------------------------------
-clean_logits, corr_logits = handle.forward(torch.cat([clean_t, corrupted_t]))[:, -1]  # both games line up token by token: one pass
+pair = PT.run_pair(handle, clean_t, corrupted_t)  # both games line up token by token: one pass for both
+clean_logits, corr_logits = pair[0][:, -1].float().cpu()
 clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_logits[None, None])[0])
 b1, b2 = st.columns(2)
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
@@ -233,7 +234,7 @@ d2.plotly_chart(board_figure(base_state.board, delta, legal=base_state.legal, co
 n1, n2 = st.columns(2)
 with n1:
     st.markdown(f"**DLA of diffed neurons** on {game.square_label(target)}: (clean − corrupted activation) × direct effect")
-    diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok)
+    diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok, pair=pair)
     top = diffed.abs().reshape(-1).topk(min(12, diffed.numel())).indices
     d_mlp = diffed.shape[1]
     st.dataframe(pd.DataFrame([{"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "contribution": float(diffed.reshape(-1)[i])} for i in top]), hide_index=True, width="stretch")

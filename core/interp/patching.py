@@ -278,30 +278,34 @@ def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: Gam
     return tuple(moves[:n]), tuple(corrupted), len(moves) - n
 
 
-def neuron_diff_dla(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, token: int, position: int = -1) -> torch.Tensor:
+def run_pair(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Both games in one forward pass: ``(logits (2, pos, d_vocab), cache)`` with the MLP
+    activations and final LayerNorm scale that ``neuron_diff_dla`` reads (row 0 clean, row 1
+    corrupted; the two games must have the same length, as the lab's do)."""
+    _check(clean_tokens, corrupted_tokens)
+    with _exclusive(model) as m, torch.inference_mode():
+        names = {f"blocks.{layer}.mlp.hook_post" for layer in range(m.cfg.n_layers)} | {"ln_final.hook_scale"}
+        logits, cache = m.run_with_cache(torch.cat([clean_tokens, corrupted_tokens]), names_filter=lambda n: n in names)
+        return logits, dict(cache.items())
+
+
+def neuron_diff_dla(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, token: int, position: int = -1, pair: tuple[torch.Tensor, dict] | None = None) -> torch.Tensor:
     """``(n_layers, d_mlp)``: (clean - corrupted activation) x the neuron's direct effect on ``token``.
 
     The direct effect is read through the final LayerNorm scale of the clean run, as in the chess
-    seed's "DLA of diffed neurons".
+    seed's "DLA of diffed neurons". ``pair``: ``run_pair``'s result for these games, if already run.
     """
+    _, cache = pair if pair is not None else run_pair(model, clean_tokens, corrupted_tokens)
     with _exclusive(model) as m, torch.inference_mode():
-        names = {f"blocks.{layer}.mlp.hook_post" for layer in range(m.cfg.n_layers)} | {"ln_final.hook_scale"}
-        if clean_tokens.shape == corrupted_tokens.shape:  # both games in one forward pass
-            _, both = m.run_with_cache(torch.cat([clean_tokens, corrupted_tokens]), names_filter=lambda n: n in names)
-            clean = {name: value[:1] for name, value in both.items()}
-            corrupted = {name: value[1:] for name, value in both.items()}
-        else:
-            clean = dict(m.run_with_cache(clean_tokens, names_filter=lambda n: n in names)[1].items())
-            corrupted = dict(m.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)[1].items())
-        scale = clean["ln_final.hook_scale"][0, position] if "ln_final.hook_scale" in clean else torch.ones(1)
+        scale = cache["ln_final.hook_scale"][0, position] if "ln_final.hook_scale" in cache else torch.ones(1)
         w_ln = m.ln_final.w if hasattr(m.ln_final, "w") else torch.ones(m.cfg.d_model)
         readout = w_ln * m.W_U[:, token]  # (d_model,)
         rows = []
         for layer in range(m.cfg.n_layers):
             w_out = m.blocks[layer].mlp.W_out  # (d_mlp, d_model)
             direct = ((w_out - w_out.mean(-1, keepdim=True)) / scale) @ readout
-            diff = clean[f"blocks.{layer}.mlp.hook_post"][0, position] - corrupted[f"blocks.{layer}.mlp.hook_post"][0, position]
-            rows.append(diff * direct)
+            post = cache[f"blocks.{layer}.mlp.hook_post"]
+            rows.append((post[0, position] - post[1, position]) * direct)
         return torch.stack(rows).float()
 
 
