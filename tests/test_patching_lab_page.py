@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from core.games import othello
+
 from tests.test_board_player_page import open_page
 
 
@@ -11,13 +13,26 @@ def open_lab(**params) -> AppTest:
     return open_page("pages/patching_lab.py", **params)
 
 
+def run_exact_sweep(at):
+    """Click "Run the exact sweep" when the lab priced it above its budget (it depends on the rate
+    an earlier sweep in this process measured); the maps then hold exact patching either way."""
+    run = [b for b in at.button if b.label.startswith("Run the exact sweep")]
+    if run:
+        assert any("attribution estimate" in (c.proto.spec or "") for c in at.get("plotly_chart"))
+        run[0].click().run()
+    assert not [b for b in at.button if b.label.startswith("Run the exact sweep")]
+    assert at.query_params["exact"] in ("1", ["1"])
+    return at
+
+
 def test_lab_renders_and_updates_with_the_corrupted_move():
-    at = open_lab(moves="d3c5f6f5e6e3c3f3")
+    at = run_exact_sweep(open_lab(moves="d3c5f6f5e6e3c3f3"))
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value.startswith("One site")
     charts = {c.proto.id for c in at.get("plotly_chart")}
     assert len(charts) >= 6  # clean, corrupted, block maps, head grid, site boards, agreement
     first = [c.proto.spec for c in at.get("plotly_chart")]
+    at.toggle(key="pl_auto").set_value(True).run()  # every later change runs the exact sweep
     at.slider[0].set_value(3).run()  # corrupt another move
     assert not at.exception
     assert [c.proto.spec for c in at.get("plotly_chart")] != first
@@ -62,3 +77,23 @@ def test_lab_link_with_bad_settings_says_so_and_uses_defaults():
         assert param in errors, (param, errors)
     assert "<b>" not in errors or "\\<b>" in errors or "&lt;b&gt;" in errors or "x</b>" in errors
     assert at.subheader[0].value.startswith("One site")
+
+
+def test_a_slow_exact_sweep_waits_for_its_button_with_attribution_shown_meanwhile():
+    at = run_exact_sweep(open_lab(moves="d3c5f6f5e6e3c3f3"))  # measures this model's rate
+    # A long game: thousands of patched runs, priced above the budget at any measured rate here.
+    long_game = othello.random_games(1, 8, seed=21)[0, :40]
+    at.session_state["moves"] = tuple(int(m) for m in long_game)
+    at.run()
+    assert not at.exception
+    run = [b for b in at.button if b.label.startswith("Run the exact sweep")]
+    if not run:  # a machine fast enough to patch it all within budget runs it at once
+        assert at.query_params["exact"] in ("1", ["1"])
+        return
+    assert "patched runs, about" in run[0].label
+    specs = [c.proto.spec or "" for c in at.get("plotly_chart")]
+    assert any("attribution estimate" in s for s in specs)
+    assert "exact" not in at.query_params
+    run[0].click().run()
+    assert not [b for b in at.button if b.label.startswith("Run the exact sweep")]
+    assert at.query_params["exact"] in ("1", ["1"])
