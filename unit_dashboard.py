@@ -114,7 +114,9 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
     matched = matched_square(index, unit, game)
     examples, top_figure, band_figures = example_boards(index.fingerprint, unit, matched, game.board_style, _index=index, _game=game)
     st.markdown(
-        "**Top-activating positions**, each position once (amber: the move just played; hover a board for the moves that led there"
+        "**Top-activating positions**, each position once (amber: the move just played"
+        + ("; its player is 'mine' in the mine / theirs properties" if game.square_moves else "")
+        + "; hover a board for the moves that led there"
         + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
     )
     st.plotly_chart(top_figure, key=f"{key}_top", config=NO_BAR)

@@ -47,7 +47,7 @@ def head_grid_thumbnails(patterns: np.ndarray, labels: list[str]) -> go.Figure:
         data.append(dict(
             type="heatmap", z=np.round(patterns[layer, h, first:, first:], 3), x=positions, y=positions, xaxis=xref, yaxis=yref,
             hovertemplate=f"L{layer}H{h}: position %{{y}} attends to %{{x}}: %{{z:.2f}}<extra></extra>",
-            colorscale="Blues", zmin=0, zmax=1, showscale=i == 0, colorbar=dict(thickness=10, title=dict(text="attn"), len=0.5),
+            colorscale="Blues", zmin=0, zmax=1, showscale=i == 0, colorbar=dict(thickness=10, title=dict(text="attn"), len=0.5, x=1.06, xanchor="left"),
         ))
     for name in axes:
         axes[name].update(showticklabels=False, **({"autorange": "reversed"} if name.startswith("y") else {}))
@@ -57,7 +57,7 @@ def head_grid_thumbnails(patterns: np.ndarray, labels: list[str]) -> go.Figure:
     titles += [dict(label, text=f"L{layer}", x=1.0, y=(domains[layer * n_heads][2] + domains[layer * n_heads][3]) / 2, xanchor="left", yanchor="middle", xshift=4, textangle=90) for layer in range(n_layers)]
     cell = 62
     layout = dict(
-        axes, annotations=titles, height=cell * n_layers + 100, width=cell * n_heads + 130, margin=dict(l=10, r=70, t=75, b=10),
+        axes, annotations=titles, height=cell * n_layers + 100, width=cell * n_heads + 160, margin=dict(l=10, r=100, t=75, b=10),  # the colour bar right of the L labels
         title=dict(text="Every head (rows: layers; each square: destination down, source across)" + (f", last {THUMB_POSITIONS} positions" if first else ""), font=dict(size=12), y=0.98, yanchor="top"),
     )
     return figure(data, layout)
