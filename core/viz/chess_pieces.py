@@ -64,11 +64,12 @@ def _path(outline: Outline, x0: float, y0: float, y_sign: float) -> str:
     return "M " + " L ".join(f"{x:.3f},{y:.3f}" for x, y in pts) + " Z"
 
 
-def piece_shapes(board: np.ndarray, rank1_bottom: bool = True, opacity: np.ndarray | None = None) -> list[dict]:
+def piece_shapes(board: np.ndarray, rank1_bottom: bool = True, opacity: np.ndarray | None = None, offset: tuple[float, float] = (0.0, 0.0)) -> list[dict]:
     """Plotly layout shapes for every piece of an ``int8 (8, 8)`` board (signed piece types).
 
     Board cell ``(row, col)`` is drawn at ``x = col, y = row``; with ``rank1_bottom`` the y axis
-    runs upward, so outlines keep their orientation. Outlines of the same part (base, body, top)
+    runs upward, so outlines keep their orientation; ``offset`` moves the board (boards side by side
+    in one plot). Outlines of the same part (base, body, top)
     and look are one path of several closed pieces: a handful of shapes per board, not one per
     outline (a grid of 21 boards had ~1,500 shapes to copy and send on every run). Parts are
     drawn in order, so a piece's top still covers its body's outline, as before.
@@ -81,7 +82,7 @@ def piece_shapes(board: np.ndarray, rank1_bottom: bool = True, opacity: np.ndarr
         row, col = divmod(int(square), size)
         alpha = 1.0 if opacity is None else round(float(np.clip(opacity[square], 0.15, 1.0)), 2)
         for part, outline in enumerate(OUTLINES[abs(value)]):
-            groups.setdefault((part, value > 0, alpha), []).append(_path(outline, col, row, 1.0 if rank1_bottom else -1.0))
+            groups.setdefault((part, value > 0, alpha), []).append(_path(outline, col + offset[0], row + offset[1], 1.0 if rank1_bottom else -1.0))
     return [
         dict(
             type="path", path=" ".join(paths), layer="above", fillcolor="#fdfdfd" if white else "#1b1b1b",
