@@ -22,7 +22,6 @@ import torch
 
 from core.games.base import Game
 from core.games.registry import as_game
-from core.interp.legality import model_inputs
 from core.interp.predictions import game_tokens
 from core.models.handle import ModelHandle
 
