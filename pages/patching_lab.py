@@ -123,10 +123,11 @@ def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> np.ndarray:
-    """Attribution patching: every block site from two forwards and one backward."""
+def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int, _source_cache: dict) -> np.ndarray:
+    """Attribution patching: every block site from one forward and one backward (the source
+    game's activations come from the page's pass over both games)."""
     h = ui.cached_model(name)
-    return PT.attribution_patch_block_every(h, game_tokens(base, h.game), game_tokens(source, h.game), metric_of(kind, tok, other_tok)).numpy()
+    return PT.attribution_patch_block_every(h, game_tokens(base, h.game), game_tokens(source, h.game), metric_of(kind, tok, other_tok), clean_cache=_source_cache).numpy()
 
 
 @st.cache_resource
@@ -150,7 +151,8 @@ if ui.url_choice("exact", ["1"], "exact sweep (1)") == "1":
 ui.show_messages()
 auto = st.toggle("Run the exact sweep after every change", key="pl_auto", value=False, help=f"Otherwise a sweep expected to take over {SWEEP_BUDGET_S:g} s waits for the button below; attribution patching (a fast linear estimate of the same map) shows at once.")
 exact_now = auto or estimate is None or estimate <= SWEEP_BUDGET_S or sweep_key in record["done"] or st.session_state.get("pl_exact") == sweep_key
-approx = attribution_sweep(*sweep_key)
+source_row = slice(0, 1) if denoising else slice(1, 2)  # run_pair: row 0 clean, row 1 corrupted
+approx = attribution_sweep(*sweep_key, _source_cache={name: value[source_row] for name, value in pair[1].items()})
 if exact_now:
     t0 = time.perf_counter()
     block, heads = exact_sweep(*sweep_key)

@@ -129,3 +129,14 @@ def test_one_patched_site_matches_the_block_sweep(setup):
         for layer, pos in ((0, 4), (handle.cfg.n_layers - 1, clean.shape[1] - 1), (1, 2)):
             logits = P.patched_logits(handle, corrupted, clean, kind, layer, pos)
             assert float(metric(logits[None, None])[0]) == pytest.approx(float(sweep[c, layer, pos]), abs=1e-4)
+
+
+def test_attribution_from_the_pair_pass_equals_its_own_clean_pass(setup):
+    handle, clean, corrupted, metric = setup
+    own = P.attribution_patch_block_every(handle, corrupted, clean, metric)
+    _, cache = P.run_pair(handle, clean, corrupted)
+    shared = P.attribution_patch_block_every(handle, corrupted, clean, metric, clean_cache={n: v[:1] for n, v in cache.items()})
+    torch.testing.assert_close(shared, own, atol=1e-5, rtol=1e-5)
+    # noising: the corrupted game (row 1) is the source
+    noising = P.attribution_patch_block_every(handle, clean, corrupted, metric, clean_cache={n: v[1:] for n, v in cache.items()})
+    torch.testing.assert_close(noising, P.attribution_patch_block_every(handle, clean, corrupted, metric), atol=1e-5, rtol=1e-5)

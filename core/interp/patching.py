@@ -223,8 +223,10 @@ def normalise(patched: torch.Tensor, clean_value: float, corrupted_value: float)
     return (patched - corrupted_value) / span
 
 
-def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_tokens: torch.Tensor, metric: Metric) -> torch.Tensor:
-    """The gradient approximation of ``act_patch_block_every``: two forwards and one backward.
+def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_tokens: torch.Tensor, metric: Metric, clean_cache: dict | None = None) -> torch.Tensor:
+    """The gradient approximation of ``act_patch_block_every``: two forwards and one backward
+    (one forward and one backward when ``clean_cache`` already holds the clean run's block
+    activations, e.g. a row of ``run_pair``'s cache).
 
     Patched metric at a site ~ corrupted metric + (clean - corrupted activation) . d metric / d activation,
     the gradient taken on the corrupted run.
@@ -233,8 +235,11 @@ def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_t
     with _exclusive(model) as m:
         n_layers = m.cfg.n_layers
         names = [_hook_name(k, layer) for k in BLOCK_KINDS for layer in range(n_layers)]
-        with torch.inference_mode():
-            _, clean = m.run_with_cache(clean_tokens, names_filter=lambda n: n in set(names))
+        if clean_cache is not None:
+            clean = clean_cache
+        else:
+            with torch.inference_mode():
+                _, clean = m.run_with_cache(clean_tokens, names_filter=lambda n: n in set(names))
         acts: dict[str, torch.Tensor] = {}
 
         def keep(act: torch.Tensor, hook) -> torch.Tensor:
@@ -280,11 +285,13 @@ def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: Gam
 
 def run_pair(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Both games in one forward pass: ``(logits (2, pos, d_vocab), cache)`` with the MLP
-    activations and final LayerNorm scale that ``neuron_diff_dla`` reads (row 0 clean, row 1
-    corrupted; the two games must have the same length, as the lab's do)."""
+    activations and final LayerNorm scale that ``neuron_diff_dla`` reads and the block sites that
+    attribution patching reads (row 0 clean, row 1 corrupted; the two games must have the same
+    length, as the lab's do)."""
     _check(clean_tokens, corrupted_tokens)
     with _exclusive(model) as m, torch.inference_mode():
-        names = {f"blocks.{layer}.mlp.hook_post" for layer in range(m.cfg.n_layers)} | {"ln_final.hook_scale"}
+        blocks = {_hook_name(k, layer) for k in BLOCK_KINDS for layer in range(m.cfg.n_layers)}  # for attribution patching
+        names = {f"blocks.{layer}.mlp.hook_post" for layer in range(m.cfg.n_layers)} | {"ln_final.hook_scale"} | blocks
         logits, cache = m.run_with_cache(torch.cat([clean_tokens, corrupted_tokens]), names_filter=lambda n: n in names)
         return logits, dict(cache.items())
 
