@@ -56,6 +56,7 @@ if not game.square_moves and len(game.game_tokens(moves)) >= game.n_ctx:
     st.stop()
 moves = moves[: game.n_ctx]
 run = L.run_position(handle, moves)  # one cached pass that every view below reads
+batch = L.game_batch(moves, game)  # and one replay of the game into tokens, legal tokens and kinds
 labels, lens_logits = L.logit_lens(handle, run.tokens, incl_mid, run=run)
 probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
@@ -73,7 +74,7 @@ panels.promotion_picker(state)
 st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + f" on one scale for every layer, white 0 to darkest {shared_max:.2f} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal). " + panels.CLICK_HINT[game.square_moves])
 
 attr = L.attribute(handle, moves, run=run)
-legal_tok = L.legal_tokens_now(moves, game)
+legal_tok = L.legal_tokens_now(moves, game, batch=batch)
 move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0 and t != game.pad_token]
 model_top = max(move_choices, key=lambda t: float(attr.logits[t]))
 st.subheader("Direct logit attribution")
@@ -110,9 +111,9 @@ with g2:
     st.dataframe(neurons[["neuron", "activation", "direct effect"]], hide_index=True, width="stretch")
 st.caption(f"The parts sum exactly to the {'logit' if readout is None else 'legal-minus-illegal logit'} minus the bias terms (final LayerNorm bias and unembedding bias: {bias:+.3f}). Click a head's cell to open its attention pattern below.")
 st.markdown("**Legal minus illegal, by component and position**")
-gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves, run=run)
+gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves, run=run, batch=batch)
 token_labels = game.token_labels(moves)
-batch_kind = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves))).kind[0, : len(token_labels)]
+batch_kind = batch.kind[0, : len(token_labels)]
 kinds_here = [game.token_kinds[int(k)] if 0 <= int(k) < len(game.token_kinds) else "" for k in batch_kind]
 show = st.radio("Positions predicting", ["every token"] + list(game.token_kinds), horizontal=True, key="gap_kind") if len(game.token_kinds) > 1 else "every token"
 cols_shown = [i for i in range(len(token_labels)) if gap_valid[i] and (show == "every token" or kinds_here[i] == show)]

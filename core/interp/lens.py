@@ -111,7 +111,7 @@ def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True,
     return out
 
 
-def legal_gap_by_position(handle: ModelHandle, moves: tuple[int, ...], run: PositionRun | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+def legal_gap_by_position(handle: ModelHandle, moves: tuple[int, ...], run: PositionRun | None = None, batch=None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per component (embeddings, each layer's attention, each layer's MLP) and per position of the
     game: direct effect on the mean legal next-token logit minus the mean illegal one (tokens that
     name a square; the final LayerNorm scale frozen per position, as in ``attribute``).
@@ -121,7 +121,7 @@ def legal_gap_by_position(handle: ModelHandle, moves: tuple[int, ...], run: Posi
     """
     game = handle.game
     tokens = game_tokens(moves, game)
-    batch = game.token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
+    batch = batch if batch is not None else game_batch(moves, game)
     T = tokens.shape[1]
     legal = torch.from_numpy(batch.legal[0, :T])  # (T, V)
     named = torch.from_numpy(game.token_square() >= 0)
@@ -330,8 +330,14 @@ def lens_square_probs(logits: torch.Tensor, game: Game | int) -> np.ndarray:
     return _on_squares(logits.float().softmax(-1).numpy(), as_game(game))
 
 
-def legal_tokens_now(moves: tuple[int, ...], game: Game | int) -> np.ndarray:
+def game_batch(moves: tuple[int, ...], game: Game | int):
+    """The game's ``TokenBatch`` (tokens, legal next tokens and token kinds at every position):
+    what the lens page's views read, made once per position."""
+    return as_game(game).token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
+
+
+def legal_tokens_now(moves: tuple[int, ...], game: Game | int, batch=None) -> np.ndarray:
     """``bool (d_vocab,)`` legal next tokens after the last of ``moves`` (that the model read)."""
     game = as_game(game)
-    batch = game.token_batch(np.array([moves], dtype=np.int64))
+    batch = batch if batch is not None else game_batch(moves, game)
     return batch.legal[0, len(game.game_tokens(moves)) - 1]
