@@ -70,13 +70,17 @@ other = m3.selectbox("minus move", others, key="pl_minus", disabled=metric_kind 
 tok, other_tok = game.square_token(target), game.square_token(other)
 
 
-def metric(logits: torch.Tensor) -> torch.Tensor:
-    last = logits[:, -1]
-    if metric_kind == "logit":
-        return last[:, tok]
-    if metric_kind == "log-prob":
-        return last.log_softmax(-1)[:, tok]
-    return last[:, tok] - last[:, other_tok]
+def metric_of(kind: str, tok: int, other_tok: int):
+    """The lab's metric, read at the last position (the prediction of the next move)."""
+
+    def m(logits: torch.Tensor) -> torch.Tensor:
+        last = logits[:, -1]
+        return last[:, tok] if kind == "logit" else last.log_softmax(-1)[:, tok] if kind == "log-prob" else last[:, tok] - last[:, other_tok]
+
+    return m
+
+
+metric = metric_of(metric_kind, tok, other_tok)
 
 
 # -- side by side ---------------------------------------------------------------------------------
@@ -105,15 +109,10 @@ normalised = st.toggle(
 )
 
 
-def metric_of(kind: str, tok: int, other_tok: int):
-    def m(logits: torch.Tensor) -> torch.Tensor:
-        last = logits[:, -1]
-        return last[:, tok] if kind == "logit" else last.log_softmax(-1)[:, tok] if kind == "log-prob" else last[:, tok] - last[:, other_tok]
-
-    return m
+SWEEPS_KEPT = 32
 
 
-@st.cache_data(show_spinner="Patching every site…", max_entries=32)
+@st.cache_data(show_spinner="Patching every site…", max_entries=SWEEPS_KEPT)
 def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> tuple[np.ndarray, np.ndarray]:
     """Activation patching at every block site and every head: one patched run per site."""
     h = ui.cached_model(name)
@@ -132,9 +131,10 @@ def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...],
 
 @st.cache_resource
 def sweep_record() -> dict:
-    """Process-wide: the exact sweeps computed (their cache keys) and each model's measured
-    seconds per patched run, which prices the next sweep before it runs."""
-    return {"done": set(), "seconds_per_run": {}}
+    """Process-wide: the exact sweeps computed (their cache keys, the latest as many as
+    ``exact_sweep`` keeps) and each model's measured seconds per patched run, which prices the
+    next sweep before it runs."""
+    return {"done": {}, "seconds_per_run": {}}
 
 
 # The rest of the lab takes ~0.15 s after a move: an exact sweep expected to take longer than the
@@ -157,7 +157,9 @@ if exact_now:
     t0 = time.perf_counter()
     block, heads = exact_sweep(*sweep_key)
     if sweep_key not in record["done"]:
-        record["done"].add(sweep_key)
+        record["done"][sweep_key] = True
+        for old in list(record["done"])[:-SWEEPS_KEPT]:  # bounded like the cache it stands for
+            record["done"].pop(old, None)
         record["seconds_per_run"][handle.name] = (time.perf_counter() - t0) / n_runs
     st.session_state["pl_exact"] = sweep_key
 else:
