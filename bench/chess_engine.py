@@ -104,7 +104,8 @@ def main() -> None:
     print(f"ratio                   : {ours_rate / ref_rate:.1f}x (goal >= 5x)")
     tokens = int(batch.valid.sum())
     print(f"training tokens made    : {tokens / ours_s:9.0f} tokens/s (a trainer reading fewer per second never waits)")
-    print(f"move generator          : {C.ENGINE}")
+    how = "numpy lockstep" if args.games >= C.LOCKSTEP_MIN_GAMES else C.ENGINE
+    print(f"our engine              : {how} ({args.games} games at once)")
 
 
 if __name__ == "__main__":

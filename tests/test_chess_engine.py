@@ -130,12 +130,62 @@ def test_move_codes_round_trip():
         C.decode_move(4096 * 6 + 1)
 
 
-def test_compiled_and_python_chess_engines_record_the_same_games():
-    if C.ENGINE != "cozy-chess":
-        pytest.skip("cozy-chess is not installed: python-chess is the only engine")
+RECORD_FIELDS = ("boards", "mover", "next_player", "lengths", "termination", "check", "halfmove_clock", "group_pos", "group_from", "group_to", "group_promo")
+
+
+def engines():
+    """Every engine that can play random games: (name, run(uniforms) -> (games, Replay))."""
+    from core.games.chess_lockstep import run_lockstep
+
+    out = [("lockstep", lambda u: run_lockstep(len(u), u.shape[1], u)), ("python-chess", lambda u: C._run_python_chess(len(u), u.shape[1], None, u))]
+    if C.ENGINE == "cozy-chess":
+        from core.games.chess_fast import run_cozy
+
+        out.append(("cozy-chess", lambda u: run_cozy(len(u), u.shape[1], None, u)))
+    return out
+
+
+def test_every_engine_records_the_same_games():
     uniforms = np.random.default_rng(8).random((120, 300))
-    fast_games, fast = C._run(120, 300, None, uniforms)
-    ref_games, ref = C._run_python_chess(120, 300, None, uniforms)
-    assert np.array_equal(fast_games, ref_games)
-    for field in ("boards", "mover", "next_player", "lengths", "termination", "check", "halfmove_clock", "legal_pos", "legal_moves"):
-        assert np.array_equal(getattr(fast, field), getattr(ref, field)), field
+    (ref_name, ref_run), *others = engines()
+    ref_games, ref = ref_run(uniforms)
+    assert len(others) >= 1
+    for name, run in others:
+        games, rep = run(uniforms)
+        assert np.array_equal(games, ref_games), (name, ref_name)
+        for field in RECORD_FIELDS:
+            assert np.array_equal(getattr(rep, field), getattr(ref, field)), (name, field)
+
+
+def test_large_batches_play_in_lockstep_and_small_ones_position_by_position():
+    """Both paths of ``chess._run`` are the ones the tests above check, and agree with each other."""
+    big = C.LOCKSTEP_MIN_GAMES
+    few, many = C.random_games(5, 60, seed=4), C.random_games(big, 60, seed=4)
+    assert np.array_equal(few, many[:5])
+    uniforms = np.random.default_rng(1).random((big + 3, 50))
+    lock_games, lock = C._run(big + 3, 50, None, uniforms)
+    from core.games.chess_lockstep import run_lockstep
+
+    assert np.array_equal(lock.group_to, run_lockstep(big + 3, 50, uniforms)[1].group_to)
+    small_games, small = C._run(3, 50, None, uniforms[:3])
+    assert np.array_equal(small_games, lock_games[:3])
+    assert np.array_equal(small.boards, lock.boards[:3])
+
+
+def test_lockstep_castling_en_passant_and_pins_in_one_batch():
+    """A batch whose random games hold all the special moves: the first position where each is
+    legal matches python-chess's legal moves (the field-by-field tests cover the rest)."""
+    games, rep = C.random_games_with_replay(300, 200, seed=21)
+    kinds = {"castling": 0, "en passant": 0, "promotion": 0, "pinned piece": 0}
+    for g in range(60):
+        board = chess.Board()
+        legal = rep.legal_lists(g)
+        for t in range(int(rep.lengths[g])):
+            moves = set(board.legal_moves)
+            assert {chess.Move.from_uci(C.uci(m)) for m in legal[t]} == moves, (g, t)
+            kinds["castling"] += any(board.is_castling(m) for m in moves)
+            kinds["en passant"] += any(board.is_en_passant(m) for m in moves)
+            kinds["promotion"] += any(m.promotion for m in moves)
+            kinds["pinned piece"] += any(board.is_pinned(board.turn, sq) for sq in chess.SQUARES if board.color_at(sq) == board.turn and board.piece_type_at(sq) != chess.KING)
+            board.push(C.decode_move(int(games[g, t])))
+    assert all(kinds.values()), kinds
