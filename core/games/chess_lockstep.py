@@ -297,6 +297,8 @@ def _insufficient(pos: _Position) -> np.ndarray:
 def run_lockstep(n: int, T: int, uniforms: np.ndarray) -> tuple[np.ndarray, C.Replay]:
     """Play ``n`` random games of at most ``T`` moves (``uniforms (n, T)`` pick the moves): the
     records ``chess._run`` makes, the same as its other engines."""
+    if uniforms.size and not (uniforms.min() >= 0 and uniforms.max() < 1):
+        raise ValueError("uniforms must lie in [0, 1)")
     rec = C._Recorder(n, T)
     pos = _Position(n)
     start = tuple(int(bb[0]) for bb in pos.pieces) + (int(pos.white[0]),) if n else C._bitboards(chess.Board())
