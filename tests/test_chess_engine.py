@@ -189,3 +189,38 @@ def test_lockstep_castling_en_passant_and_pins_in_one_batch():
             kinds["pinned piece"] += any(board.is_pinned(board.turn, sq) for sq in chess.SQUARES if board.color_at(sq) == board.turn and board.piece_type_at(sq) != chess.KING)
             board.push(C.decode_move(int(games[g, t])))
     assert all(kinds.values()), kinds
+
+
+def test_lockstep_replay_equals_the_per_position_replay_and_reports_the_same_first_error():
+    from core.games.chess_lockstep import run_lockstep
+
+    n, T = 120, 160
+    games = C.random_games(n, T, seed=4).astype(np.int64)
+    games[5, 30:] = -1  # rows cut short by pads
+    games[77, 1:] = -1
+    games[100, :] = -1
+    per_position = C._run_python_chess
+    if C.ENGINE == "cozy-chess":
+        from core.games.chess_fast import run_cozy as per_position
+    lock_games, lock = run_lockstep(n, T, None, games)
+    ref_games, ref = per_position(n, T, games, None)
+    assert np.array_equal(lock_games, ref_games)
+    for field in RECORD_FIELDS:
+        assert np.array_equal(getattr(lock, field), getattr(ref, field)), field
+
+    def first_error(run, bad):
+        with pytest.raises(C.MoveError) as info:
+            run(bad)
+        return str(info.value)
+
+    ended = np.nonzero(lock.termination > 0)[0]
+    after_end = games.copy()
+    g = ended[0]
+    after_end[g, lock.lengths[g]] = games[g, 0]
+    illegal = games.copy()
+    illegal[90, 10], illegal[60, 20] = games[90, 11], 4096 + games[60, 20] % 4096  # two bad games: 60 is reported
+    for bad in (after_end, illegal):
+        lock_error = first_error(lambda x: run_lockstep(n, T, None, x), bad)
+        assert lock_error == first_error(lambda x: per_position(n, T, x, None), bad)
+    assert "follows the end" in first_error(lambda x: run_lockstep(n, T, None, x), after_end)
+    assert first_error(lambda x: run_lockstep(n, T, None, x), illegal).startswith("game 60, move 20")

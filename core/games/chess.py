@@ -333,7 +333,7 @@ def _next_code(games, uniforms, g: int, t: int, groups, board_for_errors) -> int
         return -1
     f, to, promo = code % 64, (code // 64) % 64, code // 4096
     for frm, bits, is_promo in groups:
-        if frm == f and bits >> to & 1 and (promo in PROMOTIONS) == is_promo and 0 <= code < 4096 * 6:
+        if frm == f and bits >> to & 1 and ((promo in PROMOTIONS) if is_promo else promo == 0) and 0 <= code < 4096 * 6:
             return code
     board = board_for_errors() if callable(board_for_errors) else board_for_errors
     raise MoveError(g, t, _why_illegal(board, code))
@@ -362,13 +362,13 @@ LOCKSTEP_MIN_GAMES = 48
 
 def _run(n: int, max_moves: int, games: np.ndarray | None, uniforms: np.ndarray | None) -> tuple[np.ndarray, Replay]:
     """Play (``uniforms`` given) or replay (``games`` given) ``n`` games of at most ``max_moves``:
-    a large batch of random games all at once in numpy; else one position at a time with the
+    a large batch all at once in numpy; else one position at a time with the
     compiled move generator when it is installed, or python-chess (all give the same records)."""
     _check_pads(games)
-    if games is None and n >= LOCKSTEP_MIN_GAMES:
+    if n >= LOCKSTEP_MIN_GAMES:
         from core.games.chess_lockstep import run_lockstep
 
-        return run_lockstep(n, max_moves, uniforms)
+        return run_lockstep(n, max_moves, uniforms, games)
     if ENGINE == "cozy-chess":
         from core.games.chess_fast import run_cozy
 

@@ -12,8 +12,8 @@ step into an attacked square, castling needs its rights, empty path and unattack
 an en-passant capture is legal only if the king is not attacked after it (the capture is made and
 tested), promotions count as four moves. Ends as in ``chess._end``. Tests compare every record with
 python-chess position by position, and with the one-position-at-a-time engines field by field.
-Only playing (``uniforms``) is done here; replaying given games, which must name the first illegal
-move in game order, stays with the per-position engines.
+Given games are replayed the same way; a move that is illegal or follows the end stops its game,
+and the first such game in batch order is reported, as the per-position engines report it.
 """
 
 from __future__ import annotations
@@ -229,6 +229,27 @@ class _Moves:
         self.total = np.bincount(self.g, weights=self.count, minlength=len(occ)).astype(np.int64)
         self.legal_ep = legal_ep
 
+    def keep(self, going: np.ndarray) -> None:
+        """Only the games where ``going`` (their rows renumbered)."""
+        rows = np.nonzero(going[self.g])[0]
+        self.g = (np.cumsum(going) - 1)[self.g[rows]]
+        self.sq, self.to, self.kind, self.promo, self.count = (x[rows] for x in (self.sq, self.to, self.kind, self.promo, self.count))
+        self.total = self.total[going]
+
+    def find(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each game's move int: whether it is legal here, and the row of its piece."""
+        frm, to, promo = codes % 64, codes // 64 % 64, codes // 4096
+        keys = self.g * 64 + self.sq
+        want = np.arange(len(codes)) * 64 + frm
+        row = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+        if not len(keys):
+            return np.zeros(len(codes), dtype=bool), row
+        found = keys[row] == want
+        lands = (self.to[row] >> to.astype(U64)) & U64(1) != 0
+        promotes = self.promo[row]
+        promo_ok = np.where(promotes, (promo >= 2) & (promo <= 5), promo == 0)
+        return found & lands & promo_ok & (codes >= 0) & (codes < 4096 * 6), row
+
     @staticmethod
     def _castling(pos: _Position, occ: np.ndarray, attacked: np.ndarray, white: bool) -> np.ndarray:
         to = np.zeros_like(occ)
@@ -294,10 +315,12 @@ def _insufficient(pos: _Position) -> np.ndarray:
     return out
 
 
-def run_lockstep(n: int, T: int, uniforms: np.ndarray) -> tuple[np.ndarray, C.Replay]:
-    """Play ``n`` random games of at most ``T`` moves (``uniforms (n, T)`` pick the moves): the
-    records ``chess._run`` makes, the same as its other engines."""
-    if uniforms.size and not (uniforms.min() >= 0 and uniforms.max() < 1):
+def run_lockstep(n: int, T: int, uniforms: np.ndarray | None = None, games: np.ndarray | None = None) -> tuple[np.ndarray, C.Replay]:
+    """Play ``n`` random games of at most ``T`` moves (``uniforms (n, T)`` pick the moves), or
+    replay ``games (n, T)`` (move ints, -1 after a game's last move): the records ``chess._run``
+    makes, the same as its other engines, and the same ``MoveError`` for the first game (in batch
+    order) with a move that is illegal or follows the end."""
+    if uniforms is not None and uniforms.size and not (uniforms.min() >= 0 and uniforms.max() < 1):
         raise ValueError("uniforms must lie in [0, 1)")
     rec = C._Recorder(n, T)
     pos = _Position(n)
@@ -305,6 +328,7 @@ def run_lockstep(n: int, T: int, uniforms: np.ndarray) -> tuple[np.ndarray, C.Re
     keys = np.zeros((n, T + 1, _KEY_FIELDS), dtype=U64)
     hashes = np.zeros((n, T + 1), dtype=U64)
     group_parts: list[tuple[np.ndarray, ...]] = []
+    errors: dict[int, tuple[int, str]] = {}  # game -> (move index, why), replays only
     for t in range(T + 1):
         if not len(pos.gid):
             break
@@ -331,20 +355,31 @@ def run_lockstep(n: int, T: int, uniforms: np.ndarray) -> tuple[np.ndarray, C.Re
             if over.any():
                 rec.termination[gid[over]] = ended[over]
                 rec.lengths[gid[over]] = t
-                going = ~over
-                rows = np.nonzero(going[moves.g])[0]
-                remap = np.cumsum(going) - 1
-                moves.g, moves.sq, moves.to, moves.kind = remap[moves.g[rows]], moves.sq[rows], moves.to[rows], moves.kind[rows]
-                moves.promo, moves.count = moves.promo[rows], moves.count[rows]
-                moves.total = moves.total[going]
-                pos.keep(np.nonzero(going)[0])
+                if games is not None and t < T:
+                    for g in gid[over][games[gid[over], t] >= 0]:
+                        errors[int(g)] = (t, f"{C._safe_uci(int(games[g, t]))} follows the end of the game ({C.TERMINATIONS[rec.termination[g]]})")
+                moves.keep(~over)
+                pos.keep(np.nonzero(~over)[0])
                 gid = pos.gid
                 if not len(gid):
                     break
         group_parts.append((gid[moves.g] * (T + 1) + t, moves.sq, moves.to, moves.promo))
         if t == T:
             break
-        frm, to, promo, kind = moves.pick(uniforms[gid, t])
+        if games is None:
+            frm, to, promo, kind = moves.pick(uniforms[gid, t])
+        else:
+            codes = games[gid, t]
+            legal, row = moves.find(codes)
+            for i in np.nonzero(~legal & (codes >= 0))[0]:
+                errors[int(gid[i])] = (t, C._why_illegal(C.board_after([int(m) for m in games[gid[i], :t]]), int(codes[i])))
+            if not legal.all():  # a pad ends the game's row; an illegal move ends it too (and is raised below)
+                rec.lengths[gid[~legal]] = t
+                pos.keep(np.nonzero(legal)[0])
+                gid, codes, row = pos.gid, codes[legal], row[legal]
+                if not len(gid):
+                    break
+            frm, to, promo, kind = codes % 64, codes // 64 % 64, codes // 4096, moves.kind[row].astype(np.int64)
         _play(pos, frm, to, promo, kind, white)
         rec.played[gid, t] = frm + 64 * to + 4096 * promo
         rec.bits[gid, t] = np.stack([*pos.pieces, pos.white], axis=1)
@@ -352,6 +387,9 @@ def run_lockstep(n: int, T: int, uniforms: np.ndarray) -> tuple[np.ndarray, C.Re
         rec.mover[gid, t] = C.WHITE if white else C.BLACK
         rec.next_player[gid, t] = C.BLACK if white else C.WHITE
     rec.lengths[pos.gid] = T
+    if errors:
+        g = min(errors)
+        raise C.MoveError(g, errors[g][0], errors[g][1])
     if group_parts:
         g_pos, g_from, g_to, g_promo = (np.concatenate(x) for x in zip(*group_parts))
         # Game-major order: the parts come step by step, so a stable sort on the game alone does
