@@ -51,7 +51,6 @@ _CASTLES = {
 _CORNERS = U64(chess.BB_A1 | chess.BB_H1 | chess.BB_A8 | chess.BB_H8)
 _HASH = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
                   0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x27D4EB2F165667C5, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9], dtype=U64)
-_KEY_FIELDS = 9  # six piece kinds, white pieces, castling rights, legal en-passant square
 
 
 def _shift(x: np.ndarray, s: int) -> np.ndarray:
@@ -325,8 +324,12 @@ def run_lockstep(n: int, T: int, uniforms: np.ndarray | None = None, games: np.n
     rec = C._Recorder(n, T)
     pos = _Position(n)
     start = tuple(int(bb[0]) for bb in pos.pieces) + (int(pos.white[0]),) if n else C._bitboards(chess.Board())
-    keys = np.zeros((n, T + 1, _KEY_FIELDS), dtype=U64)
+    # A position's repetition key is its board (six piece kinds and the white pieces: the records
+    # keep those), castling rights and legal en-passant square (kept here), and the side to move
+    # (the parity of t). Repeats are counted on a hash of the key and confirmed on the key itself.
     hashes = np.zeros((n, T + 1), dtype=U64)
+    rights = np.zeros((n, T + 1, 2), dtype=U64)
+    start_board = np.array(start, dtype=U64)
     group_parts: list[tuple[np.ndarray, ...]] = []
     errors: dict[int, tuple[int, str]] = {}  # game -> (move index, why), replays only
     for t in range(T + 1):
@@ -340,11 +343,13 @@ def run_lockstep(n: int, T: int, uniforms: np.ndarray | None = None, games: np.n
         key = np.stack([*pos.pieces, pos.white, pos.castle & _CORNERS, moves.legal_ep], axis=1)
         h = (key * _HASH).sum(axis=1, dtype=U64)
         h ^= h >> U64(29)
-        keys[gid, t], hashes[gid, t] = key, h
-        same_side = hashes[gid, t % 2 : t + 1 : 2]
-        repeats = (same_side == h[:, None]).sum(axis=1)
-        for i in np.nonzero(repeats >= 3)[0]:  # a hash match is confirmed on the whole key
-            repeats[i] = (keys[gid[i], t % 2 : t + 1 : 2] == key[i]).all(axis=1).sum()
+        hashes[gid, t], rights[gid, t] = h, key[:, 7:]
+        repeats = (hashes[gid, t % 2 : t + 1 : 2] == h[:, None]).sum(axis=1)
+        for i in np.nonzero(repeats >= 3)[0]:
+            same_side = np.arange(t % 2, t + 1, 2)
+            boards = np.where((same_side == 0)[:, None], start_board, rec.bits[gid[i], np.maximum(same_side - 1, 0)])
+            same = (boards == key[i, :7]).all(axis=1) & (rights[gid[i], same_side] == key[i, 7:]).all(axis=1)
+            repeats[i] = same.sum()
         if t > 0:
             no_moves = moves.total == 0
             ended = np.select(
