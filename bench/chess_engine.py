@@ -76,12 +76,17 @@ def main() -> None:
     parser.add_argument("--max-moves", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="time each side this many times, keep the best")
+    parser.add_argument("--small-games", type=int, default=16, help="also time a batch this small (played one position at a time)")
     args = parser.parse_args()
     game = get_game("chess", tokenizer="uci-squares", n_ctx=2 * args.max_moves)
 
     # Best of --repeats runs for each side (as timeit does): the machine's noise only adds time.
-    ref_s = ours_s = float("inf")
+    ref_s = ours_s = small_s = float("inf")
     for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        small_games, small_rep = C.random_games_with_replay(args.small_games, args.max_moves, args.seed)
+        game.tokenizer.token_batch(small_games, small_rep, game.n_ctx)
+        small_s = min(small_s, time.perf_counter() - t0)
         t0 = time.perf_counter()
         ref_games, ref_boards, ref_weights = plain_loop(args.reference_games, args.max_moves, args.seed, game)
         ref_s = min(ref_s, time.perf_counter() - t0)
@@ -106,6 +111,11 @@ def main() -> None:
     print(f"training tokens made    : {tokens / ours_s:9.0f} tokens/s (a trainer reading fewer per second never waits)")
     how = "numpy lockstep" if args.games >= C.LOCKSTEP_MIN_GAMES else C.ENGINE
     print(f"our engine              : {how} ({args.games} games at once)")
+    assert np.array_equal(small_games, games[: args.small_games]), "a small batch played other games"
+    small_how = "numpy lockstep" if args.small_games >= C.LOCKSTEP_MIN_GAMES else f"{C.ENGINE}, one position at a time"
+    small_rate = args.small_games / small_s
+    label = f"{args.small_games} games at once"
+    print(f"{label:<24}: {small_rate:8.1f} games/s  ratio {small_rate / ref_rate:.1f}x ({small_how})")
 
 
 if __name__ == "__main__":
