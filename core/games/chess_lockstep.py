@@ -59,8 +59,10 @@ def _shift(x: np.ndarray, s: int) -> np.ndarray:
 
 # The eight ray directions as rows of one array, so one fill serves every direction at once:
 # rows 0-3 shift up the board (east, north, north-east, north-west), rows 4-7 down by the same
-# amounts (west, south, south-west, south-east); each with the mask of squares a step may land on (no wrapping round).
+# amounts (west, south, south-west, south-east); each with the mask of squares a step may land on
+# (no wrapping round from one edge to the other).
 _UP = np.array([1, 8, 9, 7], dtype=U64)[:, None]
+_UP2, _UP4 = _UP * U64(2), _UP * U64(4)
 _UP_MASK = np.array([_NOT_A, _ALL, _NOT_A, _NOT_H], dtype=U64)[:, None]
 _DOWN_MASK = np.array([_NOT_H, _ALL, _NOT_H, _NOT_A], dtype=U64)[:, None]
 _ORTHO_ROW = np.array([True, True, False, False, True, True, False, False])[:, None]
@@ -70,7 +72,7 @@ def _fill(gen: np.ndarray, empty: np.ndarray, mask: np.ndarray, up: bool) -> np.
     """Occluded fill (Kogge-Stone) of four directions: what each row's sliders attack, up to and
     including the first occupied square."""
     pro = empty & mask
-    s1, s2, s4 = _UP, _UP * U64(2), _UP * U64(4)
+    s1, s2, s4 = _UP, _UP2, _UP4
     if up:
         gen = gen | (pro & (gen << s1))
         pro = pro & (pro << s1)
