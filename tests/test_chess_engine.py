@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.games import chess as C
+from core.games.chess_lockstep import run_lockstep
 
 
 def signed_board(board: chess.Board) -> np.ndarray:
@@ -135,8 +136,6 @@ RECORD_FIELDS = ("boards", "mover", "next_player", "lengths", "termination", "ch
 
 def engines():
     """Every engine that can play random games: (name, run(uniforms) -> (games, Replay))."""
-    from core.games.chess_lockstep import run_lockstep
-
     out = [("lockstep", lambda u: run_lockstep(len(u), u.shape[1], u)), ("python-chess", lambda u: C._run_python_chess(len(u), u.shape[1], None, u))]
     if C.ENGINE == "cozy-chess":
         from core.games.chess_fast import run_cozy
@@ -164,8 +163,6 @@ def test_large_batches_play_in_lockstep_and_small_ones_position_by_position():
     assert np.array_equal(few, many[:5])
     uniforms = np.random.default_rng(1).random((big + 3, 50))
     lock_games, lock = C._run(big + 3, 50, None, uniforms)
-    from core.games.chess_lockstep import run_lockstep
-
     assert np.array_equal(lock.group_to, run_lockstep(big + 3, 50, uniforms)[1].group_to)
     small_games, small = C._run(3, 50, None, uniforms[:3])
     assert np.array_equal(small_games, lock_games[:3])
@@ -192,8 +189,6 @@ def test_lockstep_castling_en_passant_and_pins_in_one_batch():
 
 
 def test_lockstep_replay_equals_the_per_position_replay_and_reports_the_same_first_error():
-    from core.games.chess_lockstep import run_lockstep
-
     n, T = 120, 160
     games = C.random_games(n, T, seed=4).astype(np.int64)
     games[5, 30:] = -1  # rows cut short by pads

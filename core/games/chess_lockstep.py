@@ -137,6 +137,10 @@ class _Position:
         self.clock = np.zeros(n, dtype=np.int64)
         self.gid = np.arange(n)
 
+    def occupied(self) -> np.ndarray:
+        p = self.pieces
+        return p[0] | p[1] | p[2] | p[3] | p[4] | p[5]
+
     def keep(self, rows: np.ndarray) -> None:
         self.pieces = [bb[rows] for bb in self.pieces]
         for name in ("white", "castle", "ep", "clock", "gid"):
@@ -148,7 +152,7 @@ class _Moves:
 
     def __init__(self, pos: _Position, white: bool):
         pieces = pos.pieces
-        occ = pieces[0] | pieces[1] | pieces[2] | pieces[3] | pieces[4] | pieces[5]
+        occ = pos.occupied()
         own = occ & pos.white if white else occ & ~pos.white
         their = occ ^ own
         empty = ~occ
@@ -194,7 +198,8 @@ class _Moves:
         e = empty[g[p]]
         push = _shift(bit[p], 8 if white else -8) & e
         push |= _shift(push, 8 if white else -8) & e & _RANK[3 if white else 4]
-        to[p] = push | (_PAWN_ATTACKS[int(white), sq[p]] & their[g[p]])
+        pawn_attacks = _PAWN_ATTACKS[int(white), sq[p]]
+        to[p] = push | (pawn_attacks & their[g[p]])
         kn = slice(bounds[1], bounds[2])
         to[kn] = _KNIGHT[sq[kn]]
         own_kind = kinds[sl][None, :]
@@ -206,10 +211,10 @@ class _Moves:
         nk = slice(0, bounds[5])
         gk = g[nk]
         to[nk] &= evasion[gk] & np.where((pinned[gk] & bit[nk]) != 0, _LINE[ksq[gk], sq[nk]], _ALL)
-        to[k] |= self._castling(pos, occ, attacked, white)[g[k]]
+        to[k] |= _castling(pos, occ, attacked, self.in_check, white)[g[k]]
 
         legal_ep = np.zeros_like(occ)
-        ep_hit = _PAWN_ATTACKS[int(white), sq[p]] & pos.ep[g[p]]
+        ep_hit = pawn_attacks & pos.ep[g[p]]
         if ep_hit.any():
             # En passant: make the capture and look at the king (pins along the rank, checks by the taken pawn).
             i = np.nonzero(ep_hit)[0]
@@ -251,15 +256,6 @@ class _Moves:
         promo_ok = np.where(promotes, (promo >= 2) & (promo <= 5), promo == 0)
         return found & lands & promo_ok & (codes >= 0) & (codes < 4096 * 6), row
 
-    @staticmethod
-    def _castling(pos: _Position, occ: np.ndarray, attacked: np.ndarray, white: bool) -> np.ndarray:
-        to = np.zeros_like(occ)
-        king_safe = (attacked & pos.pieces[5] & (pos.white if white else ~pos.white)) == 0
-        for corner, path, transit, dest in _CASTLES[white]:
-            ok = king_safe & ((pos.castle & U64(corner)) != 0) & ((occ & U64(path)) == 0) & ((attacked & U64(transit)) == 0)
-            to |= np.where(ok, U64(1 << dest), U64(0))
-        return to
-
     def pick(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The move at fraction ``u`` of each game's legal moves in canonical order (as ``chess.pick``):
         ``(from-square, to-square, promotion piece or 0, moving piece kind)`` per game."""
@@ -278,11 +274,19 @@ class _Moves:
         return self.sq[row], to, promo, self.kind[row].astype(np.int64)
 
 
+def _castling(pos: _Position, occ: np.ndarray, attacked: np.ndarray, in_check: np.ndarray, white: bool) -> np.ndarray:
+    """The king's castling destinations per game: a right left, an empty path, no check on the way."""
+    to = np.zeros_like(occ)
+    for corner, path, transit, dest in _CASTLES[white]:
+        ok = ~in_check & ((pos.castle & U64(corner)) != 0) & ((occ & U64(path)) == 0) & ((attacked & U64(transit)) == 0)
+        to |= np.where(ok, U64(1 << dest), U64(0))
+    return to
+
+
 def _play(pos: _Position, frm: np.ndarray, to: np.ndarray, promo: np.ndarray, kind: np.ndarray, white: bool) -> None:
     """Play one move in every game (python-chess's ``push`` on bitboards)."""
     fb, tb = _BIT[frm], _BIT[to]
-    occ = pos.pieces[0] | pos.pieces[1] | pos.pieces[2] | pos.pieces[3] | pos.pieces[4] | pos.pieces[5]
-    capture = (occ & tb) != 0
+    capture = (pos.occupied() & tb) != 0
     is_pawn, is_king = kind == 0, kind == 5
     en_passant = is_pawn & (tb == pos.ep) & (pos.ep != 0)
     taken = np.where(en_passant, _shift(tb, -8 if white else 8), U64(0))
