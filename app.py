@@ -17,5 +17,6 @@ ui.sidebar()
 try:
     page.run()
 finally:
+    ui.warm_up_in_background()  # after the first page: it never delays what the visitor asked for
     release_free_memory()  # heavy temporaries of this run go back to the OS, not to the next run
     freeze_long_lived(page.title)  # once per page: the collector stops walking what lives as long as the server

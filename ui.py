@@ -7,14 +7,18 @@ Pages import this; ``core`` never does. One game (``moves``) and one model name 
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import urllib.parse
+from collections import OrderedDict
 
 import numpy as np
 import streamlit as st
 import torch
 
 from core.games.base import Game, GameState, IllegalMoveError
+from core import corpus_results
 from core.interp import probes as P
 from core.interp import sae_features, sae_store
 from core.interp.predictions import Predictions, predict
@@ -336,6 +340,69 @@ def analysis_page(title: str, serves=one_token_per_move) -> tuple[ModelSpec, Gam
     return spec, state, handle
 
 
+# -- warm-up ------------------------------------------------------------------------------------
+
+SLOW_IMPORTS = ("sae_lens",)  # ~1.1 s here (it imports wandb), needed by the SAE pages only
+
+
+def _import_slow_libraries() -> None:
+    import importlib
+
+    for name in SLOW_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the page that needs it reports the failure itself
+            pass
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_in_background() -> threading.Thread:
+    """Once per server: import what only some pages need in a background thread, so the first
+    visit of those pages does not pay for it (a page that gets there first waits on Python's
+    import lock, no longer than it would have taken itself)."""
+    thread = threading.Thread(target=_import_slow_libraries, name="boardlens-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+# -- corpus-wide results ------------------------------------------------------------------------
+
+CORPUS_RESULTS_KEPT = 16
+
+
+@st.cache_resource(show_spinner=False)
+def _corpus_store() -> tuple[OrderedDict, threading.Lock]:
+    """Process-wide: (model, result, key) -> the result, shared by every session; the
+    ``CORPUS_RESULTS_KEPT`` used last stay in memory (a layer's neuron index is ~10 MB)."""
+    return OrderedDict(), threading.Lock()
+
+
+def corpus_result(handle: ModelHandle, result: corpus_results.Result):
+    """A corpus-wide result (lens legality, a layer's neurons, an SAE's feature index): read from
+    the shipped or cached files, or, when none is usable, computed here once with a progress bar
+    that says why (and kept on disk for the next process)."""
+    memo, lock = _corpus_store()
+    key = (handle.name, result.name, json.dumps(result.key, sort_keys=True))
+    with lock:
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key]
+    with lock:  # one build per result, however many sessions ask at once
+        if key in memo:
+            return memo[key]
+        value, where = corpus_results.load(handle, result)
+        if value is None:
+            bar = st.progress(0.0, text=f"Computing {result.what} once for {handle.name} (no stored copy: {where[:160]})…")
+            value = result.build(lambda text, f: bar.progress(min(max(float(f), 0.0), 1.0), text=f"Computing {result.what} once: {text}"))
+            corpus_results.store(handle, result, value)
+            bar.empty()
+            st.caption(f"Computed {result.what} for {handle.name}: no stored copy was usable ({where[:160]}); it is kept for the next start.")
+        memo[key] = value
+        while len(memo) > CORPUS_RESULTS_KEPT:
+            memo.popitem(last=False)
+        return value
+
+
 # -- sparse autoencoders ------------------------------------------------------------------------
 
 TRAINED_SAES = "trained_saes"
@@ -349,10 +416,10 @@ def cached_bundled_sae(name: str, sae_name: str):
     return sae_store.load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
 
 
-@st.cache_resource(show_spinner="Indexing features over held-out games…", max_entries=8)
 def cached_bundled_index(name: str, sae_name: str) -> sae_features.FeatureIndex:
     entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
-    return sae_features.build_index(cached_model(name), cached_bundled_sae(name, sae_name), entry.hook)
+    handle = cached_model(name)
+    return corpus_result(handle, corpus_results.sae_index_result(handle, cached_bundled_sae(name, sae_name), entry.hook, sae_name))
 
 
 def sae_choices(name: str) -> dict[str, dict]:

@@ -8,8 +8,8 @@ import streamlit as st
 
 import panels
 import ui
+from core import corpus_results
 from core.interp import lens as L
-from core.interp.neurons import neuron_index
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, dla_figure, gap_figure, lens_legality_figure
@@ -20,19 +20,12 @@ game = handle.game
 size = game.rows
 
 
-# About 30k positions: 500 Othello games, ~120 chess games (their context is four times longer).
-LENS_GAMES = min(500, max(50, 30_000 // game.n_ctx))
-
-
-@st.cache_data(show_spinner=f"Reading the lens over {LENS_GAMES} games…", max_entries=8)
-def legality_by_depth(name: str, n_games: int) -> dict:
-    h = ui.cached_model(name)
-    return L.lens_legality(h, h.game.random_games(n_games, seed=4242))
+LENS_GAMES = corpus_results.lens_games(handle)
 
 
 top_left, top_right = st.columns([3, 2])
 with top_right:
-    st.plotly_chart(lens_legality_figure(legality_by_depth(handle.name, LENS_GAMES)), key="lens_legality", config={"displayModeBar": False})
+    st.plotly_chart(lens_legality_figure(ui.corpus_result(handle, corpus_results.lens_legality_result(handle))), key="lens_legality", config={"displayModeBar": False})
     if len(game.token_kinds) > 1:
         st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(game.token_kinds) + ").")
 with top_left:
@@ -156,6 +149,9 @@ else:
 st.subheader("Neuron view")
 NEURON_LAYER, NEURON = "neuron_layer", "neuron_index"
 top_neuron = (int(neurons.iloc[0]["layer"]), int(neurons.iloc[0]["index"])) if len(neurons) else (0, 0)
+home = corpus_results.neuron_home_layer(handle)  # its neurons are read from a stored index
+home_top = L.top_neurons(attr, token, k=1, readout=readout, layer=home)[0]
+home_neuron = (home, int(home_top["index"]))
 
 
 def open_neuron(layer_i: int, neuron_i: int) -> None:
@@ -163,27 +159,22 @@ def open_neuron(layer_i: int, neuron_i: int) -> None:
 
 
 # The neuron studied stays while moves are played (its data is per layer, computed once); it
-# starts as the top neuron of the first position seen, or the link's.
+# starts as the link's, or the top neuron of the last layer at the first position seen (that
+# layer's index is shipped; another layer's is computed on first use).
 neuron_names = [f"L{layer_i}N{i}" for layer_i in range(handle.cfg.n_layers) for i in range(handle.cfg.d_mlp)]
 linked = ui.url_choice("neuron", neuron_names, "neuron (L<layer>N<index>)")
 if linked is not None:
     open_neuron(*(int(x) for x in linked[1:].split("N")))
 ui.show_messages()
 if not (0 <= st.session_state.get(NEURON_LAYER, -1) < handle.cfg.n_layers and 0 <= st.session_state.get(NEURON, -1) < handle.cfg.d_mlp):
-    open_neuron(*top_neuron)
+    open_neuron(*home_neuron)
 n1, n2, n3 = st.columns([1, 1, 2])
 layer = int(n1.number_input("Layer", 0, handle.cfg.n_layers - 1, key=NEURON_LAYER))
 neuron = int(n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, key=NEURON))
 n3.button(f"Open L{top_neuron[0]}N{top_neuron[1]}, this position's top neuron", on_click=open_neuron, args=top_neuron, disabled=top_neuron == (layer, neuron), width="stretch")
 
 
-@st.cache_resource(show_spinner="Reading the layer's neurons over held-out games (once per layer)…", max_entries=8)
-def layer_neurons(name: str, layer: int):
-    """Every neuron of the layer at once (~10 MB): any neuron of it opens without another pass."""
-    return neuron_index(ui.cached_model(name), layer)
-
-
-index, corr = layer_neurons(handle.name, layer)
+index, corr = ui.corpus_result(handle, corpus_results.neurons_result(handle, layer))
 unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit))
 unit_dashboard(
     index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron), effects_title="Output weights → moves (W_out·W_U)", key="neuron",

@@ -140,17 +140,25 @@ def sweep_record() -> dict:
 # The rest of the lab takes ~0.15 s after a move: an exact sweep expected to take longer than the
 # other half of a 0.3 s page waits for a click that states its cost.
 SWEEP_BUDGET_S = 0.15
+# Before a first sweep on a model, a patched run is priced at this share of one forward pass of the
+# game: it starts at its layer (half-way up on average), and batching makes it cheaper still.
+PATCHED_RUN_SHARE = 0.5
 base_moves, source_moves = (corrupted_moves, clean_moves) if denoising else (clean_moves, corrupted_moves)
 sweep_key = (handle.name, base_moves, source_moves, metric_kind, tok, other_tok)
 n_runs = 3 * n_layers * n_pos + 5 * n_layers * handle.cfg.n_heads
 record = sweep_record()
 rate = record["seconds_per_run"].get(handle.name)
-estimate = None if rate is None else rate * n_runs
+measured = rate is not None
+if rate is None:  # no sweep on this model yet: price one from a timed forward pass of the game
+    t0 = time.perf_counter()
+    handle.forward(base_t)
+    rate = (time.perf_counter() - t0) * PATCHED_RUN_SHARE
+estimate = rate * n_runs
 if ui.url_choice("exact", ["1"], "exact sweep (1)") == "1":
     st.session_state["pl_exact"] = sweep_key
 ui.show_messages()
 auto = st.toggle("Run the exact sweep after every change", key="pl_auto", value=False, help=f"Otherwise a sweep expected to take over {SWEEP_BUDGET_S:g} s waits for the button below; attribution patching (a fast linear estimate of the same map) shows at once.")
-exact_now = auto or estimate is None or estimate <= SWEEP_BUDGET_S or sweep_key in record["done"] or st.session_state.get("pl_exact") == sweep_key
+exact_now = auto or estimate <= SWEEP_BUDGET_S or sweep_key in record["done"] or st.session_state.get("pl_exact") == sweep_key
 source_row = slice(0, 1) if denoising else slice(1, 2)  # run_pair: row 0 clean, row 1 corrupted
 approx = attribution_sweep(*sweep_key, _source_cache={name: value[source_row] for name, value in pair[1].items()})
 if exact_now:
@@ -164,7 +172,7 @@ if exact_now:
     st.session_state["pl_exact"] = sweep_key
 else:
     block, heads = None, None
-    st.button(f"Run the exact sweep: {n_runs} patched runs, about {estimate:.1f} s", type="primary", on_click=lambda: st.session_state.update(pl_exact=sweep_key))
+    st.button(f"Run the exact sweep: {n_runs} patched runs, about {estimate:.1f} s" + ("" if measured else " (estimated from one forward pass)"), type="primary", on_click=lambda: st.session_state.update(pl_exact=sweep_key))
     st.caption("Until then the map below is attribution patching: a linear estimate of every site's effect from two forwards and one backward. Sites it ranks high are worth confirming exactly.")
 
 

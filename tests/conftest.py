@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network
 # Where a GPU is present the pages' models go on it, so the same tests exercise the CUDA paths.
 os.environ.setdefault("BOARDLENS_DEVICE", "auto")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers share the cores: one torch thread each, or their thread pools fight.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 from core.train.export import export_run  # noqa: E402
 from core.train.next_move import TrainConfig, Trainer  # noqa: E402
@@ -39,3 +48,51 @@ def pytest_terminal_summary(terminalreporter) -> None:
         for family, n in sorted(CASES.items()):
             terminalreporter.write_line(f"{family:<40s} {n:>7,d}")
         terminalreporter.write_line(f"{'total':<40s} {sum(CASES.values()):>7,d}")
+
+
+class ModuleProgress:
+    """One line per test module as it finishes (tests, outcome, seconds of its tests, time since
+    the start), so a long run shows where it is; works with and without xdist workers."""
+
+    def __init__(self, reporter):
+        self.reporter = reporter
+        self.total: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.start = time.monotonic()
+
+    def _set_totals(self, nodeids) -> None:
+        if not self.total:
+            for nodeid in nodeids:
+                module = nodeid.split("::")[0]
+                self.total[module] = self.total.get(module, 0) + 1
+
+    def pytest_collection_finish(self, session) -> None:
+        self._set_totals(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        self._set_totals(ids)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        module = report.nodeid.split("::")[0]
+        self.seconds[module] = self.seconds.get(module, 0.0) + report.duration
+        if report.failed:
+            self.failed[module] = self.failed.get(module, 0) + 1
+        if report.when != "teardown":
+            return
+        self.done[module] = self.done.get(module, 0) + 1
+        if self.done[module] == self.total.get(module):
+            elapsed = time.monotonic() - self.start
+            outcome = f"{self.failed[module]} FAILED" if self.failed.get(module) else "ok"
+            if getattr(self.reporter._tw, "width_of_current_line", 0):  # after a row of dots
+                self.reporter.write("\n")
+            self.reporter.write_line(f"  {module:<44s} {self.total[module]:>4d} tests  {outcome:<9s} {self.seconds[module]:6.1f} s   [{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d} elapsed]")
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists
+def pytest_configure(config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not hasattr(config, "workerinput"):  # the main process only
+        config.pluginmanager.register(ModuleProgress(reporter), "boardlens-module-progress")

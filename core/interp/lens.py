@@ -237,14 +237,17 @@ def legal_minus_illegal_readout(legal_tokens: np.ndarray, candidates: np.ndarray
     return legal.double() / max(int(legal.sum()), 1) - illegal.double() / max(int(illegal.sum()), 1)
 
 
-def top_neurons(attr: Attribution, token: int, k: int = 10, readout: torch.Tensor | None = None) -> list[dict]:
+def top_neurons(attr: Attribution, token: int, k: int = 10, readout: torch.Tensor | None = None, layer: int | None = None) -> list[dict]:
     """The ``k`` neurons with the largest absolute direct effect on ``token`` (or on
-    ``readout @ logits``, e.g. ``legal_minus_illegal_readout``)."""
+    ``readout @ logits``, e.g. ``legal_minus_illegal_readout``), of every layer or of ``layer``."""
     effect = attr.neuron_dla[..., token] if readout is None else (attr.neuron_dla.double() @ readout).float()
+    first = 0
+    if layer is not None:
+        effect, first = effect[layer : layer + 1], layer
     flat = effect.abs().reshape(-1).topk(min(k, effect.numel())).indices
     d_mlp = effect.shape[1]
     return [
-        {"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "layer": int(i) // d_mlp, "index": int(i) % d_mlp, "activation": float(attr.neuron_acts.reshape(-1)[i]), "direct effect": float(effect.reshape(-1)[i])}
+        {"neuron": f"L{first + int(i) // d_mlp}N{int(i) % d_mlp}", "layer": first + int(i) // d_mlp, "index": int(i) % d_mlp, "activation": float(attr.neuron_acts.reshape(-1)[i]), "direct effect": float(effect.reshape(-1)[i])}
         for i in flat
     ]
 

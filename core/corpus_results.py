@@ -1,0 +1,185 @@
+"""The corpus-wide results the pages open on, and the command that stores them for the bundled models.
+
+Three kinds (see ``core.precomputed`` for how they are stored and when a copy is stale):
+
+- ``lens_legality``: the logit lens's top-1 legal rate and illegal mass by layer over held-out
+  games (the lens page's first chart);
+- ``neurons``: one layer's MLP neurons as a ``FeatureIndex`` plus their board correlations (the
+  lens page's neuron view);
+- ``sae_index``: a bundled SAE's feature index (the SAE browser).
+
+``python -m core.corpus_results build [MODEL ...]`` writes them into ``assets/precomputed/``;
+``python -m core.corpus_results check`` says which are missing or stale (exit 1 if any).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core import precomputed as S
+from core.interp import lens as L
+from core.interp.neurons import neuron_index
+from core.interp.sae_features import FeatureIndex, build_index
+from core.models.handle import ModelHandle
+
+Progress = Callable[[str, float], None]
+LENS_SEED = 4242  # held-out games of the lens legality chart (not training's, not the browser's)
+
+
+def lens_games(handle: ModelHandle) -> int:
+    """About 30k positions: 500 Othello games, ~120 chess games (a context four times longer)."""
+    return min(500, max(50, 30_000 // handle.game.n_ctx))
+
+
+@dataclass(frozen=True)
+class Result:
+    """One stored result: how to key it, compute it, and turn it into files and back."""
+
+    kind: str
+    name: str  # file name inside the model's folder
+    key: dict
+    build: Callable[[Progress | None], object]
+    split: Callable[[object], tuple[dict, dict[str, np.ndarray]]]
+    join: Callable[[dict, dict[str, np.ndarray]], object]
+    what: str  # for people: "the lens legality chart over 500 games"
+
+
+def lens_legality_result(handle: ModelHandle) -> Result:
+    n = lens_games(handle)
+
+    def build(progress: Progress | None) -> dict:
+        if progress:
+            progress(f"logit lens over {n} held-out games", 0.0)
+        return L.lens_legality(handle, handle.game.random_games(n, seed=LENS_SEED))
+
+    return Result(
+        "lens_legality", "lens_legality", S.make_key("lens_legality", handle.model, games=n, seed=LENS_SEED), build,
+        lambda r: (r, {}), lambda meta, arrays: meta, f"the lens legality chart over {n} held-out games",
+    )
+
+
+def neurons_result(handle: ModelHandle, layer: int) -> Result:
+    def build(progress: Progress | None):
+        if progress:
+            progress(f"layer {layer}'s neurons over held-out games", 0.0)
+        return neuron_index(handle, layer)
+
+    def split(result):
+        index, corr = result
+        meta, arrays = S.split_dataclass(index)
+        if corr is not None:
+            arrays["corr"] = corr
+        return meta, arrays
+
+    def join(meta, arrays):
+        corr = arrays.pop("corr", None)
+        return S.join_dataclass(FeatureIndex, meta, arrays), corr
+
+    return Result("neurons", f"neurons_L{layer}", S.make_key("neurons", handle.model, layer=layer), build, split, join, f"layer {layer}'s neuron index")
+
+
+def sae_index_result(handle: ModelHandle, sae, hook: str, sae_name: str) -> Result:
+    def build(progress: Progress | None) -> FeatureIndex:
+        return build_index(handle, sae, hook, progress=progress)
+
+    return Result(
+        "sae_index", f"sae_index-{sae_name}", S.make_key("sae_index", handle.model, sae, hook=hook), build,
+        S.split_dataclass, lambda meta, arrays: S.join_dataclass(FeatureIndex, meta, arrays), f"the feature index of SAE {sae_name}",
+    )
+
+
+def load(handle: ModelHandle, result: Result) -> tuple[object | None, str]:
+    """``(the stored result or None, where it came from or why none was usable)``."""
+    found, where = S.lookup(handle.name, result.name, result.key)
+    if found is None:
+        return None, where
+    try:
+        return result.join(*found), where
+    except (S.StoreError, TypeError, ValueError) as exc:
+        return None, f"{result.name}: {exc}"
+
+
+def load_or_build(handle: ModelHandle, result: Result, progress: Progress | None = None, save_to=None) -> tuple[object, str]:
+    """The stored result, or compute it and keep it in the cache (or ``save_to``): ``(result,
+    where)`` with ``where`` "shipped", "cache" or "built (…why…)"."""
+    value, where = load(handle, result)
+    if value is not None:
+        return value, where
+    value = result.build(progress)
+    store(handle, result, value, save_to)
+    return value, f"built ({where})"
+
+
+def store(handle: ModelHandle, result: Result, value, folder=None) -> None:
+    meta, arrays = result.split(value)
+    try:
+        S.write(folder or S.cache_root() / handle.name, result.name, result.key, meta, arrays)
+    except OSError:
+        pass  # a read-only disk: the result still serves this process
+
+
+# -- what the pages open on, per bundled model -------------------------------------------------------
+def neuron_home_layer(handle: ModelHandle) -> int:
+    """The layer whose neurons are shipped and where the neuron view opens: the last one (its
+    neurons write straight into the logits; the top neuron by direct effect is there at 40-70 % of
+    positions of the bundled models). Every layer is ~5-20 MB of index, so the others are computed
+    on first use and cached."""
+    return handle.cfg.n_layers - 1
+
+
+def shipped_results(handle: ModelHandle) -> list[Result]:
+    """Everything a page builds on its first visit for this model: the lens legality chart, the
+    neuron index of the layer the neuron view opens on and every bundled SAE's feature index."""
+    from core.interp.sae_store import list_saes, load_sae
+
+    out = [lens_legality_result(handle), neurons_result(handle, neuron_home_layer(handle))]
+    for entry in list_saes(handle.name):
+        sae = load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
+        out.append(sae_index_result(handle, sae, entry.hook, entry.name))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from core.models.registry import load_model, list_models
+
+    parser = argparse.ArgumentParser(prog="python -m core.corpus_results", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["build", "check"], help="build: store what is missing or stale; check: list it (exit 1 if any)")
+    parser.add_argument("models", nargs="*", help="bundled model names (default: every bundled model)")
+    args = parser.parse_args(argv)
+    names = args.models or [spec.name for spec in list_models() if spec.source == "bundled"]
+    todo = []
+    for name in names:
+        handle = load_model(name)
+        for result in shipped_results(handle):
+            try:
+                fresh = S.read(S.SHIPPED / name, result.name, result.key) is not None
+                where = "stale" if not fresh and (S.SHIPPED / name / f"{result.name}.json").is_file() else "missing"
+            except S.StoreError as exc:
+                fresh, where = False, str(exc)
+            if not fresh:
+                todo.append((handle, result, where))
+    if args.action == "check":
+        for handle, result, where in todo:
+            print(f"{handle.name}: {result.what} ({result.name}): {where}")
+        print(f"{len(todo)} stored result(s) missing or stale" if todo else "every shipped result is present and fresh")
+        return 1 if todo else 0
+    bar = tqdm(todo, desc="corpus results", unit="result")
+    for handle, result, where in bar:
+        bar.set_postfix_str(f"{handle.name}: {result.name} ({where})")
+        t0 = time.perf_counter()
+        value = result.build(None)
+        store(handle, result, value, S.SHIPPED / handle.name)
+        bar.write(f"{handle.name}: {result.what} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
