@@ -144,9 +144,10 @@ with right:
         c1.metric("Top-1 move", game.move_label(best), "legal" if best_legal else "ILLEGAL", delta_color="normal" if best_legal else "inverse", help="The likeliest whole move: product of its tokens' probabilities.")
         c2.metric("Illegal probability mass", f"{max(0.0, 1 - pred.legal_move_mass):.2%}", help="1 − the summed probability of every legal move (each the product of its tokens' conditional probabilities).")
         c3.metric("Top-1 piece", game.square_label(pred.top1) if pred.top1 >= 0 else "(not a square)", "legal" if pred.top1_legal else "ILLEGAL", delta_color="normal" if pred.top1_legal else "inverse", help="The first token alone: which piece the model expects to move.")
-        legal_rows = [{"move": game.san(state.moves, m), "uci": game.move_label(m), "probability": p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=True)]
-        illegal_rows = [{"move": game.move_label(m), "probability": p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=False)]
-        column_config = {"probability": st.column_config.ProgressColumn("probability", format="%.4f", min_value=0.0, max_value=max([1e-9] + [r["probability"] for r in legal_rows + illegal_rows]))}
+        legal_rows = [{"move": game.san(state.moves, m), "uci": game.move_label(m), "probability": 100 * p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=True)]
+        illegal_rows = [{"move": game.move_label(m), "probability": 100 * p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=False)]
+        # Numbers, not bars: in half-width tables a progress column had no room left for its value.
+        column_config = {"probability": st.column_config.NumberColumn("probability", format="%.2f %%", help="The whole move's probability: the product of its tokens' conditional probabilities.")}
         t1, t2 = st.columns(2)
         t1.markdown("**Top legal moves**")
         t1.dataframe(pd.DataFrame(legal_rows), hide_index=True, width="stretch", column_config=column_config)

@@ -62,7 +62,9 @@ def test_patching_lab_serves_a_chess_link():
     chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
     if chess_model is None:
         pytest.skip("no bundled chess model")
-    at = open_page("pages/patching_lab.py", model=chess_model, moves="e2e4e7e5g1f3b8c6f1b5a7a6")
+    from tests.test_patching_lab_page import run_exact_sweep
+
+    at = run_exact_sweep(open_page("pages/patching_lab.py", model=chess_model, moves="e2e4e7e5g1f3b8c6f1b5a7a6"))
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value.startswith("One site")
     assert len({c.proto.id for c in at.get("plotly_chart")}) >= 6

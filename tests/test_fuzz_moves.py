@@ -34,6 +34,13 @@ def test_any_text_gives_legal_moves_or_a_value_error(name, text):
     assert state.moves == prefix + tuple(moves)
 
 
+def test_a_null_move_is_refused_with_a_reason():
+    """python-chess reads "--" and "0000" as the null move; a game of chess has none."""
+    for text in ("e4 --", "e4 0000", "--"):
+        with pytest.raises(ValueError, match="null move"):
+            C.parse_moves(text)
+
+
 @FUZZ
 @given(codes=st.lists(st.integers(min_value=-5, max_value=30_000), max_size=12))
 def test_any_move_codes_give_a_state_or_an_illegal_move_error(codes):

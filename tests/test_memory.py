@@ -16,7 +16,7 @@ def test_long_lived_objects_are_frozen_once_per_page_and_garbage_is_not():
     collected = []
     gc.callbacks.append(lambda phase, info: collected.append(info["collected"]) if phase == "stop" else None)
     try:
-        kept = [object() for _ in range(1000)]  # alive now: frozen
+        kept = [[] for _ in range(1000)]  # alive now (and tracked by the collector, as object() is not): frozen
         del cycle  # garbage now: collected first, not frozen
         before = gc.get_freeze_count()
         assert freeze_long_lived("test page") is True

@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from core.train.gpt import GPT, GPTConfig
+from core.models.gpt import GPT, GPTConfig
 
 
 def build_hooked_transformer(config: dict, device: str = "cpu"):

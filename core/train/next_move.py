@@ -30,7 +30,7 @@ from core.games.registry import as_game, get_game
 from core.interp.legality import evaluate_legality
 from core.train import distributed
 from core.train.game_stream import GameStream, step_games
-from core.train.gpt import GPT, GPTConfig
+from core.models.gpt import GPT, GPTConfig
 
 HELD_OUT_SEED = 2_000_000_007  # the evaluation games' seed; training games come from Philox counters
 

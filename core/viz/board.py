@@ -128,6 +128,14 @@ def board_figure(
     return figure(data, layout)
 
 
+def percent_format(values) -> str:
+    """A percent tick format with the decimals the data needs: on an axis up to 0.4 %, ".0%" labels
+    every tick "0%"."""
+    v = np.abs(np.asarray(values, dtype=float))
+    top = float(v[np.isfinite(v)].max()) if np.isfinite(v).any() else 1.0
+    return ".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%" if top >= 0.001 else ".3%"
+
+
 def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list[str], top1: list[str]) -> go.Figure:
     """Per move played: illegal probability mass (bars) and whether the top-1 move was legal."""
     x = np.arange(1, len(moves) + 1)
@@ -140,7 +148,7 @@ def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list
     fig.add_trace(go.Scatter(x=x[bad], y=np.zeros(bad.sum()), mode="markers", name="top-1 illegal", marker=dict(symbol="x", color="#d62728", size=10)))
     fig.update_layout(
         height=260, margin=dict(l=40, r=10, t=30, b=30), xaxis=dict(title="move number", tickformat="d", dtick=max(1, len(moves) // 12)),
-        yaxis_title="illegal mass", yaxis_tickformat=".0%",
+        yaxis_title="illegal mass", yaxis_tickformat=percent_format(illegal_mass),
         yaxis=dict(rangemode="tozero"), legend=dict(orientation="h", y=1.15), bargap=0.1,
     )
     return fig

@@ -1,0 +1,125 @@
+"""What the browser tests share: a Streamlit server per test module, headless Chromium, and
+how to click a board square or a heatmap cell, run the lab's priced sweep and read a share link."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("BOARDLENS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+# CI installs Chromium and must run these tests; elsewhere a missing browser is a skip with a reason.
+needs_chromium = pytest.mark.skipif(
+    not shutil.which(CHROMIUM) and not os.environ.get("CI"), reason=f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def streamlit_server():
+    """Start ``streamlit run app.py`` on a free port; yield its URL; stop it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def chromium():
+    """Headless Debian Chromium driven by playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+def click_square(page, square: int, size: int, title: str = "") -> None:
+    """Click the centre of ``square`` on the first board (whose title contains ``title``; plotly
+    axes give its pixel position)."""
+    row, col = divmod(square, size)
+    xy = page.evaluate(
+        """([col, row, title]) => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
+            gd.scrollIntoView({block: 'center'});
+            const L = gd._fullLayout, box = gd.getBoundingClientRect();
+            return [box.left + L._size.l + L.xaxis.l2p(col), box.top + L._size.t + L.yaxis.l2p(row)];
+        }""",
+        [col, row, title],
+    )
+    page.mouse.click(xy[0], xy[1])
+
+
+def click_cell(page, title: str, x: int, y: int, axis: str = "") -> None:
+    """Click cell (x, y) of the heatmap on axes ``x{axis}``/``y{axis}`` of the plot whose title
+    contains ``title`` (plotly's axes give its pixel position)."""
+    xy = page.evaluate(
+        """([title, x, y, axis]) => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
+            gd.scrollIntoView({block: 'center'});
+            const L = gd._fullLayout, box = gd.getBoundingClientRect(), X = L['xaxis' + axis], Y = L['yaxis' + axis];
+            return [box.left + X._offset + X.l2p(x), box.top + Y._offset + Y.l2p(y)];
+        }""",
+        [title, x, y, axis],
+    )
+    page.mouse.click(xy[0], xy[1])
+
+
+def no_warning_left(page) -> None:
+    """Once the run that played the move has finished (the earlier run's elements are cleared as
+    it ends), no illegal-move warning is on the page."""
+    page.wait_for_function("() => !document.body.innerText.includes('Illegal move') && !document.body.innerText.includes('already occupied')", timeout=30_000)
+
+
+def run_exact_sweep(page) -> None:
+    """Click "Run the exact sweep" when the lab priced it above its budget (before a first sweep
+    on a model it prices one from a forward pass); the maps then hold exact patching either way."""
+    page.get_by_text("One site: its effect").wait_for(timeout=120_000)
+    page.wait_for_function("() => document.body.innerText.includes('per patched site')", timeout=60_000)  # the maps are drawn
+    button = page.get_by_role("button", name=re.compile("^Run the exact sweep"))
+    if button.count():
+        button.first.click()
+        page.wait_for_function("() => window.location.search.includes('exact=1')", timeout=120_000)
+        page.get_by_text("One site: its effect").wait_for(timeout=120_000)
+
+
+def share_link_of(page) -> str:
+    page.get_by_role("button", name="Share this view").click()
+    code = page.locator('[data-testid="stPopoverBody"] code').first
+    code.wait_for(timeout=30_000)
+    return code.inner_text().strip()
+

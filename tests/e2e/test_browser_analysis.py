@@ -1,0 +1,88 @@
+"""End to end in headless Chromium, the analysis pages: board, DLA-head, patching-cell and SAE-table clicks; each page renders."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.games import othello
+from core.models.registry import default_model_name
+
+from tests.e2e import helpers as H
+from tests.e2e.helpers import needs_chromium
+
+pytestmark = needs_chromium
+
+
+@pytest.mark.parametrize("path, board_title, ready", [("logit_lens", "L5 mlp", "Direct logit attribution"), ("probe_viewer", "True board", "Random move")])
+def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, board_title, ready):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/{path}?moves=d3c5")
+    page.get_by_text(ready).first.wait_for(timeout=120_000)
+    page.wait_for_function(f"() => [...document.querySelectorAll('.js-plotly-plot')].some(g => ((g._fullLayout.title || {{}}).text || '').includes('{board_title}'))", timeout=60_000)
+    H.click_square(page, othello.label_to_square("e6"), 8, board_title)  # legal for black after d3 c5
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5e6')", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_click_on_a_dla_head_cell_opens_its_attention(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
+    page.get_by_text("Direct logit attribution").wait_for(timeout=120_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => (g._fullLayout.title.text || '').includes('embeddings'))", timeout=60_000)
+    H.click_cell(page, "embeddings", 2, 1)  # head H2 of layer 1
+    page.get_by_text("L1H2 is open under Attention").wait_for(timeout=60_000)
+    page.get_by_text("L1H2: destination (rows) attends to source (columns)").wait_for(timeout=60_000)  # the view switched to that head
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
+    H.run_exact_sweep(page)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    # The block maps: the plot whose title names the patched sites; click mlp_out (third map), layer 1, position 4.
+    H.click_cell(page, "per patched site", 3, 1, axis="3")
+    page.wait_for_function("() => window.location.search.includes('component=mlp_out&layer=1&position=4')", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_logit_lens_page_renders_in_chromium(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
+    page.get_by_text("Direct logit attribution").wait_for(timeout=90_000)
+    page.get_by_text("Neuron view").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 10", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=d3c5f6f5" in page.url
+
+
+def test_patching_lab_renders_in_chromium(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
+    H.run_exact_sweep(page)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=d3c5f6f5e6e3" in page.url
+
+
+def test_a_click_on_any_cell_of_the_sae_table_opens_that_feature(app_url, browser):
+    from core.interp.sae_store import list_saes
+
+    if not list_saes(default_model_name()):
+        pytest.skip("no bundled SAE for the default model")
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{app_url}/sae_browser?moves=d3c5f6&feature=7")
+    page.get_by_text("Top-activating positions").first.wait_for(timeout=240_000)
+    page.wait_for_function("() => document.body.innerText.includes('Feature 7 fires on')", timeout=30_000)
+    table = page.locator('[data-testid="stDataFrame"]').nth(1)  # the board metrics come first
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    row_height = 35  # the grid's default header and row height
+    time.sleep(1.0)
+    # the "density" cell of the third row (feature 2): not the checkbox column
+    page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + row_height * 3.5)
+    page.wait_for_function("() => document.body.innerText.includes('Feature 2 fires on') || document.body.innerText.includes('Feature 2 never')", timeout=60_000)
+    page.wait_for_function("() => window.location.search.includes('feature=2')", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0

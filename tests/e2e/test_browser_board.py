@@ -1,0 +1,152 @@
+"""End to end in headless Chromium, the board player: a link on a fresh server, clicks, typed moves, hostile link text, chess piece then destination."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from core.games import othello
+from core.games.play import game_state
+from core.models.registry import default_model_name
+
+from tests.e2e import helpers as H
+from tests.e2e.helpers import needs_chromium
+
+pytestmark = needs_chromium
+
+
+def test_link_to_a_page_on_a_fresh_server_opens_it_in_the_app(app_url, browser):
+    """The first request to a just-started server is a link straight to a page (this test runs
+    first): it must open inside the app (sidebar model picker, wide layout), not as a bare script."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/sae_browser?moves=d3c5f6")
+    page.get_by_text("Feature dashboard").wait_for(timeout=120_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).wait_for(timeout=30_000)
+    page.get_by_text("Top-activating positions").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "moves=d3c5f6" in page.url and "/sae_browser" in page.url
+
+
+def test_share_link_then_click_a_legal_square(app_url, browser, tmp_path):
+    moves = "d3c5f6"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?model={default_model_name()}&moves={moves}")
+    page.get_by_text("White to move").wait_for(timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.get_by_text("Top-1 move").wait_for(timeout=30_000)
+    before = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+
+    state = game_state(othello.parse_moves(moves))
+    target = int(state.legal.nonzero()[0][0])
+    label = othello.square_to_label(target)
+    H.click_square(page, target, 8)
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function(f"() => window.location.search.includes('moves={moves}{label}')", timeout=30_000)
+    page.get_by_text(f"d3 c5 f6 {label}").wait_for(timeout=30_000)
+    page.get_by_text("Top-1 move").wait_for(timeout=30_000)
+    after_state = game_state(state.moves + (target,))
+    after = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    assert re.fullmatch(r"[a-h][1-8]", after.strip())
+    # The panel shows the model's real top-1 for the new position.
+    from core.interp.predictions import predict
+    from core.models.registry import load_model
+
+    expected = othello.square_to_label(predict(load_model(default_model_name()), after_state).top1)
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=\"stMetricValue\"]').innerText.trim() === '{expected}'", timeout=30_000
+    )
+    page.screenshot(path=str(tmp_path / "after_click.png"), full_page=True)
+    assert before.strip() != "" and after.strip() != ""
+
+
+def test_illegal_click_is_explained_then_a_legal_click_plays(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?moves=d3")
+    page.get_by_text("White to move").wait_for(timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    for _ in range(2):  # the same illegal square twice: a message each time
+        H.click_square(page, othello.label_to_square("a1"), 8)
+        page.get_by_text("Illegal move").wait_for(timeout=30_000)
+        page.get_by_text("White to move").wait_for(timeout=10_000)
+        # The board is redrawn without the click's selection (a selection dims every other square).
+        page.wait_for_function(
+            "() => document.querySelector('.js-plotly-plot').data.every(t => !t.selectedpoints || !t.selectedpoints.length)", timeout=30_000
+        )
+    H.click_square(page, othello.label_to_square("c5"), 8)
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=30_000)
+    H.no_warning_left(page)
+
+
+def test_two_fast_clicks_play_two_moves(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?moves=")
+    page.get_by_text("Black to move").wait_for(timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    H.click_square(page, othello.label_to_square("d3"), 8)
+    page.wait_for_timeout(250)
+    H.click_square(page, othello.label_to_square("c5"), 8)
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=60_000)
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    H.no_warning_left(page)
+
+
+def test_enter_in_the_moves_box_plays_the_moves(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?model={default_model_name()}")
+    page.get_by_text("Black to move").wait_for(timeout=60_000)
+    box = page.get_by_label("Moves", exact=True).and_(page.get_by_test_id("stTextInputField"))
+    box.fill("d3 c5")
+    box.press("Enter")
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5')", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_link_text_is_shown_as_plain_text_never_as_a_link_or_image(app_url, browser):
+    from urllib.parse import quote
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    hostile = quote("[Click here](https://example.com/login) ![img](https://example.com/x.png) www.example.com " + "x" * 3000)
+    page.goto(f"{app_url}/?model={hostile}&moves={hostile}")
+    page.get_by_text("Unknown model").wait_for(timeout=60_000)
+    page.get_by_text("Could not restore the game").wait_for(timeout=30_000)
+    alerts = page.locator('[data-testid="stAlert"]')
+    assert alerts.count() >= 2
+    for i in range(alerts.count()):
+        alert = alerts.nth(i)
+        assert alert.locator("a").count() == 0 and alert.locator("img").count() == 0
+        assert len(alert.inner_text()) < 1000  # long values are cut
+    assert "[Click here]" in alerts.first.inner_text()
+
+
+def test_chess_link_click_a_piece_then_its_destination(app_url, browser, tmp_path):
+    from core.games import chess as C
+    from core.models.registry import list_models
+
+    chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
+    if chess_model is None:
+        pytest.skip("no bundled chess model")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?model={chess_model}&moves=e2e4e7e5")
+    page.get_by_text("White to move").wait_for(timeout=90_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.get_by_text("Top legal moves").wait_for(timeout=30_000)
+    before = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    time.sleep(1.5)
+    H.click_square(page, C.chess.G1, 8)  # the knight
+    page.get_by_text("Piece on g1 picked").wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot').innerText.includes('P(to | g1)')", timeout=30_000)
+    page.screenshot(path=str(tmp_path / "picked.png"), full_page=True)
+    time.sleep(1.5)  # the picked-piece board replaces the first one: let it settle before clicking
+    H.click_square(page, C.chess.F3, 8)  # its destination
+    page.get_by_text("Black to move").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.location.search.includes('moves=e2e4e7e5g1f3')", timeout=30_000)
+    page.get_by_text("1. e4 e5 2. Nf3").wait_for(timeout=30_000)
+    page.get_by_text("Top legal moves").wait_for(timeout=30_000)
+    after = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    assert re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", after) and re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", before)
+    assert page.locator('[data-testid="stException"]').count() == 0
