@@ -67,9 +67,10 @@ def example_properties(names: list[str], k: int = 3) -> list[str]:
     return [by_kind[kind][min(len(by_kind[kind]) - 1, 19 * len(by_kind[kind]) // 64)] for kind in kinds][:k] or names[:k]
 
 
-def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick) -> None:
+def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick, unit_name=None) -> None:
     """"Which units track …": a board property in words, the units with the best F1 for it as
-    buttons (``on_pick(unit)`` opens one)."""
+    buttons (``on_pick(unit)`` opens one) named by ``unit_name(unit)`` (default "feature 12")."""
+    unit_name = unit_name or (lambda unit: f"{unit_word} {unit}")
     examples = example_properties(index.property_names)
     query = st.text_input(
         f"Which {unit_word}s track a board property?", key=key, placeholder="e.g. " + ", ".join(examples),
@@ -87,7 +88,7 @@ def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick) -> Non
     st.caption(f"Best {unit_word}s for {n_props} matching propert{'y' if n_props == 1 else 'ies'} (F1 of 'fires above t × max' as a predictor):")
     cols = st.columns(4)
     for i, (unit, prop, f1) in enumerate(found):
-        cols[i % 4].button(f"#{unit} · {prop} · F1 {f1:.2f}", key=f"{key}_{unit}", on_click=on_pick, args=(unit,), width="stretch")
+        cols[i % 4].button(f"{unit_name(unit)} · {prop} · F1 {f1:.2f}", key=f"{key}_{unit}", on_click=on_pick, args=(unit,), width="stretch")
 
 
 def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, effects: np.ndarray, effects_title: str, effects_note: str, key: str):

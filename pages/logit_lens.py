@@ -53,18 +53,32 @@ batch = L.game_batch(moves, game)  # and one replay of the game into tokens, leg
 labels, lens_logits = L.logit_lens(handle, run.tokens, incl_mid, run=run)
 probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
+SCALES = ["Each layer its own", "One for every layer"]
+ui.linked_setting("lens_scale", "scale", SCALES, ["layer", "shared"], "colour scale (layer or shared)", SCALES[0])
+scale = st.segmented_control("Colour scale", SCALES, key="lens_scale", help="Each layer its own: every board runs white to its own most likely square, so a layer's ranking shows even where its read-out is flat. One for every layer: boards compare with each other.") or SCALES[0]
+shared = scale == SCALES[1]
+rank, kl = L.agreement_with_final(lens_logits[:, 0, -1])
 cols = st.columns(4)
-shared_max = float(probs.max()) or 1.0  # one colour scale for every layer, so layers compare
+shared_max = float(probs.max()) or 1.0
 for i, label in enumerate(labels):
     top = int(probs[i].argmax())
     ok = bool(state.legal[top])
     with cols[i % len(cols)]:
         panels.playable_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}", cell_px=24, zmax=shared_max, show_scale=False, picked=panels.picked_square(state), **game.board_style),
+            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}" + ("" if shared else f" · max {probs[i].max():.2f}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
             f"lens_{i}", state,
         )
 panels.promotion_picker(state)
-st.caption(("Colour: lens probability of each square" if game.square_moves else "Colour: lens probability of each square as the next move's from-square") + f" on one scale for every layer, white 0 to darkest {shared_max:.2f} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal). " + panels.CLICK_HINT[game.square_moves])
+what = "lens probability of each square" if game.square_moves else "lens probability of each square as the next move's from-square"
+scale_note = f"on one scale for every layer, white 0 to darkest {shared_max:.2f}" if shared else "each board on its own scale, white 0 to its own maximum (in its title)"
+st.caption(f"Colour: {what}, {scale_note} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal). " + panels.CLICK_HINT[game.square_moves])
+final_token = int(lens_logits[-1, 0, -1].argmax())
+final_name = game.square_label(int(game.token_square()[final_token])) if game.token_square()[final_token] >= 0 else str(final_token)
+st.dataframe(
+    pd.DataFrame({"read after": labels, "top-1": [game.square_label(int(probs[i].argmax())) for i in range(len(labels))], f"rank of the output's top-1 ({final_name})": rank, "KL(output ‖ read-out), nats": np.round(kl, 3)}),
+    hide_index=True, width="stretch", height=min(38 + 35 * len(labels), 330),
+)
+st.caption("Rank 1: the read-out already ranks the model's final choice first. KL: how much the read-out's whole distribution still differs from the output's (0 at the output).")
 
 attr = L.attribute(handle, moves, run=run)
 legal_tok = L.legal_tokens_now(moves, game, batch=batch)
@@ -175,7 +189,7 @@ n3.button(f"Open L{top_neuron[0]}N{top_neuron[1]}, this position's top neuron", 
 
 
 index, corr = ui.corpus_result(handle, corpus_results.neurons_result(handle, layer))
-unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit))
+unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit), unit_name=lambda unit: f"L{layer}N{unit}")
 unit_dashboard(
     index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron), effects_title="Output weights → moves (W_out·W_U)", key="neuron",
     effects_note="the neuron's output weights read directly through the unembedding" + ("" if game.square_moves else ", per square token"),
@@ -186,4 +200,4 @@ if corr is not None:
     for col, (c, name) in zip(st.columns(3), enumerate(["empty", "mine", "theirs"])):
         col.plotly_chart(board_figure(empty, corr[neuron, c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
 
-ui.sync_url({"neuron": f"L{layer}N{neuron}"})
+ui.sync_url({"neuron": f"L{layer}N{neuron}", **({"scale": "shared"} if shared else {})})

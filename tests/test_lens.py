@@ -101,3 +101,16 @@ def test_views_read_from_one_cached_pass_equal_their_own_passes(handle):
         w = handle.model.ln_final.w if hasattr(handle.model.ln_final, "w") else torch.ones(handle.cfg.d_model)
         bias_effect = ((b_out - b_out.mean()) / scale) @ (w[:, None] * handle.model.W_U)
         torch.testing.assert_close(b.neuron_dla[layer].sum(0) + bias_effect, b.dla[row], atol=1e-3, rtol=1e-3)
+
+
+def test_agreement_with_final_rank_and_kl():
+    import torch
+
+    from core.interp.lens import agreement_with_final
+
+    logits = torch.tensor([[0.0, 2.0, 1.0], [1.0, 0.0, 3.0], [0.0, 1.0, 5.0]])  # the output's top-1 is token 2
+    rank, kl = agreement_with_final(logits)
+    assert rank.tolist() == [2, 1, 1]
+    p = logits.log_softmax(-1)
+    expected = (p[-1].exp() * (p[-1] - p)).sum(-1)
+    assert abs(kl[-1]) < 1e-7 and torch.allclose(torch.from_numpy(kl), expected, atol=1e-6)

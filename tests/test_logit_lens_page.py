@@ -64,10 +64,10 @@ def test_neuron_view_keeps_its_neuron_across_moves_searches_and_links():
     assert (at.session_state["neuron_layer"], at.session_state["neuron_index"]) == (2, 7)  # the move leaves it open
     assert at.query_params["neuron"] == ["L2N7"] or at.query_params["neuron"] == "L2N7"
     at.text_input(key="neuron_search_2").input("mine d3").run()
-    found = [b for b in at.button if b.label.startswith("#") and "mine d3 · F1" in b.label]
+    found = [b for b in at.button if b.label.startswith("L2N") and "mine d3 · F1" in b.label]  # named with their layer
     assert found, [b.label for b in at.button]
     found[0].click().run()
-    assert at.session_state["neuron_index"] == int(found[0].label[1:].split(" ")[0])
+    assert at.session_state["neuron_index"] == int(found[0].label[3:].split(" ")[0])
     at.text_input(key="neuron_search_2").input("no such property").run()
     assert any("No board property matches" in c.value for c in at.caption)
 
@@ -77,3 +77,39 @@ def test_bad_neuron_in_the_link_is_reported_and_the_view_opens():
     assert not at.exception
     assert any("L99N5" in e.value for e in at.error)
     assert any("fires on" in m.value for m in at.markdown)
+
+
+def lens_board_maxima(at) -> list[float]:
+    """The colour maximum of each lens board on the page (board squares are one scatter trace)."""
+    import json
+
+    out = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = ((spec.get("layout") or {}).get("title") or {}).get("text", "")
+        if (" ✓" in title or " ✗" in title) and ":" in title:
+            out.append(max(t["marker"]["cmax"] for t in spec["data"] if isinstance(t.get("marker"), dict) and "cmax" in t["marker"]))
+    return out
+
+
+def test_lens_boards_on_their_own_or_one_shared_scale_and_the_link_keeps_it():
+    at = open_lens(moves="d3c5f6f5e6")
+    own = lens_board_maxima(at)
+    assert len(own) == 7 and len(set(round(m, 6) for m in own)) > 1  # each board its own maximum
+    at.button_group(key="lens_scale").set_value("One for every layer").run()
+    shared = lens_board_maxima(at)
+    assert len(set(round(m, 6) for m in shared)) == 1 and abs(shared[0] - max(own)) < 1e-6
+    assert at.query_params["scale"] in ("shared", ["shared"])
+    again = open_lens(moves="d3c5f6f5e6", scale="shared")
+    assert again.button_group(key="lens_scale").value == "One for every layer"
+    bad = open_lens(moves="d3c5f6f5e6", scale="huge")
+    assert not bad.exception and any("colour scale" in e.value for e in bad.error)
+
+
+def test_lens_table_gives_the_outputs_top1_rank_and_kl_at_each_layer():
+    at = open_lens(moves="d3c5f6f5e6")
+    table = next(d.value for d in at.dataframe if any(str(c).startswith("rank of the output") for c in d.value.columns))
+    rank_col = next(c for c in table.columns if str(c).startswith("rank of the output"))
+    kl = table["KL(output ‖ read-out), nats"].to_numpy()
+    assert table[rank_col].iloc[-1] == 1 and kl[-1] == 0.0  # the output agrees with itself
+    assert (table[rank_col] >= 1).all() and (kl >= 0).all() and kl[0] > kl[-1]

@@ -88,11 +88,11 @@ def test_feature_and_sae_in_the_link():
 def test_search_finds_the_features_that_track_a_property_and_opens_one():
     at = open_page(PAGE, model=MODEL, moves="d3c5f6")
     at.text_input(key="feature_search").input("d3").run()
-    found = [b for b in at.button if b.label.startswith("#") and " d3 · F1 " in b.label]
+    found = [b for b in at.button if b.label.startswith("feature ") and " d3 · F1 " in b.label]
     assert found, [b.label for b in at.button]
     scores = [float(b.label.rsplit("F1 ", 1)[1]) for b in found]
     assert scores[0] == max(scores)  # ranked by F1 (laid out across columns: the best comes first)
-    feature = int(found[0].label[1:].split(" ")[0])
+    feature = int(found[0].label.split(" ")[1])
     found[0].click().run()
     assert feature_line(at).startswith(f"**Feature {feature}**")
     assert "d3" in feature_line(at) or scores[0] < 1  # its best property is the one found, or it tracks d3 among others

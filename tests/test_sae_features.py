@@ -176,3 +176,17 @@ def test_other_hooks_browse_too(handle, hook):
     moves = tuple(int(m) for m in index.games[0, :5])
     assert len(F.features_now(handle, sae, hook, moves, k=3)) <= 3
     assert F.spliced_probs(handle, sae, hook, moves).shape == (handle.board_size**2,)
+
+
+def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last():
+    from types import SimpleNamespace
+
+    from core.interp.sae_features import feature_table
+
+    index = SimpleNamespace(
+        property_names=["a", "b"], density=np.array([0.0, 0.2, 0.1, 0.3]), max_activation=np.array([0.0, 1.0, 2.0, 3.0]),
+        best_property=np.array([-1, 0, 1, 0]), best_f1=np.array([0.0, 0.5, 0.9, 0.5], dtype=np.float32),
+    )
+    table = feature_table(index)
+    assert table["feature"].tolist() == [2, 3, 1, 0]  # F1, then density; the dead feature last
+    assert table["best property"].tolist() == ["b", "a", "a", "—"] and table["density"].tolist() == [0.1, 0.3, 0.2, 0.0]

@@ -71,3 +71,14 @@ def test_grid_axes_stay_inside_the_figure(rows, cols):
     assert len(refs) == rows * cols == len(domains)
     for x0, x1, y0, y1 in domains:
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+
+
+def test_history_axis_has_the_decimals_its_values_need():
+    import numpy as np
+
+    from core.viz.board import history_figure, percent_format
+
+    assert percent_format([0.0, 0.3]) == ".0%" and percent_format([0.0, 0.04]) == ".1%" and percent_format([0.004]) == ".2%"
+    assert percent_format([np.nan, 0.0004]) == ".3%" and percent_format([np.nan]) == ".0%"
+    fig = history_figure(np.array([1.0, 1.0]), np.array([0.001, 0.003]), ["d3", "c5"], ["c5", "e6"])
+    assert fig.layout.yaxis.tickformat == ".2%"  # ticks 0.05 % apart read 0.05%, 0.10%, ... not 0%, 0%, ...

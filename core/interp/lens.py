@@ -68,6 +68,18 @@ def logit_lens(handle: ModelHandle, tokens: torch.Tensor, incl_mid: bool = True,
     return [label for label, _ in points], logits
 
 
+def agreement_with_final(logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """How far each lens point's read-out is from the model's output at one position
+    (``logits (n_points, d_vocab)``, the last point the output itself): the rank of the output's
+    top-1 token in each read-out (1 = already the top) and KL(output ‖ read-out) in nats."""
+    logp = logits.float().log_softmax(-1)
+    final = logp[-1]
+    top = int(final.argmax())
+    rank = (logp > logp[:, top : top + 1]).sum(-1) + 1
+    kl = (final.exp() * (final - logp)).sum(-1).clamp(min=0.0)
+    return rank.numpy(), kl.numpy()
+
+
 LENS_BATCH_ELEMENTS = 4_000_000  # lens logits per batch (16 MB in float32): bounds a hosted server's peak memory
 
 

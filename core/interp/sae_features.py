@@ -218,14 +218,18 @@ def search_units(index: FeatureIndex, query: str, k: int = 10) -> tuple[list[tup
 
 
 def feature_table(index: FeatureIndex) -> dict[str, np.ndarray]:
-    """Columns of the sortable feature table (one row per feature)."""
+    """Columns of the sortable feature table (one row per feature), the features that track a board
+    property best first, then by density; features that never fire come last (not first, as in
+    feature order, where a dead feature 0 opened the table)."""
     names = np.array(index.property_names + ["—"], dtype=object)
+    density = index.density
+    order = np.lexsort((-density, -index.best_f1, density == 0))
     return {
-        "feature": np.arange(index.d_sae),
-        "density": index.density,
-        "max activation": index.max_activation,
-        "best property": names[index.best_property],
-        "F1": index.best_f1,
+        "feature": order,
+        "density": density[order],
+        "max activation": index.max_activation[order],
+        "best property": names[index.best_property][order],
+        "F1": index.best_f1[order],
     }
 
 

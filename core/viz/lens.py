@@ -67,7 +67,7 @@ def attention_grid_figure(patterns: np.ndarray, dest: int, move_labels: list[str
     x = [f"{i + 1}. {m}" for i, m in enumerate(move_labels[: dest + 1])]
     hover = [[f"{names[r]} at move {dest + 1} ({move_labels[dest]}) → move {c + 1} ({move_labels[c]}): {rows[r, c]:.3f}" for c in range(dest + 1)] for r in range(len(names))]
     fig = go.Figure(go.Heatmap(z=rows, x=x, y=names, text=hover, hoverinfo="text", colorscale="Greys", zmin=0, zmax=1, colorbar=dict(thickness=12, title="attn")))
-    fig.update_layout(height=max(300, 14 * len(names) + 80), margin=dict(l=60, r=10, t=30, b=60), yaxis=dict(autorange="reversed", tickfont=dict(size=9)),
+    fig.update_layout(height=max(300, 14 * len(names) + 80), margin=dict(l=60, r=10, t=30, b=60), yaxis=dict(autorange="reversed", tickfont=dict(size=11, color="#333")),
                       xaxis=dict(tickfont=dict(size=9)), title=dict(text=f"Attention from move {dest + 1} ({move_labels[dest]})", font=dict(size=13)))
     return fig
 
@@ -79,7 +79,7 @@ def gap_figure(gap: np.ndarray, components: list[str], positions: list[str]) -> 
     hover = [[f"{c} at {p}: {gap[i, j]:+.3f}" for j, p in enumerate(positions)] for i, c in enumerate(components)]
     fig = go.Figure(go.Heatmap(z=gap, x=list(range(len(positions))), y=components, text=hover, hoverinfo="text", colorscale="RdBu", zmin=-lim, zmax=lim, colorbar=dict(thickness=12, title="gap")))
     fig.update_layout(
-        height=max(260, 18 * len(components) + 90), margin=dict(l=70, r=10, t=10, b=70), yaxis=dict(autorange="reversed", tickfont=dict(size=9)),
-        xaxis=dict(tickmode="array", tickvals=list(range(len(positions))), ticktext=positions, tickfont=dict(size=8), tickangle=-60),
+        height=max(260, 18 * len(components) + 90), margin=dict(l=70, r=10, t=10, b=70), yaxis=dict(autorange="reversed", tickfont=dict(size=11, color="#333")),
+        xaxis=dict(tickmode="array", tickvals=list(range(len(positions))), ticktext=positions, tickfont=dict(size=11, color="#333"), tickangle=0 if len(positions) <= 12 else -45),
     )
     return fig

@@ -35,15 +35,17 @@ def block_maps_figure(values: np.ndarray, move_labels: list[str], title: str) ->
         # (``customdata`` = component, layer, position) and the hover text.
         data.append(dict(
             type="scatter", x=[x[p] for p in positions], y=[y[layer] for layer in layers], xaxis=xref, yaxis=yref, mode="markers",
-            marker=dict(size=14, symbol="square", opacity=0), customdata=[[c, int(layer), int(p)] for layer, p in zip(layers, positions)],
+            marker=dict(size=22, symbol="square", opacity=0), customdata=[[c, int(layer), int(p)] for layer, p in zip(layers, positions)],
             hovertext=[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}<br>click: this site in detail below" for layer, p in zip(layers, positions)],
             hoverinfo="text", showlegend=False,
         ))
-        axes["xaxis" + xref[1:]].update(tickfont=dict(size=8))
-        axes["yaxis" + yref[1:]].update(autorange="reversed")
+        axes["xaxis" + xref[1:]].update(tickfont=dict(size=11, color="#333"), tickangle=0 if n_pos <= 12 else -45)
+        axes["yaxis" + yref[1:]].update(autorange="reversed", tickfont=dict(size=11, color="#333"))
+    # hoverdistance -1: the nearest cell's marker takes a click anywhere in the cell, not only
+    # where its marker is (cells are wider than any one marker size on a wide page).
     return figure(data, dict(
-        axes, annotations=_titles(COMPONENT_NAMES, domains), height=200 + 3 * (40 + 22 * n_layers), margin=dict(l=40, r=10, t=60, b=40),
-        title=dict(text=title, font=dict(size=13)), dragmode=False, clickmode="event+select", hovermode="closest",
+        axes, annotations=_titles(COMPONENT_NAMES, domains), height=200 + 3 * (40 + 22 * n_layers) + (30 if n_pos > 12 else 0), margin=dict(l=40, r=10, t=60, b=40),
+        title=dict(text=title, font=dict(size=13)), dragmode=False, clickmode="event+select", hovermode="closest", hoverdistance=-1,
     ))
 
 
@@ -73,8 +75,8 @@ def agreement_figure(exact: np.ndarray, approx: np.ndarray, move_labels: list[st
     fig = go.Figure(go.Scatter(x=x, y=y, mode="markers", marker=dict(size=5, opacity=0.6), hovertext=hover, hoverinfo="text"))
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"), hoverinfo="skip", showlegend=False))
-    fig.update_layout(height=340, margin=dict(l=40, r=10, t=40, b=40), showlegend=False, xaxis_title=f"exact patching ({units})", yaxis_title=f"attribution patching ({units})",
-                      title=dict(text=f"Gradient approximation vs exact (r = {corr:.2f}): {agreement_words(corr)}", font=dict(size=13)))
+    fig.update_layout(height=340, margin=dict(l=40, r=10, t=60, b=40), showlegend=False, xaxis_title=f"exact patching ({units})", yaxis_title=f"attribution patching ({units})",
+                      title=dict(text=f"Attribution vs exact patching (r = {corr:.2f})<br><sup>{agreement_words(corr)}</sup>", font=dict(size=13)))
     return fig
 
 

@@ -67,6 +67,21 @@ def test_patching_lab_renders_in_chromium(app_url, browser):
     assert "moves=d3c5f6f5e6e3" in page.url
 
 
+def third_row_feature() -> int:
+    """The feature in the third row of the default model's first SAE table (the rows are ordered
+    by F1), from the index the server reads (the shipped one)."""
+    from core import corpus_results
+    from core.interp import sae_features as F
+    from core.interp.sae_store import list_saes, load_sae
+    from core.models.registry import load_model
+
+    handle = load_model(default_model_name())
+    entry = list_saes(handle.name)[0]
+    sae = load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
+    index, _ = corpus_results.load_or_build(handle, corpus_results.sae_index_result(handle, sae, entry.hook, entry.name))
+    return int(F.feature_table(index)["feature"][2])
+
+
 def test_a_click_on_any_cell_of_the_sae_table_opens_that_feature(app_url, browser):
     from core.interp.sae_store import list_saes
 
@@ -81,8 +96,9 @@ def test_a_click_on_any_cell_of_the_sae_table_opens_that_feature(app_url, browse
     box = table.bounding_box()
     row_height = 35  # the grid's default header and row height
     time.sleep(1.0)
-    # the "density" cell of the third row (feature 2): not the checkbox column
+    third = third_row_feature()
+    # the "density" cell of the third row: not the checkbox column
     page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + row_height * 3.5)
-    page.wait_for_function("() => document.body.innerText.includes('Feature 2 fires on') || document.body.innerText.includes('Feature 2 never')", timeout=60_000)
-    page.wait_for_function("() => window.location.search.includes('feature=2')", timeout=30_000)
+    page.wait_for_function(f"() => document.body.innerText.includes('Feature {third} fires on') || document.body.innerText.includes('Feature {third} never')", timeout=60_000)
+    page.wait_for_function(f"() => window.location.search.includes('feature={third}')", timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
