@@ -28,7 +28,7 @@ from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
 from core.devices import APP_DEVICE_ENV, app_device
 from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_model_name, list_models, load_model
-from core.viz.training import learning_curve_table
+from core.viz.training import learning_curve_table, training_summary
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
 PICKED = "picked_square"  # a piece chosen on the board, for games whose moves start on a piece
@@ -178,13 +178,17 @@ def current_state() -> GameState:
     return current_game().state(st.session_state[MOVES])
 
 
-def current_handle() -> ModelHandle | None:
-    """The chosen model, or None with an error shown (e.g. a hub model offline)."""
+def current_handle(show_error: bool = True) -> tuple[ModelHandle | None, str]:
+    """``(the chosen model, "")``, or ``(None, why it cannot be loaded)`` (e.g. a hub model offline:
+    the reason, and that the bundled models work offline), shown as an error unless the page
+    shows it where the model's results would be."""
     try:
-        return cached_model(st.session_state[MODEL])
+        return cached_model(st.session_state[MODEL]), ""
     except ModelLoadError as exc:
-        error(f"Model {st.session_state[MODEL]!r} could not be loaded: {exc}")
-        return None
+        why = f"Model {st.session_state[MODEL]!r} could not be loaded: {exc} The bundled models in the sidebar work offline."
+        if show_error:
+            error(why)
+        return None, why
 
 
 def set_moves(moves: tuple[int, ...]) -> None:
@@ -271,7 +275,7 @@ def model_card_expander(name: str) -> None:
             for kind, v in (ev.get("by_kind") or {}).items():
                 if isinstance(v, dict) and v.get("positions"):
                     st.caption(f"{kind} tokens: top-1 legal {v['top1_legal']:.2%} ({v['positions']} positions)")
-        st.caption(f"{card.get('steps', '?')} steps, {card.get('games_seen', '?')} games, {card.get('wall_time_s', 0) / 3600:.1f} h of training.")
+        st.caption(training_summary(card))
         history = [h for h in card.get("history", []) if isinstance(h, dict) and "step" in h and "top1_legal" in h]
         if len(history) > 1:
             st.caption("Held-out top-1 legal rate by training step")
@@ -330,8 +334,9 @@ def analysis_page(title: str, serves=one_token_per_move) -> tuple[ModelSpec, Gam
     spec, state = model_spec(), current_state()
     st.title(title)
     show_messages()
-    handle = current_handle()
+    handle, _ = current_handle()
     if handle is None:
+        sync_url()  # the link and "Share this view" stay, as on every page
         st.stop()
     if not serves(handle.game):
         st.info(f"This page does not serve {handle.game.title} models yet. The board player does.")

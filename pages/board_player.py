@@ -60,7 +60,7 @@ st.title("Board player")
 ui.show_messages()
 
 left, right = st.columns([5, 4], gap="large")
-handle = ui.current_handle()
+handle, load_error = ui.current_handle(show_error=False)  # shown beside the board, where the predictions go
 pred = ui.cached_predictions(spec.name, state.moves) if handle is not None else None
 show_pred = pred is not None and not state.is_over
 picked = st.session_state.get(ui.PICKED)
@@ -115,7 +115,7 @@ with left:
 with right:
     st.subheader(f"Model: {spec.name}")
     if handle is None:
-        st.info("Pick a bundled model in the sidebar to see predictions.")
+        ui.error(load_error)
     elif pred is None and state.moves and not state.is_over:
         st.info("The game no longer fits in the model's context: it cannot predict the next move.")
     elif pred is None and game.square_moves:

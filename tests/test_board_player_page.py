@@ -132,6 +132,16 @@ def test_hub_model_offline_shows_clear_error():
     at = open_app(model=hub.name, moves="d3")
     assert any("network access" in e.value for e in at.error)
     assert "to move" in status(at)  # the board still works
+    assert not at.info, [i.value for i in at.info]  # the reason is what shows, not a vague hint
+
+
+@pytest.mark.parametrize("page", ["pages/probe_viewer.py", "pages/logit_lens.py", "pages/sae_browser.py", "pages/patching_lab.py"])
+def test_an_analysis_page_with_an_unloadable_model_keeps_its_link(page):
+    hub = next(s for s in list_models() if s.source == "hub")
+    at = open_page(page, model=hub.name, moves="d3")
+    assert any("could not be loaded" in e.value and "work offline" in e.value for e in at.error)
+    assert any("Share this view" in str(el.proto) for el in at.sidebar)
+    assert at.query_params["model"] in (hub.name, [hub.name])
 
 
 def test_switching_to_a_model_of_another_size_starts_a_new_game():

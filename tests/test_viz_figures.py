@@ -82,3 +82,13 @@ def test_history_axis_has_the_decimals_its_values_need():
     assert percent_format([np.nan, 0.0004]) == ".3%" and percent_format([np.nan]) == ".0%"
     fig = history_figure(np.array([1.0, 1.0]), np.array([0.001, 0.003]), ["d3", "c5"], ["c5", "e6"])
     assert fig.layout.yaxis.tickformat == ".2%"  # ticks 0.05 % apart read 0.05%, 0.10%, ... not 0%, 0%, ...
+
+
+def test_training_summary_says_when_a_run_stopped_early():
+    from core.viz.training import training_summary
+
+    done = training_summary({"steps": 8000, "train_config": {"steps": 8000}, "games_seen": 512000, "wall_time_s": 7200})
+    assert done == "8,000 steps, 512,000 games, 2.0 h of training."
+    early = training_summary({"steps": 3413, "train_config": {"steps": 30000}, "games_seen": 218432, "wall_time_s": 11567.6})
+    assert "stopped early, at 3,413 of the 30,000 steps" in early
+    assert training_summary({"steps": "x", "train_config": None}).startswith("x steps, ? games")
