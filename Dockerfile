@@ -18,6 +18,14 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu &
 COPY --chown=boardlens . .
 USER boardlens
 
+# Published models baked into the image, for a host with network at build time (a Docker Space):
+#   docker build --build-arg HUB_MODELS="othello-gpt-synthetic chess-gpt-karvonen" -t boardlens .
+# fills the hub cache below and verifies every file (the build fails on a missing or damaged one);
+# the app then lists them as available and needs no network at run time.
+ARG HUB_MODELS=""
+ENV HF_HOME=/home/boardlens/.cache/huggingface
+RUN if [ -n "$HUB_MODELS" ]; then python -m core.models.fetch $HUB_MODELS; fi
+
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health', timeout=4)"

@@ -6,7 +6,7 @@ shows up); hub models are published checkpoints that need the network once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.games.base import Game
@@ -147,7 +147,18 @@ def list_models() -> list[ModelSpec]:
     """Bundled models first (the default first), then hub models."""
     bundled = _bundled_specs()
     order = [n for n in DEFAULT_MODEL_ORDER if n in bundled] + [n for n in bundled if n not in DEFAULT_MODEL_ORDER]
-    return [bundled[n] for n in order] + list(HUB_MODELS.values())
+    return [bundled[n] for n in order] + [hub_spec(name) for name in HUB_MODELS]
+
+
+def hub_spec(name: str) -> ModelSpec:
+    """A hub model's entry, saying whether its files are in the local cache already (then it
+    needs no network: ``python -m core.models.fetch`` puts them there)."""
+    from core.models.fetch import in_cache
+
+    spec = HUB_MODELS[name]
+    if not in_cache(name):
+        return spec
+    return replace(spec, needs_network=False, description=spec.description.split("; needs network")[0] + "; in the local hub cache")
 
 
 def default_model_name() -> str:
