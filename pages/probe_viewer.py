@@ -93,6 +93,21 @@ if all_layers and state.moves:
 st.subheader("Intervene: edit the model's board")
 
 
+def edit_boards(res, square: int, edited_title: str, style: dict) -> None:
+    """The edited board beside the model's prediction before and after the edit: three boards of
+    one size, before and after on one colour scale (given in the caption, so no colour bar makes
+    one board narrower than the others)."""
+    top = float(max(res.probs_clean.max(), res.probs_edited.max())) or 1.0
+    boards = [
+        (board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title=edited_title, cell_px=30, show_scale=False, **style), "edited_board"),
+        (board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=30, zmax=top, show_scale=False, **style), "before_board"),
+        (board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=30, zmax=top, show_scale=False, **style), "after_board"),
+    ]
+    for col, (fig, key) in zip(st.columns(3), boards):
+        col.plotly_chart(fig, key=key, width="content", config={"displayModeBar": False})
+    st.caption(f"Purple frame: the edited square; rings: legal on the edited board. Before and after: the model's probabilities on one scale, white 0 to darkest {top:.2f}; error = legal-set error of its top-N (N = legal moves).")
+
+
 def othello_interventions() -> None:
     mte = ui.probe_set(handle.name, "mine_theirs_empty")
     if not mte:
@@ -120,13 +135,18 @@ def othello_interventions() -> None:
     except ValueError as exc:
         ui.error(exc)
         return
-    e1, e2, e3 = st.columns(3)
-    e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: its legal moves", cell_px=34), key="edited_board", width="content", config={"displayModeBar": False})
-    top = float(max(res.probs_clean.max(), res.probs_edited.max())) or 1.0  # one scale: before and after compare
-    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=30, zmax=top, show_scale=False), key="before_board", width="content", config={"displayModeBar": False})
-    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=30, zmax=top), key="after_board", width="content", config={"displayModeBar": False})
+    edit_boards(res, square, "Edited board: its legal moves", {})
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()))}**")
+    if res.error_edited >= res.error_clean:
+        accuracy = {layer: by_layer[layer].meta.get("held_out", {}).get("accuracy") for layer in layers}
+        read = ", ".join(f"L{layer} {a:.0%}" for layer, a in accuracy.items() if isinstance(a, float))
+        st.caption(
+            "Why an edit may do nothing: the model must still read this square after the edited layers (edit earlier, or more layers), "
+            "the probe must read it well there (held-out accuracy " + (read or "unknown") + "), and the push must be large enough "
+            "(raise the scale, or run the sweep below: it tries 0–16 beside a random direction of the same size). "
+            "Squares marked ★ change the legal moves when flipped; other squares may not change any."
+        )
     st.markdown(
         "Moves whose legality the edit changes: "
         + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
@@ -168,12 +188,7 @@ def piece_interventions() -> None:
     except ValueError as exc:
         ui.error(f"Cannot make this edit: {exc}")
         return
-    style = game.board_style
-    e1, e2, e3 = st.columns(3)
-    e1.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=34, **style), key="edited_board", width="content", config={"displayModeBar": False})
-    top = float(max(res.probs_clean.max(), res.probs_edited.max())) or 1.0  # one scale: before and after compare
-    e2.plotly_chart(board_figure(res.edited, res.probs_clean, legal=res.legal_edited, title=f"Model before: error {res.error_clean}", cell_px=30, zmax=top, show_scale=False, **style), key="before_board", width="content", config={"displayModeBar": False})
-    e3.plotly_chart(board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=30, zmax=top, **style), key="after_board", width="content", config={"displayModeBar": False})
+    edit_boards(res, square, "Edited board: squares with a legal move", game.board_style)
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     classes = P.targets_for(game)[target]
     readings = "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in res.readings.items())

@@ -94,6 +94,11 @@ def test_examples_are_the_boards_of_their_positions(handle, index):
     top = examples[0].value
     for label, band in bands:
         assert band and all(0 < e.value <= top for e in band)
+        assert len({e.moves for e in band}) == len(band), label  # distinct positions, as the top examples
+    # The densest feature fires at many positions that random games share (their openings): the
+    # bands still fill with distinct positions.
+    early = [F.quantile_examples(index, f, per_band=8, seed=s) for s in range(3)]
+    assert all(len({e.moves for e in band}) == len(band) for bands_ in early for _, band in bands_)
 
 
 def test_features_now_and_splice(handle, sae, index):
@@ -190,3 +195,22 @@ def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last(
     table = feature_table(index)
     assert table["feature"].tolist() == [2, 3, 1, 0]  # F1, then density; the dead feature last
     assert table["best property"].tolist() == ["b", "a", "a", "—"] and table["density"].tolist() == [0.1, 0.3, 0.2, 0.0]
+
+
+def test_activation_bands_show_distinct_positions_when_games_share_them():
+    """Ten games with the same opening: the feature fires at the same position in each, with
+    values spread over one band; the band shows that position once, not four times."""
+    from core.interp.sae_features import FeatureIndex, quantile_examples
+
+    G, T = 10, 3
+    games = np.tile(np.array([19, 18, 17]), (G, 1))
+    values = np.linspace(1.0, 0.5, G + 1).astype(np.float32)  # one top activation, then the band
+    position = np.arange(G + 1, dtype=np.int32) % G * T + 1  # move 1 of every game (the first one twice)
+    index = FeatureIndex(
+        size=8, hook="blocks.0.hook_resid_post", games=games, boards=np.zeros((G, T, 8, 8), dtype=np.int8),
+        game=np.repeat(np.arange(G), T), move=np.tile(np.arange(T), G), ptr=np.array([0, G + 1]), position=position, values=values,
+        property_names=["p"], best_property=np.array([0]), best_f1=np.array([1.0], dtype=np.float32),
+        move_squares=np.zeros((G, T, 2), dtype=np.int64), f1=np.ones((1, 1), dtype=np.float16),
+    )
+    bands = quantile_examples(index, 0, bands=2, per_band=4)
+    assert bands and all(len(band) == 1 for _, band in bands), [(label, [e.moves for e in band]) for label, band in bands]

@@ -272,10 +272,18 @@ def quantile_examples(index: FeatureIndex, feature: int, bands: int = 3, per_ban
         inside = np.flatnonzero((values > lo * top) & (values <= hi * top))
         if hi == 1:
             inside = inside[inside >= 20] if len(inside) > 20 else inside  # the top examples are shown already
-        if not len(inside):
-            continue
-        pick = np.sort(rng.choice(inside, size=min(per_band, len(inside)), replace=False))
-        out.append((f"{lo:.0%}–{hi:.0%} of max", [_example(index, int(positions[i]), float(values[i])) for i in pick]))
+        # Distinct positions, as for the top examples: random games share openings, and a band
+        # drawn by index could show one position four times.
+        chosen, seen = [], set()
+        for i in rng.permutation(inside):
+            example = _example(index, int(positions[i]), float(values[i]))
+            if example.moves not in seen:
+                seen.add(example.moves)
+                chosen.append((int(i), example))
+                if len(chosen) == per_band:
+                    break
+        if chosen:
+            out.append((f"{lo:.0%}–{hi:.0%} of max", [e for _, e in sorted(chosen, key=lambda c: c[0])]))
     return out
 
 

@@ -114,6 +114,9 @@ def run_exact_sweep(page) -> None:
     if button.count():
         button.first.click()
         page.wait_for_function("() => window.location.search.includes('exact=1')", timeout=120_000)
+        # The run that makes the sweep ends with the maps exact: the button is gone (a loaded
+        # machine may take a while for a chess model's sweep).
+        page.wait_for_function("() => ![...document.querySelectorAll('button')].some(b => b.innerText.startsWith('Run the exact sweep'))", timeout=240_000)
         page.get_by_text("One site: its effect").wait_for(timeout=120_000)
 
 
