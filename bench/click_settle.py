@@ -1,0 +1,104 @@
+"""Click -> page settled, in headless Chromium against the real server: what a person waits for.
+
+    python bench/click_settle.py [--model othello8] [--clicks 20] [--page board_player ...]
+
+Starts ``streamlit run app.py`` on a free port and Debian's Chromium, opens each page on a game,
+then clicks "Random move" (on the board player, a legal square of the board, as a person plays)
+``--clicks`` times. Each click is timed until the page has settled: the script run it started has
+ended (Streamlit's running indicator is gone and no element is left stale) and the game in the URL
+has the new move. Prints p50 / p95 / max per page. Goals: board player p95 <= 0.8 s, analysis
+pages p95 <= 1.5 s. Run it on an otherwise idle machine: the browser, the server and this script
+share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.e2e.helpers import chromium, click_square, streamlit_server  # noqa: E402
+
+PAGES = {"board_player": "", "probe_viewer": "probe_viewer", "logit_lens": "logit_lens", "sae_browser": "sae_browser", "patching_lab": "patching_lab"}
+GOAL_S = {"board_player": 0.8}
+SETTLED = """() => !document.querySelector('[data-testid="stStatusWidget"] button, [data-testid="stStatusWidget"] img')
+    && !document.querySelector('[data-stale="true"]')"""
+
+
+def n_moves(page) -> int:
+    """Length of the game in the page's link (grows by one move's text with each move)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return len(parse_qs(urlsplit(page.url).query).get("moves", [""])[0])
+
+
+def wait_settled(page, moves_before: int, timeout_s: float = 120.0) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if n_moves(page) > moves_before and page.evaluate(SETTLED):
+            return
+        time.sleep(0.01)
+    raise TimeoutError("the page did not settle")
+
+
+def time_page(browser, url: str, page_name: str, model: str, clicks: int) -> np.ndarray:
+    from core.models.registry import list_models
+
+    spec = next(s for s in list_models() if s.name == model)
+    game = spec.game_plugin
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{url}/{PAGES[page_name]}?model={model}&moves={game.url_moves(tuple(int(m) for m in game.random_games(1, seed=7)[0][:6]))}")
+    page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+    page.wait_for_function(SETTLED, timeout=240_000)
+    time.sleep(1.0)
+    times = []
+    for _ in range(clicks):
+        before = n_moves(page)
+        if page_name == "board_player" and game.square_moves:
+            from urllib.parse import parse_qs, urlsplit
+
+            moves = game.parse_moves(parse_qs(urlsplit(page.url).query).get("moves", [""])[0])
+            state = game.state(tuple(moves))
+            if state.is_over:
+                break
+            t0 = time.perf_counter()
+            click_square(page, int(np.flatnonzero(state.legal)[0]), game.rows)
+        else:
+            button = page.get_by_role("button", name="Random move").first
+            t0 = time.perf_counter()
+            button.click()
+        wait_settled(page, before)
+        times.append(time.perf_counter() - t0)
+    page.context.close()
+    return np.array(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="othello8")
+    parser.add_argument("--clicks", type=int, default=20)
+    parser.add_argument("--page", action="append", choices=list(PAGES))
+    args = parser.parse_args()
+    server = streamlit_server()
+    url = next(server)
+    browsers = chromium()
+    browser = next(browsers)
+    try:
+        print(f"model {args.model}: {args.clicks} clicks per page, click -> settled (server and browser on this machine)")
+        for name in args.page or PAGES:
+            t = time_page(browser, url, name, args.model, args.clicks)
+            goal = GOAL_S.get(name, 1.5)
+            p95 = float(np.percentile(t, 95))
+            print(f"  {name:13s} p50 {np.percentile(t, 50):5.2f} s   p95 {p95:5.2f} s   max {t.max():5.2f} s   (goal p95 <= {goal} s{'' if p95 <= goal else ': MISSED'})", flush=True)
+    finally:
+        for gen in (browsers, server):
+            next(gen, None)  # past their yield: the browser closes, the server stops
+
+
+if __name__ == "__main__":
+    main()
