@@ -3,10 +3,10 @@
     python bench/click_settle.py [--model othello8] [--clicks 20] [--page board_player ...]
 
 Starts ``streamlit run app.py`` on a free port and Debian's Chromium, opens each page on a game,
-then clicks "Random move" (on the board player, a legal square of the board, as a person plays)
-``--clicks`` times. Each click is timed until the page has settled: the script run it started has
-ended (Streamlit's running indicator is gone and no element is left stale) and the game in the URL
-has the new move. Prints p50 / p95 / max per page. Goals: board player p95 <= 0.8 s, analysis
+then clicks its "Random move" button (the patching lab: its direction switch) ``--clicks`` times
+(a rerun like any click, square or slider). Each click is timed until the page has settled: the script run it started has
+ended (no element is left stale: Streamlit marks the previous run's elements until the new run
+replaces them) and the game in the URL has the new move. Prints p50 / p95 / max per page. Goals: board player p95 <= 0.8 s, analysis
 pages p95 <= 1.5 s. Run it on an otherwise idle machine: the browser, the server and this script
 share the cores.
 """
@@ -14,6 +14,7 @@ share the cores.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,28 +23,27 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.e2e.helpers import chromium, click_square, streamlit_server  # noqa: E402
+from tests.e2e.helpers import chromium, streamlit_server  # noqa: E402
 
 PAGES = {"board_player": "", "probe_viewer": "probe_viewer", "logit_lens": "logit_lens", "sae_browser": "sae_browser", "patching_lab": "patching_lab"}
 GOAL_S = {"board_player": 0.8}
-SETTLED = """() => !document.querySelector('[data-testid="stStatusWidget"] button, [data-testid="stStatusWidget"] img')
-    && !document.querySelector('[data-stale="true"]')"""
+SETTLED = """() => !document.querySelector('[data-stale="true"]')"""  # every element of the run is current
 
 
-def n_moves(page) -> int:
-    """Length of the game in the page's link (grows by one move's text with each move)."""
-    from urllib.parse import parse_qs, urlsplit
+def link(page) -> str:
+    """The page's query string, read from the page itself (``page.url`` is only refreshed when
+    playwright handles events): every click below changes it (a move, or the lab's direction)."""
+    return page.evaluate("() => location.search")
 
-    return len(parse_qs(urlsplit(page.url).query).get("moves", [""])[0])
 
-
-def wait_settled(page, moves_before: int, timeout_s: float = 120.0) -> None:
+def wait_settled(page, link_before: str, timeout_s: float = 30.0) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if n_moves(page) > moves_before and page.evaluate(SETTLED):
+        if link(page) != link_before and page.evaluate(SETTLED):
             return
         time.sleep(0.01)
-    raise TimeoutError("the page did not settle")
+    stale = page.evaluate("() => document.querySelectorAll('[data-stale=\"true\"]').length")
+    raise TimeoutError(f"the page did not settle in {timeout_s:.0f} s (link {page.url}, {stale} stale elements)")
 
 
 def time_page(browser, url: str, page_name: str, model: str, clicks: int) -> np.ndarray:
@@ -58,22 +58,17 @@ def time_page(browser, url: str, page_name: str, model: str, clicks: int) -> np.
     time.sleep(1.0)
     times = []
     for _ in range(clicks):
-        before = n_moves(page)
-        if page_name == "board_player" and game.square_moves:
-            from urllib.parse import parse_qs, urlsplit
-
-            moves = game.parse_moves(parse_qs(urlsplit(page.url).query).get("moves", [""])[0])
-            state = game.state(tuple(moves))
-            if state.is_over:
-                break
-            t0 = time.perf_counter()
-            click_square(page, int(np.flatnonzero(state.legal)[0]), game.rows)
+        before = link(page)
+        if page_name == "patching_lab":  # no "Random move" there: switch the patching direction
+            target = page.get_by_text("noising: corrupted → clean run" if "direction=denoising" in before or "direction" not in before else "denoising: clean → corrupted run").first
         else:
-            button = page.get_by_role("button", name="Random move").first
-            t0 = time.perf_counter()
-            button.click()
+            target = page.get_by_role("button", name="Random move").first
+        t0 = time.perf_counter()
+        target.click()
         wait_settled(page, before)
         times.append(time.perf_counter() - t0)
+        if os.environ.get("BENCH_VERBOSE"):
+            print(f"    click {len(times)}: {times[-1]:.2f} s", flush=True)
     page.context.close()
     return np.array(times)
 
