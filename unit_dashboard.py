@@ -48,6 +48,17 @@ def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict
     return examples, grid(examples, 7, 15), [(band, grid(chosen, 2)) for band, chosen in F.quantile_examples(_index, unit)]
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def label_check(fingerprint: str, unit: int, _index: F.FeatureIndex, _game: Game) -> str:
+    """What the unit's best-matching property says about its top examples, once per unit (the
+    examples' games are replayed to read the property there)."""
+    prop = int(_index.best_property[unit])
+    examples = F.top_examples(_index, unit, k=21)
+    hits, classes = F.property_in_examples(_index, _game, examples, prop)
+    others = f" That square holds: {', '.join(f'{n} ({c})' for n, c in classes)}." if len(classes) > 1 else ""
+    return f"{_index.property_names[prop]} holds in {hits} of the {len(examples)} top-activating positions below.{others}"
+
+
 def matched_square(index: F.FeatureIndex, unit: int, game: Game) -> int | None:
     """The square named by the unit's best-matching property (``mine d3`` -> d3), if any."""
     if index.best_property[unit] < 0:
@@ -102,6 +113,8 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
     )
     if not len(values):
         return st.container()
+    if prop >= 0:
+        st.caption(label_check(index.fingerprint, unit, _index=index, _game=game))
     left, right = st.columns([2, 3])
     left.plotly_chart(activation_histogram(values, index.n_positions, name), key=f"{key}_hist", config=NO_BAR)
     lim = float(np.abs(effects).max()) or 1.0

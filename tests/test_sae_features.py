@@ -214,3 +214,20 @@ def test_activation_bands_show_distinct_positions_when_games_share_them():
     )
     bands = quantile_examples(index, 0, bands=2, per_band=4)
     assert bands and all(len(band) == 1 for _, band in bands), [(label, [e.moves for e in band]) for label, band in bands]
+
+
+def test_a_property_is_checked_against_the_top_examples(handle, index):
+    """"empty d4"-type properties hold exactly where the example boards have an empty square;
+    every example's square holds exactly one class; a property beyond the board has no classes."""
+    f = int(np.argmax(index.density))
+    examples = F.top_examples(index, f, k=12)
+    n_sq = handle.game.n_squares
+    for square in (0, 7, n_sq - 1):
+        hits, classes = F.property_in_examples(index, handle.game, examples, square)  # class 0 (empty) of the square
+        assert hits == sum(int(e.board.reshape(-1)[square] == 0) for e in examples)
+        assert sum(n for _, n in classes) == len(examples)
+        assert dict(classes).get(index.property_names[square], 0) == hits
+    legal = 3 * n_sq  # the first "legal" property, after the three board classes
+    hits, classes = F.property_in_examples(index, handle.game, examples, legal)
+    assert classes == [] and 0 <= hits <= len(examples)
+    assert F.property_in_examples(index, handle.game, [], 0) == (0, [])

@@ -22,7 +22,7 @@ import torch
 
 from core.games.base import Game
 from core.games.registry import as_game
-from core.interp.board_metrics import THRESHOLDS, board_properties
+from core.interp.board_metrics import THRESHOLDS, board_classes, board_properties
 from core.interp.predictions import game_tokens
 from core.interp.probes import collect
 from core.models.handle import ModelHandle, block_of
@@ -256,6 +256,26 @@ def top_examples(index: FeatureIndex, feature: int, k: int = 12) -> list[Example
         if len(out) == k:
             break
     return out
+
+
+def property_in_examples(index: FeatureIndex, game: Game, examples: list[Example], prop: int) -> tuple[int, list[tuple[str, int]]]:
+    """How many of ``examples`` have property ``prop`` (a best-matching property is an F1 over all
+    positions, so the top examples can say otherwise), and, for a square's class (``black knight
+    c6``), which classes that square holds across them, commonest first: ``(hits, [(name, n)])``."""
+    if not examples or prop < 0:
+        return 0, []
+    rows = np.stack([index.games[e.game] for e in examples])
+    valid = np.zeros(rows.shape, dtype=bool)
+    valid[np.arange(len(examples)), [e.move for e in examples]] = True
+    props, names = board_properties(game.replay(rows), valid, game)  # one row per example, in order
+    hits = int(props[:, prop].sum())
+    n_sq = game.n_squares
+    if prop >= board_classes(game) * n_sq:
+        return hits, []
+    square = prop % n_sq
+    classes = props[:, square : board_classes(game) * n_sq : n_sq]  # (examples, classes)
+    counts = classes.sum(0)
+    return hits, [(names[c * n_sq + square], int(counts[c])) for c in np.argsort(-counts, kind="stable") if counts[c]]
 
 
 def quantile_examples(index: FeatureIndex, feature: int, bands: int = 3, per_band: int = 4, seed: int = 0) -> list[tuple[str, list[Example]]]:
