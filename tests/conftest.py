@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network
 # Where a GPU is present the pages' models go on it, so the same tests exercise the CUDA paths.
 os.environ.setdefault("BOARDLENS_DEVICE", "auto")
+# Corpus results a test computes go to a cache of this run, not the user's ~/.cache/boardlens.
+os.environ.setdefault("BOARDLENS_CACHE", tempfile.mkdtemp(prefix="boardlens-test-cache-"))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Parallel workers share the cores: one torch thread each, or their thread pools fight.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
