@@ -56,7 +56,7 @@ def label_check(fingerprint: str, unit: int, _index: F.FeatureIndex, _game: Game
     examples = F.top_examples(_index, unit, k=21)
     hits, classes = F.property_in_examples(_index, _game, examples, prop)
     others = f" That square holds: {', '.join(f'{n} ({c})' for n, c in classes)}." if len(classes) > 1 else ""
-    return f"{_index.property_names[prop]} holds in {hits} of the {len(examples)} top-activating positions below.{others}"
+    return f"{_index.property_names[prop]} holds at {hits} of the {len(examples)} positions below where it fires most.{others}"
 
 
 def matched_square(index: F.FeatureIndex, unit: int, game: Game) -> int | None:
