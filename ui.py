@@ -376,25 +376,29 @@ CORPUS_RESULTS_KEPT = 16
 
 
 @st.cache_resource(show_spinner=False)
-def _corpus_store() -> tuple[OrderedDict, threading.Lock]:
+def _corpus_store() -> tuple[OrderedDict, threading.Lock, dict]:
     """Process-wide: (model, result, key) -> the result, shared by every session; the
-    ``CORPUS_RESULTS_KEPT`` used last stay in memory (a layer's neuron index is ~10 MB)."""
-    return OrderedDict(), threading.Lock()
+    ``CORPUS_RESULTS_KEPT`` used last stay in memory (a layer's neuron index is ~10 MB). One lock
+    guards the table; each result has its own lock for reading or building it, so a slow build of
+    one result never holds up another."""
+    return OrderedDict(), threading.Lock(), {}
 
 
 def corpus_result(handle: ModelHandle, result: corpus_results.Result):
     """A corpus-wide result (lens legality, a layer's neurons, an SAE's feature index): read from
     the shipped or cached files, or, when none is usable, computed here once with a progress bar
     that says why (and kept on disk for the next process)."""
-    memo, lock = _corpus_store()
+    memo, lock, result_locks = _corpus_store()
     key = (handle.name, result.name, json.dumps(result.key, sort_keys=True))
     with lock:
         if key in memo:
             memo.move_to_end(key)
             return memo[key]
-    with lock:  # one build per result, however many sessions ask at once
-        if key in memo:
-            return memo[key]
+        result_lock = result_locks.setdefault(key, threading.Lock())
+    with result_lock:  # one read or build per result, however many sessions ask at once
+        with lock:
+            if key in memo:
+                return memo[key]
         value, where = corpus_results.load(handle, result)
         if value is None:
             bar = st.progress(0.0, text=f"Computing {result.what} once for {handle.name} (no stored copy: {where[:160]})…")
@@ -402,9 +406,11 @@ def corpus_result(handle: ModelHandle, result: corpus_results.Result):
             corpus_results.store(handle, result, value)
             bar.empty()
             st.caption(f"Computed {result.what} for {handle.name}: no stored copy was usable ({where[:160]}); it is kept for the next start.")
-        memo[key] = value
-        while len(memo) > CORPUS_RESULTS_KEPT:
-            memo.popitem(last=False)
+        with lock:
+            memo[key] = value
+            result_locks.pop(key, None)
+            while len(memo) > CORPUS_RESULTS_KEPT:
+                memo.popitem(last=False)
         return value
 
 

@@ -31,6 +31,7 @@ def child(model: str, n_moves: int, no_stored: bool) -> None:
     import streamlit.logger
     from streamlit.testing.v1 import AppTest
 
+    from bench.latency import rerun_after_moves
     from core import precomputed
     from core.models.registry import load_model
 
@@ -60,13 +61,7 @@ def child(model: str, n_moves: int, no_stored: bool) -> None:
         first = (time.perf_counter() - t0) * 1000
         if at.exception:
             raise RuntimeError(f"{page}: {at.exception[0].value}")
-        later = []
-        for k in range(start + 1, start + 1 + n_moves):
-            at.session_state["moves"] = tuple(moves[:k])
-            t0 = time.perf_counter()
-            at.run()
-            later.append((time.perf_counter() - t0) * 1000)
-        med = float(np.median(later))
+        med = float(np.median(rerun_after_moves(at, page, moves, start, n_moves)))
         worst = max(worst, first / med)
         print(f"  {model:9s} {page:13s} first {first:7.0f} ms   later p50 {med:6.0f} ms   first/later {first / med:5.1f}x", flush=True)
     print(f"  {model}: worst first/later {worst:.1f}x (goal <= 5x)", flush=True)

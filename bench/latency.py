@@ -60,6 +60,11 @@ def page_latency(model: str, game, page: str, game_moves: list[int], start: int,
     at.switch_page(f"pages/{page}.py").run()
     if at.exception:
         raise RuntimeError(f"{page}: {at.exception[0].value}")
+    return rerun_after_moves(at, page, game_moves, start, n_moves)
+
+
+def rerun_after_moves(at, page: str, game_moves: list[int], start: int, n_moves: int) -> np.ndarray:
+    """Milliseconds of each rerun of the open page after one more move of ``game_moves``."""
     times = []
     for k in range(start + 1, start + 1 + n_moves):
         at.session_state["moves"] = tuple(game_moves[:k])

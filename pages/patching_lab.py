@@ -134,7 +134,7 @@ def sweep_record() -> dict:
     """Process-wide: the exact sweeps computed (their cache keys, the latest as many as
     ``exact_sweep`` keeps) and each model's measured seconds per patched run, which prices the
     next sweep before it runs."""
-    return {"done": {}, "seconds_per_run": {}}
+    return {"done": {}, "seconds_per_run": {}, "priced_seconds_per_run": {}}
 
 
 # The rest of the lab takes ~0.15 s after a move: an exact sweep expected to take longer than the
@@ -149,13 +149,16 @@ n_runs = 3 * n_layers * n_pos + 5 * n_layers * handle.cfg.n_heads
 record = sweep_record()
 rate = record["seconds_per_run"].get(handle.name)
 measured = rate is not None
-if rate is None:  # no sweep on this model yet: price one from timed forward passes of the game
+if rate is None and handle.name not in record["priced_seconds_per_run"]:
+    # No sweep on this model yet: price one from timed forward passes of the game, once per model.
     timings = []
     for _ in range(3):  # the fastest of three: a first pass also pays one-off allocations
         t0 = time.perf_counter()
         handle.forward(base_t)
         timings.append(time.perf_counter() - t0)
-    rate = min(timings) * PATCHED_RUN_SHARE
+    record["priced_seconds_per_run"][handle.name] = min(timings) * PATCHED_RUN_SHARE / base_t.shape[-1]
+if rate is None:  # per token of context: a longer game costs proportionally more
+    rate = record["priced_seconds_per_run"][handle.name] * base_t.shape[-1]
 estimate = rate * n_runs
 if ui.url_choice("exact", ["1"], "exact sweep (1)") == "1":
     st.session_state["pl_exact"] = sweep_key
