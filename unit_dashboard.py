@@ -19,6 +19,7 @@ import ui
 from core.games.base import Game
 from core.interp import sae_features as F
 from core.viz.board import board_figure
+from core.viz.lens import token_effects_figure
 from core.viz.sae import activation_histogram, board_grid_figure
 
 NO_BAR = {"displayModeBar": False}
@@ -45,7 +46,8 @@ def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict
             matched=matched, hover=[moves_hover(_game, e.moves) for e in chosen], **style,
         )
 
-    return examples, grid(examples, 7, 15), [(band, grid(chosen, 2)) for band, chosen in F.quantile_examples(_index, unit)]
+    contexts = [_game.token_context(_index.games[e.game], e.move) for e in examples]
+    return examples, grid(examples, 7, 15), [(band, grid(chosen, 2)) for band, chosen in F.quantile_examples(_index, unit)], contexts
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -117,16 +119,22 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
         st.caption(label_check(index.fingerprint, unit, _index=index, _game=game))
     left, right = st.columns([2, 3])
     left.plotly_chart(activation_histogram(values, index.n_positions, name), key=f"{key}_hist", config=NO_BAR)
-    lim = float(np.abs(effects).max()) or 1.0
-    right.plotly_chart(
-        board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title=effects_title, cell_px=30, rank1_bottom=game.board_style.get("rank1_bottom", False)),
-        key=f"{key}_effects", width="content", config=NO_BAR,
-    )
-    up, down = F.extreme_squares(effects, game)
+    if len(effects) == game.n_squares:
+        lim = float(np.abs(effects).max()) or 1.0
+        right.plotly_chart(
+            board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title=effects_title, cell_px=30, rank1_bottom=game.board_style.get("rank1_bottom", False)),
+            key=f"{key}_effects", width="content", config=NO_BAR,
+        )
+        up, down = F.extreme_squares(effects, game)
+    else:  # one value per token: the tokens are not squares (PGN characters)
+        right.plotly_chart(token_effects_figure(effects, game.vocab, effects_title), key=f"{key}_effects", config=NO_BAR)
+        order = np.argsort(effects)
+        up = [(repr(game.vocab[t]), float(effects[t])) for t in order[::-1][:4]]
+        down = [(repr(game.vocab[t]), float(effects[t])) for t in order[:4]]
     right.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + f" ({effects_note}; blue up, red down, as every diverging scale here).")
 
     matched = matched_square(index, unit, game)
-    examples, top_figure, band_figures = example_boards(index.fingerprint, unit, matched, game.board_style, _index=index, _game=game)
+    examples, top_figure, band_figures, contexts = example_boards(index.fingerprint, unit, matched, game.board_style, _index=index, _game=game)
     st.markdown(
         "**Top-activating positions**, each position once (amber: the move just played"
         + ("; its player is 'mine' in the mine / theirs properties" if game.square_moves else "")
@@ -134,6 +142,11 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
         + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
     )
     st.plotly_chart(top_figure, key=f"{key}_top", config=NO_BAR)
+    if any(c is not None for c in contexts):
+        with st.expander(f"The text around each top example (it fires on the character in brackets: {game.read_positions})", expanded=True):
+            st.code("\n".join(
+                f"#{i + 1:<2} {e.value:6.2f}  …{c[0]:>24}[{c[1]}]{c[2]}…" for i, (e, c) in enumerate(zip(examples, contexts)) if c is not None
+            ), language=None)
     for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
         col.markdown(f"**Samples at {band}**")
         col.plotly_chart(figure, key=f"{key}_band_{band}", config=NO_BAR)

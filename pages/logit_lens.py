@@ -10,14 +10,18 @@ import panels
 import ui
 from core import corpus_results
 from core.interp import lens as L
+from core.interp import move_lens as ML
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
-from core.viz.lens import attention_grid_figure, dla_figure, gap_figure, lens_legality_figure
+from core.viz.lens import attention_grid_figure, char_lens_figure, dla_figure, gap_figure, lens_legality_figure
 from unit_dashboard import unit_dashboard, unit_search
 
-spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: bool((g.token_square() >= 0).any()))
+spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: True)
 game = handle.game
 size = game.rows
+# A move is one token, or its first token names the square it starts on: the lens reads tokens.
+# Otherwise (PGN characters) it reads whole moves, each the product of its tokens' read-outs.
+token_view = game.tokens_name_squares
 
 
 LENS_GAMES = corpus_results.lens_games(handle)
@@ -25,9 +29,10 @@ LENS_GAMES = corpus_results.lens_games(handle)
 
 top_left, top_right = st.columns([3, 2])
 with top_right:
-    st.plotly_chart(lens_legality_figure(ui.corpus_result(handle, corpus_results.lens_legality_result(handle))), key="lens_legality", config={"displayModeBar": False})
-    if len(game.token_kinds) > 1:
-        st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(game.token_kinds) + ").")
+    legality = ui.corpus_result(handle, corpus_results.lens_legality_result(handle))
+    st.plotly_chart(lens_legality_figure(legality), key="lens_legality", config={"displayModeBar": False})
+    if legality.get("by_kind"):
+        st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(legality["by_kind"]) + "; in brackets, how many positions predict one).")
 with top_left:
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{game.format_moves(state.moves) or '(no moves)'}`")
     b1, b2, b3 = st.columns(3)
@@ -51,53 +56,100 @@ moves = moves[: game.n_ctx]
 run = L.run_position(handle, moves)  # one cached pass that every view below reads
 batch = L.game_batch(moves, game)  # and one replay of the game into tokens, legal tokens and kinds
 labels, lens_logits = L.logit_lens(handle, run.tokens, incl_mid, run=run)
-probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
 st.subheader("The prediction after each layer")
 SCALES = ["Each layer its own", "One for every layer"]
 ui.linked_setting("lens_scale", "scale", SCALES, ["layer", "shared"], "colour scale (layer or shared)", SCALES[0])
 scale = st.segmented_control("Colour scale", SCALES, key="lens_scale", help="Each layer its own: every board runs white to its own most likely square, so a layer's ranking shows even where its read-out is flat. One for every layer: boards compare with each other.") or SCALES[0]
 shared = scale == SCALES[1]
-rank, kl = L.agreement_with_final(lens_logits[:, 0, -1])
 cols = st.columns(4)
+if token_view:
+    probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
+    rank, kl = L.agreement_with_final(lens_logits[:, 0, -1])
+    tops = [int(probs[i].argmax()) for i in range(len(labels))]
+    titles = [f"{label}: {game.square_label(top)} {'✓' if state.legal[top] else '✗'}" for label, top in zip(labels, tops)]
+    frames = [(top, "#2ca02c" if state.legal[top] else "#d62728") for top in tops]
+else:
+    mlens = ML.move_lens(handle, state, incl_mid, run=run)
+    SIDES = ["from-square", "to-square"]
+    side = st.segmented_control("Board shows each legal move's lens probability summed by its", SIDES, key="lens_side") or SIDES[0]
+    frm, to = mlens.marginals(game)
+    probs = frm if side == SIDES[0] else to
+    rank, kl = mlens.agreement()
+    sans = {m: game.san(moves, m) for m in mlens.moves}
+    tops = [mlens.top_move(i) for i in range(len(labels))]
+    titles = [f"{label}: {sans[top]} · legal {mlens.legal_mass[i]:.0%}" for i, (label, top) in enumerate(zip(labels, tops))]
+    frames = [(game.move_squares(top)[0 if side == SIDES[0] else 1], "#2ca02c") for top in tops]
 shared_max = float(probs.max()) or 1.0
 for i, label in enumerate(labels):
-    top = int(probs[i].argmax())
-    ok = bool(state.legal[top])
     with cols[i % len(cols)]:
         panels.playable_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=top, outline_color="#2ca02c" if ok else "#d62728", title=f"{label}: {game.square_label(top)} {'✓' if ok else '✗'}" + ("" if shared else f" · max {probs[i].max():.2f}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
+            board_figure(state.board, probs[i], legal=state.legal, outline=frames[i][0], outline_color=frames[i][1], title=titles[i] + ("" if shared else f" · max {probs[i].max():.2f}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
             f"lens_{i}", state,
         )
 panels.promotion_picker(state)
-what = "lens probability of each square" if game.square_moves else "lens probability of each square as the next move's from-square"
+if token_view:
+    what = "lens probability of each square" if game.square_moves else "lens probability of each square as the next move's from-square"
+    frame_note = "frame: the lens's top-1 (green legal, red illegal)"
+else:
+    what = f"each legal move's lens probability (the product of its characters' read-outs, the space after it included) summed by its {side}"
+    frame_note = "frame: the read-out's likeliest legal move; title: that move and the read-out's share on legal moves (the rest is on strings that are no legal move)"
 scale_note = f"on one scale for every layer, white 0 to darkest {shared_max:.2f}" if shared else "each board on its own scale, white 0 to its own maximum (in its title)"
-st.caption(f"Colour: {what}, {scale_note} (hover for values); rings: legal; frame: the lens's top-1 (green legal, red illegal). " + panels.CLICK_HINT[game.square_moves])
-final_token = int(lens_logits[-1, 0, -1].argmax())
-final_name = game.square_label(int(game.token_square()[final_token])) if game.token_square()[final_token] >= 0 else str(final_token)
+st.caption(f"Colour: {what}, {scale_note} (hover for values); rings: legal; {frame_note}. " + panels.CLICK_HINT[game.square_moves])
+if token_view:
+    final_token = int(lens_logits[-1, 0, -1].argmax())
+    final_name = game.square_label(int(game.token_square()[final_token])) if game.token_square()[final_token] >= 0 else str(final_token)
+    table = {"read after": labels, "top-1": [game.square_label(t) for t in tops]}
+else:
+    final_name = sans[tops[-1]]
+    table = {"read after": labels, "top legal move": [sans[t] for t in tops], "its probability": [float(mlens.probs[i].max()) for i in range(len(labels))], "legal moves' share": mlens.legal_mass}
 st.dataframe(
-    pd.DataFrame({"read after": labels, "top-1": [game.square_label(int(probs[i].argmax())) for i in range(len(labels))], f"rank of the output's top-1 ({final_name})": rank, "KL(output ‖ read-out), nats": np.round(kl, 3)}),
+    pd.DataFrame({**table, f"rank of the output's top-1 ({final_name})": rank, "KL(output ‖ read-out), nats": np.round(kl, 3)}),
     hide_index=True, width="stretch", height=min(38 + 35 * len(labels), 330),
+    column_config={c: st.column_config.NumberColumn(format="percent") for c in ("its probability", "legal moves' share")},
 )
-st.caption("Rank 1: the read-out already ranks the model's final choice first. KL: how much the read-out's whole distribution still differs from the output's (0 at the output).")
+st.caption("Rank 1: the read-out already ranks the model's final choice first. KL: how much the read-out's whole distribution still differs from the output's (0 at the output)"
+           + ("." if token_view else "; for moves, both over the legal moves, each read-out renormalised on them."))
+if not token_view:
+    legal_first = L.legal_tokens_now(moves, game, batch=batch)
+    st.plotly_chart(char_lens_figure(mlens.next_token, labels, game.vocab, legal_first), key="char_lens", config={"displayModeBar": False})
+    st.caption("The same read-outs one character at a time: the probability of the very next character (the first of the next move), "
+               "after each layer. ␣ is a space; a dot marks characters some legal move starts with.")
 
 attr = L.attribute(handle, moves, run=run)
 legal_tok = L.legal_tokens_now(moves, game, batch=batch)
-move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0 and t != game.pad_token]
-model_top = max(move_choices, key=lambda t: float(attr.logits[t]))
+candidates = game.candidate_tokens()
 st.subheader("Direct logit attribution")
 d1, d2 = st.columns([2, 3])
-token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{game.square_label(game.token_square()[t])}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
-metric = d2.radio("Attribute", ["logit of this move", "legal minus illegal"], horizontal=True, help="legal minus illegal: a part's mean direct effect on legal moves minus its mean effect on illegal moves.")
-if metric == "logit of this move":
-    readout = None
-    values = attr.dla[:, token].numpy()
-    title = f"Direct effect on the logit of {game.square_label(game.token_square()[token])} (logit {attr.logits[token]:.2f})"
-    bias = float(attr.bias[token])
+if token_view:
+    move_choices = [t for t in range(game.d_vocab) if game.token_square()[t] >= 0 and t != game.pad_token]
+    model_top = max(move_choices, key=lambda t: float(attr.logits[t]))
+    token = d1.selectbox("Move", move_choices, index=move_choices.index(model_top), format_func=lambda t: f"{game.square_label(game.token_square()[t])}{' (top-1)' if t == model_top else ''}{' · legal' if legal_tok[t] else ' · illegal'}")
+    METRICS = ["logit of this move", "legal minus illegal"]
 else:
-    readout = L.legal_minus_illegal_readout(legal_tok, game.token_square() >= 0)
-    values = attr.legal_minus_illegal(legal_tok, game.token_square() >= 0).numpy()
-    title = "Direct effect: mean legal-move logit minus mean illegal-move logit"
+    ranked = sorted(mlens.moves, key=lambda m: -float(mlens.logp[-1, mlens.moves.index(m)]))
+    picked_move = d1.selectbox("Move", ranked, format_func=lambda m: f"{sans[m]} · {float(mlens.probs[-1, mlens.moves.index(m)]):.1%}" + (" (top-1)" if m == ranked[0] else ""))
+    first_char = ML.move_tokens_after(handle, state, picked_move)[1][0]
+    token = first_char
+    METRICS = ["first character", "whole move", "legal minus illegal"]
+metric = d2.radio("Attribute", METRICS, horizontal=True, help="legal minus illegal: a part's mean direct effect on legal next tokens minus its mean effect on illegal ones."
+                  + ("" if token_view else " Whole move: the sum of the logits of the move's characters (and the space after it), each at the position that predicts it."))
+unit_attr, unit_token, readout = attr, token, None
+if metric == "legal minus illegal":
+    readout = L.legal_minus_illegal_readout(legal_tok, candidates)
+    values = attr.legal_minus_illegal(legal_tok, candidates).numpy()
+    title = "Direct effect: mean legal-move logit minus mean illegal-move logit" if token_view else "Direct effect: mean legal minus mean illegal next-character logit"
     bias = float(attr.bias.double() @ readout)
+elif metric == "whole move":
+    unit_attr, unit_token = ML.move_attribution(handle, state, picked_move), 0
+    values = unit_attr.dla[:, 0].numpy()
+    title = f"Direct effect on the summed logits of {sans[picked_move]}␣ (sum {float(unit_attr.logits[0]):.2f})"
+    bias = float(unit_attr.bias[0])
+else:
+    values = attr.dla[:, token].numpy()
+    name = game.square_label(game.token_square()[token]) if token_view else f"'{game.vocab[token]}', the first character of {sans[picked_move]}"
+    title = f"Direct effect on the logit of {name} (logit {attr.logits[token]:.2f})"
+    bias = float(attr.bias[token])
+what_sums = {"legal minus illegal": "legal-minus-illegal logit", "whole move": "summed logits"}.get(metric, "logit")
 
 
 def on_dla_click() -> None:
@@ -113,10 +165,10 @@ def on_dla_click() -> None:
 g1, g2 = st.columns([3, 2])
 g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", on_select=on_dla_click, selection_mode="points", config={"displayModeBar": False})
 with g2:
-    st.markdown("**Top neurons** (direct effect on " + ("this move)" if readout is None else "legal minus illegal)"))
-    neurons = pd.DataFrame(L.top_neurons(attr, token, k=10, readout=readout))
+    st.markdown(f"**Top neurons** (direct effect on the {what_sums})")
+    neurons = pd.DataFrame(L.top_neurons(unit_attr, unit_token, k=10, readout=readout))
     st.dataframe(neurons[["neuron", "activation", "direct effect"]], hide_index=True, width="stretch")
-st.caption(f"The parts sum exactly to the {'logit' if readout is None else 'legal-minus-illegal logit'} minus the bias terms (final LayerNorm bias and unembedding bias: {bias:+.3f}). Click a head's cell to open its attention pattern below.")
+st.caption(f"The parts sum exactly to the {what_sums} minus the bias terms (final LayerNorm bias and unembedding bias: {bias:+.3f}). Click a head's cell to open its attention pattern below.")
 st.markdown("**Legal minus illegal, by component and position**")
 gap_labels, gap, gap_valid = L.legal_gap_by_position(handle, moves, run=run, batch=batch)
 token_labels = game.token_labels(moves)
@@ -126,7 +178,7 @@ show = st.radio("Positions predicting", ["every token"] + list(game.token_kinds)
 cols_shown = [i for i in range(len(token_labels)) if gap_valid[i] and (show == "every token" or kinds_here[i] == show)]
 if cols_shown:
     st.plotly_chart(gap_figure(gap[:, cols_shown], gap_labels, [token_labels[i] for i in cols_shown]), key="gap", config={"displayModeBar": False})
-    st.caption("Each cell: the component's direct effect on the mean logit of the legal next tokens minus the mean over the illegal ones (squares), at the position read (x: the token read there). Blue: pushes towards legal moves, as in the chart above.")
+    st.caption("Each cell: the component's direct effect on the mean logit of the legal next tokens minus the mean over the illegal ones (" + ("squares" if token_view else "characters") + "), at the position read (x: the token read there). Blue: pushes towards legal moves, as in the chart above.")
 else:
     st.caption("No position of this kind in the game yet.")
 
@@ -164,7 +216,7 @@ st.subheader("Neuron view")
 NEURON_LAYER, NEURON = "neuron_layer", "neuron_index"
 top_neuron = (int(neurons.iloc[0]["layer"]), int(neurons.iloc[0]["index"])) if len(neurons) else (0, 0)
 home = corpus_results.neuron_home_layer(handle)  # its neurons are read from a stored index
-home_top = L.top_neurons(attr, token, k=1, readout=readout, layer=home)[0]
+home_top = L.top_neurons(unit_attr, unit_token, k=1, readout=readout, layer=home)[0]
 home_neuron = (home, int(home_top["index"]))
 
 
@@ -191,8 +243,9 @@ n3.button(f"Open L{top_neuron[0]}N{top_neuron[1]}, this position's top neuron", 
 index, corr = ui.corpus_result(handle, corpus_results.neurons_result(handle, layer))
 unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit), unit_name=lambda unit: f"L{layer}N{unit}")
 unit_dashboard(
-    index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron), effects_title="Output weights → moves (W_out·W_U)", key="neuron",
-    effects_note="the neuron's output weights read directly through the unembedding" + ("" if game.square_moves else ", per square token"),
+    index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron) if token_view else L.neuron_output_tokens(handle, layer, neuron),
+    effects_title="Output weights → moves (W_out·W_U)" if token_view else "Output weights → characters (W_out·W_U)", key="neuron",
+    effects_note="the neuron's output weights read directly through the unembedding" + ("" if game.square_moves else ", per square token" if token_view else ", per character"),
 )
 if corr is not None:
     st.markdown(f"**Correlation of L{layer}N{neuron} with each square's state** over the same {len(index.games)} games (mine = the player who just moved)")

@@ -11,16 +11,19 @@ import torch
 
 import ui
 from core.interp import patching as PT
+from core.interp import lens as L
 from core.interp.lens import lens_square_probs
 from core.interp.predictions import game_tokens
 from core.viz.board import board_figure
-from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure
+from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
 
-spec, state, handle = ui.analysis_page("Patching lab", serves=lambda g: g.square_moves or bool((g.token_square() >= 0).any()))
+spec, state, handle = ui.analysis_page("Patching lab", serves=lambda g: True)
 game = handle.game
+token_view = game.tokens_name_squares  # else (PGN characters) targets are characters or whole moves
 size = game.rows
 moves = tuple(state.moves)
-while moves and len(game.game_tokens(moves)) >= game.n_ctx:  # keep room to read the next move
+room = 1 if game.tokens_name_squares else 9  # keep room to read the next move (PGN: to write one, ~8 characters)
+while moves and len(game.game_tokens(moves)) + room > game.n_ctx:
     moves = moves[:-1]
 if len(moves) < 2:
     st.info("Play at least two moves (here via the Board player, or open a link with ?moves=...) to patch between two games.")
@@ -36,62 +39,84 @@ numbers = list(range(1, len(moves) + 1))
 ui.linked_setting("pl_change", "change", numbers, [str(n) for n in numbers], "move number of this game", max(1, len(moves) // 2))
 index = c1.slider("Move to change", 1, len(moves), key="pl_change", help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
 # Same number of tokens as the changed move, so both games' tokens line up position by position.
-alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index] and len(game.move_tokens(m)) == len(game.move_tokens(moves[index]))]
+n_changed = len(game.move_tokens(moves[index], moves[:index]))
+alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index] and len(game.move_tokens(m, moves[:index])) == n_changed]
 if not alternatives:
-    st.warning(f"Move {index + 1} ({labels[index]}) was the only legal move: choose another move to change.")
+    st.warning(f"Move {index + 1} ({labels[index]}) has no legal alternative written with as many tokens ({n_changed}): choose another move to change.")
     ui.sync_url()
     st.stop()
 kept = {s: len(PT.corrupt_game(moves, index, s, game)[1]) for s in alternatives}
 alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
 ui.linked_setting("pl_instead", "instead", alternatives, [game.url_moves((s,)) for s in alternatives], f"legal replacement of move {index + 1}", alternatives[0])
-replacement = c2.selectbox(f"Play instead of {labels[index]}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s)} (keeps {kept[s]} moves)")
+same_length = "" if token_view else f" (only moves written with {n_changed} characters keep the games aligned)"
+replacement = c2.selectbox(f"Play instead of {labels[index]}{same_length}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s) if token_view else game.san(moves[:index], s)} (keeps {kept[s]} moves)")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
 if dropped:
-    st.warning(f"After the change, move {len(corrupted_moves) + 1} ({labels[len(corrupted_moves)]}) is illegal: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
-clean_t, corrupted_t = game_tokens(clean_moves, game), game_tokens(corrupted_moves, game)
+    st.warning(f"After the change, {PT.why_cut(moves, corrupted_moves, game)}: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
 clean_state, corr_state = game.state(clean_moves), game.state(corrupted_moves)
-legal_clean, legal_corr = clean_state.legal, corr_state.legal  # squares the next token may name
-token_labels = game.token_labels(clean_moves)
+legal_clean, legal_corr = clean_state.legal, corr_state.legal  # squares a legal next move starts on
 
 # -- metric ---------------------------------------------------------------------------------------
-differs = [int(s) for s in np.flatnonzero(legal_clean != legal_corr)]
-all_squares = sorted(int(s) for s in game.token_square() if s >= 0)
 m1, m2, m3 = st.columns(3)
-METRICS = ["logit", "log-prob", "logit difference"]
+METRICS = ["logit", "log-prob", "logit difference"] + ([] if token_view else ["whole-move log-prob"])
 ui.linked_setting("pl_metric", "metric", METRICS, [k.replace(" ", "-") for k in METRICS], "metric", METRICS[0])
-metric_kind = m1.radio("Metric", METRICS, key="pl_metric", help="Read at the last position: the prediction of the next move.")
-default_target = differs[0] if differs else int(np.flatnonzero(legal_clean)[0]) if legal_clean.any() else all_squares[0]
-square_names = [game.square_label(q) for q in all_squares]
-ui.linked_setting("pl_target", "target", all_squares, square_names, "square", default_target)
-target = m2.selectbox("Target move" if game.square_moves else "Target from-square", all_squares, key="pl_target", format_func=lambda s: f"{game.square_label(s)}{' (legality differs)' if s in differs else ''}", help=None if game.square_moves else "The next token after the game names the from-square of the next move.")
-others = [q for q in all_squares if q != target]
-ui.linked_setting("pl_minus", "minus", others, [game.square_label(q) for q in others], "square other than the target", others[0])
-other = m3.selectbox("minus move", others, key="pl_minus", disabled=metric_kind != "logit difference", format_func=lambda s: game.square_label(s))
-tok, other_tok = game.square_token(target), game.square_token(other)
+metric_kind = m1.radio("Metric", METRICS, key="pl_metric", help="Read at the last position: the prediction of the next move." + ("" if token_view else " Whole-move log-prob: the sum of the log-probabilities of a move's characters and the space after it, the move written after both games."))
+tail: tuple[int, ...] = ()  # tokens written after both games (a whole move scored character by character)
+if token_view:
+    differs = [int(s) for s in np.flatnonzero(legal_clean != legal_corr)]
+    targets = sorted(int(s) for s in game.token_square() if s >= 0)
+    target_name = game.square_label
+    default_target = differs[0] if differs else int(np.flatnonzero(legal_clean)[0]) if legal_clean.any() else targets[0]
+    target_help = None if game.square_moves else "The next token after the game names the from-square of the next move."
+    target_label = "Target move" if game.square_moves else "Target from-square"
+else:
+    # Characters: the next move's first character; those legal in one game but not the other first.
+    first_clean = L.legal_tokens_now(clean_moves, game)
+    first_corr = L.legal_tokens_now(corrupted_moves, game)
+    differs = [int(t) for t in np.flatnonzero(first_clean != first_corr)]
+    targets = [int(t) for t in np.flatnonzero(game.candidate_tokens())]
+    target_name = lambda t: repr(game.vocab[t])  # noqa: E731
+    default_target = differs[0] if differs else int(np.flatnonzero(first_clean)[0]) if first_clean.any() else targets[0]
+    target_help = "A character: the first of the next move (a piece letter, a file, O for castling)."
+    target_label = "Target character"
+if metric_kind == "whole-move log-prob":
+    legal_next = sorted(clean_state.legal_moves, key=lambda m: game.san(clean_moves, m))
+    ui.linked_setting("pl_target_move", "target_move", legal_next, [game.url_moves((m,)) for m in legal_next], "legal next move of the clean game", legal_next[0])
+    target_move = m2.selectbox("Target move", legal_next, key="pl_target_move", format_func=lambda m: game.san(clean_moves, m), help="A legal next move of the clean game, written after both games.")
+    tail = tuple(game.move_tokens(target_move, clean_moves)) + (game.vocab.index(" "),)
+    tok = other_tok = tail[0]
+    target, other, target_text = target_move, None, game.san(clean_moves, target_move)
+else:
+    names = [target_name(q) for q in targets]
+    ui.linked_setting("pl_target", "target", targets, names, "target", default_target)
+    target = m2.selectbox(target_label, targets, key="pl_target", format_func=lambda s: f"{target_name(s)}{' (legality differs)' if s in differs else ''}", help=target_help)
+    others = [q for q in targets if q != target]
+    ui.linked_setting("pl_minus", "minus", others, [target_name(q) for q in others], "target other than the first", others[0])
+    other = m3.selectbox("minus", others, key="pl_minus", disabled=metric_kind != "logit difference", format_func=target_name)
+    tok, other_tok = (game.square_token(target), game.square_token(other)) if token_view else (target, other)
+    target_text = target_name(target)
+clean_t, corrupted_t = (PT.with_tail(game_tokens(g, game), tail) for g in (clean_moves, corrupted_moves))
+token_labels = game.token_labels(clean_moves) + [f"+{game.vocab[t]}" for t in tail[:-1]]
 
-
-def metric_of(kind: str, tok: int, other_tok: int):
-    """The lab's metric, read at the last position (the prediction of the next move)."""
-
-    def m(logits: torch.Tensor) -> torch.Tensor:
-        last = logits[:, -1]
-        return last[:, tok] if kind == "logit" else last.log_softmax(-1)[:, tok] if kind == "log-prob" else last[:, tok] - last[:, other_tok]
-
-    return m
-
-
-metric = metric_of(metric_kind, tok, other_tok)
+metric = PT.next_move_metric(metric_kind, tok, other_tok, tail)
 
 
 # -- side by side ---------------------------------------------------------------------------------
 pair = PT.run_pair(handle, clean_t, corrupted_t)  # both games line up token by token: one pass for both
-clean_logits, corr_logits = pair[0][:, -1].float().cpu()
-clean_v, corr_v = float(metric(clean_logits[None, None])[0]), float(metric(corr_logits[None, None])[0])
+n_game = clean_t.shape[1] - len(tail[:-1])  # positions of the games themselves (before a scored move)
+clean_logits, corr_logits = pair[0][:, n_game - 1].float().cpu()  # the prediction of the next move
+clean_v, corr_v = (float(metric(pair[0][i : i + 1].float().cpu())[0]) for i in (0, 1))
 b1, b2 = st.columns(2)
+outline = target if token_view else game.move_squares(target)[0] if tail else None
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
-    probs = lens_square_probs(logits[None], game)[0]
-    col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=target, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config={"displayModeBar": False})
-st.caption(f"Purple frame: the target {'move' if game.square_moves else 'from-square'} {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
+    probs = lens_square_probs(logits[None], game)[0] if token_view else ui.cached_predictions(handle.name, st_.moves).probs
+    col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=outline, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config={"displayModeBar": False})
+if token_view:
+    st.caption(f"Purple frame: the target {'move' if game.square_moves else 'from-square'} {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
+elif tail:
+    st.caption(f"Purple frame: where the target move {target_text} starts ({'legal' if target in corr_state.legal_moves else 'illegal'} in the corrupted game). Colour: the model's next-move probabilities summed by from-square.")
+else:
+    st.caption(f"Target: the next move's first character {target_text} ({'legal' if first_clean[target] else 'illegal'} in the clean game, {'legal' if first_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities summed by from-square.")
 
 # -- patching ---------------------------------------------------------------------------------------
 n_layers, n_pos = handle.cfg.n_layers, clean_t.shape[1]
@@ -113,20 +138,21 @@ SWEEPS_KEPT = 32
 
 
 @st.cache_data(show_spinner="Patching every site…", max_entries=SWEEPS_KEPT)
-def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int, tail: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Activation patching at every block site and every head: one patched run per site."""
     h = ui.cached_model(name)
-    b, s = game_tokens(base, h.game), game_tokens(source, h.game)
-    m = metric_of(kind, tok, other_tok)
+    b, s = (PT.with_tail(game_tokens(g, h.game), tail) for g in (base, source))
+    m = PT.next_move_metric(kind, tok, other_tok, tail)
     return PT.act_patch_block_every(h, b, s, m).numpy(), PT.act_patch_head_all_pos_every(h, b, s, m).numpy()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int, _source_cache: dict) -> np.ndarray:
+def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int, tail: tuple[int, ...], _source_cache: dict) -> np.ndarray:
     """Attribution patching: every block site from one forward and one backward (the source
     game's activations come from the page's pass over both games)."""
     h = ui.cached_model(name)
-    return PT.attribution_patch_block_every(h, game_tokens(base, h.game), game_tokens(source, h.game), metric_of(kind, tok, other_tok), clean_cache=_source_cache).numpy()
+    b, s = (PT.with_tail(game_tokens(g, h.game), tail) for g in (base, source))
+    return PT.attribution_patch_block_every(h, b, s, PT.next_move_metric(kind, tok, other_tok, tail), clean_cache=_source_cache).numpy()
 
 
 @st.cache_resource
@@ -144,7 +170,7 @@ SWEEP_BUDGET_S = 0.15
 # game: it starts at its layer and runs batched (measured here: 0.10-0.19 of a forward per run).
 PATCHED_RUN_SHARE = 0.15
 base_moves, source_moves = (corrupted_moves, clean_moves) if denoising else (clean_moves, corrupted_moves)
-sweep_key = (handle.name, base_moves, source_moves, metric_kind, tok, other_tok)
+sweep_key = (handle.name, base_moves, source_moves, metric_kind, tok, other_tok, tail)
 n_runs = 3 * n_layers * n_pos + 5 * n_layers * handle.cfg.n_heads
 record = sweep_record()
 rate = record["seconds_per_run"].get(handle.name)
@@ -211,7 +237,7 @@ def on_site_click() -> None:
 
 
 st.plotly_chart(
-    block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {game.square_label(target)}, {'denoising' if denoising else 'noising'}) · click a cell to open it below"),
+    block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {target_text}, {'denoising' if denoising else 'noising'}) · click a cell to open it below"),
     key="block_maps", on_select=on_site_click, selection_mode="points", config={"displayModeBar": False},
 )
 if heads_show is not None:
@@ -238,21 +264,27 @@ ui.linked_setting("pl_pos", "position", list(range(n_pos)), [str(p + 1) for p in
 comp = s1.selectbox("Component", [0, 1, 2], key="pl_comp", format_func=lambda c: PT.BLOCK_KINDS[c])
 layer = s2.selectbox("Layer", list(range(n_layers)), key="pl_layer")
 pos = s3.selectbox("Position", list(range(n_pos)), key="pl_pos", format_func=lambda p: f"{p + 1}. {token_labels[p]}")
-site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos)
-site_probs = lens_square_probs(site_logits[None], game)[0]
-base_probs = lens_square_probs((corr_logits if denoising else clean_logits)[None], game)[0]
-d1, d2 = st.columns(2)
 base_state = corr_state if denoising else clean_state
-d1.plotly_chart(board_figure(base_state.board, site_probs, legal=base_state.legal, outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34, **game.board_style), key="site_probs", width="content", config={"displayModeBar": False})
-delta = site_probs - base_probs
-lim = float(np.abs(delta).max()) or 1.0
-d2.plotly_chart(board_figure(base_state.board, delta, legal=base_state.legal, colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34, **game.board_style), key="site_delta", width="content", config={"displayModeBar": False})
+if token_view:
+    site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos)
+    site_probs = lens_square_probs(site_logits[None], game)[0]
+    base_probs = lens_square_probs((corr_logits if denoising else clean_logits)[None], game)[0]
+    d1, d2 = st.columns(2)
+    d1.plotly_chart(board_figure(base_state.board, site_probs, legal=base_state.legal, outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34, **game.board_style), key="site_probs", width="content", config={"displayModeBar": False})
+    delta = site_probs - base_probs
+    lim = float(np.abs(delta).max()) or 1.0
+    d2.plotly_chart(board_figure(base_state.board, delta, legal=base_state.legal, colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34, **game.board_style), key="site_delta", width="content", config={"displayModeBar": False})
+else:
+    read_at = max(pos, n_game - 1)  # a patch changes nothing before its own position
+    site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos, read_at=read_at)
+    base_logits = pair[0][1 if denoising else 0, read_at].float().cpu()
+    st.plotly_chart(next_token_change_figure(base_logits.softmax(-1).numpy(), site_logits.softmax(-1).numpy(), game.vocab, f"Next character at position {read_at + 1} ({token_labels[read_at]}): unpatched and patched run"), key="site_chars", config={"displayModeBar": False})
 
 # -- seed parity: diffed neurons; attribution patching -------------------------------------------
 n1, n2 = st.columns(2)
 with n1:
-    st.markdown(f"**DLA of diffed neurons** on {game.square_label(target)}: (clean − corrupted activation) × direct effect")
-    diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok, pair=pair)
+    st.markdown(f"**DLA of diffed neurons** on {target_text if token_view or not tail else repr(game.vocab[tok]) + ', its first character'}: (clean − corrupted activation) × direct effect")
+    diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok, position=n_game - 1, pair=pair)
     top = diffed.abs().reshape(-1).topk(min(12, diffed.numel())).indices
     d_mlp = diffed.shape[1]
     st.dataframe(pd.DataFrame([{"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "contribution": float(diffed.reshape(-1)[i])} for i in top]), hide_index=True, width="stretch")
@@ -271,8 +303,8 @@ ui.sync_url(
         "change": str(index + 1),
         "instead": game.url_moves((replacement,)),
         "metric": metric_kind.replace(" ", "-"),
-        "target": game.square_label(target),
-        **({"minus": game.square_label(other)} if metric_kind == "logit difference" else {}),
+        **({"target_move": game.url_moves((target,))} if tail else {"target": target_name(target)}),
+        **({"minus": target_name(other)} if metric_kind == "logit difference" else {}),
         "direction": "denoising" if denoising else "noising",
         "normalise": "1" if normalised else "0",
         "component": PT.BLOCK_KINDS[comp],

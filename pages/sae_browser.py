@@ -8,6 +8,7 @@ import streamlit as st
 
 import panels
 import ui
+from core.interp import lens as L
 from core.interp import probes as P
 from core.interp import sae_features as F
 from core.interp.sae_metrics import sae_metrics
@@ -19,8 +20,9 @@ from unit_dashboard import unit_dashboard, unit_search
 FEATURE = "sae_feature"
 NO_BAR = {"displayModeBar": False}
 
-spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: g.square_moves or bool((g.token_square() >= 0).any()))
+spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: True)
 game = handle.game
+token_view = game.tokens_name_squares  # else (PGN characters) effects and predictions are per character
 size = game.rows
 n_layers = handle.cfg.n_layers
 
@@ -123,7 +125,7 @@ with f1:
             "F1": st.column_config.NumberColumn(format="%.2f", help="Best F1 of 'fires above t × max' as a predictor of one board property."),
         },
     )
-    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} held-out games. Click a column's header to sort, any cell of a row to open its feature.")
+    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} held-out games, read at {game.read_positions} (the SAE itself trains and is scored on every token). Click a column's header to sort, any cell of a row to open its feature.")
 with f2:
     st.plotly_chart(density_histogram(index.density), key="density_hist", config=NO_BAR)
 
@@ -140,13 +142,21 @@ else:
         best_names = np.array(index.property_names + ["—"], dtype=object)
         for i, (feature, value) in enumerate(now):
             cols[i % 6].button(f"#{feature}: {value:.2f}", key=f"now_{feature}", on_click=select_feature, args=(feature,), help=f"best property: {best_names[index.best_property[feature]]} (F1 {index.best_f1[feature]:.2f})", width="stretch")
-        clean = ui.cached_predictions(handle.name, state.moves).probs
-        spliced = F.spliced_probs(handle, sae, hook, state.moves)
-        legal = state.legal.reshape(-1)
+        if token_view:
+            clean = ui.cached_predictions(handle.name, state.moves).probs
+            spliced = F.spliced_probs(handle, sae, hook, state.moves)
+            legal = state.legal.reshape(-1)
+            name = lambda s: game.square_label(int(s))  # noqa: E731
+            what = "next token" if game.square_moves else "next token (the square the next move starts on)"
+        else:
+            clean = F.next_tokens(handle, state.moves)
+            spliced = F.spliced_next_tokens(handle, sae, hook, state.moves)
+            legal = L.legal_tokens_now(state.moves, game)
+            name = lambda t: repr(game.vocab[int(t)])  # noqa: E731
+            what = "next character (the first of the next move)"
         top = np.argsort(-clean)[:5]
         top_sae = np.argsort(-spliced)[:5]
-        fmt = lambda order, p: ", ".join(f"{game.square_label(int(s))}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
-        what = "next token" if game.square_moves else "next token (the square the next move starts on)"
+        fmt = lambda order, p: ", ".join(f"{name(s)}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
         st.markdown(f"**Top-5 {what} without the SAE:** {fmt(top, clean)}  \n**Top-5 with the SAE spliced in:** {fmt(top_sae, spliced)}  \n(✗ = illegal now; total variation distance {0.5 * np.abs(clean - spliced).sum():.3f})")
     b1, b2 = st.columns(2)
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over)
@@ -167,8 +177,9 @@ with s2:
     unit_search(index, "feature", "feature_search", select_feature)
 directions = F.residual_directions(handle, sae, hook)
 left = unit_dashboard(
-    index, feature, game, name=f"Feature {feature}", effects=F.logit_effects(handle, directions, feature), effects_title="Direct logit effect of the decoder direction", key="feature",
-    effects_note="direct path through the unembedding, centred over " + ("moves" if game.square_moves else "square tokens; a square's token is both a from- and a to-square"),
+    index, feature, game, name=f"Feature {feature}", effects=F.logit_effects(handle, directions, feature) if token_view else F.logit_effects_tokens(handle, directions, feature),
+    effects_title="Direct logit effect of the decoder direction", key="feature",
+    effects_note="direct path through the unembedding, centred over " + ("moves" if game.square_moves else "square tokens; a square's token is both a from- and a to-square" if token_view else "characters"),
 )
 positions, values = index.activations(feature)
 if len(values):

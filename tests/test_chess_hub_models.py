@@ -133,7 +133,7 @@ def test_karvonen_chessgpt_loads_offline_and_matches_nanogpt(tmp_path):
     prefix = list(game.game_tokens(state.moves))
     assert "".join(game.tokenizer.vocab[t] for t in prefix) == ";1.e4 e5 2."
     move = C.parse_moves("Nf3", state.moves)[0]
-    chars = list(game.tokenizer.encode_text("Nf3"))
+    chars = list(game.tokenizer.encode_text("Nf3 "))  # the space ends the move ("O-O" starts "O-O-O")
     with torch.no_grad():
         logp = reference(torch.tensor([prefix + chars])).log_softmax(-1)[0]
     direct = float(sum(logp[len(prefix) - 1 + i, c] for i, c in enumerate(chars)).exp())
@@ -171,9 +171,10 @@ def test_damaged_chessgpt_checkpoint_names_the_file(tmp_path):
         registry.load_model("chess-gpt-karvonen", cache_dir=tmp_path)
 
 
-def test_karvonen_chessgpt_probes_read_where_each_san_move_ends(tmp_path):
-    """Character-level PGN: a move's board is complete at its last SAN character, where the probe
-    is read both in training and on the page."""
+def test_karvonen_chessgpt_probes_read_where_each_board_is_complete(tmp_path):
+    """Character-level PGN: as in Karvonen's probes, the board after a move is read at the end of
+    the separator that follows it (the space before Black's move, the '.' before White's), both
+    in training and on the page."""
     from core.interp import probes as P
     from tests.nanogpt_reference import NanoGPT
 
@@ -188,13 +189,14 @@ def test_karvonen_chessgpt_probes_read_where_each_san_move_ends(tmp_path):
 
     sans = C.san_moves([int(m) for m in games[0] if m >= 0])
     for t in range(3):
-        assert text[: positions[0, t] + 1].endswith(sans[t]) and text[positions[0, t] + 1] == " "
+        assert text[: positions[0, t] + 1].endswith(sans[t] + game.tokenizer.separator(t + 1))
+    assert text[positions[0, 0]] == " " and text[positions[0, 1]] == "."
     assert positions.max() < game.n_ctx and (positions[games < 0] == -1).all()
     probes = P.train_probes(handle, "piece", ["blocks.1.hook_resid_post"], train_games=6, test_games=3)
     probe = probes["blocks.1.hook_resid_post"]
     assert probe.meta["held_out"]["positions"] > 0
     moves = tuple(C.parse_moves("e4 e5 Nf3"))
     read = P.probe_position(handle, probes, moves)["blocks.1.hook_resid_post"]
-    prefix = torch.from_numpy(game.tokenizer.encode_text(";1.e4 e5 2.Nf3")[None])
+    prefix = torch.from_numpy(game.tokenizer.encode_text(";1.e4 e5 2.Nf3 ")[None])
     act = handle.activations(prefix, ["blocks.1.hook_resid_post"])["blocks.1.hook_resid_post"][0, -1]
     np.testing.assert_allclose(read, probe.probs(act).numpy(), atol=1e-5)

@@ -117,6 +117,10 @@ class Game(ABC):
     def move_label(self, move: int) -> str:
         """One move, readable without its position (Othello ``d3``; chess UCI ``e2e4``)."""
 
+    def move_text(self, moves, move: int) -> str:
+        """One move as the game writes it after ``moves`` (chess: its SAN there)."""
+        return self.move_label(move)
+
     @abstractmethod
     def square_label(self, square: int) -> str: ...
 
@@ -168,6 +172,11 @@ class Game(ABC):
         """``int64 (n, length or n_ctx)``: a batch of games as tokens (pad after a game's end);
         ``length = n_ctx + 1`` also gives every position's next token."""
 
+    def batch_token_mask(self, games: np.ndarray, length: int = 0) -> np.ndarray:
+        """``bool (n, length or n_ctx)``: where ``batch_tokens`` holds a token of the game (not
+        the padding after its end)."""
+        return self.batch_tokens(games, length) != self.pad_token
+
     @abstractmethod
     def game_tokens(self, moves) -> np.ndarray:
         """``int64 (pos,)``: the model input for one game, cut to the context."""
@@ -180,8 +189,12 @@ class Game(ABC):
         return int(hits[0])
 
     @abstractmethod
-    def move_tokens(self, move: int) -> list[int]:
-        """The tokens of one move, in order."""
+    def move_tokens(self, move: int, moves: tuple[int, ...] = ()) -> list[int]:
+        """The tokens of one move, in order (played after ``moves``, where that matters)."""
+
+    def move_token_counts(self, moves) -> np.ndarray:
+        """``int (len(moves),)``: how many tokens each move of the game is written with."""
+        return np.array([len(self.move_tokens(m)) for m in moves], dtype=np.int64)
 
     def fit_moves(self, moves) -> tuple[int, ...]:
         """The longest prefix of ``moves`` whose tokens fit in the model's context (the model can
@@ -195,3 +208,33 @@ class Game(ABC):
     @abstractmethod
     def token_square(self) -> np.ndarray:
         """``int (d_vocab,)``: the board square each token names, -1 for tokens that name none."""
+
+    read_positions = "the token of each move"  # where probes and unit indexes read a board
+
+    def token_context(self, moves, move_index: int, before: int = 24, after: int = 14) -> tuple[str, str, str] | None:
+        """For games written as text: the text before the token where the board after move
+        ``move_index`` is read, that token, and the text after it; None for other games."""
+        return None
+
+    @property
+    def tokens_name_squares(self) -> bool:
+        """Whether a move's first token names a square (Othello's move, chess's from-square), so
+        a token distribution can be drawn on the board; PGN characters do not."""
+        return self.square_moves or bool((self.token_square() >= 0).any())
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        """A short name per token (what a token-level chart labels its columns with)."""
+        return tuple(str(t) for t in range(self.d_vocab))
+
+    def candidate_tokens(self) -> np.ndarray:
+        """``bool (d_vocab,)``: the tokens that could stand where a move's token is predicted (the
+        "illegal" side of legal-minus-illegal counts those not legal): tokens naming a square."""
+        named = self.token_square() >= 0
+        named[self.pad_token] = False
+        return named
+
+    def legality_kinds(self, batch: TokenBatch) -> tuple[tuple[str, ...], np.ndarray]:
+        """Names and ``int (n, ctx)`` kind of each position's predicted token, for the lens
+        legality chart's split (default: ``token_kinds``; a game may split finer)."""
+        return self.token_kinds, batch.kind

@@ -9,8 +9,9 @@ import chess
 import numpy as np
 
 from core.games import chess as C
+from core.games.chess_san import legal_sans
 from core.games.base import Game, GameState, IllegalMoveError, TokenBatch
-from core.games.chess_tokens import KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares
+from core.games.chess_tokens import CHAR_KIND_NAMES, KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares, game_over
 
 PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
 PIECE_CLASSES = tuple(PIECE_NAMES[v] for v in range(-6, 7))  # probe class = board value + 6
@@ -110,6 +111,9 @@ class ChessGame(Game):
 
     def move_label(self, move: int) -> str:
         return C.uci(move)
+
+    def move_text(self, moves, move: int) -> str:
+        return self.san(moves, move)
 
     def san(self, moves, move: int) -> str:
         """A move in SAN, in the position after ``moves``."""
@@ -212,16 +216,26 @@ class ChessGame(Game):
         return np.where((games >= 0) & (last < self.n_ctx), last, -1)
 
     def _pgn_move_ends(self, games: np.ndarray) -> np.ndarray:
-        """``pgn-chars``: the position of each move's last SAN character (``;1.e4 e5 2.Nf3``:
-        the ``4`` of e4, the ``5`` of e5, the ``3`` of Nf3), -1 past the context."""
+        """``pgn-chars``: where the board after move t is complete, as Karvonen's probes read it:
+        the last character of the separator that follows the move (the space before Black's
+        move, the ``.`` before White's: ``;1.e4 e5 2.Nf3`` reads e4's board at the space after
+        it and e5's at the ``.`` of ``2.``); -1 past the context, or after a game's last move
+        (no separator follows it)."""
         out = np.full(games.shape, -1, dtype=np.int64)
+        sep = self.tokenizer.separator
         for g, row in enumerate(games):
+            moves = [int(m) for m in row if m >= 0]
+            board = chess.Board()
             offset = 1  # the leading ';'
-            for t, san in enumerate(C.san_moves([int(m) for m in row if m >= 0])):
-                offset += len(self.tokenizer.separator(t)) + len(san)
-                if offset - 1 >= self.n_ctx:
+            for t, code in enumerate(moves):
+                move = C.decode_move(code)
+                offset += len(sep(t)) + len(board.san(move))
+                board.push(move)
+                end = offset + len(sep(t + 1)) - 1
+                if end >= self.n_ctx:
                     break
-                out[g, t] = offset - 1
+                if t + 1 < len(moves) or not game_over(board, any(board.generate_legal_moves()), at_end=True):
+                    out[g, t] = end
         return out
 
     def probe_board(self, classes: np.ndarray, target: str, mover: int) -> np.ndarray | None:
@@ -334,12 +348,20 @@ class ChessGame(Game):
             out[g, : len(ids)] = ids
         return out
 
+    def batch_token_mask(self, games: np.ndarray, length: int = 0) -> np.ndarray:
+        if self.square_tokens:
+            return super().batch_token_mask(games, length)
+        # PGN pads with spaces, which are also real characters: the mask comes from each text's length.
+        length = length or self.n_ctx
+        sizes = np.array([len(self.game_tokens([int(m) for m in row if m >= 0], length)) for row in np.asarray(games)], dtype=np.int64)
+        return np.arange(length)[None, :] < sizes[:, None]
+
     def game_tokens(self, moves, length: int = 0) -> np.ndarray:
         """The model input for one game: for ``pgn-chars`` the text up to where the next move's
         characters start (its separator included) while the game goes on."""
         if self.square_tokens:
             return self.tokenizer.encode(moves)[: length or self.n_ctx]
-        text = self.tokenizer.records(list(moves))[0]
+        text = self.tokenizer.records(list(moves), limit=length or self.n_ctx)[0]
         return self.tokenizer.encode_text(text)[: length or self.n_ctx]
 
     def token_square(self) -> np.ndarray:
@@ -350,9 +372,17 @@ class ChessGame(Game):
         if self.square_tokens:
             lengths = np.cumsum([len(self.tokenizer.move_tokens(m)) for m in moves]) + 1  # + <s>
             return moves[: int((lengths <= self.n_ctx).sum())]
-        while moves and len(self.tokenizer.records(list(moves))[0]) > self.n_ctx:
-            moves = moves[:-1]
-        return moves
+        if len(self.tokenizer.records(list(moves), limit=self.n_ctx)[0]) <= self.n_ctx:
+            return moves
+        # Before the last move the game goes on, so the text after k moves ends with move k's
+        # separator: ``;`` + k separators and SANs + one more separator.
+        sep = self.tokenizer.separator
+        length = 1
+        for k, san in enumerate(C.san_moves(moves[:-1])):
+            if length + len(sep(k)) + len(san) + len(sep(k + 1)) > self.n_ctx:
+                return moves[:k]
+            length += len(sep(k)) + len(san)
+        return moves[:-1]
 
     def token_labels(self, moves) -> list[str]:
         """Per input token: the start token, then each move's tokens marked with its number
@@ -372,10 +402,48 @@ class ChessGame(Game):
             return self.tokenizer.move_tokens(move)
         return list(self.tokenizer.encode_text(self.san(moves, move)))
 
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return tuple(self.tokenizer.vocab)
+
+    @property
+    def read_positions(self) -> str:
+        if self.square_tokens:
+            return "the last token of each move"
+        return "the characters where a board is complete: the '.' before White's move and the space before Black's"
+
+    def token_context(self, moves, move_index: int, before: int = 24, after: int = 14) -> tuple[str, str, str] | None:
+        if self.square_tokens:
+            return None
+        moves = [int(m) for m in moves if m >= 0]
+        at = int(self.move_positions(np.array([moves], dtype=np.int64))[0, move_index]) if 0 <= move_index < len(moves) else -1
+        if at < 0:
+            return None
+        text = self.tokenizer.records(moves, limit=min(self.n_ctx, at + after + 1))[0]
+        return text[max(0, at - before) : at], text[at], text[at + 1 : at + 1 + after]
+
+    def candidate_tokens(self) -> np.ndarray:
+        if self.square_tokens:
+            return super().candidate_tokens()
+        return self.tokenizer.candidates
+
+    def legality_kinds(self, batch: TokenBatch) -> tuple[tuple[str, ...], np.ndarray]:
+        if self.square_tokens:
+            return super().legality_kinds(batch)
+        return CHAR_KIND_NAMES, self.tokenizer.char_kinds(batch)
+
+    def move_token_counts(self, moves) -> np.ndarray:
+        if self.square_tokens:
+            return super().move_token_counts(moves)
+        return np.array([len(san) for san in C.san_moves(list(moves))], dtype=np.int64)
+
     def continuation_rows(self, state: GameState) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:
         """The prefix the next move continues and, per legal move, its tokens."""
         prefix = self.game_tokens(state.moves)
         if self.square_tokens:
             return prefix, [(m, self.tokenizer.move_tokens(m)) for m in state.legal_moves]
+        # A move's characters and the space that ends every move: "O-O" is a prefix of "O-O-O",
+        # and only the space says which was written (or that no "+" follows).
         board = C.board_after(state.moves)
-        return prefix, [(m, list(self.tokenizer.encode_text(board.san(C.decode_move(m))))) for m in state.legal_moves]
+        sans = dict(legal_sans(board))
+        return prefix, [(m, list(self.tokenizer.encode_text(sans[C.decode_move(m)] + " "))) for m in state.legal_moves]

@@ -16,6 +16,8 @@ from pathlib import Path
 import chess
 import numpy as np
 
+from core.games.chess_san import legal_sans
+
 from core.games import chess as C
 from core.games.base import TokenBatch
 
@@ -140,6 +142,9 @@ class UciSquares:
 
 
 PGN_KIND_NAMES = ("san first", "san rest", "separator")
+# The lens legality chart's finer split of PGN characters, by what the predicted character is.
+CHAR_KIND_NAMES = ("piece letter", "file", "rank", "capture x", "check or mate", "castling", "promotion", "move number", "space")
+_CHAR_KIND = {**{c: 0 for c in "NBRQK"}, **{c: 1 for c in "abcdefgh"}, **{c: 2 for c in "12345678"}, "x": 3, "+": 4, "#": 4, "O": 5, "-": 5, "=": 6}
 
 
 class PgnChars:
@@ -167,6 +172,34 @@ class PgnChars:
     def d_vocab(self) -> int:
         return len(self.vocab)
 
+    @property
+    def candidates(self) -> np.ndarray:
+        """Every character but the start-of-game ``;`` may be predicted somewhere."""
+        out = np.ones(self.d_vocab, dtype=bool)
+        out[self.bos] = False
+        return out
+
+    def char_kinds(self, batch: TokenBatch) -> np.ndarray:
+        """``int (n, ctx)`` index into ``CHAR_KIND_NAMES`` of the character each position predicts
+        (the one the game goes on with; where the context ends before it, the likeliest legal one
+        under a random player). A separator's digits and dot are "move number"; the piece letter
+        after ``=`` is "promotion"."""
+        n, T = batch.tokens.shape
+        nxt = np.empty((n, T), dtype=np.int64)
+        nxt[:, :-1] = batch.tokens[:, 1:]
+        nxt[:, -1] = batch.weights[:, -1].argmax(-1)
+        in_text = np.zeros((n, T), dtype=bool)
+        in_text[:, :-1] = batch.valid[:, 1:]  # position p + 1 holds a character of the game
+        nxt = np.where(in_text, nxt, batch.weights.argmax(-1))
+        table = np.full(self.d_vocab, 7, dtype=np.int64)
+        for c, k in _CHAR_KIND.items():
+            table[self.index[c]] = k
+        kinds = table[nxt]
+        separator = batch.kind == 2
+        kinds = np.where(separator, np.where(nxt == self.index[" "], 8, 7), kinds)
+        after_equals = batch.tokens == self.index["="]
+        return np.where(after_equals & ~separator, 6, kinds)
+
     @staticmethod
     def separator(n_moves: int) -> str:
         """What is written before move ``n_moves`` (0-based): ``1.`` / `` `` / `` 2.``."""
@@ -174,54 +207,75 @@ class PgnChars:
             return "1."
         return f" {n_moves // 2 + 1}." if n_moves % 2 == 0 else " "
 
-    def text(self, sans: list[str]) -> str:
-        return ";" + "".join(self.separator(i) + san for i, san in enumerate(sans))
-
     def encode_text(self, text: str) -> np.ndarray:
         return np.array([self.index[c] for c in text], dtype=np.int64)
 
-    def records(self, moves: list[int]) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    def records(self, moves: list[int], limit: int | None = None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
         """The game's text and, per character position p (predicting character p + 1): the random
-        player's weights over characters, the kind and the move of character p + 1."""
+        player's weights over characters, the kind and the move of character p + 1.
+
+        ``limit``: stop once the text is longer than this many characters (a model's context
+        reads at most ``n_ctx`` of them), so long games cost only what the model sees.
+        """
         board = chess.Board()
-        text, kinds, move_of, weights = ";", [], [], []
-        for i, code in enumerate(list(moves) + [None]):
-            legal = list(board.legal_moves)
-            over = not legal or board.is_insufficient_material() or board.halfmove_clock >= 100 or board.is_repetition(3)
-            if i > 0 and over:
+        text, kinds, move_of, rows = ";", [], [], []
+        index, d_vocab = self.index, self.d_vocab
+        n_moves = len(moves)
+        longer: dict[int, float] = {}
+        for i in range(n_moves + 1):
+            if limit is not None and len(text) > limit:
                 break
-            sep = self.separator(i)
-            for c in sep:
-                w = np.zeros(self.d_vocab, dtype=np.float32)
-                w[self.index[c]] = 1.0
-                weights.append(w)
+            pairs = legal_sans(board)
+            sans = [san for _, san in pairs]
+            if i > 0 and game_over(board, bool(sans), at_end=i == n_moves):
+                break
+            for j, c in enumerate(self.separator(i)):
+                rows.append(dict(longer) if j == 0 and i > 0 else {})
+                rows[-1][index[c]] = rows[-1].get(index[c], 0.0) + 1.0
                 kinds.append(2)
                 move_of.append(i)
                 text += c
-            sans = [board.san(m) for m in legal]
-            if code is None:  # the position after the text predicts the next move's first character
-                w = np.zeros(self.d_vocab, dtype=np.float32)
+            if i == n_moves:  # the position after the text predicts the next move's first character
+                first: dict[int, float] = {}
                 for san in sans:
-                    w[self.index[san[0]]] += 1.0
-                weights.append(w)
+                    first[index[san[0]]] = first.get(index[san[0]], 0.0) + 1.0
+                rows.append(first)
                 kinds.append(0)
                 move_of.append(i)
                 break
-            move = C.decode_move(code)
-            san = board.san(move)
+            move = C.decode_move(moves[i])
+            san = _played_san(pairs, move, board)
+            candidates = sans
             for j, c in enumerate(san):
-                prefix = san[:j]
-                w = np.zeros(self.d_vocab, dtype=np.float32)
-                for s in sans:
-                    if s.startswith(prefix) and len(s) > j:
-                        w[self.index[s[j]]] += 1.0
-                weights.append(w)
+                row: dict[int, float] = {}
+                nxt = []
+                for s in candidates:
+                    if len(s) > j:
+                        k = index[s[j]]
+                        row[k] = row.get(k, 0.0) + 1.0
+                        if s[j] == c:
+                            nxt.append(s)
+                rows.append(row)
                 kinds.append(0 if j == 0 else 1)
                 move_of.append(i)
                 text += c
+                candidates = nxt
+            # Where the SAN ends, a longer one may go on ("O-O" is the start of "O-O-O"): the
+            # space that ends the move shares its position with that one's next character.
+            longer = {}
+            for s_ in candidates:
+                if len(s_) > len(san):
+                    longer[index[s_[len(san)]]] = longer.get(index[s_[len(san)]], 0.0) + 1.0
             board.push(move)
-        # ``weights[k]`` is for character k + 1; the first character (';') is never predicted.
-        return text, np.array(weights, dtype=np.float32).reshape(-1, self.d_vocab), np.array(kinds, dtype=np.int8), np.array(move_of, dtype=np.int32)
+        # ``rows[k]`` is for character k + 1; the first character (';') is never predicted.
+        weights = np.zeros((len(rows), d_vocab), dtype=np.float32)
+        for k, row in enumerate(rows):
+            for v, w in row.items():
+                weights[k, v] = w
+        return text, weights, np.array(kinds, dtype=np.int8), np.array(move_of, dtype=np.int32)
+
+    def text(self, sans: list[str]) -> str:
+        return ";" + "".join(self.separator(i) + san for i, san in enumerate(sans))
 
     def token_batch(self, games: np.ndarray, n_ctx: int) -> TokenBatch:
         n = len(games)
@@ -231,7 +285,7 @@ class PgnChars:
         move = np.zeros((n, n_ctx), dtype=np.int32)
         for g in range(n):
             moves = [int(m) for m in games[g] if m >= 0]
-            text, w, k, m = self.records(moves)
+            text, w, k, m = self.records(moves, limit=n_ctx)
             ids = self.encode_text(text)[:n_ctx]
             tokens[g, : len(ids)] = ids
             # Position p predicts character p + 1; the characters after the text (the next
@@ -240,3 +294,20 @@ class PgnChars:
             weights[g, :upto], kind[g, :upto], move[g, :upto] = w[:upto], k[:upto], m[:upto]
             weights[g, len(ids) :] = 0.0  # positions past the text read nothing
         return TokenBatch(tokens, weights, kind, move)
+
+
+def game_over(board: chess.Board, has_moves: bool, at_end: bool) -> bool:
+    """Whether the game has ended at ``board`` (mate, stalemate, or a draw the engine applies).
+    A threefold repetition is looked for only at the end of the moves given, or after eight
+    reversible plies (it needs at least that many): the scan of the move stack is costly."""
+    if not has_moves or board.halfmove_clock >= 100 or board.is_insufficient_material():
+        return True
+    return (at_end or board.halfmove_clock >= 8) and board.is_repetition(3)
+
+
+def _played_san(pairs: list[tuple[chess.Move, str]], move: chess.Move, board: chess.Board) -> str:
+    """The SAN of ``move`` among the position's ``(move, san)`` pairs."""
+    for m, san in pairs:
+        if m == move:
+            return san
+    raise ValueError(f"illegal move {move.uci()} in {board.fen()}")

@@ -127,5 +127,5 @@ class OthelloGame(Game):
     def token_square(self) -> np.ndarray:
         return othello.tokens_to_squares(np.arange(self.d_vocab), self.size)
 
-    def move_tokens(self, move: int) -> list[int]:
+    def move_tokens(self, move: int, moves=()) -> list[int]:
         return [othello.square_to_token(int(move), self.size)]

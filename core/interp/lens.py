@@ -96,7 +96,7 @@ def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True,
     top1 = mass = None
     labels: list[str] = []
     n_pos = 0
-    kinds = game.token_kinds
+    kinds = game.legality_kinds(game.token_batch(np.asarray(games[:1])))[0]
     kind_hits = {k: None for k in kinds}
     kind_n = {k: 0 for k in kinds}
     for start in range(0, len(games), batch_size):
@@ -111,8 +111,9 @@ def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True,
         mass = part_mass if mass is None else mass + part_mass
         n_pos += int(valid_t.sum())
         if len(kinds) > 1:
+            kind_of = game.legality_kinds(batch)[1]
             for i, k in enumerate(kinds):
-                sel = valid_t & torch.from_numpy(batch.kind == i)
+                sel = valid_t & torch.from_numpy(kind_of == i)
                 h = (hit & sel).sum((1, 2)).double()
                 kind_hits[k] = h if kind_hits[k] is None else kind_hits[k] + h
                 kind_n[k] += int(sel.sum())
@@ -125,8 +126,8 @@ def lens_legality(handle: ModelHandle, games: np.ndarray, incl_mid: bool = True,
 
 def legal_gap_by_position(handle: ModelHandle, moves: tuple[int, ...], run: PositionRun | None = None, batch=None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per component (embeddings, each layer's attention, each layer's MLP) and per position of the
-    game: direct effect on the mean legal next-token logit minus the mean illegal one (tokens that
-    name a square; the final LayerNorm scale frozen per position, as in ``attribute``).
+    game: direct effect on the mean legal next-token logit minus the mean illegal one (among the
+    game's ``candidate_tokens``; the final LayerNorm scale frozen per position, as in ``attribute``).
 
     Returns ``(component labels, gap (components, positions), valid (positions,))``; a position
     with no legal next token (the game is over) is not valid.
@@ -136,7 +137,7 @@ def legal_gap_by_position(handle: ModelHandle, moves: tuple[int, ...], run: Posi
     batch = batch if batch is not None else game_batch(moves, game)
     T = tokens.shape[1]
     legal = torch.from_numpy(batch.legal[0, :T])  # (T, V)
-    named = torch.from_numpy(game.token_square() >= 0)
+    named = torch.from_numpy(game.candidate_tokens())
     illegal = named[None] & ~legal
     with handle.session() as model, torch.inference_mode():
         cache = run.cache if run is not None else model.run_with_cache(tokens)[1]
@@ -285,6 +286,15 @@ def neuron_output_board(handle: ModelHandle, layer: int, neuron: int) -> np.ndar
     with torch.inference_mode():
         per_token = (model.blocks[layer].mlp.W_out[neuron] @ model.W_U).float().numpy()
     return _on_squares(per_token, handle.game)
+
+
+def neuron_output_tokens(handle: ModelHandle, layer: int, neuron: int) -> np.ndarray:
+    """A neuron's output weights read through the unembedding, per token ``(d_vocab,)``, centred
+    (for games whose tokens are not squares)."""
+    model = handle.model
+    with torch.inference_mode():
+        per_token = (model.blocks[layer].mlp.W_out[neuron] @ model.W_U).float().cpu().numpy()
+    return per_token - per_token.mean()
 
 
 def neuron_board_correlation(handle: ModelHandle, layer: int, neuron: int, games: np.ndarray) -> np.ndarray:

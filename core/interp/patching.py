@@ -263,6 +263,43 @@ def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_t
 # -- games for the patching lab ---------------------------------------------------------------------
 
 
+METRIC_KINDS = ("logit", "log-prob", "logit difference", "whole-move log-prob")
+
+
+def next_move_metric(kind: str, tok: int, other_tok: int = 0, tail: tuple[int, ...] = ()) -> Metric:
+    """The lab's metrics of the next move. ``logit`` / ``log-prob`` of token ``tok``, or ``logit
+    difference`` ``tok`` minus ``other_tok``, read at the last position; ``whole-move log-prob``:
+    the sum of the log-probabilities of the tokens of ``tail`` (a move written after the game, its
+    last token the one that ends it), each read at the position that predicts it, for tokens that
+    end with all of ``tail`` but its last token (``with_tail``)."""
+    if kind not in METRIC_KINDS:
+        raise ValueError(f"unknown metric {kind!r}; choose from {', '.join(METRIC_KINDS)}")
+    if kind == "whole-move log-prob" and not tail:
+        raise ValueError("a whole-move metric needs the move's tokens")
+    index = torch.tensor(tail, dtype=torch.long)
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        if kind == "whole-move log-prob":
+            logp = logits[:, -len(tail) :].log_softmax(-1)
+            return logp[:, torch.arange(len(tail)), index].sum(-1)
+        last = logits[:, -1]
+        if kind == "logit":
+            return last[:, tok]
+        if kind == "log-prob":
+            return last.log_softmax(-1)[:, tok]
+        return last[:, tok] - last[:, other_tok]
+
+    return metric
+
+
+def with_tail(tokens: torch.Tensor, tail: tuple[int, ...]) -> torch.Tensor:
+    """``tokens (1, pos)`` followed by all of ``tail`` but its last token (what a whole-move
+    metric reads); unchanged when there is no tail."""
+    if not tail:
+        return tokens
+    return torch.cat([tokens, torch.tensor([tail[:-1]], dtype=tokens.dtype)], dim=1)
+
+
 def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: Game | int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     """Replace move ``index`` by ``replacement`` and replay the later moves while they stay legal.
 
@@ -274,13 +311,32 @@ def corrupt_game(moves: tuple[int, ...], index: int, replacement: int, size: Gam
     game = as_game(size)
     if replacement not in game.state(moves[:index]).legal_moves or replacement == moves[index]:
         raise ValueError(f"{game.move_label(replacement)} is not a legal alternative to move {index + 1}")
+    if game.move_token_counts(moves[: index + 1])[index] != game.move_token_counts(tuple(moves[:index]) + (replacement,))[index]:
+        raise ValueError(f"{game.move_label(replacement)} has another number of tokens than move {index + 1}: the two games would not line up")
     corrupted = list(moves[:index]) + [replacement] + list(moves[index + 1 :])
     try:
         game.replay(np.array([corrupted]))
     except MoveError as exc:  # the first later move the change made illegal
         corrupted = corrupted[: exc.move]
+    # Later moves must also keep their number of tokens (PGN: "Nf3" may become "Nf3+" or "Nxf3").
+    if len(corrupted) > index + 1:
+        changed = np.flatnonzero(game.move_token_counts(moves[: len(corrupted)]) != game.move_token_counts(corrupted))
+        if len(changed):
+            corrupted = corrupted[: int(changed[0])]
     n = len(corrupted)
     return tuple(moves[:n]), tuple(corrupted), len(moves) - n
+
+
+def why_cut(moves: tuple[int, ...], corrupted: tuple[int, ...], size: Game | int) -> str:
+    """Why ``corrupt_game`` stopped the corrupted game before the end of ``moves`` ("" if it did not)."""
+    if len(corrupted) >= len(moves):
+        return ""
+    game = as_game(size)
+    n = len(corrupted)
+    label = game.move_text(moves[:n], moves[n])
+    if moves[n] not in game.state(corrupted).legal_moves:
+        return f"move {n + 1} ({label}) is illegal after the change"
+    return f"move {n + 1} ({label}) is written with another number of tokens after the change, so the two games would no longer line up"
 
 
 def run_pair(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -317,8 +373,9 @@ def neuron_diff_dla(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
 
 
 @torch.inference_mode()
-def patched_logits(model, base_tokens: torch.Tensor, source_tokens: torch.Tensor, kind: str, layer: int, position: int) -> torch.Tensor:
-    """Last-position logits ``(d_vocab,)`` of the base run with one block site patched from the source run.
+def patched_logits(model, base_tokens: torch.Tensor, source_tokens: torch.Tensor, kind: str, layer: int, position: int, read_at: int = -1) -> torch.Tensor:
+    """Logits ``(d_vocab,)`` at ``read_at`` (default the last position) of the base run with one
+    block site patched from the source run.
 
     One forward pass of both games as a batch of two: at the site, the base row takes the source
     row's activation (rows do not mix before it), so no separate source run is needed.
@@ -331,4 +388,4 @@ def patched_logits(model, base_tokens: torch.Tensor, source_tokens: torch.Tensor
             return act
 
         with m.hooks(fwd_hooks=[(_hook_name(kind, layer), hook)]):
-            return m(torch.cat([source_tokens, base_tokens]))[1, -1].float()
+            return m(torch.cat([source_tokens, base_tokens]))[1, read_at].float()

@@ -142,7 +142,7 @@ def token_activations(handle: ModelHandle, games: np.ndarray, hooks: list[str], 
     """
     game = handle.game
     tokens = torch.from_numpy(game.batch_tokens(np.asarray(games)))
-    keep = tokens != game.pad_token
+    keep = torch.from_numpy(game.batch_token_mask(np.asarray(games)))
     chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     for start in range(0, len(tokens), batch_size):
         cache = handle.activations(tokens[start : start + batch_size], hooks)

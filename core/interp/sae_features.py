@@ -320,6 +320,14 @@ def logit_effects(handle: ModelHandle, directions: torch.Tensor, feature: int) -
     return out
 
 
+def logit_effects_tokens(handle: ModelHandle, directions: torch.Tensor, feature: int) -> np.ndarray:
+    """The decoder direction read through the unembedding, per token ``(d_vocab,)``, centred
+    (for games whose tokens are not squares)."""
+    with torch.inference_mode():
+        per_token = (directions[feature] @ handle.model.W_U.float().cpu()).numpy()
+    return per_token - per_token.mean()
+
+
 def decoder_neighbours(sae, feature: int, k: int = 6) -> list[tuple[int, float]]:
     """Features whose decoder directions are closest to this one's: ``(feature, cosine)``.
     Near-duplicates here are a sign of feature splitting."""
@@ -383,18 +391,29 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
 
 
-def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
-    """Next-token probabilities per square ``(n_squares,)`` at the latest position with the SAE's
-    reconstruction replacing the hook's activation (the seed notebook's check; the clean
-    distribution, from the same input, is ``predictions.predict``'s, which the app already caches)."""
-    game = handle.game
-    tokens = game_tokens(moves, game)
+def next_tokens(handle: ModelHandle, moves: tuple[int, ...]) -> np.ndarray:
+    """The model's next-token probabilities ``(d_vocab,)`` at the latest position (unspliced)."""
+    return handle.forward(game_tokens(moves, handle.game))[0, -1].float().softmax(-1).numpy()
+
+
+def spliced_next_tokens(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
+    """Next-token probabilities ``(d_vocab,)`` at the latest position with the SAE's
+    reconstruction replacing the hook's activation at every position."""
+    tokens = game_tokens(moves, handle.game)
 
     def splice(act: torch.Tensor, hook) -> torch.Tensor:
         flat = act.reshape(-1, act.shape[-1]).float().to(sae.device)  # the SAE may live elsewhere (CPU)
         return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.device, act.dtype)
 
-    spliced = handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
+    return handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
+
+
+def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
+    """Next-token probabilities per square ``(n_squares,)`` at the latest position with the SAE's
+    reconstruction replacing the hook's activation (the seed notebook's check; the clean
+    distribution, from the same input, is ``predictions.predict``'s, which the app already caches)."""
+    game = handle.game
+    spliced = spliced_next_tokens(handle, sae, hook, moves)
     token_square = game.token_square()
     named = np.flatnonzero(token_square >= 0)
     out = np.zeros(game.n_squares, dtype=np.float32)

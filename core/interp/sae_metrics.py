@@ -26,7 +26,7 @@ DENSE_THRESHOLD = 0.1
 def _next_move_ce(logits: torch.Tensor, games: np.ndarray, game: Game) -> float:
     """Mean cross-entropy of the prediction at token p against token p+1, over tokens that exist."""
     target = torch.from_numpy(game.batch_tokens(games, game.n_ctx + 1)[:, 1:])
-    valid = target != game.pad_token
+    valid = torch.from_numpy(game.batch_token_mask(games, game.n_ctx + 1)[:, 1:])
     n = min(logits.shape[1], target.shape[1])
     ce = F.cross_entropy(logits[:, :n].float().reshape(-1, logits.shape[-1]), target[:, :n].reshape(-1), reduction="none").reshape(len(games), n)
     return float(ce[valid[:, :n]].mean())

@@ -125,13 +125,19 @@ class ModelHandle:
             keys = [(e.past_keys, e.past_values) for e in cache.entries]
             mask = cache.previous_attention_mask
 
-            def continue_rows(rows: torch.Tensor) -> torch.Tensor:
+            def continue_rows(rows: torch.Tensor, names: Sequence[str] = ()):
+                """Logits of the rows; with ``names``, also those hooks' activations
+                ``{hook: (n, k, width)}`` at the rows' positions (the logit lens of a move)."""
                 n = len(rows)
                 for entry, (k, v) in zip(cache.entries, keys):
                     entry.past_keys, entry.past_values = k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)
                 cache.previous_attention_mask = mask.expand(n, -1)
                 cache.freeze()
-                return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows)).cpu()
+                if not names:
+                    return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows)).cpu()
+                wanted = set(names)
+                logits, acts = self._model.run_with_cache(rows, past_kv_cache=cache, attention_mask=ones(rows), names_filter=lambda name: name in wanted)
+                return logits.cpu(), {h: acts[h].cpu() for h in names}
 
             yield prefix_logits, continue_rows
 

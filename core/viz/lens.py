@@ -83,3 +83,38 @@ def gap_figure(gap: np.ndarray, components: list[str], positions: list[str]) -> 
         xaxis=dict(tickmode="array", tickvals=list(range(len(positions))), ticktext=positions, tickfont=dict(size=11, color="#333"), tickangle=0 if len(positions) <= 12 else -45),
     )
     return fig
+
+
+def _shown_token(token: str) -> str:
+    return "␣" if token == " " else token
+
+
+def char_lens_figure(next_token: np.ndarray, labels: list[str], vocab: tuple[str, ...], legal: np.ndarray, top: int = 8) -> go.Figure:
+    """Lens points x tokens: each read-out's probability of the next token (a move's first
+    character), columns for the tokens that are ever among a read-out's ``top`` or legal, legal
+    ones marked with a dot under their label."""
+    order = np.argsort(-next_token, axis=1)[:, :top]
+    shown = sorted(set(order.reshape(-1).tolist()) | set(np.flatnonzero(legal).tolist()), key=lambda t: (-float(next_token[-1, t]), t))
+    z = next_token[:, shown]
+    names = [_shown_token(vocab[t]) + (" •" if legal[t] else "") for t in shown]
+    hover = [[f"{labels[p]} → {_shown_token(vocab[t])}: {next_token[p, t]:.3f}{' (legal)' if legal[t] else ' (illegal)'}" for t in shown] for p in range(len(labels))]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=labels, text=hover, hoverinfo="text", colorscale="Blues", zmin=0, zmax=max(float(z.max()), 1e-9), colorbar=dict(thickness=12, title="p")))
+    fig.update_layout(
+        height=80 + 22 * len(labels), margin=dict(l=70, r=10, t=34, b=40), yaxis=dict(autorange="reversed", tickfont=dict(size=11, color="#333")),
+        xaxis=dict(tickfont=dict(size=13, color="#333"), type="category"), title=dict(text="Next character after each layer (• legal as a move's first character)", font=dict(size=13)),
+    )
+    return fig
+
+
+def token_effects_figure(values: np.ndarray, vocab: tuple[str, ...], title: str, k: int = 12) -> go.Figure:
+    """The tokens a unit's output pushes up and down most (a direction read through the
+    unembedding), for games whose tokens are not squares: a horizontal bar per token."""
+    order = np.argsort(values)
+    picked = list(order[:k // 2]) + list(order[-(k - k // 2):])
+    picked = sorted(set(int(i) for i in picked), key=lambda i: values[i])
+    fig = go.Figure(go.Bar(
+        x=[float(values[i]) for i in picked], y=[f"'{_shown_token(vocab[i])}'" for i in picked], orientation="h",
+        marker_color=["#2166ac" if values[i] > 0 else "#b2182b" for i in picked], hovertemplate="%{y}: %{x:+.3f}<extra></extra>",
+    ))
+    fig.update_layout(height=60 + 20 * len(picked), margin=dict(l=50, r=10, t=34, b=30), title=dict(text=title, font=dict(size=13)), xaxis_title="logit effect", yaxis=dict(type="category", tickfont=dict(size=13)))
+    return fig

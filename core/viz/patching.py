@@ -89,3 +89,17 @@ def agreement_words(r: float) -> str:
     if r >= 0.6:
         return "it finds the big sites; check values with the exact sweep"
     return "it misleads here; trust the exact sweep"
+
+
+def next_token_change_figure(base: np.ndarray, patched: np.ndarray, vocab: tuple[str, ...], title: str, k: int = 10) -> go.Figure:
+    """The likeliest next tokens (of either run) with their probability unpatched and patched:
+    one pair of bars per token, for games whose tokens are not squares."""
+    shown = sorted(set(np.argsort(-base)[:k].tolist()) | set(np.argsort(-patched)[:k].tolist()), key=lambda t: -max(float(base[t]), float(patched[t])))[:k]
+    names = ["␣" if vocab[t] == " " else vocab[t] for t in shown]
+    fig = go.Figure([
+        go.Bar(x=names, y=[float(base[t]) for t in shown], name="unpatched", marker_color="#bbbbbb"),
+        go.Bar(x=names, y=[float(patched[t]) for t in shown], name="patched", marker_color="#9467bd"),
+    ])
+    fig.update_layout(barmode="group", height=280, margin=dict(l=40, r=10, t=40, b=30), yaxis=dict(tickformat=".0%"), xaxis=dict(type="category", tickfont=dict(size=14)),
+                      title=dict(text=title, font=dict(size=13)), legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"))
+    return fig

@@ -1,0 +1,231 @@
+"""PGN-character chess (Karvonen's ChessGPT layout) on every page: SANs, targets, move lens,
+whole-move attribution and patching, checked against python-chess and TransformerLens."""
+
+from __future__ import annotations
+
+import chess
+import numpy as np
+import pytest
+import torch
+from transformer_lens import patching as tl_patching
+
+from core.games import chess as C
+from core.games.chess_san import legal_sans
+from core.games.chess_tokens import CHAR_KIND_NAMES
+from core.games.registry import get_game
+from core.interp import lens as L
+from core.interp import move_lens as ML
+from core.interp import patching as PT
+from core.interp.predictions import game_tokens, predict
+from core.models import registry
+from tests.nanogpt_reference import NanoGPT
+from tests.test_chess_hub_models import write_chessgpt_hub_cache
+
+SPECIAL_FENS = [
+    "r3k2r/pppq1ppp/2n2n2/3pp3/1b1PP1b1/2N2N2/PPPQBPPP/R3K2R w KQkq - 0 1",  # both castlings
+    "rnbqkbnr/ppp2ppp/8/3pP3/8/8/PPPP1PPP/RNBQKBNR w KQkq d6 0 3",  # en passant
+    "8/1P4k1/8/8/8/8/6K1/8 w - - 0 1",  # promotions, one with check
+    "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1",  # Ra8#
+    "4k3/8/8/8/8/8/8/R3K2R w KQ - 0 1",  # castling with check
+    "3k4/8/8/8/1N3N2/8/8/1N3N1K w - - 0 1",  # knights needing file, rank and square disambiguation
+    "4k3/8/8/3Pp3/8/8/8/4K2q w - e6 0 1",  # en passant that discovers nothing, king in check
+    "k7/8/8/8/8/8/4Q3/4K2Q w - - 0 1",  # queens on a file and a diagonal
+]
+
+
+@pytest.fixture(scope="module")
+def pgn_handle(tmp_path_factory):
+    """Karvonen's ChessGPT layout with random weights, from an offline hub cache."""
+    import huggingface_hub.constants as hub_constants
+
+    cache = tmp_path_factory.mktemp("hub")
+    torch.manual_seed(3)
+    write_chessgpt_hub_cache(cache, NanoGPT(vocab_size=32, block_size=256, n_layer=2, n_head=4, n_embd=32).eval())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        yield registry.load_model("chess-gpt-karvonen")
+
+
+def test_every_legal_san_equals_python_chess():
+    boards = [chess.Board(f) for f in SPECIAL_FENS]
+    for row in C.random_games(40, 400, seed=11):
+        board = chess.Board()
+        for code in row[row >= 0]:
+            boards.append(board.copy(stack=False))
+            board.push(C.decode_move(int(code)))
+    n = 0
+    for board in boards:
+        ours = legal_sans(board)
+        assert [m for m, _ in ours] == list(board.legal_moves)
+        assert [san for _, san in ours] == [board.san(m) for m in board.legal_moves], board.fen()
+        n += len(ours)
+    assert n > 100_000
+    assert any("#" in s for b in boards for _, s in legal_sans(b)) and any("=Q+" in s for b in boards for _, s in legal_sans(b))
+
+
+def _reference_weights(moves: list[int]) -> tuple[str, np.ndarray]:
+    """The random player's next-character distribution, spelled out: the text is ply after ply,
+    each ply its separator and a uniformly random legal SAN, so at every position the next
+    character's probability is the share of the continuations that agree with the text so far.
+    Where the played SAN ends, a longer SAN of the same ply ("O-O" -> "O-O-O") is still open."""
+    game = get_game("chess", 8, "pgn-chars", 4096)
+    vocab = game.tokenizer.index
+    board, text, rows = chess.Board(), ";", []
+    done, open_longer = "", []
+    for i, code in enumerate(moves):
+        sep = game.tokenizer.separator(i)
+        # (string, weight): this ply's continuations share the weight of "the last SAN is complete".
+        options = [(s[len(done):], 1.0) for s in open_longer] + [(sep + board.san(m), 1.0 / board.legal_moves.count()) for m in board.legal_moves]
+        played = sep + board.san(C.decode_move(code))
+        for j, c in enumerate(played):
+            row = np.zeros(game.d_vocab)
+            for option, weight in options:
+                if len(option) > j and option[:j] == played[:j]:
+                    row[vocab[option[j]]] += weight
+            rows.append(row / row.sum())
+            options = [(o, w * (1.0 if j >= len(sep) else 1.0)) for o, w in options if len(o) > j and o[j] == c]
+            text += c
+        done = board.san(C.decode_move(code))
+        open_longer = [board.san(m) for m in board.legal_moves if board.san(m).startswith(done) and len(board.san(m)) > len(done)]
+        board.push(C.decode_move(code))
+    return text, np.array(rows)
+
+
+def test_pgn_targets_equal_a_spelled_out_reference():
+    game = get_game("chess", 8, "pgn-chars", 4096)
+    board = chess.Board(SPECIAL_FENS[0])
+    castles = [C.encode_move(m) for m in board.legal_moves if board.is_castling(m)]
+    assert len(castles) == 2
+    games = [C.parse_moves("e4 e5 Nf3 Nc6 Bc4 Nf6 O-O Be7 Re1 O-O")] + [list(row[row >= 0][:60]) for row in C.random_games(6, 200, seed=5)]
+    for moves in games:
+        text, weights, kinds, _ = game.tokenizer.records([int(m) for m in moves])
+        ref_text, ref = _reference_weights([int(m) for m in moves])
+        assert text.startswith(ref_text)
+        np.testing.assert_allclose(weights[: len(ref)] / weights[: len(ref)].sum(-1, keepdims=True), ref, atol=1e-6)
+        assert kinds[: len(ref)].max() <= 2
+
+
+def test_move_positions_are_where_each_board_is_complete():
+    game = get_game("chess", 8, "pgn-chars", 64)
+    moves = C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O Be7 Re1 b5 Bb3 d6 c3 O-O")
+    text = game.tokenizer.records(moves)[0]
+    positions = game.move_positions(np.array([moves]))[0]
+    assert "".join(text[p] for p in positions[:6]) == " . . ."
+    assert positions.max() < 64 and (positions[positions >= 0] < 64).all() and positions[-1] == -1  # past the context
+    assert game.fit_moves(moves) == tuple(moves[: int((positions >= 0).sum())])
+    mate = C.parse_moves("f3 e5 g4 Qh4#")
+    assert game.move_positions(np.array([mate]))[0, -1] == -1  # no separator follows the last move
+    assert game.token_context(moves, 3, after=13) == (";1.e4 e5 2.Nf3 Nc6 3", ".", "Bb5 a6 4.Ba4 ")
+    assert game.token_context(moves, 2, before=5, after=4) == ("2.Nf3", " ", "Nc6 ")
+
+
+def test_move_lens_is_the_board_players_distribution_and_attribution_adds_up(pgn_handle):
+    handle, game = pgn_handle, pgn_handle.game
+    state = game.state(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O"))
+    run = L.run_position(handle, state.moves)
+    lens = ML.move_lens(handle, state, incl_mid=True, run=run)
+    assert lens.labels[-1] == "L1 mlp" and len(lens.labels) == 5 and set(lens.moves) == set(state.legal_moves)
+    pred = predict(handle, state)
+    final = dict(zip(lens.moves, lens.probs[-1]))
+    assert max(abs(final[m] - p) for m, p in pred.move_probs.items()) <= 1e-5
+    assert np.allclose(ML.move_lens(handle, state).logp, lens.logp[[0, 2, 4]], atol=1e-6)  # without run, without mid points
+    frm, to = lens.marginals(game)
+    assert np.allclose(frm.sum(-1), lens.legal_mass) and np.allclose(to.sum(-1), lens.legal_mass)
+    np.testing.assert_allclose(lens.next_token[-1], run.logits[0, -1].softmax(-1).numpy(), atol=1e-6)
+    # Whole-move DLA: the parts add up to the summed logits of the move's characters and space.
+    move = C.parse_moves("Be7", state.moves)[0]
+    attr = ML.move_attribution(handle, state, move)
+    prefix, toks = ML.move_tokens_after(handle, state, move)
+    assert "".join(game.vocab[t] for t in toks) == "Be7 "
+    logits = handle.forward(torch.from_numpy(np.concatenate([prefix, toks[:-1]])[None]))[0]
+    summed = sum(float(logits[len(prefix) - 1 + j, t]) for j, t in enumerate(toks))
+    assert abs(float(attr.logits[0]) - summed) <= 1e-4
+    assert abs(float(attr.dla[:, 0].sum() + attr.bias[0]) - summed) <= 1e-4
+    first = L.attribute(handle, state.moves, run=run)
+    assert abs(float(first.dla[:, toks[0]].sum() + first.bias[toks[0]] - first.logits[toks[0]])) <= 1e-4
+    top = L.top_neurons(attr, 0, k=3)
+    assert len(top) == 3 and abs(top[0]["direct effect"]) >= abs(top[-1]["direct effect"])
+    with pytest.raises(ValueError, match="not a legal move"):
+        ML.move_tokens_after(handle, state, C.parse_moves("e4")[0])
+
+
+def test_lens_legality_splits_positions_by_character_kind(pgn_handle):
+    handle, game = pgn_handle, pgn_handle.game
+    result = L.lens_legality(handle, game.random_games(6, seed=2))
+    assert set(result["by_kind"]) <= set(CHAR_KIND_NAMES) and {"piece letter", "file", "rank", "space", "move number"} <= set(result["by_kind"])
+    assert sum(result["kind_positions"].values()) == result["positions"]
+    batch = game.token_batch(game.random_games(2, seed=2))
+    names, kinds = game.legality_kinds(batch)
+    text = "".join(game.vocab[t] for t in batch.tokens[0])
+    for p in range(40):
+        kind = names[kinds[0, p]]
+        nxt = text[p + 1]
+        assert (kind == "space") == (nxt == " ") and (kind == "piece letter") <= (nxt in "NBRQK")
+    legal_gap = L.legal_gap_by_position(handle, tuple(int(m) for m in game.random_games(1, seed=4)[0][:6]))
+    assert np.isfinite(legal_gap[1]).all() and np.abs(legal_gap[1]).max() > 0  # characters are candidates
+
+
+def test_pgn_patching_equals_transformer_lens(pgn_handle):
+    handle, game = pgn_handle, pgn_handle.game
+    moves = tuple(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6"))
+    # Nf3 -> Nh3 keeps three characters; the rest replays.
+    clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, 2, C.parse_moves("Nh3", moves[:2])[0], game)
+    assert dropped == 0 and PT.why_cut(moves, corrupted_moves, game) == ""
+    with pytest.raises(ValueError, match="another number of tokens"):
+        PT.corrupt_game(moves, 2, C.parse_moves("a3", moves[:2])[0], game)  # two characters, not three
+    target = C.parse_moves("O-O", clean_moves)[0]
+    tail = tuple(game.move_tokens(target, clean_moves)) + (game.vocab.index(" "),)
+    clean, corrupted = (PT.with_tail(game_tokens(g, game), tail) for g in (clean_moves, corrupted_moves))
+    assert clean.shape == corrupted.shape
+    for metric in (PT.next_move_metric("whole-move log-prob", 0, 0, tail), PT.next_move_metric("logit difference", game.vocab.index("O"), game.vocab.index("B"))):
+        ours = PT.act_patch_block_every(handle, corrupted, clean, metric)
+        heads = PT.act_patch_head_all_pos_every(handle, corrupted, clean, metric)
+        with handle.session() as model:
+            _, clean_cache = model.run_with_cache(clean)
+            theirs = tl_patching.get_act_patch_block_every(model, corrupted, clean_cache, metric)
+            theirs_heads = tl_patching.get_act_patch_attn_head_all_pos_every(model, corrupted, clean_cache, metric)
+        assert (ours - theirs).abs().max().item() <= 1e-4 and (heads - theirs_heads).abs().max().item() <= 1e-4 and ours.std() > 0
+    whole = PT.next_move_metric("whole-move log-prob", 0, 0, tail)
+    with torch.no_grad():
+        direct = float(whole(handle.forward(clean)))
+    assert np.isclose(np.log(predict(handle, game.state(clean_moves)).move_probs[target]), direct, atol=1e-4)
+
+
+def test_a_later_move_that_changes_its_length_cuts_the_corrupted_game():
+    game = get_game("chess", 8, "pgn-chars", 256)
+    moves = tuple(C.parse_moves("g4 c6 d3 Qa5+ c3"))
+    # 1.b4 instead of 1.g4 blocks the diagonal: 2...Qa5 is no longer check, and "Qa5" is one
+    # character shorter than "Qa5+", so the games stop lining up there.
+    clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, 0, C.parse_moves("b4")[0], game)
+    assert len(corrupted_moves) == 3 and dropped == 2 and clean_moves == moves[:3]
+    assert PT.why_cut(moves, corrupted_moves, game) == "move 4 (Qa5+) is written with another number of tokens after the change, so the two games would no longer line up"
+    moves = tuple(C.parse_moves("e4 d5 exd5"))
+    clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, 1, C.parse_moves("d6", moves[:1])[0], game)
+    assert dropped == 1 and PT.why_cut(moves, corrupted_moves, game) == "move 3 (exd5) is illegal after the change"
+    uci = get_game("chess", 8, "uci-squares", 256)  # square tokens: a check does not change a move's tokens
+    assert PT.corrupt_game(tuple(C.parse_moves("g4 c6 d3 Qa5+ c3")), 0, C.parse_moves("b4")[0], uci)[2] == 0
+
+
+PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/logit_lens.py", "pages/sae_browser.py", "pages/patching_lab.py"]
+CHARTS = {"pages/board_player.py": 2, "pages/probe_viewer.py": 0, "pages/logit_lens.py": 10, "pages/sae_browser.py": 0, "pages/patching_lab.py": 4}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_serves_a_pgn_model_plain_with_a_game_and_with_a_bad_link(pgn_handle, page):
+    from tests.test_board_player_page import open_page
+
+    game = pgn_handle.game
+    moves = game.url_moves(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O"))
+    for params, n_moves in (({}, 0), ({"moves": moves}, 9), ({"moves": moves + "zz", "feature": "x", "target": "?", "neuron": "L9N9"}, 0)):
+        at = open_page(page, model="chess-gpt-karvonen", **params)
+        assert not any("does not serve" in i.value for i in at.info), page
+        assert len(at.session_state["moves"]) == n_moves
+        errors = [e.value for e in at.error]
+        if "zz" in params.get("moves", ""):
+            assert errors and all("zz" in e or "move" in e.lower() for e in errors[:1]), errors
+        else:
+            assert not errors, errors
+            if n_moves:  # no probes or SAE yet: those pages offer to train them
+                assert len(at.get("plotly_chart")) >= CHARTS[page], page
+                assert page not in ("pages/probe_viewer.py", "pages/sae_browser.py") or any("train" in e.label.lower() for e in at.expander)
