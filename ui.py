@@ -264,6 +264,7 @@ def model_card_expander(name: str) -> None:
     """The bundled model's card: how it was trained and what it measured, with its learning curve."""
     spec = model_specs()[name]
     if spec.source != "bundled":
+        hub_card_notes(name)
         return
     card = bundled_card(name)
     if not card:
@@ -281,6 +282,20 @@ def model_card_expander(name: str) -> None:
             st.caption("Held-out top-1 legal rate by training step")
             st.line_chart(learning_curve_table(history), height=180)
         st.code(str(card.get("command", "")), language="bash", wrap_lines=True)
+
+
+def hub_card_notes(name: str) -> None:
+    """What loading a published model found out about it: its vocabulary against the published
+    layout, a GPT-2 copy's activation function."""
+    if model_specs()[name].needs_network:
+        return  # not in the local cache: the page says why it cannot load
+    try:
+        handle = cached_model(name)  # the page loads it anyway; this shares that one load
+    except ModelLoadError:
+        return
+    for key in ("vocab_check", "activation"):
+        if handle.info.card.get(key):
+            st.caption(plain(handle.info.card[key]))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -211,14 +211,59 @@ PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/logit_lens.py"
 CHARTS = {"pages/board_player.py": 2, "pages/probe_viewer.py": 0, "pages/logit_lens.py": 10, "pages/sae_browser.py": 0, "pages/patching_lab.py": 4}
 
 
+def write_gpt2_pgn_cache(cache, reference, activation: str | None = "gelu_new") -> None:
+    """``adamkarvonen/8LayerChessGPT2``'s layout: config.json + model.safetensors, no tokenizer file."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO
+    from tests.test_chess_hub_models import COMMIT
+
+    config = dict(reference.config)
+    if activation is None:
+        config.pop("activation_function")
+    else:
+        config["activation_function"] = activation
+    snapshot = cache / ("models--" + CHESS_GPT2_PGN_REPO.replace("/", "--")) / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps(config))
+    save_file({k: v.detach().contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(COMMIT)
+
+
+@pytest.fixture(scope="module", params=["chess-gpt-karvonen", "chess-gpt2-karvonen"])
+def pgn_hub_model(request, tmp_path_factory):
+    """A hub cache holding one of the two published ChessGPT layouts (random weights): its name."""
+    import huggingface_hub.constants as hub_constants
+
+    from tests import gpt2_reference
+
+    cache = tmp_path_factory.mktemp("hub")
+    torch.manual_seed(8)
+    if request.param == "chess-gpt-karvonen":
+        write_chessgpt_hub_cache(cache, NanoGPT(vocab_size=32, block_size=256, n_layer=2, n_head=4, n_embd=32).eval())
+    else:
+        write_gpt2_pgn_cache(cache, gpt2_reference.GPT2(vocab=32, n_positions=256, n_layer=2, n_head=4, n_embd=32).eval())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        from ui import cached_model
+
+        cached_model.clear()  # the other layout's model may be cached under another cache dir
+        yield request.param
+        cached_model.clear()
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_serves_a_pgn_model_plain_with_a_game_and_with_a_bad_link(pgn_handle, page):
+def test_every_page_serves_a_pgn_model_plain_with_a_game_and_with_a_bad_link(pgn_hub_model, page):
     from tests.test_board_player_page import open_page
 
-    game = pgn_handle.game
+    game = get_game("chess", 8, "pgn-chars", 256)
     moves = game.url_moves(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O"))
     for params, n_moves in (({}, 0), ({"moves": moves}, 9), ({"moves": moves + "zz", "feature": "x", "target": "?", "neuron": "L9N9"}, 0)):
-        at = open_page(page, model="chess-gpt-karvonen", **params)
+        at = open_page(page, model=pgn_hub_model, **params)
         assert not any("does not serve" in i.value for i in at.info), page
         assert len(at.session_state["moves"]) == n_moves
         errors = [e.value for e in at.error]
@@ -229,3 +274,33 @@ def test_every_page_serves_a_pgn_model_plain_with_a_game_and_with_a_bad_link(pgn
             if n_moves:  # no probes or SAE yet: those pages offer to train them
                 assert len(at.get("plotly_chart")) >= CHARTS[page], page
                 assert page not in ("pages/probe_viewer.py", "pages/sae_browser.py") or any("train" in e.label.lower() for e in at.expander)
+
+
+@pytest.mark.parametrize("activation", ["gelu_new", "gelu", None])
+def test_the_gpt2_copy_of_chessgpt_loads_offline_with_its_activation_on_the_card(tmp_path, monkeypatch, activation):
+    """``adamkarvonen/8LayerChessGPT2``: a GPT2LMHeadModel (config.json + model.safetensors, 32
+    characters, no tokenizer file) through TransformerLens's GPT-2 conversion; its MLP uses the
+    activation config.json names (transformers' gelu_new when it names none)."""
+    import huggingface_hub.constants as hub_constants
+
+    from tests import gpt2_reference
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(registry.ModelLoadError, match="network access"):
+        registry.load_model("chess-gpt2-karvonen")
+    torch.manual_seed(6)
+    reference = gpt2_reference.GPT2(vocab=32, n_positions=96, n_layer=2, n_head=4, n_embd=32).eval()
+    if activation == "gelu":  # the reference computes what the config says
+        for block in reference.transformer.h:
+            block.mlp.forward = lambda x, mlp=block.mlp: mlp.c_proj(torch.nn.functional.gelu(mlp.c_fc(x)))
+    write_gpt2_pgn_cache(tmp_path, reference, activation)
+    handle = registry.load_model("chess-gpt2-karvonen")
+    game = handle.game
+    assert game.key == "chess-pgn-chars" and game.n_ctx == 96
+    assert handle.info.card["activation"].startswith("activation: exact GELU" if activation == "gelu" else "activation: 'gelu_new'")
+    tokens = torch.from_numpy(game.batch_tokens(game.random_games(3, seed=1)))
+    with torch.no_grad():
+        expected = reference(tokens)
+    assert (handle.forward(tokens) - expected).abs().max().item() <= 1e-4
+    assert registry.hub_spec("chess-gpt2-karvonen").needs_network is False  # listed as available

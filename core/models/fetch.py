@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.models.errors import ModelLoadError
-from core.models.hf_gpt2 import CHESS_GPT2_REPO
+from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_META, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO
 
@@ -44,6 +44,11 @@ HUB_FILES: dict[str, tuple[HubFile, ...]] = {
         HubFile(CHESS_GPT2_REPO, ("tokenizer.json",), required=False),
     ),
     "chess-gpt-karvonen": (HubFile(CHESS_GPT_REPO, (CHESS_GPT_FILE,)), HubFile(CHESS_GPT_REPO, (CHESS_GPT_META,))),
+    "chess-gpt2-karvonen": (
+        HubFile(CHESS_GPT2_PGN_REPO, ("config.json",)),
+        HubFile(CHESS_GPT2_PGN_REPO, ("model.safetensors", "pytorch_model.bin")),
+        HubFile(CHESS_GPT2_PGN_REPO, ("tokenizer.json",), required=False),
+    ),
 }
 
 

@@ -24,6 +24,10 @@ from core.models.convert import build_hooked_transformer
 from core.models.errors import ModelLoadError
 
 CHESS_GPT2_REPO = "shtoshni/gpt2-chess-uci"
+# Karvonen's ChessGPT (8 x 512, PGN characters) copied into a GPT2LMHeadModel: the model
+# Karvonen et al.'s board-game SAEs were trained on.
+CHESS_GPT2_PGN_REPO = "adamkarvonen/8LayerChessGPT2"
+NANOGPT_ACTIVATION = "gelu"  # nanoGPT's MLP: nn.GELU(), the exact (erf) GELU
 MAX_LAYERS, MAX_WIDTH, MAX_CTX, MAX_VOCAB = 96, 8192, 8192, 300_000  # far above any published model
 
 
@@ -152,21 +156,44 @@ def load_hf_gpt2(folder: str | Path, device: str = "cpu"):
     return model, tl_config, read_vocab(folder)
 
 
-def load_published_chess_gpt2(cache_dir: str | Path | None = None, device: str = "cpu"):
-    """The chess-GPT UCI model from the hub cache -> ``(model, tl_config, vocab or None)``."""
+def _load_hub_gpt2(repo: str, cache_dir: str | Path | None, device: str):
     from core.models.hub import hub_file
 
-    config = hub_file(CHESS_GPT2_REPO, "config.json", cache_dir)
+    config = hub_file(repo, "config.json", cache_dir)
     for weights in ("model.safetensors", "pytorch_model.bin"):
         try:
-            hub_file(CHESS_GPT2_REPO, weights, cache_dir)
+            hub_file(repo, weights, cache_dir)
             break
         except ModelLoadError as exc:
             last = exc
     else:
         raise last
     try:
-        hub_file(CHESS_GPT2_REPO, "tokenizer.json", cache_dir)
+        hub_file(repo, "tokenizer.json", cache_dir)
     except ModelLoadError:
         pass  # the published layout is used
     return load_hf_gpt2(config.parent, device)
+
+
+def load_published_chess_gpt2(cache_dir: str | Path | None = None, device: str = "cpu"):
+    """The chess-GPT UCI model from the hub cache -> ``(model, tl_config, vocab or None)``."""
+    return _load_hub_gpt2(CHESS_GPT2_REPO, cache_dir, device)
+
+
+def load_published_chess_gpt2_pgn(cache_dir: str | Path | None = None, device: str = "cpu"):
+    """Karvonen's ChessGPT in its GPT2LMHeadModel copy -> ``(model, tl_config, vocab or None)``.
+    Its MLP uses the ``activation_function`` its ``config.json`` names (``gelu_new`` when it names
+    none, as ``transformers`` does): see ``activation_note``."""
+    return _load_hub_gpt2(CHESS_GPT2_PGN_REPO, cache_dir, device)
+
+
+def activation_note(tl_config: dict) -> str:
+    """What the model card says about a GPT-2 copy of a nanoGPT model's activation function."""
+    act = tl_config.get("act_fn")
+    if act == NANOGPT_ACTIVATION:
+        return "activation: exact GELU (config.json's activation_function 'gelu'), as in the nanoGPT original"
+    return (
+        f"activation: {act!r}, as config.json's activation_function says (transformers' default when it names none); "
+        "the nanoGPT original uses exact GELU, so this copy's MLPs differ from it slightly (the tanh approximation is within ~1e-3 of GELU per unit). "
+        "Karvonen et al.'s SAEs were trained on this copy's activations"
+    )

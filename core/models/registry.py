@@ -14,7 +14,7 @@ from core.games.registry import get_game
 from core.models.bundle import CONFIG, load_bundle, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
-from core.models.hf_gpt2 import CHESS_GPT2_REPO, load_published_chess_gpt2
+from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO, activation_note, load_published_chess_gpt2, load_published_chess_gpt2_pgn
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO, load_published_chess_gpt, load_published_othello6
 
@@ -80,11 +80,22 @@ HUB_MODELS["chess-gpt-karvonen"] = ModelSpec(
     tokenizer="pgn-chars",
     n_ctx=1023,
 )
+HUB_MODELS["chess-gpt2-karvonen"] = ModelSpec(
+    name="chess-gpt2-karvonen",
+    source="hub",
+    game="chess",
+    board_size=8,
+    description=f"Karvonen's 8-layer ChessGPT on PGN characters as a GPT-2 ({CHESS_GPT2_PGN_REPO}), the copy Karvonen et al.'s SAEs were trained on; needs network access once to download (~100 MB)",
+    needs_network=True,
+    tokenizer="pgn-chars",
+    n_ctx=1023,
+)
 HUB_LOADERS = {
     "othello-gpt-synthetic": (load_published_othello_gpt, OTHELLO_GPT_REPO),
     "othello-gpt-6x6-nanogpt": (load_published_othello6, NANOGPT_OTHELLO6_REPO),
     "chess-gpt2-uci": (load_published_chess_gpt2, CHESS_GPT2_REPO),
     "chess-gpt-karvonen": (load_published_chess_gpt, CHESS_GPT_REPO),
+    "chess-gpt2-karvonen": (load_published_chess_gpt2_pgn, CHESS_GPT2_PGN_REPO),
 }
 
 
@@ -182,9 +193,11 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
     if name in HUB_MODELS:
         spec = HUB_MODELS[name]
         loader, repo = HUB_LOADERS[name]
-        model, _, *rest = loader(cache_dir=cache_dir, device=device)
+        model, tl_config, *rest = loader(cache_dir=cache_dir, device=device)
         vocab = rest[0] if rest else None
         card = {"description": spec.description}
+        if isinstance(tl_config, dict) and tl_config.get("original_architecture") == "GPT2LMHeadModel" and spec.tokenizer == "pgn-chars":
+            card["activation"] = activation_note(tl_config)
         if vocab is not None and spec.game == "chess":
             card["vocab_check"] = vocab_check(vocab, spec.tokenizer)
         return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, card, f"hub:{repo}", spec.tokenizer, vocab))
