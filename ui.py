@@ -273,6 +273,10 @@ def model_card_expander(name: str) -> None:
         ev = card.get("eval", {}) if isinstance(card.get("eval"), dict) else {}
         if isinstance(ev.get("top1_legal"), float):
             st.markdown(f"Top-1 legal **{ev['top1_legal']:.2%}**, illegal mass {ev.get('illegal_mass', float('nan')):.2%} on {ev.get('games', '?')} held-out games.")
+            whole = ev.get("whole_move")
+            if isinstance(whole, dict) and isinstance(whole.get("whole_move_legal"), float):
+                st.markdown(f"Moves it writes itself (greedy, to the space that ends a move): **{whole['whole_move_legal']:.2%} legal**; "
+                            f"first character legal {whole.get('first_token_legal', float('nan')):.2%} ({whole.get('positions', '?')} moves of {whole.get('games', '?')} held-out games).")
             for kind, v in (ev.get("by_kind") or {}).items():
                 if isinstance(v, dict) and v.get("positions"):
                     st.caption(f"{kind} tokens: top-1 legal {v['top1_legal']:.2%} ({v['positions']} positions)")

@@ -8,6 +8,7 @@ import streamlit as st
 import panels
 import ui
 from core.interp import interventions as I
+from core.interp import move_edits as ME
 from core.interp import piece_edits as E
 from core.interp import probes as P
 from core.viz.board import board_figure
@@ -157,12 +158,14 @@ def othello_interventions() -> None:
         st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
 
 
-def piece_interventions() -> None:
+def piece_edit_controls():
+    """The chess edit's square, piece, layers and scale: ``(square, value, layers, scale, probes
+    by layer)``, or None when there is nothing to edit yet (said on the page)."""
     target = game.board_target
     piece_probes = ui.probe_set(handle.name, target)
     if not piece_probes:
         st.info(f"Interventions use the {target} probes: train them above.")
-        return
+        return None
     board = state.board.reshape(-1)
     movable = sorted({game.move_squares(m)[0] for m in state.legal_moves if abs(int(board[game.move_squares(m)[0]])) != 6})
     i1, i2, i3, i4 = st.columns([2, 3, 3, 3])
@@ -178,11 +181,23 @@ def piece_interventions() -> None:
     scale = i4.slider("Scale", 0.0, 16.0, 8.0, 0.5, key="edit_scale", help="1 = just far enough that the probe reads the new piece (2 logits ahead); 0 = no edit.")
     if not layers:
         st.warning("Choose at least one layer.")
-        return
-    by_layer = {p.meta["layer"]: p for p in piece_probes.values()}
+        return None
     if int(board[square]) == new_value:
         st.info("The square already holds that: choose another piece or square.")
+        return None
+    return square, new_value, layers, scale, {p.meta["layer"]: p for p in piece_probes.values()}
+
+
+def piece_readings(readings: dict) -> str:
+    classes = P.targets_for(game)[game.board_target]
+    return "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in readings.items())
+
+
+def piece_interventions() -> None:
+    controls = piece_edit_controls()
+    if controls is None:
         return
+    square, new_value, layers, scale, by_layer = controls
     try:
         res = E.edit_piece(handle, by_layer, state.moves, square, new_value, layers, scale)
     except ValueError as exc:
@@ -190,8 +205,7 @@ def piece_interventions() -> None:
         return
     edit_boards(res, square, "Edited board: squares with a legal move", game.board_style)
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
-    classes = P.targets_for(game)[target]
-    readings = "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in res.readings.items())
+    readings = piece_readings(res.readings)
     st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), unit='squares a next move starts on')}**")
     st.markdown(
         f"The model's next token is the square the next move starts on; its probability on {game.square_label(square)}: {res.probs_clean[square]:.1%} → {res.probs_edited[square]:.1%}. "
@@ -204,12 +218,42 @@ def piece_interventions() -> None:
         st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
 
 
+
+
+def piece_move_interventions() -> None:
+    """The same edit for models that write moves character by character: judged by the move the
+    model writes next, on the edited board."""
+    controls = piece_edit_controls()
+    if controls is None:
+        return
+    square, new_value, layers, scale, by_layer = controls
+    try:
+        res = ME.edit_piece_move(handle, by_layer, state.moves, square, new_value, layers, scale)
+    except ValueError as exc:
+        ui.error(f"Cannot make this edit: {exc}")
+        return
+    b1, b2 = st.columns(2)
+    b1.plotly_chart(board_figure(res.board, None, legal=res.legal_real, outline=square, outline_color="#9467bd", title="Real board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="real_board", width="content", config={"displayModeBar": False})
+    b2.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="edited_board", width="content", config={"displayModeBar": False})
+    st.markdown(f"**{res.verdict()}**")
+    st.caption(f"The edit is made at the position where the board is complete ({game.read_positions}) and kept while the model writes its move, greedily, up to the space that ends it. "
+               f"The probe's reading of {game.square_label(square)}: {piece_readings(res.readings)}.")
+    if st.button("Removal sweep over 40 random positions, with random-direction control"):
+        examples = game.edit_examples(40, seed=1)
+        with st.spinner("Writing the moves at every scale…"):
+            sweep = ME.removal_sweep(handle, by_layer, examples, layers, [0, 1, 2, 4, 8, 16])
+        st.plotly_chart(sweep_figure(sweep, "moves legal on the edited board"), key="sweep", config={"displayModeBar": False})
+        st.caption("Karvonen's measurement: one piece of the side to move removed per position; the share of the model's next moves that are legal on the edited board (higher is better), edited along the probe and along random directions of the same size.")
+
+
 if not state.moves or state.is_over:
     st.info("Play some moves first: the edit is made at the latest position of an ongoing game.")
 elif game.square_moves:
     othello_interventions()
-elif hasattr(game, "edit_position") and game.square_tokens:
+elif hasattr(game, "edit_position") and game.tokens_name_squares:
     piece_interventions()
+elif hasattr(game, "edit_position"):
+    piece_move_interventions()
 else:
     st.info(f"Interventions serve models whose next token is a square; {game.title} models show what the probes read above.")
 

@@ -210,6 +210,7 @@ class Game(ABC):
         """``int (d_vocab,)``: the board square each token names, -1 for tokens that name none."""
 
     read_positions = "the token of each move"  # where probes and unit indexes read a board
+    move_end_token: int | None = None  # the token that ends every move, for games whose moves vary in length
 
     def token_context(self, moves, move_index: int, before: int = 24, after: int = 14) -> tuple[str, str, str] | None:
         """For games written as text: the text before the token where the board after move

@@ -255,6 +255,14 @@ class ChessGame(Game):
         move starts on. ``ValueError`` when the edit is not a chess position: a king added or
         removed, a pawn on the first or last rank, the side that just moved left in check, or no
         legal move at all (the model's next token would have no right answer)."""
+        board = self.edited_board(moves, square, value)
+        legal = np.zeros(64, dtype=bool)
+        legal[[m.from_square for m in board.legal_moves]] = True
+        return C._unpack_boards(np.array([C._bitboards(board)], dtype=np.uint64))[0], legal
+
+    def edited_board(self, moves, square: int, value: int) -> chess.Board:
+        """The python-chess position after ``moves`` with ``square`` set to ``value`` (see
+        ``edit_position`` for what is refused)."""
         board = C.board_after(tuple(moves))
         if board.is_game_over(claim_draw=False) or C._claimed(board):
             raise ValueError("the game is over: there is no next move to predict")
@@ -269,11 +277,20 @@ class ChessGame(Game):
         board.castling_rights = board.clean_castling_rights()
         if board.was_into_check():
             raise ValueError("after this edit the side that just moved would be in check")
-        legal = np.zeros(64, dtype=bool)
-        legal[[m.from_square for m in board.legal_moves]] = True
-        if not legal.any():
+        if not any(board.generate_legal_moves()):
             raise ValueError("after this edit the side to move has no legal move")
-        return C._unpack_boards(np.array([C._bitboards(board)], dtype=np.uint64))[0], legal
+        return board
+
+    def legal_move_texts(self, moves, edit: tuple[int, int] | None = None) -> set[str]:
+        """The legal moves after ``moves`` as the model writes them (SAN), on the real board or
+        with ``edit = (square, value)`` applied: what a move the model writes is judged against."""
+        board = self.edited_board(moves, *edit) if edit is not None else C.board_after(tuple(moves))
+        return {san for _, san in legal_sans(board)}
+
+    @property
+    def move_end_token(self) -> int | None:
+        """The token that ends every move (PGN: the space), None when moves have fixed lengths."""
+        return None if self.square_tokens else self.tokenizer.index[" "]
 
     def edit_examples(self, n: int, seed: int = 0) -> list[tuple[tuple[int, ...], int, int, np.ndarray]]:
         """``n`` positions from random games, each with one piece of the side to move removed

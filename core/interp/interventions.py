@@ -112,6 +112,15 @@ def run_edits(
     ``after(layer, x, x_edited)`` sees each layer's activations before and after its edit.
     """
     rows = torch.arange(len(batch.last))
+    logits = handle.run_with_hooks(batch.tokens, edit_hooks(batch, layers, scale, edit, random_seed, after))[rows, batch.last]
+    return square_probs(logits, handle.game)
+
+
+def edit_hooks(batch: EditBatch, layers: list[int], scale: float, edit: EditFn, random_seed: int | None = None, after: Callable | None = None) -> list:
+    """The forward hooks of ``run_edits``: ``scale`` times ``edit`` added at each row's last token
+    after each of ``layers``. Made afresh for every pass, a random control draws the same
+    directions each time (a pass that continues the rows sees the same edit)."""
+    rows = torch.arange(len(batch.last))
     gen = torch.Generator().manual_seed(random_seed) if random_seed is not None else None
 
     def hook_for(layer: int):
@@ -129,9 +138,7 @@ def run_edits(
 
         return hook
 
-    hooks = [(f"blocks.{layer}.hook_resid_post", hook_for(layer)) for layer in layers]
-    logits = handle.run_with_hooks(batch.tokens, hooks)[rows, batch.last]
-    return square_probs(logits, handle.game)
+    return [(f"blocks.{layer}.hook_resid_post", hook_for(layer)) for layer in layers]
 
 
 def run_edited(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float, random_seed: int | None = None) -> np.ndarray:

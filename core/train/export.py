@@ -46,5 +46,14 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
     games = held_out_games(eval_games, game)
     metrics = evaluate_legality(model, games, game)
     card["eval"] = {**metrics, "games_seed": "held-out seed (never a training seed)"}
+    if game.move_end_token is not None:  # moves of several characters: also the moves it writes
+        from core.interp.move_legality import whole_move_legality
+        from core.models.registry import load_model
+
+        n = min(eval_games, WHOLE_MOVE_GAMES)
+        card["eval"]["whole_move"] = {**whole_move_legality(load_model(str(out_dir)), games[:n]), "decoding": "greedy, from the true game so far, until the space that ends the move; python-chess judges the SAN"}
     save_bundle(out_dir, config, weights, card)
     return card
+
+
+WHOLE_MOVE_GAMES = 500  # held-out games whose every move the model writes greedily for the card

@@ -40,10 +40,13 @@ def layer_accuracy_figure(summary: dict, targets: list[str] | None = None) -> go
     return fig
 
 
-def sweep_figure(sweep: dict) -> go.Figure:
-    """Legal-set error against the edited board by scale: probe direction vs random direction."""
+def sweep_figure(sweep: dict, measure: str = "legal-set error") -> go.Figure:
+    """A measure against the edited board by scale (legal-set error; or, for models that write
+    moves, the share of moves legal on it): probe direction vs random direction."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=sweep["scale"], y=sweep["probe"], mode="lines+markers", name="probe direction"))
     fig.add_trace(go.Scatter(x=sweep["scale"], y=sweep["random"], mode="lines+markers", name="random direction (control)", line=dict(dash="dot")))
-    fig.update_layout(height=280, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="edit scale (0 = no edit)", yaxis=dict(title="legal-set error", rangemode="tozero"))
+    share = measure != "legal-set error"
+    fig.update_layout(height=280, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="edit scale (0 = no edit)",
+                      yaxis=dict(title=measure, rangemode="tozero", **({"tickformat": ".0%", "range": [0, 1]} if share else {})))
     return fig

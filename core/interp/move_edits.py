@@ -1,0 +1,131 @@
+"""Piece edits judged by the move the model writes, for games whose move is several tokens.
+
+With PGN characters the next token is a move's first character, which names no square, so the
+edit of ``piece_edits`` (the same probe step at the position where the board is complete: the
+space or ``.`` before the next move) is judged as Karvonen (2024) judged his: let the model write
+its next move greedily, character by character until the space that ends it, with the edit in
+place at that position on every pass, and ask python-chess whether the move is legal on the
+*edited* board (and on the real one). A random direction of the same size is the control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.games.base import Game
+from core.interp.interventions import EditBatch, edit_hooks, make_batch
+from core.interp.piece_edits import _classes, edit_vectors
+from core.interp.probes import Probe
+from core.models.handle import ModelHandle
+
+MAX_MOVE_TOKENS = 8  # the longest SAN ("exd8=Q+#" has 7) and its end
+
+
+def greedy_moves(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float, random_seed: int | None = None, readings: dict | None = None) -> list[str]:
+    """The move each row's model writes greedily after its prefix, the piece edit at ``layers``
+    times ``scale`` at the row's last token (0: no edit); "" marks a row that wrote no end of move.
+    ``readings`` receives the probe's class on the edited square before and after each layer's
+    edit (from the first pass)."""
+    game = handle.game
+    end = game.move_end_token
+    if end is None:
+        raise ValueError(f"{game.title} moves have fixed lengths: judge the next token instead (piece_edits)")
+    n = len(batch.last)
+    rows = torch.arange(n)
+    width = int(batch.last.max()) + 1 + MAX_MOVE_TOKENS
+    if width > game.n_ctx:
+        raise ValueError("the next move no longer fits in the model's context")
+    tokens = torch.full((n, width), game.pad_token, dtype=torch.long)
+    tokens[:, : batch.tokens.shape[1]] = batch.tokens
+    written: list[list[int]] = [[] for _ in range(n)]
+    ended = np.zeros(n, dtype=bool)
+    edit = lambda layer, x: edit_vectors(x, probes[layer], batch.squares, batch.targets)  # noqa: E731
+    record = None
+    if readings is not None:
+        def record(layer: int, x: torch.Tensor, x_edited: torch.Tensor) -> None:
+            readings.setdefault(layer, (_classes(probes[layer], x, batch.squares), _classes(probes[layer], x_edited, batch.squares)))
+    for k in range(MAX_MOVE_TOKENS):
+        upto = int(batch.last.max()) + 1 + k
+        logits = handle.run_with_hooks(tokens[:, :upto], edit_hooks(batch, layers, scale, edit, random_seed, after=record))
+        nxt = logits[rows, batch.last + k].argmax(-1)
+        tokens[rows, batch.last + k + 1] = nxt
+        for i, t in enumerate(nxt.tolist()):
+            if ended[i]:
+                continue
+            if t == end:
+                ended[i] = True
+            else:
+                written[i].append(t)
+        if ended.all():
+            break
+    vocab = game.vocab
+    return ["".join(vocab[t] for t in w) if ended[i] else "" for i, w in enumerate(written)]
+
+
+@dataclass
+class MoveEdit:
+    """One edit of one position, judged by the move the model writes."""
+
+    board: np.ndarray  # (8, 8) the real board
+    edited: np.ndarray  # (8, 8) the board the edit asks the model to believe
+    legal_real: np.ndarray  # bool (64,) squares a legal move starts on
+    legal_edited: np.ndarray  # bool (64,) the same on the edited board
+    move_clean: str  # what the model writes without the edit
+    move_edited: str
+    move_random: str  # with an edit of the same size along a random direction
+    legal_real_texts: set[str]
+    legal_edited_texts: set[str]
+    readings: dict[int, tuple[int, int]]
+
+    def verdict(self) -> str:
+        def judged(text: str) -> str:
+            if not text:
+                return "no complete move"
+            on_edit = "legal" if text in self.legal_edited_texts else "illegal"
+            on_real = "legal" if text in self.legal_real_texts else "illegal"
+            return f"{text} ({on_edit} on the edited board, {on_real} on the real one)"
+
+        return f"Without the edit the model writes {judged(self.move_clean)}; with it, {judged(self.move_edited)}; along a random direction of the same size, {judged(self.move_random)}."
+
+
+def edit_piece_move(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int], scale: float = 1.0) -> MoveEdit:
+    """Make the model believe ``value`` (signed piece type, 0 = empty) stands on ``square`` and
+    read the move it writes."""
+    game = handle.game
+    if not moves:
+        raise ValueError("play at least one move before editing the model's board")
+    missing = [layer for layer in layers if layer not in probes]
+    if missing or not layers:
+        raise ValueError(f"no probe for layer(s) {missing or layers}")
+    moves = game.fit_moves(moves)
+    state = game.state(moves)
+    edited, legal_edited = game.edit_position(moves, square, value)
+    batch = make_batch([moves], [square], [value + 6], game)
+    readings: dict = {}
+    clean = greedy_moves(handle, probes, batch, layers, 0.0)[0]
+    after = greedy_moves(handle, probes, batch, layers, scale, readings=readings)[0]
+    random = greedy_moves(handle, probes, batch, layers, scale, random_seed=0)[0]
+    return MoveEdit(
+        board=state.board, edited=edited, legal_real=state.legal, legal_edited=legal_edited,
+        move_clean=clean, move_edited=after, move_random=random,
+        legal_real_texts=game.legal_move_texts(moves), legal_edited_texts=game.legal_move_texts(moves, (square, value)),
+        readings={layer: (int(b[0]), int(a[0])) for layer, (b, a) in sorted(readings.items())},
+    )
+
+
+def removal_sweep(handle: ModelHandle, probes: dict[int, Probe], examples, layers: list[int], scales: list[float], seed: int = 0) -> dict[str, list[float]]:
+    """Karvonen's measurement over ``game.edit_examples`` (one movable piece of the side to move
+    removed each): per scale, the share of the model's greedy moves that are legal on the edited
+    boards, along the probe directions and along random ones of the same size."""
+    game: Game = handle.game
+    batch = make_batch([e[0] for e in examples], np.array([e[1] for e in examples]), np.full(len(examples), 6), game)  # class 6: empty
+    legal_sets = [game.legal_move_texts(e[0], (e[1], 0)) for e in examples]
+    out: dict[str, list[float]] = {"scale": list(scales), "probe": [], "random": []}
+    for s in scales:
+        for key, rnd in (("probe", None), ("random", seed)):
+            written = greedy_moves(handle, probes, batch, layers, s, random_seed=rnd)
+            out[key].append(float(np.mean([w in legal for w, legal in zip(written, legal_sets)])))
+    return out
