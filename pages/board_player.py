@@ -14,7 +14,7 @@ import streamlit as st
 import panels
 import ui
 from core.games.base import IllegalMoveError
-from core.interp.predictions import top_k, top_moves
+from core.interp.predictions import next_token_probs, top_k, top_moves
 from core.viz.board import board_figure, history_figure
 
 PROMOTION = panels.PROMOTION
@@ -141,7 +141,7 @@ with right:
         best, p_best = max(pred.move_probs.items(), key=lambda kv: kv[1])
         best_legal = best in state.legal_moves
         c1, c2, c3 = st.columns(3)
-        c1.metric("Top-1 move", game.move_label(best), "legal" if best_legal else "ILLEGAL", delta_color="normal" if best_legal else "inverse", help="The likeliest whole move: product of its tokens' probabilities.")
+        c1.metric("Top-1 move", game.move_label(best) if game.tokens_name_squares else game.move_text(state.moves, best), "legal" if best_legal else "ILLEGAL", delta_color="normal" if best_legal else "inverse", help="The likeliest whole move: product of its tokens' probabilities.")
         c2.metric("Illegal probability mass", f"{max(0.0, 1 - pred.legal_move_mass):.2%}", help="1 − the summed probability of every legal move (each the product of its tokens' conditional probabilities).")
         c3.metric("Top-1 piece", game.square_label(pred.top1) if pred.top1 >= 0 else "(not a square)", "legal" if pred.top1_legal else "ILLEGAL", delta_color="normal" if pred.top1_legal else "inverse", help="The first token alone: which piece the model expects to move.")
         legal_rows = [{"move": game.san(state.moves, m), "uci": game.move_label(m), "probability": 100 * p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=True)]
@@ -151,8 +151,18 @@ with right:
         t1, t2 = st.columns(2)
         t1.markdown("**Top legal moves**")
         t1.dataframe(pd.DataFrame(legal_rows), hide_index=True, width="stretch", column_config=column_config)
-        t2.markdown("**Top illegal moves**")
-        t2.dataframe(pd.DataFrame(illegal_rows), hide_index=True, width="stretch", column_config=column_config)
+        if game.tokens_name_squares:
+            t2.markdown("**Top illegal moves**")
+            t2.dataframe(pd.DataFrame(illegal_rows), hide_index=True, width="stretch", column_config=column_config)
+        else:  # the moves scored are the legal ones; what else the model might write shows in its first character
+            first = next_token_probs(handle, state.moves)
+            legal_first = {game.move_text(state.moves, m)[0] for m in state.legal_moves}
+            order = np.argsort(-first)[:8]
+            t2.markdown("**Next character** (the first of the next move)")
+            t2.dataframe(
+                pd.DataFrame([{"character": repr(game.vocab[t]), "probability": 100 * float(first[t]), "starts a legal move": game.vocab[t] in legal_first} for t in order]),
+                hide_index=True, width="stretch", column_config={"probability": column_config["probability"], "starts a legal move": st.column_config.CheckboxColumn("starts a legal move")},
+            )
     if pred is not None:
         labels = [game.move_label(m) for m in state.moves]
         top1 = [game.square_label(int(s)) if s >= 0 else "—" for s in pred.history_top1]

@@ -11,6 +11,7 @@ import ui
 from core.interp import lens as L
 from core.interp import probes as P
 from core.interp import sae_features as F
+from core.interp.predictions import next_token_probs
 from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure
@@ -149,7 +150,7 @@ else:
             name = lambda s: game.square_label(int(s))  # noqa: E731
             what = "next token" if game.square_moves else "next token (the square the next move starts on)"
         else:
-            clean = F.next_tokens(handle, state.moves)
+            clean = next_token_probs(handle, state.moves)
             spliced = F.spliced_next_tokens(handle, sae, hook, state.moves)
             legal = L.legal_tokens_now(state.moves, game)
             name = lambda t: repr(game.vocab[int(t)])  # noqa: E731

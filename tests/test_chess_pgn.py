@@ -304,3 +304,55 @@ def test_the_gpt2_copy_of_chessgpt_loads_offline_with_its_activation_on_the_card
         expected = reference(tokens)
     assert (handle.forward(tokens) - expected).abs().max().item() <= 1e-4
     assert registry.hub_spec("chess-gpt2-karvonen").needs_network is False  # listed as available
+
+
+def _naive_greedy(handle, prefix: list[int], steps: int = 8) -> list[int]:
+    tokens, out = list(prefix), []
+    for _ in range(steps):
+        nxt = int(handle.forward(torch.tensor([tokens]))[0, -1].argmax())
+        out.append(nxt)
+        tokens.append(nxt)
+    return out
+
+
+def test_greedy_moves_from_cut_caches_equal_step_by_step_decoding(pgn_handle):
+    from core.interp.move_legality import greedy_after, whole_move_legality
+
+    handle, game = pgn_handle, pgn_handle.game
+    games = game.random_games(3, seed=9)
+    tokens = torch.from_numpy(game.batch_tokens(games))
+    rows = [(g, p) for g in range(3) for p in (2, 9, 41, 120)]
+    fast = greedy_after(handle, tokens, rows, rows_per_pass=5, games_per_pass=2)  # rows of several games and lengths in one batch
+    for (g, p), row in zip(rows, fast):
+        assert list(row) == _naive_greedy(handle, tokens[g, : p + 1].tolist())
+    result = whole_move_legality(handle, games)
+    assert result["positions"] > 60 and 0.0 <= result["whole_move_legal"] <= result["first_token_legal"] <= 1.0
+
+
+def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
+    from core.interp import move_edits as ME
+    from core.interp import probes as P
+    from core.interp.interventions import make_batch
+
+    handle, game = pgn_handle, pgn_handle.game
+    probes = P.train_probes(handle, "piece", ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], train_games=12, test_games=4)
+    by_layer = {p.meta["layer"]: p for p in probes.values()}
+    moves = tuple(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6"))
+    batch = make_batch([moves], [chess.B5], [6], game)
+    readings: dict = {}
+    assert ME.greedy_moves(handle, by_layer, batch, [0, 1], 0.0) == [_decoded(game, _naive_greedy(handle, list(game.game_tokens(moves))))]
+    edited = ME.greedy_moves(handle, by_layer, batch, [0, 1], 4.0, readings=readings)
+    assert all(after[0] == 6 for _, after in readings.values())  # the probe reads the square empty after each edit
+    assert ME.greedy_moves(handle, by_layer, batch, [0, 1], 4.0, random_seed=0) == ME.greedy_moves(handle, by_layer, batch, [0, 1], 4.0, random_seed=0)
+    res = ME.edit_piece_move(handle, by_layer, moves, chess.B5, 0, [0, 1], 4.0)
+    assert res.move_edited == edited[0] and "Bxc6" in res.legal_real_texts and "Bxc6" not in res.legal_edited_texts
+    assert "Without the edit the model writes" in res.verdict()
+    sweep = ME.removal_sweep(handle, by_layer, game.edit_examples(4, seed=1), [1], [0, 2])
+    assert sweep["scale"] == [0, 2] and all(0.0 <= v <= 1.0 for v in sweep["probe"] + sweep["random"])
+    with pytest.raises(ValueError, match="kings"):
+        game.edit_position(moves, chess.E1, 0)
+
+
+def _decoded(game, tokens: list[int]) -> str:
+    end = game.move_end_token
+    return "".join(game.vocab[t] for t in tokens[: tokens.index(end)]) if end in tokens else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from core.interp.probes import PROBE_ROOT
+from core.interp.sae_store import list_saes
 from core.models.registry import list_models
 from tests.test_board_player_page import open_page
 
@@ -25,5 +26,7 @@ def test_page_renders_for_model(spec, page):
         assert not game.square_moves  # Othello is served everywhere
     elif page == "pages/probe_viewer.py" and not (PROBE_ROOT / spec.name / "summary.json").exists():
         assert any("No probes" in e.label for e in at.expander)
+    elif page == "pages/sae_browser.py" and not list_saes(spec.name):
+        assert any("No SAE for this model yet" in e.label for e in at.expander)
     else:
         assert len(at.get("plotly_chart")) >= 2

@@ -51,6 +51,11 @@ def game_tokens(moves: tuple[int, ...], game: Game | int) -> torch.Tensor:
     return torch.from_numpy(as_game(game).game_tokens(moves)[None, :].astype(np.int64))
 
 
+def next_token_probs(handle: ModelHandle, moves: tuple[int, ...]) -> np.ndarray:
+    """``(d_vocab,)`` the model's distribution of the very next token after ``moves``."""
+    return handle.forward(game_tokens(moves, handle.game))[0, -1].float().softmax(-1).numpy()
+
+
 def _token_probs_on_squares(probs: np.ndarray, token_square: np.ndarray, n_squares: int) -> np.ndarray:
     """``(..., d_vocab)`` token probabilities -> ``(..., n_squares)`` (tokens naming a square)."""
     named = np.flatnonzero(token_square >= 0)

@@ -391,11 +391,6 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
 
 
-def next_tokens(handle: ModelHandle, moves: tuple[int, ...]) -> np.ndarray:
-    """The model's next-token probabilities ``(d_vocab,)`` at the latest position (unspliced)."""
-    return handle.forward(game_tokens(moves, handle.game))[0, -1].float().softmax(-1).numpy()
-
-
 def spliced_next_tokens(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
     """Next-token probabilities ``(d_vocab,)`` at the latest position with the SAE's
     reconstruction replacing the hook's activation at every position."""
