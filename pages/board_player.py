@@ -160,8 +160,8 @@ with right:
             order = np.argsort(-first)[:8]
             t2.markdown("**Next character** (the first of the next move)")
             t2.dataframe(
-                pd.DataFrame([{"character": repr(game.vocab[t]), "probability": 100 * float(first[t]), "starts a legal move": game.vocab[t] in legal_first} for t in order]),
-                hide_index=True, width="stretch", column_config={"probability": column_config["probability"], "starts a legal move": st.column_config.CheckboxColumn("starts a legal move")},
+                pd.DataFrame([{"character": repr(game.vocab[t]), "probability": 100 * float(first[t]), "legal": game.vocab[t] in legal_first} for t in order]),
+                hide_index=True, width="stretch", column_config={"probability": column_config["probability"], "legal": st.column_config.CheckboxColumn("legal", help="Some legal move starts with this character.")},
             )
     if pred is not None:
         labels = [game.move_label(m) for m in state.moves]
@@ -172,7 +172,8 @@ with right:
         rate = np.nanmean(pred.history_top1_legal) if np.isfinite(pred.history_top1_legal).any() else float("nan")
         note = f"Top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions of this game: {rate:.1%}."
         if pred.history_second_top1_legal is not None and np.isfinite(pred.history_second_top1_legal).any():
-            note = f"From-square top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions: {rate:.1%}; to-square (given the piece played): {np.nanmean(pred.history_second_top1_legal):.1%}. Bars: illegal mass of the from-square token."
+            first_token, later = ("From-square", "to-square (given the piece played)") if game.tokens_name_squares else ("First-character", "later characters (given the move's characters so far)")
+            note = f"{first_token} top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions: {rate:.1%}; {later}: {np.nanmean(pred.history_second_top1_legal):.1%}. Bars: illegal mass of the {first_token.lower()} token."
         st.caption(note)
     if handle is not None and game.square_moves and st.toggle("Probe panel", key="probe_panel", help="What a linear probe reads off the residual stream, updated with every move."):
         panels.probe_panel(handle, state)

@@ -61,7 +61,6 @@ SCALES = ["Each layer its own", "One for every layer"]
 ui.linked_setting("lens_scale", "scale", SCALES, ["layer", "shared"], "colour scale (layer or shared)", SCALES[0])
 scale = st.segmented_control("Colour scale", SCALES, key="lens_scale", help="Each layer its own: every board runs white to its own most likely square, so a layer's ranking shows even where its read-out is flat. One for every layer: boards compare with each other.") or SCALES[0]
 shared = scale == SCALES[1]
-cols = st.columns(4)
 if token_view:
     probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
     rank, kl = L.agreement_with_final(lens_logits[:, 0, -1])
@@ -71,19 +70,20 @@ if token_view:
 else:
     mlens = ML.move_lens(handle, state, incl_mid, run=run)
     SIDES = ["from-square", "to-square"]
-    side = st.segmented_control("Board shows each legal move's lens probability summed by its", SIDES, key="lens_side") or SIDES[0]
+    side = st.segmented_control("Board shows each legal move's lens probability summed by its", SIDES, key="lens_side", default=SIDES[0]) or SIDES[0]
     frm, to = mlens.marginals(game)
     probs = frm if side == SIDES[0] else to
     rank, kl = mlens.agreement()
     sans = {m: game.san(moves, m) for m in mlens.moves}
     tops = [mlens.top_move(i) for i in range(len(labels))]
-    titles = [f"{label}: {sans[top]} · legal {mlens.legal_mass[i]:.0%}" for i, (label, top) in enumerate(zip(labels, tops))]
+    titles = [f"{label}: {sans[top]} · legal {mlens.legal_mass[i]:.2g}" for i, (label, top) in enumerate(zip(labels, tops))]
     frames = [(game.move_squares(top)[0 if side == SIDES[0] else 1], "#2ca02c") for top in tops]
 shared_max = float(probs.max()) or 1.0
+cols = st.columns(4)
 for i, label in enumerate(labels):
     with cols[i % len(cols)]:
         panels.playable_chart(
-            board_figure(state.board, probs[i], legal=state.legal, outline=frames[i][0], outline_color=frames[i][1], title=titles[i] + ("" if shared else f" · max {probs[i].max():.2f}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
+            board_figure(state.board, probs[i], legal=state.legal, outline=frames[i][0], outline_color=frames[i][1], title=titles[i] + ("" if shared else f" · max {probs[i].max():.2g}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
             f"lens_{i}", state,
         )
 panels.promotion_picker(state)

@@ -30,7 +30,7 @@ if len(moves) < 2:
     ui.sync_url()
     st.stop()
 
-labels = [game.move_label(m) for m in moves]
+labels = [game.move_label(m) if token_view else game.move_text(moves[:i], m) for i, m in enumerate(moves)]
 st.markdown(f"**Clean game** ({len(moves)} moves): `{game.format_moves(moves)}`")
 
 # -- the corrupted game --------------------------------------------------------------------------

@@ -47,6 +47,7 @@ with st.expander("Train probes on this model" if probes else "No probes for this
             ui.error(f"Training failed: {exc}")
 
 if not probes:
+    ui.sync_url()  # the link and "Share this view" stay, as on every page
     st.stop()
 
 hooks = list(probes)

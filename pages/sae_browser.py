@@ -68,6 +68,7 @@ with st.expander("Train an SAE on this model" if choices else "No SAE for this m
         except (ValueError, RuntimeError) as exc:
             ui.error(f"Training failed: {exc}")
 if not choices:
+    ui.sync_url()  # the link and "Share this view" stay, as on every page
     st.stop()
 
 names = list(choices)
@@ -81,6 +82,7 @@ sae_name = st.selectbox("SAE", names, key="sae_pick", format_func=lambda n: f"{n
 card = choices[sae_name]
 loaded = ui.sae_and_index(handle.name, sae_name)
 if loaded is None:
+    ui.sync_url()
     st.stop()
 sae, index = loaded
 hook = card["hook"]

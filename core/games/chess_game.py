@@ -406,7 +406,7 @@ class ChessGame(Game):
         (``3.e2`` from-square, ``3:e4`` to-square, ``3=q`` promotion; characters for pgn-chars)."""
         tokens = self.game_tokens(moves)
         if not self.square_tokens:
-            return [self.tokenizer.vocab[int(t)] for t in tokens]
+            return ["␣" if self.tokenizer.vocab[int(t)] == " " else self.tokenizer.vocab[int(t)] for t in tokens]
         out = ["<s>"]
         for i, m in enumerate(moves):
             f, t, p = C.move_parts(int(m))

@@ -26,7 +26,7 @@ def head_pattern_figure(pattern: np.ndarray, labels: list[str], head: str, curre
     side = min(720, max(320, 16 * n + 140))
     fig.update_layout(
         height=side, width=side + 60, margin=dict(l=90, r=10, t=40, b=90), title=dict(text=f"{head}: destination (rows) attends to source (columns)", font=dict(size=13)),
-        yaxis=dict(autorange="reversed", tickfont=dict(size=9), title="destination"), xaxis=dict(tickfont=dict(size=9), tickangle=-60, title="source"),
+        yaxis=dict(type="category", autorange="reversed", tickfont=dict(size=9), title="destination"), xaxis=dict(type="category", tickfont=dict(size=9), tickangle=-60, title="source"),
     )
     return fig
 

@@ -16,7 +16,9 @@ def lens_legality_figure(result: dict) -> go.Figure:
         fig.add_trace(go.Scatter(x=result["labels"], y=values, mode="lines", name=f"top-1 legal: {kind} ({n:,})", line=dict(dash="dash", width=1.5)))
     fig.update_layout(
         # The legend sits under the axis: with one line per token kind it would cover the curves.
-        height=300 + 22 * ((2 + len(result.get("by_kind", {})) + 1) // 2), margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(tickformat=".0%", range=[0, 1]),
+        # Two legend entries a row while they fit; with many kinds they wrap one a row.
+        height=300 + 22 * ((2 + len(result.get("by_kind", {})) + 1) // 2 if len(result.get("by_kind", {})) <= 4 else 2 + len(result.get("by_kind", {}))),
+        margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(tickformat=".0%", range=[0, 1]),
         xaxis_title="read out after", legend=dict(orientation="h", y=-0.5, yanchor="top", x=0),
         title=dict(text=f"Logit lens over {result['games']} games ({result['positions']:,} positions)", font=dict(size=13)),
     )
@@ -68,7 +70,7 @@ def attention_grid_figure(patterns: np.ndarray, dest: int, move_labels: list[str
     hover = [[f"{names[r]} at move {dest + 1} ({move_labels[dest]}) → move {c + 1} ({move_labels[c]}): {rows[r, c]:.3f}" for c in range(dest + 1)] for r in range(len(names))]
     fig = go.Figure(go.Heatmap(z=rows, x=x, y=names, text=hover, hoverinfo="text", colorscale="Greys", zmin=0, zmax=1, colorbar=dict(thickness=12, title="attn")))
     fig.update_layout(height=max(300, 14 * len(names) + 80), margin=dict(l=60, r=10, t=30, b=60), yaxis=dict(autorange="reversed", tickfont=dict(size=11, color="#333")),
-                      xaxis=dict(tickfont=dict(size=9)), title=dict(text=f"Attention from move {dest + 1} ({move_labels[dest]})", font=dict(size=13)))
+                      xaxis=dict(type="category", tickfont=dict(size=9)), title=dict(text=f"Attention from move {dest + 1} ({move_labels[dest]})", font=dict(size=13)))
     return fig
 
 
@@ -80,7 +82,7 @@ def gap_figure(gap: np.ndarray, components: list[str], positions: list[str]) -> 
     fig = go.Figure(go.Heatmap(z=gap, x=list(range(len(positions))), y=components, text=hover, hoverinfo="text", colorscale="RdBu", zmin=-lim, zmax=lim, colorbar=dict(thickness=12, title="gap")))
     fig.update_layout(
         height=max(260, 18 * len(components) + 90), margin=dict(l=70, r=10, t=10, b=70), yaxis=dict(autorange="reversed", tickfont=dict(size=11, color="#333")),
-        xaxis=dict(tickmode="array", tickvals=list(range(len(positions))), ticktext=positions, tickfont=dict(size=11, color="#333"), tickangle=0 if len(positions) <= 12 else -45),
+        xaxis=dict(tickmode="array", tickvals=list(range(len(positions))), ticktext=positions, tickfont=dict(size=11, color="#333"), tickangle=0 if len(positions) <= 12 or max(map(len, positions)) <= 2 else -45),
     )
     return fig
 

@@ -39,8 +39,9 @@ def block_maps_figure(values: np.ndarray, move_labels: list[str], title: str) ->
             hovertext=[f"{COMPONENT_NAMES[c]}, layer {layer}, move {p + 1} ({move_labels[p]}): {values[c, layer, p]:+.3f}<br>click: this site in detail below" for layer, p in zip(layers, positions)],
             hoverinfo="text", showlegend=False,
         ))
-        axes["xaxis" + xref[1:]].update(tickfont=dict(size=11, color="#333"), tickangle=0 if n_pos <= 12 else -45)
-        axes["yaxis" + yref[1:]].update(autorange="reversed", tickfont=dict(size=11, color="#333"))
+        # Categories, always: labels such as "2. 1" (a PGN character) would make plotly guess numbers.
+        axes["xaxis" + xref[1:]].update(type="category", tickfont=dict(size=11, color="#333"), tickangle=0 if n_pos <= 12 else -45)
+        axes["yaxis" + yref[1:]].update(type="category", autorange="reversed", tickfont=dict(size=11, color="#333"))
     # hoverdistance -1: the nearest cell's marker takes a click anywhere in the cell, not only
     # where its marker is (cells are wider than any one marker size on a wide page).
     return figure(data, dict(
