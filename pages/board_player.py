@@ -14,7 +14,7 @@ import streamlit as st
 import panels
 import ui
 from core.games.base import IllegalMoveError
-from core.interp.predictions import next_token_probs, top_k, top_moves
+from core.interp.predictions import top_k, top_moves
 from core.viz.board import board_figure, history_figure
 
 PROMOTION = panels.PROMOTION
@@ -155,7 +155,7 @@ with right:
             t2.markdown("**Top illegal moves**")
             t2.dataframe(pd.DataFrame(illegal_rows), hide_index=True, width="stretch", column_config=column_config)
         else:  # the moves scored are the legal ones; what else the model might write shows in its first character
-            first = next_token_probs(handle, state.moves)
+            first = pred.next_token
             legal_first = {game.move_text(state.moves, m)[0] for m in state.legal_moves}
             order = np.argsort(-first)[:8]
             t2.markdown("**Next character** (the first of the next move)")

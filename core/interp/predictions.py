@@ -44,6 +44,7 @@ class Predictions:
     second: dict[int, np.ndarray] = field(default_factory=dict)
     history_second_top1_legal: np.ndarray | None = None  # chess: to-square top-1 legal, per move
     legal_move_mass: float = float("nan")  # sum of the probabilities of all legal moves
+    next_token: np.ndarray | None = None  # (d_vocab,) the very next token's distribution (several tokens a move)
 
 
 def game_tokens(moves: tuple[int, ...], game: Game | int) -> torch.Tensor:
@@ -222,6 +223,7 @@ def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState) -> P
         second=second,
         history_second_top1_legal=hist_second_ok,
         legal_move_mass=legal_mass,
+        next_token=p_next,
     )
 
 
