@@ -237,7 +237,7 @@ def piece_move_interventions() -> None:
     b1.plotly_chart(board_figure(res.board, None, legal=res.legal_real, outline=square, outline_color="#9467bd", title="Real board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="real_board", width="content", config={"displayModeBar": False})
     b2.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="edited_board", width="content", config={"displayModeBar": False})
     st.markdown(f"**{res.verdict()}**")
-    st.caption(f"The edit is made at the position where the board is complete ({game.read_positions}) and kept while the model writes its move, greedily, up to the space that ends it. "
+    st.caption(f"The edit is made at the latest of {game.read_positions}, and kept while the model writes its move, greedily, up to the space that ends it. "
                f"The probe's reading of {game.square_label(square)}: {piece_readings(res.readings)}.")
     if st.button("Removal sweep over 40 random positions, with random-direction control"):
         examples = game.edit_examples(40, seed=1)

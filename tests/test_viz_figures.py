@@ -92,3 +92,12 @@ def test_training_summary_says_when_a_run_stopped_early():
     early = training_summary({"steps": 3413, "train_config": {"steps": 30000}, "games_seen": 218432, "wall_time_s": 11567.6})
     assert "stopped early, at 3,413 of the 30,000 steps" in early
     assert training_summary({"steps": "x", "train_config": None}).startswith("x steps, ? games")
+
+
+def test_probe_accuracy_axis_shows_distinct_ticks_on_a_narrow_range():
+    from core.viz.board import percent_format
+    from core.viz.probes import layer_accuracy_figure
+
+    summary = {"piece": {"hooks": ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], "accuracy": [0.641, 0.653], "random_accuracy": [0.645, 0.642]}}
+    assert layer_accuracy_figure(summary).layout.yaxis.tickformat == ".1%"  # 64 %–65 %: ".0%" printed "65%" on every tick
+    assert percent_format([0.2, 0.95]) == ".0%" and percent_format([0.981, 0.985]) == ".2%"

@@ -129,11 +129,15 @@ def board_figure(
 
 
 def percent_format(values) -> str:
-    """A percent tick format with the decimals the data needs: on an axis up to 0.4 %, ".0%" labels
-    every tick "0%"."""
-    v = np.abs(np.asarray(values, dtype=float))
-    top = float(v[np.isfinite(v)].max()) if np.isfinite(v).any() else 1.0
-    return ".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%" if top >= 0.001 else ".3%"
+    """A percent tick format with the decimals the data needs: on an axis up to 0.4 %, or one that
+    spans 64 %–65 %, ".0%" labels every tick alike ("0%", or "65%")."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return ".0%"
+    top, span = float(np.abs(v).max()), float(v.max() - v.min())
+    scale = min(top, span) if span > 0 else top
+    return ".0%" if scale >= 0.1 else ".1%" if scale >= 0.01 else ".2%" if scale >= 0.001 else ".3%"
 
 
 def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list[str], top1: list[str]) -> go.Figure:

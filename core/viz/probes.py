@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.viz.board import board_figure
+from core.viz.board import board_figure, percent_format
 
 
 def probe_board_figure(probs: np.ndarray, truth: np.ndarray, board: np.ndarray | None, title: str | None = None, cell_px: int = 40, show_scale: bool = True, style: dict | None = None) -> go.Figure:
@@ -36,7 +36,8 @@ def layer_accuracy_figure(summary: dict, targets: list[str] | None = None) -> go
         fig.add_trace(go.Scatter(x=layers, y=entry["accuracy"], mode="lines+markers", name=target, line=dict(color=colour)))
         if "random_accuracy" in entry:
             fig.add_trace(go.Scatter(x=layers, y=entry["random_accuracy"], mode="lines", name=f"{target} (random-init model)", line=dict(color=colour, dash="dot")))
-    fig.update_layout(margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(title="held-out accuracy per square", tickformat=".0%"), xaxis_title="layer", legend=dict(font=dict(size=10), orientation="h", y=-0.3), height=420)
+    shown = [y for trace in fig.data for y in trace.y]
+    fig.update_layout(margin=dict(l=40, r=10, t=30, b=30), yaxis=dict(title="held-out accuracy per square", tickformat=percent_format(shown)), xaxis_title="layer", legend=dict(font=dict(size=10), orientation="h", y=-0.3), height=420)
     return fig
 
 
