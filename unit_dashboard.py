@@ -143,9 +143,9 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
     )
     st.plotly_chart(top_figure, key=f"{key}_top", config=NO_BAR)
     if any(c is not None for c in contexts):
-        with st.expander(f"The text around each top example (it fires on the character in brackets: {game.read_positions})", expanded=True):
+        with st.expander(f"The text around each top example (in brackets, the character it fires on: one of {game.read_positions})", expanded=True):
             st.code("\n".join(
-                f"#{i + 1:<2} {e.value:6.2f}  …{c[0]:>24}[{c[1]}]{c[2]}…" for i, (e, c) in enumerate(zip(examples, contexts)) if c is not None
+                f"#{i + 1:<2} {e.value:6.2f}  {('' if c[0].startswith(';') else '…') + c[0]:>25}[{c[1]}]{c[2]}…" for i, (e, c) in enumerate(zip(examples, contexts)) if c is not None
             ), language=None)
     for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
         col.markdown(f"**Samples at {band}**")
