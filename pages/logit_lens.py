@@ -48,8 +48,10 @@ if not state.moves or state.is_over:
     st.stop()
 
 moves = tuple(state.moves)
-if not game.square_moves and len(game.game_tokens(moves)) >= game.n_ctx:
-    st.info("The game no longer fits in the model's context: the lens needs a position the model can read.")
+# Room to read the next move: its first token (square tokens), or all of it (PGN: up to 8 characters).
+room = 1 if token_view else 9
+if not game.square_moves and len(game.game_tokens(moves)) + room > game.n_ctx:
+    st.info("The game no longer fits in the model's context: the lens needs a position where the model can read" + (" the next move." if token_view else " and write the next move."))
     ui.sync_url()
     st.stop()
 moves = moves[: game.n_ctx]

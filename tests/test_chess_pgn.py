@@ -356,3 +356,17 @@ def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
 def _decoded(game, tokens: list[int]) -> str:
     end = game.move_end_token
     return "".join(game.vocab[t] for t in tokens[: tokens.index(end)]) if end in tokens else ""
+
+
+def test_pages_say_so_when_the_next_move_no_longer_fits_the_context(pgn_hub_model):
+    from tests.test_board_player_page import open_page
+
+    game = get_game("chess", 8, "pgn-chars", 256)
+    row = next(r for r in game.random_games(20, seed=3) if len(game.tokenizer.records([int(m) for m in r if m >= 0])[0]) > 300)
+    moves = game.fit_moves(tuple(int(m) for m in row if m >= 0))  # as long as the 256-character context allows
+    assert len(game.game_tokens(moves)) > 256 - 9
+    for page in ("pages/board_player.py", "pages/logit_lens.py", "pages/patching_lab.py", "pages/sae_browser.py", "pages/probe_viewer.py"):
+        at = open_page(page, model=pgn_hub_model, moves=game.url_moves(moves))
+        assert not at.exception and not at.error, (page, [e.value for e in at.error])
+    at = open_page("pages/logit_lens.py", model=pgn_hub_model, moves=game.url_moves(moves))
+    assert any("no longer fits" in i.value for i in at.info)
