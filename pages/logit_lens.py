@@ -40,7 +40,8 @@ with top_left:
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
-               f"the chart shows how often that early read-out is already a legal move, over {LENS_GAMES} random games.")
+               f"the chart shows how often that early read-out is already a legal move, over {LENS_GAMES} random games "
+               "(about 30,000 positions for every model: one with a longer context reads them from fewer games).")
 
 if not state.moves or state.is_over:
     st.info("Play some moves of an ongoing game (here or on the Board player) to see the lens for that position.")
