@@ -370,3 +370,31 @@ def test_pages_say_so_when_the_next_move_no_longer_fits_the_context(pgn_hub_mode
         assert not at.exception and not at.error, (page, [e.value for e in at.error])
     at = open_page("pages/logit_lens.py", model=pgn_hub_model, moves=game.url_moves(moves))
     assert any("no longer fits" in i.value for i in at.info)
+
+
+def test_greedy_moves_under_an_edit_equal_decoding_with_the_edit_on_every_pass(pgn_handle):
+    """The edited prefix runs once and the move is written from cached keys and values: the same
+    characters as re-running the whole edited sequence for every character."""
+    from core.interp import move_edits as ME
+    from core.interp import probes as P
+    from core.interp.interventions import edit_hooks, make_batch
+    from core.interp.piece_edits import edit_vectors
+
+    handle, game = pgn_handle, pgn_handle.game
+    probes = P.train_probes(handle, "piece", ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], train_games=8, test_games=4)
+    by_layer = {p.meta["layer"]: p for p in probes.values()}
+    prefixes = [tuple(C.parse_moves("e4 e5 Nf3 Nc6 Bb5")), tuple(C.parse_moves("d4")), tuple(C.parse_moves("e4 c5 Nf3 d6 d4 cxd4 Nxd4"))]
+    squares = [chess.B5, chess.D4, chess.D4]
+    batch = make_batch(prefixes, squares, [6, 6, 6], game)  # rows of three lengths
+    for scale, seed in ((8.0, None), (0.0, None)):
+        ours = ME.greedy_moves(handle, by_layer, batch, [0, 1], scale, random_seed=seed)
+        for i in range(3):
+            row = make_batch([prefixes[i]], [squares[i]], [6], game)
+            tokens = row.tokens[0].tolist()
+            edit = lambda layer, x, row=row: edit_vectors(x, by_layer[layer], row.squares, row.targets)  # noqa: E731
+            written = []
+            for _ in range(8):
+                logits = handle.run_with_hooks(torch.tensor([tokens]), edit_hooks(row, [0, 1], scale, edit, seed))
+                written.append(int(logits[0, -1].argmax()))
+                tokens.append(written[-1])
+            assert ours[i] == _decoded(game, written), (scale, i)

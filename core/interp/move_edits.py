@@ -28,41 +28,55 @@ def greedy_moves(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch
     """The move each row's model writes greedily after its prefix, the piece edit at ``layers``
     times ``scale`` at the row's last token (0: no edit); "" marks a row that wrote no end of move.
     ``readings`` receives the probe's class on the edited square before and after each layer's
-    edit (from the first pass)."""
+    edit.
+
+    The prefixes run once, left-padded into one batch (an attention mask hides the padding) with
+    the edit hooked in at the last position; the characters after it are written one at a time
+    from the cached keys and values, which already carry the edit (later positions read the
+    edited position through attention, exactly as if every pass were edited again).
+    """
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
     game = handle.game
     end = game.move_end_token
     if end is None:
         raise ValueError(f"{game.title} moves have fixed lengths: judge the next token instead (piece_edits)")
     n = len(batch.last)
-    rows = torch.arange(n)
-    width = int(batch.last.max()) + 1 + MAX_MOVE_TOKENS
-    if width > game.n_ctx:
+    lengths = (batch.last + 1).tolist()
+    width = max(lengths)
+    if width + MAX_MOVE_TOKENS > game.n_ctx:
         raise ValueError("the next move no longer fits in the model's context")
     tokens = torch.full((n, width), game.pad_token, dtype=torch.long)
-    tokens[:, : batch.tokens.shape[1]] = batch.tokens
-    written: list[list[int]] = [[] for _ in range(n)]
-    ended = np.zeros(n, dtype=bool)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, length in enumerate(lengths):
+        tokens[i, width - length :] = batch.tokens[i, :length]
+        mask[i, width - length :] = 1
+    left = EditBatch(tokens, torch.full((n,), width - 1), batch.squares, batch.targets)
     edit = lambda layer, x: edit_vectors(x, probes[layer], batch.squares, batch.targets)  # noqa: E731
     record = None
     if readings is not None:
         def record(layer: int, x: torch.Tensor, x_edited: torch.Tensor) -> None:
-            readings.setdefault(layer, (_classes(probes[layer], x, batch.squares), _classes(probes[layer], x_edited, batch.squares)))
-    for k in range(MAX_MOVE_TOKENS):
-        upto = int(batch.last.max()) + 1 + k
-        logits = handle.run_with_hooks(tokens[:, :upto], edit_hooks(batch, layers, scale, edit, random_seed, after=record))
-        nxt = logits[rows, batch.last + k].argmax(-1)
-        tokens[rows, batch.last + k + 1] = nxt
-        for i, t in enumerate(nxt.tolist()):
-            if ended[i]:
-                continue
-            if t == end:
-                ended[i] = True
-            else:
-                written[i].append(t)
-        if ended.all():
-            break
+            readings[layer] = (_classes(probes[layer], x, batch.squares), _classes(probes[layer], x_edited, batch.squares))
+    cfg = handle.cfg
+    written = np.zeros((n, MAX_MOVE_TOKENS), dtype=np.int64)
+    with handle.session() as model, torch.inference_mode():
+        cache = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, n)
+        with model.hooks(fwd_hooks=edit_hooks(left, layers, scale, edit, random_seed, after=record)):
+            logits = model(tokens.to(cfg.device), past_kv_cache=cache, attention_mask=mask.to(cfg.device))[:, -1]
+        ended = np.zeros(n, dtype=bool)
+        for k in range(MAX_MOVE_TOKENS):
+            nxt = logits.argmax(-1)
+            written[:, k] = nxt.cpu().numpy()
+            ended |= written[:, k] == end
+            if ended.all():  # every row has ended its move: what follows is not read
+                break
+            if k + 1 < MAX_MOVE_TOKENS:
+                logits = model(nxt[:, None], past_kv_cache=cache, attention_mask=torch.ones((n, 1), dtype=torch.long, device=cfg.device))[:, -1]
     vocab = game.vocab
-    return ["".join(vocab[t] for t in w) if ended[i] else "" for i, w in enumerate(written)]
+    out = []
+    for row in written.tolist():
+        out.append("".join(vocab[t] for t in row[: row.index(end)]) if end in row else "")
+    return out
 
 
 @dataclass
