@@ -346,6 +346,8 @@ def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
     assert ME.greedy_moves(handle, by_layer, batch, [0, 1], 4.0, random_seed=0) == ME.greedy_moves(handle, by_layer, batch, [0, 1], 4.0, random_seed=0)
     res = ME.edit_piece_move(handle, by_layer, moves, chess.B5, 0, [0, 1], 4.0)
     assert res.move_edited == edited[0] and "Bxc6" in res.legal_real_texts and "Bxc6" not in res.legal_edited_texts
+    assert res.move_clean == ME.greedy_moves(handle, by_layer, batch, [0, 1], 0.0)[0]  # one batch of three rows, each as if alone
+    assert res.readings == {layer: (int(b[0]), int(a[0])) for layer, (b, a) in readings.items()}
     assert "Without the edit the model writes" in res.verdict()
     sweep = ME.removal_sweep(handle, by_layer, game.edit_examples(4, seed=1), [1], [0, 2])
     assert sweep["scale"] == [0, 2] and all(0.0 <= v <= 1.0 for v in sweep["probe"] + sweep["random"])

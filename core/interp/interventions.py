@@ -116,12 +116,21 @@ def run_edits(
     return square_probs(logits, handle.game)
 
 
-def edit_hooks(batch: EditBatch, layers: list[int], scale: float, edit: EditFn, random_seed: int | None = None, after: Callable | None = None) -> list:
+def edit_hooks(
+    batch: EditBatch, layers: list[int], scale: float | list[float], edit: EditFn, random_seed: int | None = None, after: Callable | None = None, random_rows: list[bool] | None = None
+) -> list:
     """The forward hooks of ``run_edits``: ``scale`` times ``edit`` added at each row's last token
     after each of ``layers``. Made afresh for every pass, a random control draws the same
-    directions each time (a pass that continues the rows sees the same edit)."""
+    directions each time (a pass that continues the rows sees the same edit).
+
+    ``scale`` may be one per row, and ``random_rows`` says which rows take the random direction
+    (default: all of them when ``random_seed`` is given): one batch can hold a position unedited,
+    edited and edited at random.
+    """
     rows = torch.arange(len(batch.last))
     gen = torch.Generator().manual_seed(random_seed) if random_seed is not None else None
+    scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1, 1)
+    random_mask = None if random_rows is None else torch.as_tensor(random_rows, dtype=torch.bool)[:, None]
 
     def hook_for(layer: int):
         def hook(resid: torch.Tensor, hook) -> torch.Tensor:
@@ -129,7 +138,8 @@ def edit_hooks(batch: EditBatch, layers: list[int], scale: float, edit: EditFn, 
             delta = edit(layer, x)
             if gen is not None:
                 r = torch.randn(delta.shape, generator=gen)
-                delta = r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
+                r = r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
+                delta = r if random_mask is None else torch.where(random_mask, r, delta)
             resid = resid.clone()
             resid[rows, batch.last] = (x + scale * delta).to(resid.device, resid.dtype)
             if after is not None:

@@ -24,7 +24,9 @@ from core.models.handle import ModelHandle
 MAX_MOVE_TOKENS = 8  # the longest SAN ("exd8=Q+#" has 7) and its end
 
 
-def greedy_moves(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float, random_seed: int | None = None, readings: dict | None = None) -> list[str]:
+def greedy_moves(
+    handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float | list[float], random_seed: int | None = None, readings: dict | None = None, random_rows: list[bool] | None = None
+) -> list[str]:
     """The move each row's model writes greedily after its prefix, the piece edit at ``layers``
     times ``scale`` at the row's last token (0: no edit); "" marks a row that wrote no end of move.
     ``readings`` receives the probe's class on the edited square before and after each layer's
@@ -61,7 +63,7 @@ def greedy_moves(handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch
     written = np.zeros((n, MAX_MOVE_TOKENS), dtype=np.int64)
     with handle.session() as model, torch.inference_mode():
         cache = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, n)
-        with model.hooks(fwd_hooks=edit_hooks(left, layers, scale, edit, random_seed, after=record)):
+        with model.hooks(fwd_hooks=edit_hooks(left, layers, scale, edit, random_seed, after=record, random_rows=random_rows)):
             logits = model(tokens.to(cfg.device), past_kv_cache=cache, attention_mask=mask.to(cfg.device))[:, -1]
         ended = np.zeros(n, dtype=bool)
         for k in range(MAX_MOVE_TOKENS):
@@ -117,16 +119,15 @@ def edit_piece_move(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[
     moves = game.fit_moves(moves)
     state = game.state(moves)
     edited, legal_edited = game.edit_position(moves, square, value)
-    batch = make_batch([moves], [square], [value + 6], game)
+    # One batch: the position unedited, edited, and edited along a random direction of that size.
+    batch = make_batch([moves] * 3, [square] * 3, [value + 6] * 3, game)
     readings: dict = {}
-    clean = greedy_moves(handle, probes, batch, layers, 0.0)[0]
-    after = greedy_moves(handle, probes, batch, layers, scale, readings=readings)[0]
-    random = greedy_moves(handle, probes, batch, layers, scale, random_seed=0)[0]
+    clean, after, random = greedy_moves(handle, probes, batch, layers, [0.0, scale, scale], random_seed=0, readings=readings, random_rows=[False, False, True])
     return MoveEdit(
         board=state.board, edited=edited, legal_real=state.legal, legal_edited=legal_edited,
         move_clean=clean, move_edited=after, move_random=random,
         legal_real_texts=game.legal_move_texts(moves), legal_edited_texts=game.legal_move_texts(moves, (square, value)),
-        readings={layer: (int(b[0]), int(a[0])) for layer, (b, a) in sorted(readings.items())},
+        readings={layer: (int(b[1]), int(a[1])) for layer, (b, a) in sorted(readings.items())},  # the edited row
     )
 
 
