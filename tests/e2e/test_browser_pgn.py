@@ -39,7 +39,10 @@ def test_pgn_chess_link_renders_every_page_in_chromium(app_url, browser, tmp_pat
     if page_name == "patching_lab":
         H.run_exact_sweep(page)
     page.get_by_role("button", name="Share this view").wait_for(timeout=240_000)
-    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=60_000)
+    # The run has ended when no element of the page is left stale (the lab's exact sweep on a busy
+    # machine can take minutes); then every figure is drawn.
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=120_000)
     page.screenshot(path=str(tmp_path / f"pgn_{page_name or 'board'}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator("text=does not serve").count() == 0
