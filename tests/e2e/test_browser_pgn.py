@@ -16,7 +16,7 @@ PGN_PAGES = [
     ("", ("Top legal moves",), 2),
     ("probe_viewer", ("Probe viewer",), 0),
     ("logit_lens", ("The same read-outs one character at a time", "Neuron view"), 12),
-    ("patching_lab", ("One site: its effect",), 5),
+    ("patching_lab", ("One site: its effect",), 4),  # boards, block maps, one site; the exact sweep adds more
     ("sae_browser", ("SAE feature browser",), 0),
 ]
 
