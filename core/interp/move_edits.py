@@ -17,11 +17,11 @@ import torch
 
 from core.games.base import Game
 from core.interp.interventions import EditBatch, edit_hooks, make_batch
-from core.interp.piece_edits import _classes, edit_vectors
+from core.interp.move_legality import MAX_MOVE_TOKENS
+from core.interp.piece_edits import _classes, checked_edit, edit_vectors
 from core.interp.probes import Probe
 from core.models.handle import ModelHandle
 
-MAX_MOVE_TOKENS = 8  # the longest SAN ("exd8=Q+#" has 7) and its end
 
 
 def greedy_moves(
@@ -111,14 +111,7 @@ def edit_piece_move(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[
     """Make the model believe ``value`` (signed piece type, 0 = empty) stands on ``square`` and
     read the move it writes."""
     game = handle.game
-    if not moves:
-        raise ValueError("play at least one move before editing the model's board")
-    missing = [layer for layer in layers if layer not in probes]
-    if missing or not layers:
-        raise ValueError(f"no probe for layer(s) {missing or layers}")
-    moves = game.fit_moves(moves)
-    state = game.state(moves)
-    edited, legal_edited = game.edit_position(moves, square, value)
+    moves, state, edited, legal_edited = checked_edit(handle, probes, moves, square, value, layers)
     # One batch: the position unedited, edited, and edited along a random direction of that size.
     batch = make_batch([moves] * 3, [square] * 3, [value + 6] * 3, game)
     readings: dict = {}

@@ -94,8 +94,9 @@ class PieceEdit:
     error_random: int  # the control: an edit of the same size along a random direction
 
 
-def edit_piece(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int], scale: float = 1.0) -> PieceEdit:
-    """Make the model believe ``value`` (signed piece type, 0 = empty) stands on ``square``."""
+def checked_edit(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int]):
+    """What every piece edit starts from: ``(moves fitted to the context, their state, the
+    edited board, its legal from-squares)``; ``ValueError`` saying why an edit cannot be made."""
     game = handle.game
     if not moves:
         raise ValueError("play at least one move before editing the model's board")
@@ -103,8 +104,14 @@ def edit_piece(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, 
     if missing or not layers:
         raise ValueError(f"no probe for layer(s) {missing or layers}")
     moves = game.fit_moves(moves)
-    state = game.state(moves)
     edited, legal_edited = game.edit_position(moves, square, value)
+    return moves, game.state(moves), edited, legal_edited
+
+
+def edit_piece(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int], scale: float = 1.0) -> PieceEdit:
+    """Make the model believe ``value`` (signed piece type, 0 = empty) stands on ``square``."""
+    game = handle.game
+    moves, state, edited, legal_edited = checked_edit(handle, probes, moves, square, value, layers)
     target = value + 6  # the piece probe's class
     batch = make_batch([moves], [square], [target], game)
     clean = run_edited(handle, probes, batch, layers, 0.0)[0]
