@@ -31,8 +31,12 @@ class ModelInfo:
     source: str = ""
     tokenizer: str = ""
     vocab: tuple[str, ...] | None = None  # the checkpoint's own token list, if it ships one
+    kind: str = "game"  # "game": plays ``game``; "text": reads text through ``text_tokenizer``
+    text_tokenizer: object = None  # a core.text.tokenizer.TextTokenizer for text models
 
     def game_plugin(self, n_ctx: int = 0) -> Game:
+        if self.kind != "game":
+            raise ValueError(f"{self.name} is a {self.kind} model: it plays no board game")
         return get_game(self.game, self.board_size, self.tokenizer, n_ctx if self.game == "chess" else 0, self.vocab)
 
 
@@ -57,6 +61,16 @@ class ModelHandle:
     @property
     def name(self) -> str:
         return self.info.name
+
+    @property
+    def kind(self) -> str:
+        """``"game"`` (a board-game model: ``game``) or ``"text"`` (a text model: ``tokenizer``)."""
+        return self.info.kind
+
+    @property
+    def tokenizer(self):
+        """A text model's ``TextTokenizer`` (None for board-game models, whose game tokenises)."""
+        return self.info.text_tokenizer
 
     @property
     def board_size(self) -> int:

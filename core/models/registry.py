@@ -16,6 +16,7 @@ from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
 from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO, activation_note, load_published_chess_gpt2, load_published_chess_gpt2_pgn
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
+from core.models.text_hub import GELU_1L_REPO, NEOX_DIGITS_REPO, load_gelu_1l
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO, load_published_chess_gpt, load_published_othello6
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
@@ -32,14 +33,17 @@ class ModelSpec:
     needs_network: bool = False
     tokenizer: str = ""
     n_ctx: int = 0
+    kind: str = "game"  # "game" or "text"
 
     @property
     def game_plugin(self) -> Game:
+        if self.kind != "game":
+            raise ValueError(f"{self.name} is a {self.kind} model: it plays no board game")
         return get_game(self.game, self.board_size, self.tokenizer, self.n_ctx if self.game == "chess" else 0)
 
     @property
     def board_label(self) -> str:
-        return self.game_plugin.title
+        return "text" if self.kind == "text" else self.game_plugin.title
 
 
 HUB_MODELS = {
@@ -90,12 +94,23 @@ HUB_MODELS["chess-gpt2-karvonen"] = ModelSpec(
     tokenizer="pgn-chars",
     n_ctx=1023,
 )
+HUB_MODELS["gelu-1l"] = ModelSpec(
+    name="gelu-1l",
+    source="hub",
+    game="",
+    board_size=0,
+    description=f"TransformerLens's gelu-1l: 1 layer, d_model 512, d_mlp 2048, trained on C4 + code ({GELU_1L_REPO}, tokenizer {NEOX_DIGITS_REPO}); needs network access once to download (~200 MB)",
+    needs_network=True,
+    kind="text",
+    n_ctx=1024,
+)
 HUB_LOADERS = {
     "othello-gpt-synthetic": (load_published_othello_gpt, OTHELLO_GPT_REPO),
     "othello-gpt-6x6-nanogpt": (load_published_othello6, NANOGPT_OTHELLO6_REPO),
     "chess-gpt2-uci": (load_published_chess_gpt2, CHESS_GPT2_REPO),
     "chess-gpt-karvonen": (load_published_chess_gpt, CHESS_GPT_REPO),
     "chess-gpt2-karvonen": (load_published_chess_gpt2_pgn, CHESS_GPT2_PGN_REPO),
+    "gelu-1l": (load_gelu_1l, GELU_1L_REPO),
 }
 
 
@@ -103,6 +118,8 @@ def _bundled_spec(folder: Path) -> ModelSpec:
     """One bundle folder's registry entry; ``ModelLoadError`` naming the file if its JSON is unusable."""
     config = read_json(folder / CONFIG)
     card = read_json(folder / "card.json") if (folder / "card.json").exists() else {}
+    if config.get("kind") == "text":
+        return _bundled_text_spec(folder, config, card)
     try:
         game, tokenizer = str(config.get("game", "othello")), str(config.get("tokenizer", ""))
         board_size = config.get("board_size", 8)
@@ -128,6 +145,21 @@ def _bundled_spec(folder: Path) -> ModelSpec:
         tokenizer=tokenizer,
         n_ctx=n_ctx,
     )
+
+
+def _bundled_text_spec(folder: Path, config: dict, card: dict) -> ModelSpec:
+    """A bundled text model's entry: its tokenizer file must be there."""
+    name = config.get("tokenizer")
+    if not isinstance(name, str) or not name or "/" in name or not (folder / name).is_file():
+        raise ModelLoadError(f"{folder / CONFIG}: 'tokenizer' must name a tokenizer file in the folder, got {str(name)[:60]!r}")
+    ev = card.get("eval") if isinstance(card.get("eval"), dict) else {}
+    ce, bigram = ev.get("held_out_ce"), ev.get("bigram_ce")
+    note = f"held-out CE {ce:.3f} nats (bigram {bigram:.3f})" if isinstance(ce, float) and isinstance(bigram, float) else "not evaluated"
+    params = card.get("parameters")
+    size_note = f"{params / 1e6:.1f}M parameters, " if isinstance(params, (int, float)) and not isinstance(params, bool) else ""
+    tl = config.get("tl_config", {})
+    n_ctx = tl.get("n_ctx", 0) if isinstance(tl, dict) and isinstance(tl.get("n_ctx"), int) else 0
+    return ModelSpec(name=folder.name, source="bundled", game="", board_size=0, description=f"bundled text model, {size_note}{note}", kind="text", n_ctx=n_ctx)
 
 
 def _bundled_specs(root: Path = ASSETS) -> dict[str, ModelSpec]:
@@ -194,8 +226,10 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
         spec = HUB_MODELS[name]
         loader, repo = HUB_LOADERS[name]
         model, tl_config, *rest = loader(cache_dir=cache_dir, device=device)
-        vocab = rest[0] if rest else None
         card = {"description": spec.description}
+        if spec.kind == "text":
+            return ModelHandle(model, ModelInfo(name, "", 0, card, f"hub:{repo}", kind="text", text_tokenizer=rest[0]))
+        vocab = rest[0] if rest else None
         if isinstance(tl_config, dict) and tl_config.get("original_architecture") == "GPT2LMHeadModel" and spec.tokenizer == "pgn-chars":
             card["activation"] = activation_note(tl_config)
         if vocab is not None and spec.game == "chess":
@@ -221,8 +255,26 @@ def vocab_check(vocab: tuple[str, ...], layout: str) -> str:
 
 def _handle_from_bundle(folder: Path, device: str) -> ModelHandle:
     model, config, card = load_bundle(folder, device=device)
+    if config.get("kind") == "text":
+        return ModelHandle(model, ModelInfo(config.get("name", folder.name), "", 0, card, str(folder), kind="text", text_tokenizer=_bundled_tokenizer(folder, config)))
     info = ModelInfo(config.get("name", folder.name), config.get("game", "othello"), int(config.get("board_size", 8)), card, str(folder), str(config.get("tokenizer", "")))
     return ModelHandle(model, info)
+
+
+def _bundled_tokenizer(folder: Path, config: dict):
+    """A text bundle's tokenizer, after checking it against the sha256 its config records."""
+    from core.checksums import mismatch
+    from core.text.tokenizer import TextTokenizer, TokenizerError
+
+    name = str(config.get("tokenizer", ""))
+    hashes = config.get("files_sha256") if isinstance(config.get("files_sha256"), dict) else {}
+    problem = mismatch(folder / name, hashes.get(name), CONFIG) if hashes.get(name) else None
+    if problem:
+        raise ModelLoadError(problem)
+    try:
+        return TextTokenizer.from_file(folder / name)
+    except TokenizerError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def randomly_initialised(handle: ModelHandle, seed: int = 0) -> ModelHandle:
@@ -237,5 +289,5 @@ def randomly_initialised(handle: ModelHandle, seed: int = 0) -> ModelHandle:
     torch.manual_seed(seed)
     config = {k: getattr(handle.cfg, k) for k in ("n_layers", "d_model", "d_head", "n_heads", "d_mlp", "d_vocab", "n_ctx", "act_fn", "normalization_type")}
     model = build_hooked_transformer(config, device=str(handle.cfg.device))
-    info = ModelInfo(f"{handle.name} (random init)", handle.info.game, handle.board_size, {}, "random", handle.info.tokenizer)
+    info = ModelInfo(f"{handle.name} (random init)", handle.info.game, handle.board_size, {}, "random", handle.info.tokenizer, kind=handle.kind, text_tokenizer=handle.tokenizer)
     return ModelHandle(model, info)

@@ -26,9 +26,15 @@ from core.train.distributed import SettingError, ranks_from_env, resolve_device
 from core.train.next_move import OVERRIDABLE, CheckpointError, TrainConfig, Trainer
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    """One flag per ``TrainConfig`` field; unset flags stay ``None`` so a resume can tell them apart."""
-    for f in fields(TrainConfig):
+def _add_text_train_args(p: argparse.ArgumentParser) -> None:
+    from core.train.next_token import TextTrainConfig
+
+    _add_train_args(p, TextTrainConfig)
+
+
+def _add_train_args(p: argparse.ArgumentParser, config=TrainConfig) -> None:
+    """One flag per config field; unset flags stay ``None`` so a resume can tell them apart."""
+    for f in fields(config):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, help=f"default {f.default}")
@@ -202,6 +208,50 @@ def _config_flags(cfg: TrainConfig) -> list[str]:
     return out
 
 
+def _text_flags(cfg) -> list[str]:
+    from core.train.next_token import OVERRIDABLE as TEXT_OVERRIDABLE
+
+    return [x for f in fields(cfg) if f.name not in TEXT_OVERRIDABLE or f.name == "steps" for x in ("--" + f.name.replace("_", "-"), str(getattr(cfg, f.name)))]
+
+
+def cmd_next_token(args: argparse.Namespace) -> None:
+    from core.train.next_token import TextTrainConfig, TextTrainer
+
+    given = {f.name: getattr(args, f.name) for f in fields(TextTrainConfig) if getattr(args, f.name, None) is not None}
+    bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {desc}")
+
+    def prepare(text: str, fraction: float) -> None:
+        bar.set_description_str(text, refresh=False)
+        bar.n = fraction
+        bar.refresh()
+
+    trainer = TextTrainer(TextTrainConfig(**given), args.run_dir, overrides=given, progress=prepare)
+    bar.close()
+    cfg = trainer.cfg
+    print(f"run {args.run_dir}: {trainer.model.n_params():,} parameters on {trainer.device}, {len(trainer.train_tokens):,} training tokens, step {trainer.state.step}/{cfg.steps}", flush=True)
+    bar = tqdm(total=cfg.steps, initial=trainer.state.step, unit="step", dynamic_ncols=True, mininterval=5)
+
+    def progress(step: int, total: int, info: dict) -> None:
+        bar.update(1)
+        bar.set_postfix({"loss": f"{info['loss']:.3f}", "tok/s": f"{info['tokens_per_s']:.0f}"}, refresh=False)
+        if "held_out_ce" in info:
+            bar.write(f"step {step}: loss {info['loss']:.4f} held-out CE {info['held_out_ce']:.4f}")
+
+    trainer.train(until_step=args.until_step, progress=progress)
+    bar.close()
+
+
+def cmd_export_text(args: argparse.Namespace) -> None:
+    from core.train.next_token import TextTrainConfig, TextTrainer, export_text_run
+
+    if not (Path(args.run_dir) / TextTrainer.CHECKPOINT).exists():
+        sys.exit(f"{args.run_dir}: no {TextTrainer.CHECKPOINT}; train a run there first (python -m core.train next-token {args.run_dir} ...)")
+    trainer = TextTrainer(TextTrainConfig(), args.run_dir, overrides={"device": "cpu"})
+    command = "python -m core.train next-token " + shlex.join([f"runs/{args.name}"] + _text_flags(trainer.cfg))
+    card = export_text_run(trainer, args.out_dir, args.name, command)
+    print(json.dumps({k: card[k] for k in ("parameters", "steps", "tokens_seen", "wall_time_s", "eval")}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m core.train")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +261,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default=None, help="a recipe: JSON of these settings (e.g. recipes/othello_8x512.json); flags win")
     _add_train_args(p)
     p.set_defaults(func=cmd_next_move)
+    p = sub.add_parser("next-token", help="train (or resume) a next-token text model in a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--until-step", type=int, default=None, help="stop early at this step (resume later)")
+    _add_text_train_args(p)
+    p.set_defaults(func=cmd_next_token)
+    p = sub.add_parser("export-text", help="export a next-token run to the bundled format")
+    p.add_argument("run_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--name", required=True)
+    p.set_defaults(func=cmd_export_text)
     p = sub.add_parser("export", help="export a run to the bundled format")
     p.add_argument("run_dir")
     p.add_argument("out_dir")

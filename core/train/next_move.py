@@ -138,6 +138,17 @@ def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
 CHECKPOINT_RECORD = "checkpoint.json"  # the checkpoint's sha256 and step, written after it
 
 
+def write_checkpoint(run_dir: Path, name: str, payload: dict, step: int) -> None:
+    """Save ``payload`` as ``run_dir/name`` with its sha256 in ``checkpoint.json``: both go to
+    temporaries first and are renamed, so a kill never leaves half a file (``read_checkpoint``)."""
+    tmp = run_dir / (name + ".tmp")
+    torch.save(payload, tmp)
+    record = json.dumps({"sha256": sha256_of(tmp), "step": step}) + "\n"
+    (run_dir / (CHECKPOINT_RECORD + ".tmp")).write_text(record)
+    os.replace(tmp, run_dir / name)
+    os.replace(run_dir / (CHECKPOINT_RECORD + ".tmp"), run_dir / CHECKPOINT_RECORD)
+
+
 class CheckpointError(ValueError):
     """A run's checkpoint that cannot be resumed (damaged, replaced or not a checkpoint)."""
 
@@ -246,12 +257,7 @@ class Trainer:
             "state_json": json.dumps(asdict(self.state)),
             "torch_rng": torch.get_rng_state(),
         }
-        tmp = self.run_dir / (self.CHECKPOINT + ".tmp")
-        torch.save(payload, tmp)
-        record = json.dumps({"sha256": sha256_of(tmp), "step": self.state.step}) + "\n"
-        (self.run_dir / (CHECKPOINT_RECORD + ".tmp")).write_text(record)
-        os.replace(tmp, self.run_dir / self.CHECKPOINT)
-        os.replace(self.run_dir / (CHECKPOINT_RECORD + ".tmp"), self.run_dir / CHECKPOINT_RECORD)
+        write_checkpoint(self.run_dir, self.CHECKPOINT, payload, self.state.step)
 
     def close(self) -> None:
         """Leave the process group (after every rank is done)."""
