@@ -30,7 +30,9 @@ def read_game_link(params: Mapping[str, str], specs: Mapping[str, object], defau
         name = default
     text = params.get("moves", "")
     moves: tuple[int, ...] = ()
-    if text:
+    if text and getattr(specs[name], "kind", "game") != "game":
+        problems.append(f"{name} reads text, not moves: the link's moves={echo(text)} are ignored.")
+    elif text:
         game = specs[name].game_plugin
         try:
             parsed = tuple(game.parse_moves(text))
@@ -39,6 +41,18 @@ def read_game_link(params: Mapping[str, str], specs: Mapping[str, object], defau
         except ValueError as exc:
             problems.append(f"Could not restore the game from the link (moves={echo(text, 80)}): {str(exc)[:300]}. Starting a new game.")
     return name, moves, problems
+
+
+def read_prompt_link(params: Mapping[str, str], limit: int) -> tuple[str | None, str | None]:
+    """``(prompt, problem)`` from a link's ``prompt``: None when there is none; a prompt longer than
+    ``limit`` characters is cut there, and the problem says so."""
+    text = params.get("prompt")
+    if text is None:
+        return None, None
+    text = str(text).replace("\x00", "")
+    if len(text) > limit:
+        return text[:limit], f"The link's prompt has {len(text):,} characters; the first {limit:,} are used."
+    return text, None
 
 
 def read_choice(param: str, text: str, valid: Sequence[str] | range, what: str) -> tuple[str | int | None, str | None]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import panels
+from ui import panels
 import ui
 from core.games.base import IllegalMoveError
 from core.interp.predictions import top_k, top_moves
@@ -21,6 +21,7 @@ PROMOTION = panels.PROMOTION
 
 ui.ensure_shell()
 ui.init_state()  # idempotent: also when a link opens this page directly
+ui.serve_text_model("Board player")  # a text model: the prompt player
 spec = ui.model_spec()
 game = ui.current_game()
 state = ui.current_state()

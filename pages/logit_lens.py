@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import panels
+from ui import panels
 import ui
 from core import corpus_results
 from core.interp import lens as L
@@ -14,7 +14,7 @@ from core.interp import move_lens as ML
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, char_lens_figure, dla_figure, gap_figure, lens_legality_figure
-from unit_dashboard import unit_dashboard, unit_search
+from ui.unit_dashboard import unit_dashboard, unit_search
 
 spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: True)
 game = handle.game

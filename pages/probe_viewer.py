@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-import panels
+from ui import panels
 import ui
 from core.interp import interventions as I
 from core.interp import move_edits as ME

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import panels
+from ui import panels
 import ui
 from core.interp import lens as L
 from core.interp import probes as P
@@ -16,7 +16,7 @@ from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure
 from core.viz.sae import curve_figure, density_histogram
-from unit_dashboard import unit_dashboard, unit_search
+from ui.unit_dashboard import unit_dashboard, unit_search
 
 FEATURE = "sae_feature"
 NO_BAR = {"displayModeBar": False}

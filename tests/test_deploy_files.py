@@ -41,7 +41,7 @@ def test_port_health_check_and_ignored_files():
     assert re.search(rf"^EXPOSE {port}$", DOCKERFILE, re.M)
     assert f"http://127.0.0.1:{port}/_stcore/health" in DOCKERFILE
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
-    assert not ignored & {"assets", "core", "pages", "app.py", "ui.py", "panels.py", "unit_dashboard.py", "requirements.txt", ".streamlit"}
+    assert not ignored & {"assets", "core", "pages", "app.py", "ui", "requirements.txt", ".streamlit"}
     assert f"app_port: {port}" in (ROOT / "README.md").read_text()  # the Space's front matter in the deploy steps
 
 

@@ -10,7 +10,7 @@ from core.interp.sae_store import list_saes
 from core.models.registry import list_models
 from tests.test_board_player_page import open_page
 
-BUNDLED = [s for s in list_models() if s.source == "bundled"]
+BUNDLED = [s for s in list_models() if s.source == "bundled" and s.kind == "game"]  # text models: tests/test_text_pages.py
 PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/patching_lab.py", "pages/sae_browser.py"]
 
 

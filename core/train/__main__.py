@@ -142,6 +142,32 @@ def cmd_probes(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _text_sae(args, handle, base: dict, progress, bar) -> None:
+    """A text model's SAE: trained on random windows of its training corpus (the standard
+    library's training files, or ``--corpus``), measured on windows of its held-out shard."""
+    from core.interp.sae_store import save_sae
+    from core.interp.token_sae import shard_windows, window_sae_metrics
+    from core.text.corpus import cached_tokens, read_documents, stdlib_documents
+    from core.text.shard import bundled_shard
+    from core.train.sae import SAETrainConfig, card_for, train_sae
+
+    docs = read_documents(args.corpus) if args.corpus else stdlib_documents("train")
+    tokens = cached_tokens(handle.tokenizer, docs, progress)
+    held = bundled_shard(handle)
+    if held is None:
+        sys.exit(f"error: {handle.name} ships no held-out token shard to measure the SAE on")
+    cfg = SAETrainConfig(k=args.k, total_tokens=args.tokens, games_per_refill=64, **base)
+    sae, stats = train_sae(handle, cfg, progress, tokens=tokens)
+    bar.close()
+    windows = torch.from_numpy(shard_windows(held, handle.cfg.n_ctx, args.eval_games))
+    metrics = window_sae_metrics(handle, sae, cfg.hook, windows)
+    card = card_for(handle, cfg, stats, metrics)
+    card["command"] = "python -m core.train " + shlex.join(sys.argv[1:])
+    card["corpus"] = {"train": args.corpus or "stdlib (training files)", "train_tokens": int(len(tokens)), "metrics": f"{len(windows)} windows of {handle.cfg.n_ctx} held-out tokens"}
+    save_sae(sae, args.out_dir, card)
+    print(json.dumps({"training": stats, "metrics": metrics}, indent=2))
+
+
 def cmd_sae(args: argparse.Namespace) -> None:
     from core.interp.sae_metrics import board_scores, sae_metrics
     from core.interp.sae_store import save_sae
@@ -168,6 +194,9 @@ def cmd_sae(args: argparse.Namespace) -> None:
         bar.n = fraction
         bar.refresh()
 
+    if handle.kind == "text":
+        _text_sae(args, handle, base, progress, bar)
+        return
     curve = []
     for k in args.curve_k:  # the sparsity trade-off: same SAE, other k, fewer activations
         point_cfg = SAETrainConfig(k=k, total_tokens=args.curve_tokens, **base)
@@ -300,7 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--l1", type=float, default=5.0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--tokens", type=int, default=2_000_000)
-    p.add_argument("--eval-games", type=int, default=200)
+    p.add_argument("--eval-games", type=int, default=200, help="held-out games (text models: windows) for the card's metrics")
+    p.add_argument("--corpus", default=None, help="text models: a text / JSONL / parquet file or folder to train on (default: the standard library's training files)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--dead-window", type=int, default=200, help="TopK: steps without firing before the auxiliary loss revives a feature")

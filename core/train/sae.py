@@ -64,9 +64,8 @@ class ActivationStream:
         t0 = time.perf_counter()
         while have < self.capacity:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
-            games = self.handle.game.random_games(self.games_per_refill, seed=seed)
             with torch.autocast(self.handle.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                acts = token_activations(self.handle, games, [self.hook])[self.hook]
+                acts = self._activations(seed)
             parts.append(acts)
             have += len(acts)
             self.generated += len(acts)
@@ -74,6 +73,11 @@ class ActivationStream:
         buffer = torch.cat(parts)
         self._buffer = buffer[torch.randperm(len(buffer), generator=self._gen)]
         self.gen_seconds += time.perf_counter() - t0
+
+    def _activations(self, seed: int) -> torch.Tensor:
+        """One refill's activations ``(n, width)``: every token of fresh games."""
+        games = self.handle.game.random_games(self.games_per_refill, seed=seed)
+        return token_activations(self.handle, games, [self.hook])[self.hook]
 
     def buffer_mean(self) -> torch.Tensor:
         return self._buffer.mean(0)
@@ -88,6 +92,22 @@ class ActivationStream:
         return batch
 
 
+class TokenWindowStream(ActivationStream):
+    """The same stream over a text model's corpus: every token of random windows of ``tokens``
+    (``games_per_refill`` windows of the model's context per refill)."""
+
+    def __init__(self, handle: ModelHandle, hook: str, tokens: np.ndarray, batch_size: int, buffer_tokens: int, windows_per_refill: int, seed: int = 0, bf16: bool = False, width: int = 0):
+        super().__init__(handle, hook, batch_size, buffer_tokens, windows_per_refill, seed, bf16)
+        self.tokens = np.asarray(tokens)
+        self.width = min(width or handle.cfg.n_ctx, len(self.tokens) - 1)
+
+    def _activations(self, seed: int) -> torch.Tensor:
+        starts = np.random.default_rng(seed).integers(0, len(self.tokens) - self.width, size=self.games_per_refill)
+        windows = torch.from_numpy(np.stack([self.tokens[s : s + self.width] for s in starts]).astype(np.int64))
+        acts = self.handle.activations(windows, [self.hook])[self.hook]
+        return acts.reshape(-1, acts.shape[-1]).float()
+
+
 def make_training_sae(cfg: SAETrainConfig, d_in: int):
     """A SAELens training SAE of the chosen architecture."""
     from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
@@ -100,12 +120,16 @@ def make_training_sae(cfg: SAETrainConfig, d_in: int):
     raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
 
 
-def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str, float], None] | None = None):
-    """Train with ``sae_lens.SAETrainer`` on our activation stream -> ``(sae, stats)``."""
+def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str, float], None] | None = None, tokens: np.ndarray | None = None):
+    """Train with ``sae_lens.SAETrainer`` on our activation stream -> ``(sae, stats)``; a text
+    model's SAE reads random windows of ``tokens`` (its training corpus), a game model's fresh games."""
     from sae_lens import LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
-    stream = ActivationStream(handle, cfg.hook, cfg.batch_size, cfg.buffer_tokens, cfg.games_per_refill, cfg.seed, cfg.bf16_activations)
+    if tokens is not None:
+        stream = TokenWindowStream(handle, cfg.hook, tokens, cfg.batch_size, cfg.buffer_tokens, cfg.games_per_refill, cfg.seed, cfg.bf16_activations)
+    else:
+        stream = ActivationStream(handle, cfg.hook, cfg.batch_size, cfg.buffer_tokens, cfg.games_per_refill, cfg.seed, cfg.bf16_activations)
     first = next(stream)
     sae = make_training_sae(cfg, first.shape[-1])
     # Start the decoder bias at the data mean: residual streams have a large mean, and fitting it

@@ -22,7 +22,7 @@ from core import corpus_results
 from core.interp import probes as P
 from core.interp import sae_features, sae_store
 from core.interp.predictions import Predictions, predict
-from core.links import read_choice, read_game_link
+from core.links import read_choice, read_game_link, read_prompt_link
 from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
@@ -31,6 +31,10 @@ from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_mode
 from core.viz.training import learning_curve_table, training_summary
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
+PROMPT = "prompt"  # a text model's prompt (session state and link parameter)
+PROMPT_LINK_LIMIT = 4000  # characters of a prompt a link may carry
+DEFAULT_PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n'
+
 PICKED = "picked_square"  # a piece chosen on the board, for games whose moves start on a piece
 
 
@@ -132,18 +136,26 @@ def init_state() -> None:
     """On a session's first run, restore model and game from the URL (reporting bad values)."""
     if MODEL in st.session_state:
         return
-    name, moves, problems = read_game_link(st.query_params.to_dict(), model_specs(), default_model_name())
+    params = st.query_params.to_dict()
+    name, moves, problems = read_game_link(params, model_specs(), default_model_name())
     st.session_state[MODEL] = name
     st.session_state[MOVES] = moves
-    for problem in problems:
+    prompt, problem = read_prompt_link(params, PROMPT_LINK_LIMIT)
+    st.session_state[PROMPT] = prompt if prompt is not None else DEFAULT_PROMPT
+    for problem in problems + ([problem] if problem else []):
         flash("error", problem)
 
 
 def sync_url(extra: dict[str, str] | None = None) -> None:
     """Write the current model and game (and a page's own ``extra`` parameters) into the query
     string (only what changed)."""
-    moves = current_game().url_moves(st.session_state[MOVES])
-    wanted = {MODEL: st.session_state[MODEL], **({MOVES: moves} if moves else {}), **(extra or {})}
+    if model_spec().kind == "text":
+        prompt = st.session_state.get(PROMPT, "")
+        position = {PROMPT: prompt[:PROMPT_LINK_LIMIT]} if prompt and prompt != DEFAULT_PROMPT else {}
+    else:
+        moves = current_game().url_moves(st.session_state[MOVES])
+        position = {MOVES: moves} if moves else {}
+    wanted = {MODEL: st.session_state[MODEL], **position, **(extra or {})}
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
     share_control(wanted)
@@ -226,11 +238,13 @@ def play_random_move() -> None:
 def on_model_change() -> None:
     """Keep the game when the new model plays the same game; otherwise start a new one and say so."""
     name = st.session_state["model_picker"]
-    new_game = model_specs()[name].game_plugin
-    old_game = model_specs()[st.session_state[MODEL]].game_plugin
+    new, old = model_specs()[name], model_specs()[st.session_state[MODEL]]
     st.session_state[MODEL] = name
     st.session_state.pop(PICKED, None)
-    same = (new_game.name, new_game.rows) == (old_game.name, old_game.rows)
+    if new.kind != "game":
+        return  # a text model reads the prompt; the game stays for when a game model is picked again
+    new_game = new.game_plugin
+    same = old.kind == "game" and (new_game.name, new_game.rows) == (old.game_plugin.name, old.game_plugin.rows)
     if not same and st.session_state[MOVES]:
         set_moves(())
         flash("info", f"{name} plays {new_game.title}: started a new game.")
@@ -271,6 +285,11 @@ def model_card_expander(name: str) -> None:
         return
     with st.expander("Model card"):
         ev = card.get("eval", {}) if isinstance(card.get("eval"), dict) else {}
+        if spec.kind == "text":
+            from ui.text_panels import text_card
+
+            text_card(card, ev)
+            return
         if isinstance(ev.get("top1_legal"), float):
             st.markdown(f"Top-1 legal **{ev['top1_legal']:.2%}**, illegal mass {ev.get('illegal_mass', float('nan')):.2%} on {ev.get('games', '?')} held-out games.")
             whole = ev.get("whole_move")
@@ -340,6 +359,17 @@ def ensure_shell() -> None:
         st.rerun()
 
 
+def serve_text_model(title: str) -> None:
+    """A text model gets the text form of the page (``ui.text_pages``), then the page stops: the
+    one place a page asks what kind of model it serves."""
+    if model_spec().kind != "text":
+        return
+    from ui import text_pages
+
+    text_pages.serve(title)
+    st.stop()
+
+
 def one_token_per_move(game: Game) -> bool:
     return game.square_moves
 
@@ -350,6 +380,7 @@ def analysis_page(title: str, serves=one_token_per_move) -> tuple[ModelSpec, Gam
     or with a note if ``serves(game)`` says the page cannot serve the model's game yet)."""
     ensure_shell()
     init_state()
+    serve_text_model(title)
     spec, state = model_spec(), current_state()
     st.title(title)
     show_messages()

@@ -1,0 +1,396 @@
+"""The five pages for a text model: prompt player, logit lens, SAE browser, patching lab, and the
+probe viewer's reason for not applying. ``serve(title)`` is called by the page files themselves
+(``ui.serve_text_model``), so a link to any page works for any model.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import ui
+from core.interp import patching as PT
+from core.interp import sae_features as F
+from core.interp import sae_store
+from core.interp import token_sae as TS
+from core.interp import token_views as TV
+from core.viz.patching import block_maps_figure
+from core.viz.text import contribution_figure, histogram_figure, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
+from ui import text_panels as TP
+
+NO_BAR = {"displayModeBar": False}
+INDEX_WINDOWS = 400  # windows of held-out text the feature index reads (~51k tokens at 128)
+
+
+def serve(title: str) -> None:
+    {"Board player": prompt_player, "Probe viewer": probe_viewer, "Logit lens": logit_lens, "SAE feature browser": sae_browser, "Patching lab": patching_lab}[title]()
+
+
+def _top(title: str):
+    """Title, messages and the model (the page stops, keeping its link, when it cannot load)."""
+    st.title(title)
+    ui.show_messages()
+    handle, _ = ui.current_handle()
+    if handle is None:
+        ui.sync_url()
+        st.stop()
+    return handle
+
+
+def _position_control(n: int, key: str, label: str = "Position") -> int:
+    ui.linked_setting(key, "pos", list(range(n)), [str(i) for i in range(n)], "token position", n - 1)
+    return int(st.slider(label, 0, max(n - 1, 1), key=key, disabled=n < 2, help="The token whose next-token prediction is read (0 is the start token)."))
+
+
+# -- prompt player --------------------------------------------------------------------------------
+
+
+def prompt_player() -> None:
+    handle = _top("Prompt player")
+    TP.prompt_editor()
+    tokens, note = TP.prompt_tokens(handle)
+    if note:
+        st.info(note)
+    pred = TP.cached_next_tokens(handle.name, tokens)
+    labels = TP.spans(handle, tokens)
+    st.caption(f"{len(tokens)} tokens; mean loss of the real next token **{pred.mean_loss:.3f}** nats. Each token is shaded by the loss of the token after it (hover: loss and the model's top guess).")
+    titles = [f"next: {TP.token_name(handle, pred.actual[i]) if pred.actual[i] >= 0 else '—'}  loss {pred.loss[i]:.2f}  top: {TP.token_name(handle, pred.top_ids[i, 0])} {pred.top_probs[i, 0]:.0%}" for i in range(len(tokens))]
+    st.html(token_html(labels, pred.loss, vmax=8.0, titles=titles))
+    left, right = st.columns([3, 2], gap="large")
+    with right:
+        pos = _position_control(len(tokens), "text_pos")
+        names = [TP.token_name(handle, t) for t in pred.top_ids[pos]]
+        real = f"; the text goes on with {TP.token_name(handle, pred.actual[pos])!r} (p {pred.actual_prob[pos]:.1%}, rank {pred.actual_rank[pos]})" if pred.actual[pos] >= 0 else " (the end of the prompt: what the model would write next)"
+        st.plotly_chart(top_tokens_figure(names, pred.top_probs[pos], f"Next token after {visible(labels[pos])!r}"), config=NO_BAR, key="next_bar")
+        st.caption(ui.plain(f"Entropy {pred.entropy[pos]:.2f} nats{real}."))
+    with left:
+        st.plotly_chart(loss_strip_figure(labels, pred.loss), config=NO_BAR, key="loss_strip")
+        table = pd.DataFrame({
+            "token": [visible(t) for t in labels],
+            "next (real)": [TP.token_name(handle, a) if a >= 0 else "" for a in pred.actual],
+            "p(real)": pred.actual_prob,
+            "rank": np.where(pred.actual_rank > 0, pred.actual_rank, np.nan),
+            "loss": pred.loss,
+            "top 5": [" | ".join(TP.token_name(handle, t) for t in row[:5]) for row in pred.top_ids],
+        })
+        st.dataframe(table, height=300, column_config={"p(real)": st.column_config.NumberColumn(format="percent"), "loss": st.column_config.NumberColumn(format="%.2f")})
+    ui.sync_url({"pos": str(pos)})
+
+
+# -- probe viewer ---------------------------------------------------------------------------------
+
+
+def probe_viewer() -> None:
+    _top("Probe viewer")
+    st.info("Probes read a board's state (whose piece stands on each square) from the residual stream. "
+            "A text model has no board, so there is nothing for a board probe to read. For a text model, "
+            "the SAE feature browser finds the directions it uses, and the logit lens shows how its next-token guess forms.")
+    ui.sync_url()
+
+
+# -- logit lens -----------------------------------------------------------------------------------
+
+
+def logit_lens() -> None:
+    handle = _top("Logit lens")
+    TP.prompt_editor()
+    tokens, note = TP.prompt_tokens(handle)
+    if note:
+        st.info(note)
+    run = TP.cached_run(handle.name, tokens)
+    labels = TP.spans(handle, tokens)
+    incl_mid = st.toggle("Also after each attention layer", value=True, key="text_lens_mid")
+    points, ids, probs = TV.lens_top_tokens(handle, run, k=1, incl_mid=incl_mid)
+    names = [[TP.token_name(handle, t) for t in row[:, 0]] for row in ids]
+    shown = slice(max(0, len(tokens) - 48), len(tokens))  # the last 48 positions fit the page
+    if len(tokens) > 48:
+        st.caption(f"Showing the last 48 of {len(tokens)} positions.")
+    st.plotly_chart(lens_table_figure(points, labels[shown], [row[shown] for row in names], probs[:, shown, 0]), config=NO_BAR, key="lens_table")
+    pos = _position_control(len(tokens), "text_lens_pos")
+    pred = TP.cached_next_tokens(handle.name, tokens)
+    default = int(pred.actual[pos]) if pred.actual[pos] >= 0 else int(pred.top_ids[pos, 0])
+    target_text = st.text_input("Token to attribute (its first token)", value=handle.tokenizer.token_text(default), key=f"dla_target_{pos}", help="The direct effect of each component on this token's logit at the chosen position. Defaults to the token that really comes next.")
+    target_ids = handle.tokenizer.encode(target_text)
+    if not target_ids:
+        st.warning("Type a token to attribute.")
+        ui.sync_url({"pos": str(pos)})
+        return
+    target = int(target_ids[0])
+    attr = TV.attribute_tokens(handle, run, pos)
+    values = attr.dla[:, target].numpy()
+    st.plotly_chart(contribution_figure(attr.labels, values, ui.plain(f"Direct effect on the logit of {TP.token_name(handle, target)!r} at position {pos} ({visible(labels[pos])!r})")), config=NO_BAR, key="dla_bars")
+    total = float(values.sum() + attr.bias[target])
+    st.caption(f"The parts and the bias add up to the logit: {total:.3f} (the model's {float(attr.logits[target]):.3f}). "
+               f"Probability after each point: " + ", ".join(f"{p} {q:.1%}" for p, q in zip(points, TV.lens_token_probs(handle, run, target, incl_mid)[:, pos])))
+    from core.interp.lens import top_neurons
+
+    st.dataframe(pd.DataFrame(top_neurons(attr, target, k=10)), height=250)
+    ui.sync_url({"pos": str(pos)})
+
+
+# -- SAE browser ----------------------------------------------------------------------------------
+
+
+def _sae_choices(handle) -> dict[str, tuple[str, object]]:
+    """SAE name -> (where it comes from, how to load it)."""
+    out = {e.name: ("bundled", e) for e in sae_store.list_saes(handle.name)}
+    if handle.name == "gelu-1l":
+        from core.interp.published_saes import NANDA_SAE_REPO, NANDA_VERSIONS
+        from core.models.fetch import cached_path
+
+        for label, number in NANDA_VERSIONS.items():
+            if cached_path(NANDA_SAE_REPO, f"{number}.pt"):
+                out[f"nanda-{label}"] = ("hub", label)
+    return out
+
+
+@st.cache_resource(show_spinner="Loading SAE…", max_entries=8)
+def _load_sae(name: str, sae_name: str):
+    """``(sae, hook, card)`` of a bundled or published SAE of a text model."""
+    handle = ui.cached_model(name)
+    source, what = _sae_choices(handle)[sae_name]
+    if source == "bundled":
+        return ui.cached_bundled_sae(name, sae_name), what.hook, what.card
+    from core.interp.published_saes import load_nanda_sae
+
+    published = load_nanda_sae(what)
+    if published.sae.cfg.d_in != handle.hook_width(published.hook):
+        raise sae_store.SAELoadError(f"{sae_name} reads {published.sae.cfg.d_in} dimensions; {published.hook} of {name} has {handle.hook_width(published.hook)}")
+    return published.sae, published.hook, {"hook": published.hook, "note": published.note}
+
+
+def _corpus_windows(handle) -> tuple[np.ndarray | None, str]:
+    """Windows of held-out text for the feature index, and where they come from."""
+    from core.text.shard import ShardError, bundled_shard
+
+    width = min(handle.cfg.n_ctx, 128)
+    try:
+        shard = bundled_shard(handle)
+    except ShardError as exc:
+        return None, f"the model's held-out shard is unusable: {exc}"
+    if shard is not None:
+        return TS.shard_windows(shard, width, INDEX_WINDOWS), f"{INDEX_WINDOWS} windows of {width} held-out tokens shipped with the model"
+    from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents
+
+    try:
+        docs = hub_dataset_documents("NeelNanda/c4-code-20k", limit_bytes=4_000_000)
+    except CorpusError as exc:
+        return None, str(exc)
+    return TS.shard_windows(cached_tokens(handle.tokenizer, docs), width, INDEX_WINDOWS), f"{INDEX_WINDOWS} windows of {width} tokens of NeelNanda/c4-code-20k"
+
+
+@st.cache_resource(show_spinner=False)
+def _indexes() -> tuple[dict, threading.Lock]:
+    return {}, threading.Lock()
+
+
+def _index(handle, sae_name: str, sae, hook: str):
+    """The feature index of an SAE over the corpus windows: built once per server, with a bar."""
+    memo, lock = _indexes()
+    key = (handle.name, sae_name)
+    with lock:
+        if key in memo:
+            return memo[key]
+        windows, where = _corpus_windows(handle)
+        if windows is None:
+            memo[key] = (None, where)
+            return memo[key]
+        bar = st.progress(0.0, text=f"Indexing the SAE's features once over {where}…")
+        index = TS.build_token_index(handle, sae, hook, windows, progress=lambda text, f: bar.progress(min(max(f, 0.0), 1.0), text=f"Indexing: {text}"))
+        bar.empty()
+        memo[key] = (index, where)
+        return memo[key]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _splice(name: str, sae_name: str, tokens: tuple[int, ...]):
+    sae, hook, _ = _load_sae(name, sae_name)
+    handle = ui.cached_model(name)
+    comparison = TS.splice_comparison(handle, sae, hook, torch.tensor(tokens))
+    feats = TS.token_features(handle, sae, hook, torch.tensor(tokens))
+    top = feats.topk(min(8, feats.shape[1]), dim=-1)
+    return comparison.top_k(5), comparison.clean_loss, comparison.spliced_loss, top.indices.numpy(), top.values.numpy(), feats.numpy()
+
+
+def _context_html(handle, index, window: int, token: int, feature: int, radius: int = 24) -> str:
+    lo, hi = max(0, token - radius), min(index.width, token + 6)
+    ids = index.windows[window, lo:hi]
+    acts = np.zeros(hi - lo)
+    positions, values = index.activations(feature)
+    flat = window * index.width + np.arange(lo, hi)
+    hit = dict(zip(positions.tolist(), values.tolist()))
+    acts = np.array([hit.get(int(p), 0.0) for p in flat])
+    texts = handle.tokenizer.spans(ids.tolist())
+    return token_html(texts, acts, vmax=float(index.max_activation[feature]) or 1.0, titles=[f"{a:.3f}" for a in acts], mark=token - lo)
+
+
+def sae_browser() -> None:
+    handle = _top("SAE feature browser")
+    choices = _sae_choices(handle)
+    if not choices:
+        st.info(f"No SAE for {handle.name} yet. Train one: `python -m core.train sae {handle.name} assets/saes/{handle.name}/L0_mlp_post --hook blocks.0.mlp.hook_post`.")
+        ui.sync_url()
+        return
+    names = list(choices)
+    ui.linked_setting("text_sae", "sae", names, names, "SAE", names[0])
+    sae_name = st.selectbox("SAE", names, key="text_sae")
+    try:
+        sae, hook, card = _load_sae(handle.name, sae_name)
+    except sae_store.SAELoadError as exc:
+        ui.error(f"SAE {sae_name!r} could not be loaded: {exc}")
+        ui.sync_url({"sae": sae_name})
+        return
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    if metrics:
+        st.caption(f"{int(sae.cfg.d_sae):,} features on `{hook}`: L0 {metrics.get('l0', float('nan')):.1f}, FVU {metrics.get('fvu', float('nan')):.3f}, "
+                   f"CE recovered {metrics.get('ce_recovered_zero', float('nan')):.1%} (zero ablation), {metrics.get('ce_recovered_mean', float('nan')):.1%} (mean); "
+                   f"dead {metrics.get('dead_fraction', float('nan')):.1%}, dense {metrics.get('dense_fraction', float('nan')):.1%}; CE clean {metrics.get('ce_clean', float('nan')):.3f} → with the SAE {metrics.get('ce_sae', float('nan')):.3f} nats.")
+    else:
+        st.caption(ui.plain(card.get("note", f"{int(sae.cfg.d_sae):,} features on {hook}")))
+    index, where = _index(handle, sae_name, sae, hook)
+    prompt_tab, feature_tab, table_tab = st.tabs(["This prompt", "Feature", "All features"])
+    with prompt_tab:
+        _prompt_view(handle, sae_name)
+    with feature_tab:
+        feature = _feature_view(handle, sae, hook, index, where)
+    with table_tab:
+        if index is not None:
+            density, max_act = index.density, index.max_activation
+            order = np.lexsort((-density, density == 0))
+            st.dataframe(pd.DataFrame({"feature": order, "density": density[order], "max activation": max_act[order],
+                                       "top tokens": [", ".join(TP.token_name(handle, t) for t, _ in index.token_counts(int(f), 3)) for f in order[:300]] + [""] * max(0, len(order) - 300)}),
+                         height=400, column_config={"density": st.column_config.NumberColumn(format="percent")})
+            st.caption(f"Features by how often they fire, over {where}; dead features last.")
+    ui.sync_url({"sae": sae_name, "feature": str(feature)})
+
+
+def _prompt_view(handle, sae_name: str) -> None:
+    TP.prompt_editor()
+    tokens, note = TP.prompt_tokens(handle)
+    if note:
+        st.info(note)
+    (c_ids, c_p, s_ids, s_p), clean_loss, spliced_loss, feat_ids, feat_vals, _ = _splice(handle.name, sae_name, tokens)
+    labels = TP.spans(handle, tokens)
+    st.caption(f"Mean loss of the real next token: {np.nanmean(clean_loss):.3f} nats without the SAE, {np.nanmean(spliced_loss):.3f} with it spliced in "
+               f"(Δ {np.nanmean(spliced_loss - clean_loss):+.3f}); top-1 agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} positions.")
+    st.plotly_chart(loss_strip_figure(labels, clean_loss, spliced_loss), config=NO_BAR, key="sae_loss_strip")
+    st.dataframe(pd.DataFrame({
+        "token": [visible(t) for t in labels],
+        "loss": clean_loss, "loss with SAE": spliced_loss, "Δ": spliced_loss - clean_loss,
+        "top 5": [" | ".join(f"{TP.token_name(handle, t)} {p:.0%}" for t, p in zip(ids, ps)) for ids, ps in zip(c_ids, c_p)],
+        "top 5 with SAE": [" | ".join(f"{TP.token_name(handle, t)} {p:.0%}" for t, p in zip(ids, ps)) for ids, ps in zip(s_ids, s_p)],
+        "features": [", ".join(f"#{f} {v:.2f}" for f, v in zip(fi, fv) if v > 0) for fi, fv in zip(feat_ids, feat_vals)],
+    }), height=320, column_config={k: st.column_config.NumberColumn(format="%.2f") for k in ("loss", "loss with SAE", "Δ")})
+
+
+def _feature_view(handle, sae, hook: str, index, where: str) -> int:
+    d_sae = int(sae.cfg.d_sae)
+    ui.linked_setting("text_feature", "feature", list(range(d_sae)), [str(i) for i in range(d_sae)], "feature", _first_live(index))
+    feature = int(st.number_input("Feature", 0, d_sae - 1, key="text_feature"))
+    search = st.text_input("Which features fire on this token?", key="text_feature_search", help="Type a word or symbol; its first token is looked up in the index.")
+    if search and index is not None:
+        ids = handle.tokenizer.encode(search)
+        hits = index.units_on_token(int(ids[0])) if ids else []
+        if hits:
+            st.dataframe(pd.DataFrame([{"feature": u, "fires on": f"{share:.0%} of its occurrences", "mean activation": mean} for u, share, mean in hits]), height=200)
+        else:
+            st.caption(ui.plain(f"No feature fires on {TP.token_name(handle, ids[0]) if ids else search!r} in the index."))
+    directions = F.residual_directions(handle, sae, hook)
+    effects = F.logit_effects_tokens(handle, directions, feature)
+    up, down = np.argsort(-effects)[:10], np.argsort(effects)[:10]
+    c1, c2 = st.columns(2)
+    c1.dataframe(pd.DataFrame({"promotes": [TP.token_name(handle, t) for t in up], "logit effect": effects[up]}), height=390)
+    c2.dataframe(pd.DataFrame({"suppresses": [TP.token_name(handle, t) for t in down], "logit effect": effects[down]}), height=390)
+    if index is None:
+        st.info(ui.plain(f"No corpus for the feature index: {where}."))
+        return feature
+    positions, values = index.activations(feature)
+    st.caption(f"Feature {feature}: fires on {index.density[feature]:.2%} of {index.n_positions:,} tokens ({where}); max activation {index.max_activation[feature]:.3f}. "
+               f"Most often on: " + ", ".join(f"{TP.token_name(handle, t)} ×{n}" for t, n in index.token_counts(feature, 6)))
+    if len(values):
+        st.plotly_chart(histogram_figure(values, f"Activations of feature {feature} where it fires"), config=NO_BAR, key="feature_hist")
+    st.markdown("**Top activations** (distinct contexts; the firing token outlined, hover for the value)")
+    for w, t, v in TS.top_contexts(index, feature, k=20):
+        st.html(f'<div style="display:flex;gap:8px"><code style="min-width:4em">{v:.2f}</code>{_context_html(handle, index, w, t, feature)}</div>')
+    for band, items in TS.band_contexts(index, feature):
+        with st.expander(f"Samples with activation in {band}"):
+            for w, t, v in items:
+                st.html(f'<div style="display:flex;gap:8px"><code style="min-width:4em">{v:.2f}</code>{_context_html(handle, index, w, t, feature)}</div>')
+    return feature
+
+
+def _first_live(index) -> int:
+    if index is None:
+        return 0
+    live = np.flatnonzero(index.density > 0)
+    return int(live[np.argmax(index.density[live])]) if len(live) else 0
+
+
+# -- patching lab ---------------------------------------------------------------------------------
+
+CORRUPTED = "text_corrupted"
+
+
+def patching_lab() -> None:
+    handle = _top("Patching lab")
+    st.caption("Activation patching: run a corrupted prompt, copy one activation from the clean prompt's run into it, and see how far that moves the metric back.")
+    TP.prompt_editor("Clean prompt")
+    clean, note = TP.prompt_tokens(handle)
+    if note:
+        st.info(note)
+    if CORRUPTED not in st.session_state:
+        st.session_state[CORRUPTED] = same_length_variant(handle.tokenizer, st.session_state.get(ui.PROMPT, ""))
+    st.text_area("Corrupted prompt (the same number of tokens)", key=CORRUPTED, height=120)
+    lead = list(clean[:1]) if clean and clean[0] == handle.tokenizer.end_of_text else []
+    corrupted = tuple(lead + handle.tokenizer.encode(st.session_state[CORRUPTED]))[: len(clean) + 1]
+    if len(corrupted) != len(clean):
+        st.warning(f"The clean prompt is {len(clean)} tokens and the corrupted one {len(corrupted)}: patching copies activations position by position, so both must have the same number of tokens.")
+        ui.sync_url()
+        return
+    pred = TP.cached_next_tokens(handle.name, clean)
+    c1, c2 = st.columns(2)
+    answer = c1.text_input("Answer token (clean)", value=handle.tokenizer.token_text(int(pred.top_ids[-1, 0])), key="text_answer")
+    other = c2.text_input("Other token (corrupted)", value=handle.tokenizer.token_text(int(pred.top_ids[-1, 1])), key="text_other")
+    a_ids, o_ids = handle.tokenizer.encode(answer), handle.tokenizer.encode(other)
+    if not a_ids or not o_ids:
+        st.warning("Type both tokens of the logit difference.")
+        ui.sync_url()
+        return
+    maps, clean_value, corrupted_value = _block_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
+    st.caption(ui.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
+                        f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
+    labels = [f"{i}:{visible(t)[:8]}" for i, t in enumerate(TP.spans(handle, clean))]
+    st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=NO_BAR, key="text_block_maps")
+    ui.sync_url()
+
+
+SWAPS = ("k", "m", "value", "item", "result", "count")
+
+
+def same_length_variant(tokenizer, text: str) -> str:
+    """A first corrupted prompt: the clean one with its most used word swapped everywhere for
+    another that keeps the number of tokens (the text itself when no swap does)."""
+    length = len(tokenizer.encode(text))
+    words = re.findall(r"[A-Za-z_]\w*", text)
+    for word in sorted(dict.fromkeys(words), key=words.count, reverse=True):  # the most used name first
+        for swap in SWAPS:
+            if swap == word:
+                continue
+            variant = re.sub(rf"\b{re.escape(word)}\b", swap, text)
+            if len(tokenizer.encode(variant)) == length:
+                return variant
+    return text
+
+
+@st.cache_data(show_spinner="Patching every layer and position…", max_entries=64)
+def _block_maps(name: str, clean: tuple[int, ...], corrupted: tuple[int, ...], answer: int, other: int):
+    handle = ui.cached_model(name)
+    metric = PT.next_move_metric("logit difference", answer, other)
+    clean_t, corrupted_t = torch.tensor([clean]), torch.tensor([corrupted])
+    maps = PT.act_patch_block_every(handle, corrupted_t, clean_t, metric)
+    return maps, PT.run_metric(handle, clean_t, metric), PT.run_metric(handle, corrupted_t, metric)
