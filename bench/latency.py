@@ -11,6 +11,11 @@ everything the board player recomputes after a click. Prints the distribution; g
 ``--pages``: each of the five pages run by Streamlit's ``AppTest`` (the whole script: widgets,
 caches, figures serialised), opened once on a game, then ``--moves`` times after one more move of
 that game; prints p50 / p95 / max per page. Goal: p95 <= 300 ms for every page.
+
+A text model (``--model text-stdlib``): each of ``--positions`` prompts of 128 held-out tokens →
+the SAE's features at every token and, per token, the top-5 next tokens with and without the SAE
+spliced in (what the SAE browser's prompt view shows). Goal p95 <= 150 ms. With ``--pages``, every
+page is rerun after ``--moves`` new prompts.
 """
 
 from __future__ import annotations
@@ -78,11 +83,74 @@ def rerun_after_moves(at, page: str, game_moves: list[int], start: int, n_moves:
     return np.array(times)
 
 
+def text_prompts(handle, n: int, width: int = 128) -> list[tuple[int, ...]]:
+    """``n`` prompts of ``width`` tokens: the start token and held-out text after it."""
+    from core.interp.token_sae import shard_windows
+    from core.text.shard import bundled_shard
+
+    windows = shard_windows(bundled_shard(handle), width - 1, n)
+    return [(handle.tokenizer.end_of_text, *map(int, w)) for w in windows]
+
+
+def text_main(args: argparse.Namespace, handle) -> None:
+    from core.interp import token_sae as TS
+    from core.interp.sae_store import list_saes, load_sae
+
+    entry = list_saes(handle.name)[0]
+    sae = load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
+    prompts = text_prompts(handle, args.positions)
+
+    def once(tokens) -> None:
+        comparison = TS.splice_comparison(handle, sae, entry.hook, torch.tensor(tokens))
+        comparison.features.topk(8, dim=-1)
+        comparison.top_k(5)
+
+    once(prompts[0])
+    times = []
+    for tokens in prompts:
+        t0 = time.perf_counter()
+        once(tokens)
+        times.append((time.perf_counter() - t0) * 1000)
+    t = np.array(times)
+    print(f"model {handle.name}, SAE {entry.name} ({entry.hook}), {len(t)} prompts of {len(prompts[0])} tokens: features at every token + top-5 with and without the SAE")
+    print("latency ms: " + "  ".join(f"p{q}={np.percentile(t, q):.1f}" for q in (5, 50, 95, 99)) + f"  max={t.max():.1f}; torch threads {torch.get_num_threads()}")
+    print(f"p95 {np.percentile(t, 95):.1f} ms (goal <= 150 ms)")
+
+
+def text_pages_main(args: argparse.Namespace, handle) -> None:
+    import streamlit.logger
+    from streamlit.testing.v1 import AppTest
+
+    streamlit.logger.set_log_level("error")
+    prompts = [handle.tokenizer.decode(p[1:]) for p in text_prompts(handle, args.moves + 1)]
+    print(f"model {handle.name}: each page opened on a prompt, then rerun after each of {args.moves} new prompts of 128 tokens (AppTest, whole script)")
+    worst = 0.0
+    for page in args.page or PAGES:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.query_params["model"] = handle.name
+        at.query_params["prompt"] = prompts[0]
+        at.switch_page(f"pages/{page}.py").run()
+        times = []
+        for prompt in prompts[1:]:
+            at.session_state["prompt"] = prompt
+            t0 = time.perf_counter()
+            at.run()
+            times.append((time.perf_counter() - t0) * 1000)
+            if at.exception:
+                raise RuntimeError(f"{page}: {at.exception[0].value}")
+        t = np.array(times)
+        worst = max(worst, float(np.percentile(t, 95)))
+        print(f"  {page:13s} p50 {np.percentile(t, 50):7.0f} ms   p95 {np.percentile(t, 95):7.0f} ms   max {t.max():7.0f} ms")
+    print(f"worst page p95 {worst:.0f} ms (goal <= 300 ms)")
+
+
 def pages_main(args: argparse.Namespace) -> None:
     from core.models.registry import default_model_name
 
     model = args.model or default_model_name()
     handle = load_bench_model(args)
+    if handle.kind == "text":
+        return text_pages_main(args, handle)
     games = handle.game.random_games(20, seed=99)
     row = max(games, key=lambda g: int((g >= 0).sum()))
     game_moves = [int(m) for m in row if m >= 0]
@@ -108,6 +176,8 @@ def main() -> None:
     if args.pages:
         return pages_main(args)
     handle = load_bench_model(args)
+    if handle.kind == "text":
+        return text_main(args, handle)
     game = handle.game
     games = game.random_games(args.positions, seed=123)
     rng = np.random.default_rng(0)

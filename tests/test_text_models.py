@@ -244,6 +244,9 @@ def test_spliced_logits_equal_a_hand_written_splice(handle, sae_entry):
     comparison = TS.splice_comparison(handle, sae, sae_entry.hook, tokens)
     assert (comparison.spliced_logits - expected).abs().max().item() <= 1e-5
     assert (comparison.clean_logits - handle.model(tokens[None])[0]).abs().max().item() <= 1e-5
+    expected_features = sae.encode(handle.activations(tokens[None], [sae_entry.hook])[sae_entry.hook][0])
+    assert (comparison.features - expected_features).abs().max().item() <= 1e-5
+    assert (TS.token_features(handle, sae, sae_entry.hook, tokens) - expected_features).abs().max().item() <= 1e-5
     assert not handle.model.hook_dict[sae_entry.hook].fwd_hooks  # the shared model is left unhooked
 
 
@@ -253,7 +256,7 @@ def test_the_token_index_holds_every_activation_of_its_windows(handle, sae_entry
     windows = TS.shard_windows(bundled_shard(handle), 64, 6)
     index = TS.build_token_index(handle, sae, sae_entry.hook, windows, batch=4)
     feats = sae.encode(handle.activations(torch.from_numpy(windows), [sae_entry.hook])[sae_entry.hook].reshape(-1, sae.cfg.d_in))
-    live = int((feats.sum(0) > 0).argmax())
+    live = int((feats > 0).sum(0).argmax())  # the feature that fires most often here
     positions, values = index.activations(live)
     assert sorted(positions.tolist()) == torch.nonzero(feats[:, live] > 0)[:, 0].tolist()
     assert values == pytest.approx(np.sort(feats[feats[:, live] > 0, live].numpy())[::-1], abs=1e-6)

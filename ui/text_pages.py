@@ -5,6 +5,7 @@ probe viewer's reason for not applying. ``serve(title)`` is called by the page f
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 
@@ -20,10 +21,11 @@ from core.interp import sae_store
 from core.interp import token_sae as TS
 from core.interp import token_views as TV
 from core.viz.patching import block_maps_figure
-from core.viz.text import contribution_figure, histogram_figure, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
+from core.viz.text import contribution_figure, histogram_figure, label, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
 from ui import text_panels as TP
 
 NO_BAR = {"displayModeBar": False}
+LENS_ROWS = 40  # positions the lens table shows (the last ones: where the prompt is going)
 INDEX_WINDOWS = 400  # windows of held-out text the feature index reads (~51k tokens at 128)
 
 
@@ -66,7 +68,7 @@ def prompt_player() -> None:
         pos = _position_control(len(tokens), "text_pos")
         names = [TP.token_name(handle, t) for t in pred.top_ids[pos]]
         real = f"; the text goes on with {TP.token_name(handle, pred.actual[pos])!r} (p {pred.actual_prob[pos]:.1%}, rank {pred.actual_rank[pos]})" if pred.actual[pos] >= 0 else " (the end of the prompt: what the model would write next)"
-        st.plotly_chart(top_tokens_figure(names, pred.top_probs[pos], f"Next token after {visible(labels[pos])!r}"), config=NO_BAR, key="next_bar")
+        st.plotly_chart(top_tokens_figure(names, pred.top_probs[pos], html.escape(f"Next token after {visible(labels[pos])!r}")), config=NO_BAR, key="next_bar")
         st.caption(ui.plain(f"Entropy {pred.entropy[pos]:.2f} nats{real}."))
     with left:
         st.plotly_chart(loss_strip_figure(labels, pred.loss), config=NO_BAR, key="loss_strip")
@@ -107,23 +109,22 @@ def logit_lens() -> None:
     incl_mid = st.toggle("Also after each attention layer", value=True, key="text_lens_mid")
     points, ids, probs = TV.lens_top_tokens(handle, run, k=1, incl_mid=incl_mid)
     names = [[TP.token_name(handle, t) for t in row[:, 0]] for row in ids]
-    shown = slice(max(0, len(tokens) - 48), len(tokens))  # the last 48 positions fit the page
-    if len(tokens) > 48:
-        st.caption(f"Showing the last 48 of {len(tokens)} positions.")
-    st.plotly_chart(lens_table_figure(points, labels[shown], [row[shown] for row in names], probs[:, shown, 0]), config=NO_BAR, key="lens_table")
+    first = max(0, len(tokens) - LENS_ROWS)
+    if first:
+        st.caption(f"Showing the last {LENS_ROWS} of {len(tokens)} positions.")
+    st.plotly_chart(lens_table_figure(points, labels[first:], [row[first:] for row in names], probs[:, first:, 0], first), config=NO_BAR, key="lens_table")
     pos = _position_control(len(tokens), "text_lens_pos")
     pred = TP.cached_next_tokens(handle.name, tokens)
-    default = int(pred.actual[pos]) if pred.actual[pos] >= 0 else int(pred.top_ids[pos, 0])
-    target_text = st.text_input("Token to attribute (its first token)", value=handle.tokenizer.token_text(default), key=f"dla_target_{pos}", help="The direct effect of each component on this token's logit at the chosen position. Defaults to the token that really comes next.")
-    target_ids = handle.tokenizer.encode(target_text)
-    if not target_ids:
-        st.warning("Type a token to attribute.")
-        ui.sync_url({"pos": str(pos)})
-        return
-    target = int(target_ids[0])
+    candidates = list(dict.fromkeys(([int(pred.actual[pos])] if pred.actual[pos] >= 0 else []) + [int(t) for t in pred.top_ids[pos]]))
+    c1, c2 = st.columns(2)
+    picked = c1.selectbox("Token to attribute", candidates, key=f"dla_target_{pos}", format_func=lambda t: TP.token_name(handle, t) + (" (really next)" if t == pred.actual[pos] else ""),
+                          help="The direct effect of each component on this token's logit at the chosen position: the token that really comes next, or one of the model's top guesses.")
+    typed = c2.text_input("…or type one (its first token)", key="dla_typed")
+    typed_ids = handle.tokenizer.encode(typed) if typed else []
+    target = int(typed_ids[0]) if typed_ids else int(picked)
     attr = TV.attribute_tokens(handle, run, pos)
     values = attr.dla[:, target].numpy()
-    st.plotly_chart(contribution_figure(attr.labels, values, ui.plain(f"Direct effect on the logit of {TP.token_name(handle, target)!r} at position {pos} ({visible(labels[pos])!r})")), config=NO_BAR, key="dla_bars")
+    st.plotly_chart(contribution_figure(attr.labels, values, html.escape(f"Direct effect on the logit of {TP.token_name(handle, target)!r} at position {pos} (after {visible(labels[pos])!r})")), config=NO_BAR, key="dla_bars")
     total = float(values.sum() + attr.bias[target])
     st.caption(f"The parts and the bias add up to the logit: {total:.3f} (the model's {float(attr.logits[target]):.3f}). "
                f"Probability after each point: " + ", ".join(f"{p} {q:.1%}" for p, q in zip(points, TV.lens_token_probs(handle, run, target, incl_mid)[:, pos])))
@@ -212,9 +213,8 @@ def _splice(name: str, sae_name: str, tokens: tuple[int, ...]):
     sae, hook, _ = _load_sae(name, sae_name)
     handle = ui.cached_model(name)
     comparison = TS.splice_comparison(handle, sae, hook, torch.tensor(tokens))
-    feats = TS.token_features(handle, sae, hook, torch.tensor(tokens))
-    top = feats.topk(min(8, feats.shape[1]), dim=-1)
-    return comparison.top_k(5), comparison.clean_loss, comparison.spliced_loss, top.indices.numpy(), top.values.numpy(), feats.numpy()
+    top = comparison.features.topk(min(8, comparison.features.shape[1]), dim=-1)
+    return comparison.top_k(5), comparison.clean_loss, comparison.spliced_loss, top.indices.numpy(), top.values.numpy()
 
 
 def _context_html(handle, index, window: int, token: int, feature: int, radius: int = 24) -> str:
@@ -253,11 +253,13 @@ def sae_browser() -> None:
     else:
         st.caption(ui.plain(card.get("note", f"{int(sae.cfg.d_sae):,} features on {hook}")))
     index, where = _index(handle, sae_name, sae, hook)
+    tokens, _ = TP.prompt_tokens(handle)
+    last_top = int(_splice(handle.name, sae_name, tokens)[3][-1, 0])  # the strongest feature at the prompt's last token
     prompt_tab, feature_tab, table_tab = st.tabs(["This prompt", "Feature", "All features"])
     with prompt_tab:
         _prompt_view(handle, sae_name)
     with feature_tab:
-        feature = _feature_view(handle, sae, hook, index, where)
+        feature = _feature_view(handle, sae, hook, index, where, last_top)
     with table_tab:
         if index is not None:
             density, max_act = index.density, index.max_activation
@@ -274,7 +276,7 @@ def _prompt_view(handle, sae_name: str) -> None:
     tokens, note = TP.prompt_tokens(handle)
     if note:
         st.info(note)
-    (c_ids, c_p, s_ids, s_p), clean_loss, spliced_loss, feat_ids, feat_vals, _ = _splice(handle.name, sae_name, tokens)
+    (c_ids, c_p, s_ids, s_p), clean_loss, spliced_loss, feat_ids, feat_vals = _splice(handle.name, sae_name, tokens)
     labels = TP.spans(handle, tokens)
     st.caption(f"Mean loss of the real next token: {np.nanmean(clean_loss):.3f} nats without the SAE, {np.nanmean(spliced_loss):.3f} with it spliced in "
                f"(Δ {np.nanmean(spliced_loss - clean_loss):+.3f}); top-1 agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} positions.")
@@ -288,9 +290,10 @@ def _prompt_view(handle, sae_name: str) -> None:
     }), height=320, column_config={k: st.column_config.NumberColumn(format="%.2f") for k in ("loss", "loss with SAE", "Δ")})
 
 
-def _feature_view(handle, sae, hook: str, index, where: str) -> int:
+def _feature_view(handle, sae, hook: str, index, where: str, default: int) -> int:
     d_sae = int(sae.cfg.d_sae)
-    ui.linked_setting("text_feature", "feature", list(range(d_sae)), [str(i) for i in range(d_sae)], "feature", _first_live(index))
+    ui.linked_setting("text_feature", "feature", list(range(d_sae)), [str(i) for i in range(d_sae)], "feature", default)
+    st.caption("Opens on the strongest feature at the prompt's last token; the table under “All features” lists every one.")
     feature = int(st.number_input("Feature", 0, d_sae - 1, key="text_feature"))
     search = st.text_input("Which features fire on this token?", key="text_feature_search", help="Type a word or symbol; its first token is looked up in the index.")
     if search and index is not None:
@@ -322,13 +325,6 @@ def _feature_view(handle, sae, hook: str, index, where: str) -> int:
             for w, t, v in items:
                 st.html(f'<div style="display:flex;gap:8px"><code style="min-width:4em">{v:.2f}</code>{_context_html(handle, index, w, t, feature)}</div>')
     return feature
-
-
-def _first_live(index) -> int:
-    if index is None:
-        return 0
-    live = np.flatnonzero(index.density > 0)
-    return int(live[np.argmax(index.density[live])]) if len(live) else 0
 
 
 # -- patching lab ---------------------------------------------------------------------------------
@@ -364,7 +360,7 @@ def patching_lab() -> None:
     maps, clean_value, corrupted_value = _block_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
     st.caption(ui.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
                         f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
-    labels = [f"{i}:{visible(t)[:8]}" for i, t in enumerate(TP.spans(handle, clean))]
+    labels = [f"{i}:{label(t[:8])}" for i, t in enumerate(TP.spans(handle, clean))]
     st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=NO_BAR, key="text_block_maps")
     ui.sync_url()
 

@@ -46,12 +46,12 @@ class SpliceComparison:
     spliced_logits: torch.Tensor  # (pos, d_vocab)
     clean_loss: np.ndarray  # (pos,) nan after the last token
     spliced_loss: np.ndarray
+    features: torch.Tensor  # (pos, d_sae) the SAE's features at every token
 
     def top_k(self, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(clean ids, clean probs, spliced ids, spliced probs)``, each ``(pos, k)``."""
-        c = self.clean_logits.softmax(-1).topk(k, dim=-1)
-        s = self.spliced_logits.softmax(-1).topk(k, dim=-1)
-        return c.indices.numpy(), c.values.numpy(), s.indices.numpy(), s.values.numpy()
+        both = torch.stack([self.clean_logits, self.spliced_logits]).softmax(-1).topk(k, dim=-1)
+        return both.indices[0].numpy(), both.values[0].numpy(), both.indices[1].numpy(), both.values[1].numpy()
 
 
 def _per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> np.ndarray:
@@ -62,12 +62,23 @@ def _per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> np.ndarray:
 
 
 def splice_comparison(handle: ModelHandle, sae, hook: str, tokens: torch.Tensor) -> SpliceComparison:
-    """The model's logits at every token with and without the SAE in place of ``hook``, and the
-    loss of the real next token under each (one batch of two rows)."""
+    """The model's logits at every token with and without the SAE in place of ``hook``, the loss
+    of the real next token under each, and the features: one forward pass of two rows, the second
+    with its activation replaced by the reconstruction (the SAE encodes once)."""
     tokens = check_tokens(tokens, handle)
-    clean = handle.forward(tokens[None])[0]
-    spliced = handle.run_with_hooks(tokens[None], [(hook, splice_hook(sae))])[0]
-    return SpliceComparison(clean.float(), spliced.float(), _per_token_loss(clean, tokens), _per_token_loss(spliced, tokens))
+    kept = {}
+
+    def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:
+        feats = sae.encode(act[1].to(sae.W_dec.device, sae.W_dec.dtype))
+        kept["features"] = feats
+        out = act.clone()
+        out[1] = sae.decode(feats).to(act.device, act.dtype)
+        return out
+
+    with torch.inference_mode():
+        logits = handle.run_with_hooks(tokens[None].expand(2, -1), [(hook, hook_fn)]).float()
+    clean, spliced = logits[0], logits[1]
+    return SpliceComparison(clean, spliced, _per_token_loss(clean, tokens), _per_token_loss(spliced, tokens), kept["features"].cpu())
 
 
 def _mean_ce(logits: torch.Tensor, windows: torch.Tensor) -> float:
