@@ -180,6 +180,8 @@ def test_text_patching_equals_transformer_lens_patching(handle):
     _, clean_cache = handle.model.run_with_cache(clean)
     theirs = tl_patching.get_act_patch_block_every(handle.model, corrupted, clean_cache, metric)
     assert (ours - theirs).abs().max().item() <= 1e-4
+    heads = PT.act_patch_head_all_pos_every(handle, corrupted, clean, metric)
+    assert (heads - tl_patching.get_act_patch_attn_head_all_pos_every(handle.model, corrupted, clean_cache, metric)).abs().max().item() <= 1e-4
 
 
 @needs_model

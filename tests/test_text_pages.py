@@ -73,3 +73,13 @@ def test_switching_between_a_game_model_and_the_text_model_keeps_both_states():
     assert not at.exception and at.title[0].value == "Prompt player" and not at.error
     assert len(at.session_state["moves"]) == 2  # kept for when a game model is picked again
     assert "moves" not in at.query_params and at.query_params["model"] == TEXT_MODEL
+
+
+def test_the_text_lab_patches_blocks_and_heads_of_prompts_of_one_length():
+    at = open_page("pages/patching_lab.py", model=TEXT_MODEL, prompt="x = 1\ny = 2\nprint(x")
+    assert not at.warning and any("Metric: logit of" in c.value for c in at.caption)
+    assert at.session_state["text_corrupted"] != at.session_state["prompt"]  # a same-length variant
+    at.toggle(key="text_heads").set_value(True).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    at.text_area(key="text_corrupted").set_value("x = 1\ny = 2\nprint(x, y, z)").run()
+    assert any("same number of tokens" in w.value for w in at.warning)

@@ -20,7 +20,7 @@ from core.interp import sae_features as F
 from core.interp import sae_store
 from core.interp import token_sae as TS
 from core.interp import token_views as TV
-from core.viz.patching import block_maps_figure
+from core.viz.patching import block_maps_figure, head_grid_figure
 from core.viz.text import contribution_figure, histogram_figure, label, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
 from ui import text_panels as TP
 
@@ -362,6 +362,9 @@ def patching_lab() -> None:
                         f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
     labels = [f"{i}:{label(t[:8])}" for i, t in enumerate(TP.spans(handle, clean))]
     st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=NO_BAR, key="text_block_maps")
+    if st.toggle("Also patch every attention head (output, query, key, value, pattern) at all positions", key="text_heads"):
+        heads = _head_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
+        st.plotly_chart(head_grid_figure(PT.normalise(heads, clean_value, corrupted_value).numpy(), "Patching one head at every position"), config=NO_BAR, key="text_head_maps")
     ui.sync_url()
 
 
@@ -381,6 +384,13 @@ def same_length_variant(tokenizer, text: str) -> str:
             if len(tokenizer.encode(variant)) == length:
                 return variant
     return text
+
+
+@st.cache_data(show_spinner="Patching every head…", max_entries=64)
+def _head_maps(name: str, clean: tuple[int, ...], corrupted: tuple[int, ...], answer: int, other: int):
+    handle = ui.cached_model(name)
+    metric = PT.next_move_metric("logit difference", answer, other)
+    return PT.act_patch_head_all_pos_every(handle, torch.tensor([corrupted]), torch.tensor([clean]), metric)
 
 
 @st.cache_data(show_spinner="Patching every layer and position…", max_entries=64)

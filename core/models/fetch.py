@@ -24,6 +24,7 @@ from pathlib import Path
 from core.models.errors import ModelLoadError
 from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO
+from core.interp.published_saes import NANDA_SAE_REPO, NANDA_VERSIONS
 from core.models.text_hub import GELU_1L_FILE, GELU_1L_REPO, NEOX_DIGITS_REPO
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_META, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO
 
@@ -50,7 +51,13 @@ HUB_FILES: dict[str, tuple[HubFile, ...]] = {
         HubFile(CHESS_GPT2_PGN_REPO, ("model.safetensors", "pytorch_model.bin")),
         HubFile(CHESS_GPT2_PGN_REPO, ("tokenizer.json",), required=False),
     ),
-    "gelu-1l": (HubFile(GELU_1L_REPO, ("config.json",)), HubFile(GELU_1L_REPO, (GELU_1L_FILE,)), HubFile(NEOX_DIGITS_REPO, ("tokenizer.json",))),
+    "gelu-1l": (
+        HubFile(GELU_1L_REPO, ("config.json",)),
+        HubFile(GELU_1L_REPO, (GELU_1L_FILE,)),
+        HubFile(NEOX_DIGITS_REPO, ("tokenizer.json",)),
+        # Nanda's two gelu-1l SAEs (the SAE browser offers the ones in the cache) and a text corpus
+        *(HubFile(NANDA_SAE_REPO, (f"{n}{suffix}",), required=False) for n in NANDA_VERSIONS.values() for suffix in (".pt", "_cfg.json")),
+    ),
 }
 
 
