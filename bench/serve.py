@@ -97,11 +97,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
-    parser.add_argument("--models", nargs="+", default=None, help="default: every bundled model")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every bundled board-game model")
     parser.add_argument("--rounds", type=int, default=1, help="passes over every page and model per session")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a page may take")
     args = parser.parse_args()
-    bundled = {s.name: s.game for s in list_models() if s.source == "bundled"}
+    bundled = {s.name: s.game for s in list_models() if s.source == "bundled" and s.kind == "game"}  # text pages: bench/latency.py
     models = {m: bundled[m] for m in (args.models or bundled)}
 
     with socket.socket() as s:

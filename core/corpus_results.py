@@ -152,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m core.corpus_results", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["build", "check"], help="build: store what is missing or stale; check: list it (exit 1 if any)")
-    parser.add_argument("models", nargs="*", help="bundled model names (default: every bundled model)")
+    parser.add_argument("models", nargs="*", help="bundled model names (default: every bundled board-game model)")
     args = parser.parse_args(argv)
-    names = args.models or [spec.name for spec in list_models() if spec.source == "bundled"]
+    # Text models build their feature index from their own shard on first use (a few seconds).
+    names = args.models or [spec.name for spec in list_models() if spec.source == "bundled" and spec.kind == "game"]
     todo = []
     for name in names:
         handle = load_model(name)
