@@ -128,3 +128,46 @@ def test_a_damaged_nanda_sae_names_the_file(tmp_path, damage):
         (tmp_path / "1_cfg.json").write_text(json.dumps({**cfg, "site": "resid"}))
     with pytest.raises(SAELoadError, match=r"1(_cfg\.json|\.pt)"):
         nanda_sae_from_files(tmp_path / "1.pt", tmp_path / "1_cfg.json")
+
+
+PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/logit_lens.py", "pages/sae_browser.py", "pages/patching_lab.py"]
+
+
+@pytest.fixture(scope="module")
+def gelu_hub(tmp_path_factory):
+    """A hub cache with the gelu-1l layout (a small random model), Nanda's SAE 25 fitted to its MLP
+    width, and the c4-code-20k dataset: what the pages read for gelu-1l."""
+    import huggingface_hub.constants as hub_constants
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cache = tmp_path_factory.mktemp("gelu_hub")
+    write_gelu_cache(cache, reference_model())
+    write_nanda_sae(snapshot(cache, NANDA_SAE_REPO), 25, d_in=GELU_CONFIG["d_mlp"], d_sae=128)
+    data = cache / "datasets--NeelNanda--c4-code-20k" / "snapshots" / COMMIT / "data"
+    data.mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["def f(x):\n    return x + 1  # the cat sat on the mat\n" * 3] * 40}), data / "train-00000.parquet")
+    (data.parents[2] / "refs").mkdir()
+    (data.parents[2] / "refs" / "main").write_text(COMMIT)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+        mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        from ui import cached_model
+
+        cached_model.clear()
+        yield cache
+        cached_model.clear()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_serves_gelu_1l_from_the_hub_cache(gelu_hub, page):
+    from tests.test_board_player_page import open_page
+
+    at = open_page(page, model="gelu-1l", prompt="def f(x):\n    return x")
+    assert not at.error, [e.value for e in at.error]
+    if page == "pages/sae_browser.py":
+        assert at.selectbox(key="text_sae").value == "nanda-run1"
+        assert any("Nanda-format SAE" in c.value for c in at.caption)
+        at.text_input(key="text_feature_search").set_value("def").run()
+        assert not at.exception

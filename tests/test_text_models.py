@@ -274,3 +274,35 @@ def test_nothing_in_core_interp_names_a_model_kind():
     offenders = [f"{f.name}: {m.group(0)}" for f in sorted((ROOT / "core" / "interp").glob("*.py")) for m in pattern.finditer(f.read_text())]
     assert not offenders, offenders
     assert pattern.search('if handle.kind == "text":')  # the pattern does catch it
+
+
+@needs_model
+@pytest.mark.parametrize("damage", ["no tokenizer", "tokenizer replaced", "tokenizer garbage", "shard replaced", "shard ids out of range"])
+def test_a_damaged_text_bundle_is_refused_with_the_file_named(tmp_path, damage):
+    import shutil
+
+    from core.models.errors import ModelLoadError
+    from core.text.shard import ShardError, read_shard
+
+    folder = tmp_path / "copy"
+    shutil.copytree(ROOT / "assets" / "models" / TEXT_MODEL, folder)
+    config = json.loads((folder / "config.json").read_text())
+    if damage == "no tokenizer":
+        (folder / "tokenizer.json").unlink()
+    elif damage == "tokenizer replaced":
+        save_tokenizer(train_bpe(["other text " * 50], 300), folder / "tokenizer.json")
+    elif damage == "tokenizer garbage":
+        (folder / "tokenizer.json").write_text("{not json")
+        config["files_sha256"].pop("tokenizer.json")
+        (folder / "config.json").write_text(json.dumps(config))
+    if damage.startswith("tokenizer") or damage == "no tokenizer":
+        with pytest.raises(ModelLoadError, match="tokenizer.json"):
+            load_model(str(folder))
+        return
+    from safetensors.torch import save_file
+
+    bad = torch.full((10,), 10**6 if damage == "shard ids out of range" else 1, dtype=torch.int32)
+    save_file({"tokens": bad}, str(folder / "heldout_tokens.safetensors"))
+    expected = None if damage == "shard ids out of range" else config["files_sha256"]["heldout_tokens.safetensors"]
+    with pytest.raises(ShardError, match="heldout_tokens.safetensors"):
+        read_shard(folder / "heldout_tokens.safetensors", expected, vocab=4096)
