@@ -316,7 +316,7 @@ def hub_card_notes(name: str) -> None:
         handle = cached_model(name)  # the page loads it anyway; this shares that one load
     except ModelLoadError:
         return
-    for key in ("vocab_check", "activation"):
+    for key in ("vocab_check", "activation", "quantisation"):
         if handle.info.card.get(key):
             st.caption(plain(handle.info.card[key]))
 

@@ -27,6 +27,7 @@ from ui import text_panels as TP
 NO_BAR = {"displayModeBar": False}
 LENS_ROWS = 40  # positions the lens table shows (the last ones: where the prompt is going)
 INDEX_WINDOWS = 400  # windows of held-out text the feature index reads (~51k tokens at 128)
+INDEX_FLOP_BUDGET = 4e12  # a bigger model indexes fewer windows (~10 s of this CPU)
 
 
 def serve(title: str) -> None:
@@ -166,23 +167,26 @@ def _load_sae(name: str, sae_name: str):
 
 
 def _corpus_windows(handle) -> tuple[np.ndarray | None, str]:
-    """Windows of held-out text for the feature index, and where they come from."""
+    """Windows of held-out text for the feature index, and where they come from: the model's own
+    shard, else NeelNanda/c4-code-20k from the hub cache, else the standard library's held-out
+    files (on every machine) in the model's tokenizer. Big models index fewer windows."""
+    from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents, stdlib_documents
     from core.text.shard import ShardError, bundled_shard
 
     width = min(handle.cfg.n_ctx, 128)
+    params = sum(p.numel() for p in handle.model.parameters())
+    n = int(max(16, min(INDEX_WINDOWS, INDEX_FLOP_BUDGET / (2 * params * width))))
     try:
         shard = bundled_shard(handle)
     except ShardError as exc:
         return None, f"the model's held-out shard is unusable: {exc}"
     if shard is not None:
-        return TS.shard_windows(shard, width, INDEX_WINDOWS), f"{INDEX_WINDOWS} windows of {width} held-out tokens shipped with the model"
-    from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents
-
+        return TS.shard_windows(shard, width, n), f"{n} windows of {width} held-out tokens shipped with the model"
     try:
-        docs = hub_dataset_documents("NeelNanda/c4-code-20k", limit_bytes=4_000_000)
-    except CorpusError as exc:
-        return None, str(exc)
-    return TS.shard_windows(cached_tokens(handle.tokenizer, docs), width, INDEX_WINDOWS), f"{INDEX_WINDOWS} windows of {width} tokens of NeelNanda/c4-code-20k"
+        docs, where = hub_dataset_documents("NeelNanda/c4-code-20k", limit_bytes=4_000_000), "NeelNanda/c4-code-20k"
+    except CorpusError:
+        docs, where = stdlib_documents("held-out"), "the standard library's held-out files"
+    return TS.shard_windows(cached_tokens(handle.tokenizer, docs), width, n), f"{n} windows of {width} tokens of {where}"
 
 
 @st.cache_resource(show_spinner=False)

