@@ -72,6 +72,11 @@ def click_square(page, square: int, size: int, title: str = "") -> None:
     """Click the centre of ``square`` on the first board (whose title contains ``title``; plotly
     axes give its pixel position)."""
     row, col = divmod(square, size)
+    # A rerun of the page (after an earlier click) may be redrawing the board: wait until it is there.
+    page.wait_for_function(
+        """(title) => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullLayout && ((g._fullLayout.title || {}).text || '').includes(title))""",
+        arg=title, timeout=60_000,
+    )
     xy = page.evaluate(
         """([col, row, title]) => {
             const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
@@ -87,6 +92,10 @@ def click_square(page, square: int, size: int, title: str = "") -> None:
 def click_cell(page, title: str, x: int, y: int, axis: str = "") -> None:
     """Click cell (x, y) of the heatmap on axes ``x{axis}``/``y{axis}`` of the plot whose title
     contains ``title`` (plotly's axes give its pixel position)."""
+    page.wait_for_function(
+        """(title) => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullLayout && ((g._fullLayout.title || {}).text || '').includes(title))""",
+        arg=title, timeout=60_000,
+    )
     xy = page.evaluate(
         """([title, x, y, axis]) => {
             const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
