@@ -171,3 +171,11 @@ def test_every_page_serves_gelu_1l_from_the_hub_cache(gelu_hub, page):
         assert any("Nanda-format SAE" in c.value for c in at.caption)
         at.text_input(key="text_feature_search").set_value("def").run()
         assert not at.exception
+
+
+@pytest.mark.parametrize("name", ["gelu-2l", "gpt2-small"])
+def test_other_transformer_lens_text_models_say_they_need_the_network(offline_cache, name):
+    spec = next(s for s in registry.list_models() if s.name == name)
+    assert spec.kind == "text" and spec.needs_network
+    with pytest.raises(ModelLoadError, match="needs network access"):
+        registry.load_model(name, cache_dir=offline_cache)

@@ -306,3 +306,22 @@ def test_a_damaged_text_bundle_is_refused_with_the_file_named(tmp_path, damage):
     expected = None if damage == "shard ids out of range" else config["files_sha256"]["heldout_tokens.safetensors"]
     with pytest.raises(ShardError, match="heldout_tokens.safetensors"):
         read_shard(folder / "heldout_tokens.safetensors", expected, vocab=4096)
+
+
+@needs_model
+def test_sae_lens_trains_a_text_sae_on_windows_of_the_corpus(handle):
+    from core.train.sae import SAETrainConfig, TokenWindowStream, train_sae
+
+    tokens = bundled_shard(handle)[:20_000]
+    stream = TokenWindowStream(handle, "blocks.0.mlp.hook_post", tokens, batch_size=32, buffer_tokens=512, windows_per_refill=4, seed=1)
+    batch = next(stream)
+    assert batch.shape == (32, handle.cfg.d_mlp) and stream.generated == 4 * handle.cfg.n_ctx
+    starts = np.random.default_rng(123).integers(0, len(tokens) - 128, size=4)  # a refill's windows, from its seed
+    windows = torch.from_numpy(np.stack([tokens[s : s + 128] for s in starts]))
+    expected = handle.activations(windows, ["blocks.0.mlp.hook_post"])["blocks.0.mlp.hook_post"].reshape(-1, handle.cfg.d_mlp)
+    assert torch.equal(stream._activations(123), expected)
+    cfg = SAETrainConfig(hook="blocks.0.mlp.hook_post", d_sae=64, k=4, total_tokens=4096, batch_size=128, buffer_tokens=2048, games_per_refill=8, bf16_activations=False)
+    sae, stats = train_sae(handle, cfg, tokens=tokens)
+    windows = torch.from_numpy(TS.shard_windows(tokens, 64, 4))
+    metrics = TS.window_sae_metrics(handle, sae, cfg.hook, windows)
+    assert metrics["l0"] <= 4 and 0 < metrics["fvu"] < 1.5 and stats["activations_generated"] >= 4096

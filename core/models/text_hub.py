@@ -59,3 +59,34 @@ def load_gelu_1l(cache_dir: str | Path | None = None, device: str = "cpu"):
     if tokenizer.vocab_size > tl["d_vocab"]:
         raise ModelLoadError(f"{NEOX_DIGITS_REPO}/tokenizer.json has {tokenizer.vocab_size:,} tokens; the model reads {tl['d_vocab']:,}")
     return model, tl, tokenizer
+
+
+# Other TransformerLens text models: TransformerLens's own loader, which needs the hub's API.
+TL_TEXT_MODELS = {
+    "gelu-2l": "2 layers, d_model 512, C4 + code (Nanda)",
+    "attn-only-2l": "2 attention-only layers (Nanda), the induction-head model",
+    "gpt2-small": "GPT-2 small, 12 layers, d_model 768 (OpenAI)",
+    "pythia-70m": "Pythia-70M, 6 layers, d_model 512 (EleutherAI)",
+}
+
+
+def load_tl_text_model(name: str, cache_dir: str | Path | None = None, device: str = "cpu"):
+    """``(HookedTransformer, tl_config, TextTokenizer)`` through ``HookedTransformer.from_pretrained``
+    (no weight processing, as gelu-1l here); ``ModelLoadError`` at once when the hub is unreachable."""
+    from core.models.hub import hub_reachable
+
+    if not hub_reachable():
+        raise ModelLoadError(f"{name} loads through TransformerLens's own loader, which needs network access to the hub (it lists the repository's files even when they are cached); gelu-1l and the bundled text model work offline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformer_lens import HookedTransformer
+
+        try:
+            model = HookedTransformer.from_pretrained(name, device=device, cache_dir=cache_dir, fold_ln=False, center_writing_weights=False, center_unembed=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{name}: TransformerLens could not load it ({type(exc).__name__}: {str(exc)[:200]})") from None
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelLoadError(f"{name}: its tokenizer has no fast (tokenizers) form to read")
+    model.eval()
+    return model, model.cfg.to_dict(), TextTokenizer(backend, name)

@@ -183,6 +183,7 @@ def cmd_sae(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     handle = load_model(args.model, device=device)
+    args.hook = args.hook or ("blocks.0.mlp.hook_post" if handle.kind == "text" else "blocks.3.hook_resid_post")
     base = dict(
         hook=args.hook, architecture=args.architecture, d_sae=args.d_sae, l1_coefficient=args.l1, lr=args.lr, batch_size=args.batch_size,
         dead_feature_window=args.dead_window, seed=args.seed, device=device,
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("sae", help="train a sparse autoencoder on one hook of a model (SAELens format)")
     p.add_argument("model")
     p.add_argument("out_dir")
-    p.add_argument("--hook", default="blocks.3.hook_resid_post")
+    p.add_argument("--hook", default=None, help="default: blocks.3.hook_resid_post (board-game models), blocks.0.mlp.hook_post (text models, as Nanda's gelu-1l SAEs)")
     p.add_argument("--architecture", default="topk", choices=["topk", "standard"])
     p.add_argument("--d-sae", type=int, default=2048)
     p.add_argument("--k", type=int, default=32)
