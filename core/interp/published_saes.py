@@ -107,3 +107,160 @@ def load_nanda_sae(version: int | str, cache_dir: str | Path | None = None) -> P
     except ModelLoadError as exc:
         raise SAELoadError(str(exc)) from None
     return nanda_sae_from_files(weights, config)
+
+
+# -- dictionary_learning (Karvonen et al.'s board-game SAEs) --------------------------------------
+
+DL_CLASSES = ("AutoEncoder", "GatedAutoEncoder", "AutoEncoderTopK")
+MAX_ZIP_MEMBER_BYTES = 512 * 1024**2
+MAX_ZIP_RATIO = 200  # a member that inflates more than this is refused (a zip bomb, not an SAE)
+
+
+def dl_hook(trainer: dict) -> str:
+    """The TransformerLens hook a dictionary_learning trainer's ``layer`` / ``submodule_name``
+    names (the residual stream after the block unless the name says attention or MLP)."""
+    layer = trainer.get("layer")
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < 1000:
+        raise SAELoadError(f"config.json: trainer.layer {str(layer)[:20]!r} is not a layer number")
+    name = str(trainer.get("submodule_name") or "resid_post").lower()
+    if "mlp" in name:
+        return f"blocks.{layer}.hook_mlp_out"
+    if "attn" in name:
+        return f"blocks.{layer}.hook_attn_out"
+    return f"blocks.{layer}.hook_resid_post"
+
+
+def dl_sae_from_state(state: dict[str, torch.Tensor], config: dict, source: str) -> PublishedSAE:
+    """A dictionary_learning SAE (``ae.pt`` state dict + ``config.json``) as the SAELens SAE with
+    the same encode and decode (the weights are copied, transposed to SAELens's layout)."""
+    trainer = config.get("trainer") if isinstance(config.get("trainer"), dict) else None
+    if trainer is None:
+        raise SAELoadError(f"{source}: config.json has no 'trainer' object")
+    cls = str(trainer.get("dict_class", ""))
+    if cls not in DL_CLASSES:
+        raise SAELoadError(f"{source}: dict_class {cls[:40]!r} is not one BoardLens reads ({', '.join(DL_CLASSES)})")
+    if not isinstance(state, dict) or "encoder.weight" not in state or "decoder.weight" not in state:
+        raise SAELoadError(f"{source}: ae.pt has no encoder.weight / decoder.weight; not a dictionary_learning SAE")
+    d_sae, d_in = tuple(state["encoder.weight"].shape) if state["encoder.weight"].ndim == 2 else (0, 0)
+    if tuple(state["decoder.weight"].shape) != (d_in, d_sae) or not 0 < d_sae <= MAX_D_SAE:
+        raise SAELoadError(f"{source}: encoder.weight {tuple(state['encoder.weight'].shape)} and decoder.weight {tuple(state['decoder.weight'].shape)} do not fit together")
+    for key, want in (("activation_dim", d_in), ("dict_size", d_sae)):
+        if trainer.get(key, want) != want:
+            raise SAELoadError(f"{source}: config.json says {key} {trainer.get(key)!r}, the weights have {want}")
+    bias_key = {"AutoEncoder": "bias", "GatedAutoEncoder": "decoder_bias", "AutoEncoderTopK": "b_dec"}[cls]
+    needed = {bias_key: (d_in,)} | ({"encoder.bias": (d_sae,)} if cls != "GatedAutoEncoder" else {"gate_bias": (d_sae,), "mag_bias": (d_sae,), "r_mag": (d_sae,)})
+    for key, shape in needed.items():
+        if key not in state or tuple(state[key].shape) != shape:
+            raise SAELoadError(f"{source}: {cls} needs {key} of shape {shape}, found {tuple(state[key].shape) if key in state else 'none'}")
+    common = dict(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=True, dtype="float32", device="cpu")
+    if cls == "AutoEncoder":
+        from sae_lens import StandardSAE, StandardSAEConfig
+
+        sae = StandardSAE(StandardSAEConfig(**common))
+        weights = {"W_enc": state["encoder.weight"].T, "b_enc": state["encoder.bias"], "W_dec": state["decoder.weight"].T, "b_dec": state["bias"]}
+    elif cls == "GatedAutoEncoder":
+        from sae_lens import GatedSAE, GatedSAEConfig
+
+        sae = GatedSAE(GatedSAEConfig(**common))
+        weights = {"W_enc": state["encoder.weight"].T, "b_gate": state["gate_bias"], "b_mag": state["mag_bias"], "r_mag": state["r_mag"], "W_dec": state["decoder.weight"].T, "b_dec": state["decoder_bias"]}
+    else:
+        from sae_lens import TopKSAE, TopKSAEConfig
+
+        k = int(state["k"]) if "k" in state else trainer.get("k")  # the 2024 layout saved no k: the config has it
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= d_sae:
+            raise SAELoadError(f"{source}: an AutoEncoderTopK needs k in 1..{d_sae} (a 'k' buffer or trainer.k), got {str(k)[:20]!r}")
+        sae = TopKSAE(TopKSAEConfig(k=k, **common))
+        weights = {"W_enc": state["encoder.weight"].T, "b_enc": state["encoder.bias"], "W_dec": state["decoder.weight"].T, "b_dec": state["b_dec"]}
+    with torch.no_grad():
+        for key, value in weights.items():
+            getattr(sae, key).data.copy_(value.float())
+    hook = dl_hook(trainer)
+    sae.cfg.metadata.hook_name = hook
+    sae.cfg.metadata.model_name = str(trainer.get("lm_name", ""))
+    sae.eval()
+    for p in sae.parameters():
+        p.requires_grad_(False)
+    note = f"dictionary_learning {cls} ({d_sae:,} features on {hook} of {trainer.get('lm_name', '?')}), from {source}"
+    return PublishedSAE(sae, hook, str(trainer.get("lm_name", "")), source, note)
+
+
+def dl_trainers_in_zip(path: Path) -> list[str]:
+    """The trainer folders of a dictionary_learning zip (each holds ``ae.pt`` and ``config.json``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SAELoadError(f"{path}: not a readable zip file ({exc})") from None
+    return sorted(n[: -len("ae.pt")].rstrip("/") for n in names if n.endswith("/ae.pt") and n[: -len("ae.pt")] + "config.json" in names)
+
+
+def _zip_member(zf, name: str, path: Path) -> bytes:
+    info = zf.getinfo(name)
+    if info.file_size > MAX_ZIP_MEMBER_BYTES or info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+        raise SAELoadError(f"{path}: {name} inflates to {info.file_size:,} bytes; refused (limit {MAX_ZIP_MEMBER_BYTES:,}, ratio {MAX_ZIP_RATIO})")
+    return zf.read(name)
+
+
+def dl_sae_from_zip(path: Path, trainer_folder: str) -> PublishedSAE:
+    """One trainer of a dictionary_learning zip, read in memory (nothing is extracted to disk)."""
+    import io
+    import zipfile
+
+    source = f"{path.name}:{trainer_folder}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config_bytes = _zip_member(zf, f"{trainer_folder}/config.json", path)
+            state_bytes = _zip_member(zf, f"{trainer_folder}/ae.pt", path)
+    except KeyError:
+        raise SAELoadError(f"{path}: no trainer {trainer_folder!r} (it has {', '.join(dl_trainers_in_zip(path)[:6]) or 'none'})") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SAELoadError(f"{path}: not a readable zip file ({exc})") from None
+    try:
+        config = json.loads(config_bytes)
+    except ValueError as exc:
+        raise SAELoadError(f"{source}/config.json is not valid JSON: {str(exc)[:120]}") from None
+    try:
+        state = torch.load(io.BytesIO(state_bytes), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged member fails in zip, pickle or tensor code
+        raise SAELoadError(f"{source}/ae.pt: not a readable PyTorch state dict ({type(exc).__name__}: {str(exc)[:160]})") from None
+    if not isinstance(config, dict):
+        raise SAELoadError(f"{source}/config.json: expected a JSON object")
+    return dl_sae_from_state(state, config, source)
+
+
+# -- fitting a published SAE to a model ------------------------------------------------------------
+
+
+def fit_problem(published: PublishedSAE, handle) -> str | None:
+    """Why the SAE cannot read this model's activations (None when it can): its hook must exist
+    in the model, with the SAE's width."""
+    from core.models.handle import block_of
+
+    layer = block_of(published.hook)
+    if layer is not None and layer >= handle.cfg.n_layers:
+        return f"{published.note}: the model has {handle.cfg.n_layers} layers, the SAE reads layer {layer}"
+    width = handle.hook_width(published.hook)
+    if int(published.sae.cfg.d_in) != width:
+        return f"{published.note}: it reads {int(published.sae.cfg.d_in)} dimensions, {published.hook} of {handle.name} has {width}"
+    return None
+
+
+def load_saelens_from_hub(repo: str, folder: str, cache_dir: str | Path | None = None) -> PublishedSAE:
+    """A SAELens-format SAE (``cfg.json`` + ``sae_weights.safetensors``) in a folder of a hub
+    repository, from the local cache (e.g. ``callummcdougall/arena-demos-othellogpt``)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from core.interp.sae_store import load_sae
+
+    try:
+        root = Path(snapshot_download(repo, cache_dir=cache_dir, local_files_only=True, allow_patterns=[f"{folder}/*"]))
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
+        raise SAELoadError(f"{repo}/{folder} is not in the local hub cache ({type(exc).__name__}); download it once with network access") from None
+    sae = load_sae(root / folder)
+    hook = sae.cfg.metadata.hook_name or ""
+    if not hook:
+        raise SAELoadError(f"{repo}/{folder}/cfg.json names no hook")
+    return PublishedSAE(sae, hook, str(sae.cfg.metadata.model_name or ""), f"{repo}/{folder}", f"SAELens {sae.cfg.architecture()} SAE ({int(sae.cfg.d_sae):,} features on {hook}), from {repo}/{folder}")

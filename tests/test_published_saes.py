@@ -1,0 +1,174 @@
+"""Published board-game SAEs: dictionary_learning trainers in their zips and SAELens folders from a
+hub cache, each equal to an independent reference of its formula."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.interp.published_saes import dl_sae_from_zip, dl_trainers_in_zip, fit_problem, load_saelens_from_hub
+from core.interp.sae_store import SAELoadError
+
+D_IN, D_SAE = 32, 96
+G = torch.Generator().manual_seed(0)
+
+
+def rand(*shape, scale=0.3):
+    return torch.randn(*shape, generator=G) * scale
+
+
+def dl_state(cls: str, with_k: bool = True, d_in: int = D_IN) -> dict:
+    if cls == "AutoEncoder":
+        return {"bias": rand(d_in), "encoder.weight": rand(D_SAE, d_in), "encoder.bias": rand(D_SAE, scale=0.1), "decoder.weight": rand(d_in, D_SAE)}
+    if cls == "GatedAutoEncoder":
+        return {"decoder_bias": rand(D_IN), "encoder.weight": rand(D_SAE, D_IN), "r_mag": rand(D_SAE, scale=0.2), "gate_bias": rand(D_SAE, scale=0.1), "mag_bias": rand(D_SAE, scale=0.1), "decoder.weight": rand(D_IN, D_SAE)}
+    state = {"encoder.weight": rand(D_SAE, D_IN), "encoder.bias": rand(D_SAE, scale=0.1), "decoder.weight": rand(D_IN, D_SAE), "b_dec": rand(D_IN)}
+    if with_k:
+        state |= {"k": torch.tensor(7, dtype=torch.int), "threshold": torch.tensor(0.25)}
+    return state
+
+
+def reference(cls: str, state: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """dictionary_learning's encode and decode, written out from its classes."""
+    if cls == "AutoEncoder":
+        f = torch.relu((x - state["bias"]) @ state["encoder.weight"].T + state["encoder.bias"])
+        return f, f @ state["decoder.weight"].T + state["bias"]
+    if cls == "GatedAutoEncoder":
+        x_enc = (x - state["decoder_bias"]) @ state["encoder.weight"].T
+        f = (x_enc + state["gate_bias"] > 0).float() * torch.relu(state["r_mag"].exp() * x_enc + state["mag_bias"])
+        return f, f @ state["decoder.weight"].T + state["decoder_bias"]
+    post = torch.relu((x - state["b_dec"]) @ state["encoder.weight"].T + state["encoder.bias"])
+    top = post.topk(7, dim=-1)
+    f = torch.zeros_like(post).scatter_(-1, top.indices, top.values)
+    return f, f @ state["decoder.weight"].T + state["b_dec"]
+
+
+def write_zip(path: Path, trainers: dict[str, tuple[dict, dict]]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for folder, (state, config) in trainers.items():
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            zf.writestr(f"{folder}/ae.pt", buffer.getvalue())
+            zf.writestr(f"{folder}/config.json", json.dumps(config))
+    return path
+
+
+def dl_config(cls: str, k: int | None = 7, layer: int = 5, d_in: int = D_IN) -> dict:
+    trainer = {"dict_class": cls, "activation_dim": d_in, "dict_size": D_SAE, "layer": layer, "lm_name": "adamkarvonen/8LayerChessGPT2", "submodule_name": "resid_post_layer_5", "trainer_class": "x"}
+    if k is not None:
+        trainer["k"] = k
+    return {"trainer": trainer, "buffer": {"d_submodule": d_in, "ctx_len": 256}}
+
+
+CASES = {
+    "AutoEncoder": ("AutoEncoder", True),
+    "GatedAutoEncoder": ("GatedAutoEncoder", True),
+    "AutoEncoderTopK 2025 (k buffer)": ("AutoEncoderTopK", True),
+    "AutoEncoderTopK 2024 (k in config only)": ("AutoEncoderTopK", False),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_dictionary_learning_trainers_in_a_zip_encode_and_decode_as_their_formulas(tmp_path, case):
+    cls, with_k = CASES[case]
+    state = dl_state(cls, with_k)
+    path = write_zip(tmp_path / "chess-trained_model-layer_5-2024-05-23.zip", {
+        "group/group-standard/trainer0": (state, dl_config(cls)),
+        "group/group-standard/trainer_1": (dl_state("AutoEncoder"), dl_config("AutoEncoder")),
+    })
+    assert dl_trainers_in_zip(path) == ["group/group-standard/trainer0", "group/group-standard/trainer_1"]
+    published = dl_sae_from_zip(path, "group/group-standard/trainer0")
+    assert published.hook == "blocks.5.hook_resid_post" and published.model_name == "adamkarvonen/8LayerChessGPT2"
+    x = rand(40, D_IN, scale=1.0)
+    f_ref, x_ref = reference(cls, state, x)
+    f = published.sae.encode(x)
+    assert (f - f_ref).abs().max().item() <= 1e-5 and (f > 0).any()
+    assert (published.sae.decode(f) - x_ref).abs().max().item() <= 1e-5
+    assert not list(tmp_path.glob("**/ae.pt"))  # nothing was extracted
+
+
+@pytest.mark.parametrize("damage", ["not a zip", "no such trainer", "bad json", "truncated ae.pt", "wrong width", "unknown class", "no k", "missing bias"])
+def test_damaged_dictionary_learning_files_are_refused_naming_the_file(tmp_path, damage):
+    state, config = dl_state("AutoEncoderTopK", with_k=False), dl_config("AutoEncoderTopK")
+    folder = "g/g-topk/trainer0"
+    path = tmp_path / "saes.zip"
+    if damage == "not a zip":
+        path.write_bytes(b"PK\x03\x04 not really")
+    elif damage in ("bad json", "truncated ae.pt"):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr(f"{folder}/ae.pt", buffer.getvalue()[:50] if damage == "truncated ae.pt" else buffer.getvalue())
+            zf.writestr(f"{folder}/config.json", "{oops" if damage == "bad json" else json.dumps(config))
+    else:
+        if damage == "wrong width":
+            config["trainer"]["activation_dim"] = 999
+        elif damage == "unknown class":
+            config["trainer"]["dict_class"] = "CrossCoder"
+        elif damage == "no k":
+            config["trainer"].pop("k")
+        elif damage == "missing bias":
+            state.pop("b_dec")
+        write_zip(path, {folder: (state, config)})
+    name = "other/trainer9" if damage == "no such trainer" else folder
+    with pytest.raises(SAELoadError, match=r"saes\.zip"):
+        dl_sae_from_zip(path, name)
+
+
+def test_a_published_sae_that_does_not_fit_the_model_is_refused_with_the_reason(tiny_bundle, tmp_path):
+    from core.models.registry import load_model
+
+    handle = load_model(str(tiny_bundle))  # 2 layers, d_model 32
+    fits = write_zip(tmp_path / "a.zip", {"t/trainer0": (dl_state("AutoEncoder"), dl_config("AutoEncoder", layer=1))})
+    assert fit_problem(dl_sae_from_zip(fits, "t/trainer0"), handle) is None
+    deep = write_zip(tmp_path / "b.zip", {"t/trainer0": (dl_state("AutoEncoder"), dl_config("AutoEncoder", layer=5))})
+    assert "2 layers" in fit_problem(dl_sae_from_zip(deep, "t/trainer0"), handle)
+    wide = write_zip(tmp_path / "c.zip", {"t/trainer0": (dl_state("AutoEncoder", d_in=48), dl_config("AutoEncoder", layer=1, d_in=48))})
+    assert "48 dimensions" in fit_problem(dl_sae_from_zip(wide, "t/trainer0"), handle)
+
+
+@pytest.mark.parametrize("architecture", ["standard", "gated", "jumprelu", "topk"])
+def test_a_sae_lens_folder_loads_from_the_hub_cache_and_encodes_as_its_formula(tmp_path, monkeypatch, architecture):
+    import sae_lens
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--callummcdougall--arena-demos-othellogpt"
+    folder = repo / "snapshots" / commit / "blocks.5.mlp.hook_post-v1"
+    classes = {"standard": ("StandardSAE", "StandardSAEConfig", {}), "gated": ("GatedSAE", "GatedSAEConfig", {}), "jumprelu": ("JumpReLUSAE", "JumpReLUSAEConfig", {}), "topk": ("TopKSAE", "TopKSAEConfig", {"k": 5})}
+    cls, cfg_cls, extra = classes[architecture]
+    sae = getattr(sae_lens, cls)(getattr(sae_lens, cfg_cls)(d_in=D_IN, d_sae=D_SAE, **extra))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.copy_(rand(*p.shape))
+        if architecture == "jumprelu":
+            sae.threshold.copy_(rand(D_SAE, scale=0.1).abs())
+    sae.cfg.metadata.hook_name = "blocks.5.mlp.hook_post"
+    sae.save_model(str(folder))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    published = load_saelens_from_hub("callummcdougall/arena-demos-othellogpt", "blocks.5.mlp.hook_post-v1", cache_dir=tmp_path)
+    assert published.hook == "blocks.5.mlp.hook_post"
+    x = rand(30, D_IN, scale=1.0)
+    s = {n: p.detach() for n, p in sae.named_parameters()} | {n: b for n, b in sae.named_buffers()}
+    pre = (x - s["b_dec"]) @ s["W_enc"]
+    if architecture == "standard":
+        expected = torch.relu(pre + s["b_enc"])
+    elif architecture == "gated":
+        expected = (pre + s["b_gate"] > 0).float() * torch.relu(pre * s["r_mag"].exp() + s["b_mag"])
+    elif architecture == "jumprelu":
+        h = pre + s["b_enc"]
+        expected = h * (h > s["threshold"]).float()
+    else:
+        h = torch.relu(pre + s["b_enc"])
+        top = h.topk(5, dim=-1)
+        expected = torch.zeros_like(h).scatter_(-1, top.indices, top.values)
+    f = published.sae.encode(x)
+    assert (f - expected).abs().max().item() <= 1e-5 and (f > 0).any()
+    assert (published.sae.decode(f) - (f @ s["W_dec"] + s["b_dec"])).abs().max().item() <= 1e-5
+    with pytest.raises(SAELoadError, match="not in the local hub cache"):
+        load_saelens_from_hub("callummcdougall/arena-demos-othellogpt", "blocks.6.mlp.hook_post-v1", cache_dir=tmp_path / "empty")
