@@ -279,3 +279,63 @@ def test_config_sizes_are_checked_before_anything_is_allocated(tiny_bundle, tmp_
         set_json(folder / "config.json", ["tl_config", "d_model"], 8192)
     with pytest.raises(ModelLoadError, match=message):
         registry.load_model(str(folder))
+
+
+# -- published SAEs and text-model files -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dl_zip(tmp_path_factory) -> Path:
+    """A dictionary_learning zip with one TopK trainer (random weights)."""
+    from tests.test_published_saes import dl_config, dl_state, write_zip
+
+    return write_zip(tmp_path_factory.mktemp("dl") / "saes.zip", {"g/g-topk/trainer0": (dl_state("AutoEncoderTopK"), dl_config("AutoEncoderTopK"))})
+
+
+@fuzz(FILE_CASES)
+@given(how=BYTE_DAMAGE)
+def test_dictionary_learning_zips(dl_zip, tmp_path_factory, how):
+    from core.interp.published_saes import dl_sae_from_zip
+
+    count("files: dictionary_learning zip bytes")
+    path = tmp_path_factory.getbasetemp() / "fuzz_dl.zip"
+    path.write_bytes(damaged(dl_zip.read_bytes(), how))
+    try:
+        dl_sae_from_zip(path, "g/g-topk/trainer0")
+    except SAELoadError as exc:
+        assert "fuzz_dl.zip" in str(exc), exc
+
+
+@fuzz(FILE_CASES)
+@given(which=st.sampled_from(["weights", "config"]), how=BYTE_DAMAGE)
+def test_nanda_sae_files(tmp_path_factory, which, how):
+    from core.interp.published_saes import nanda_sae_from_files
+    from tests.test_text_hub import write_nanda_sae
+
+    count("files: Nanda-format SAE bytes")
+    folder = tmp_path_factory.getbasetemp() / "fuzz_nanda"
+    folder.mkdir(exist_ok=True)
+    write_nanda_sae(folder, 1, d_in=16, d_sae=32)
+    path = folder / ("1.pt" if which == "weights" else "1_cfg.json")
+    path.write_bytes(damaged(path.read_bytes(), how))
+    try:
+        nanda_sae_from_files(folder / "1.pt", folder / "1_cfg.json")
+    except SAELoadError as exc:
+        assert "fuzz_nanda" in str(exc), exc
+
+
+@fuzz(FILE_CASES)
+@given(how=BYTE_DAMAGE)
+def test_tokenizer_files(tmp_path_factory, how):
+    from core.text.tokenizer import TextTokenizer, TokenizerError, save_tokenizer, train_bpe
+
+    count("files: tokenizer.json bytes")
+    path = tmp_path_factory.getbasetemp() / "fuzz_tokenizer.json"
+    save_tokenizer(train_bpe(["some text to learn from " * 20], 300), path)
+    path.write_bytes(damaged(path.read_bytes(), how))
+    try:
+        tok = TextTokenizer.from_file(path)
+    except TokenizerError as exc:
+        assert "fuzz_tokenizer.json" in str(exc), exc
+    else:
+        tok.decode(tok.encode("some text"))  # a file that still reads still tokenises

@@ -116,6 +116,16 @@ MAX_ZIP_MEMBER_BYTES = 512 * 1024**2
 MAX_ZIP_RATIO = 200  # a member that inflates more than this is refused (a zip bomb, not an SAE)
 
 
+def _zip_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged zip can raise: a bad directory, a broken deflate stream, a cut file,
+    an unsupported or encrypted member."""
+    import struct
+    import zipfile
+    import zlib
+
+    return (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, struct.error, OSError, ValueError)
+
+
 def dl_hook(trainer: dict) -> str:
     """The TransformerLens hook a dictionary_learning trainer's ``layer`` / ``submodule_name``
     names (the residual stream after the block unless the name says attention or MLP)."""
@@ -139,7 +149,9 @@ def dl_sae_from_state(state: dict[str, torch.Tensor], config: dict, source: str)
     cls = str(trainer.get("dict_class", ""))
     if cls not in DL_CLASSES:
         raise SAELoadError(f"{source}: dict_class {cls[:40]!r} is not one BoardLens reads ({', '.join(DL_CLASSES)})")
-    if not isinstance(state, dict) or "encoder.weight" not in state or "decoder.weight" not in state:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SAELoadError(f"{source}: ae.pt is not a dict of tensors")
+    if "encoder.weight" not in state or "decoder.weight" not in state:
         raise SAELoadError(f"{source}: ae.pt has no encoder.weight / decoder.weight; not a dictionary_learning SAE")
     d_sae, d_in = tuple(state["encoder.weight"].shape) if state["encoder.weight"].ndim == 2 else (0, 0)
     if tuple(state["decoder.weight"].shape) != (d_in, d_sae) or not 0 < d_sae <= MAX_D_SAE:
@@ -191,7 +203,7 @@ def dl_trainers_in_zip(path: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _zip_errors() as exc:
         raise SAELoadError(f"{path}: not a readable zip file ({exc})") from None
     return sorted(n[: -len("ae.pt")].rstrip("/") for n in names if n.endswith("/ae.pt") and n[: -len("ae.pt")] + "config.json" in names)
 
@@ -215,8 +227,8 @@ def dl_sae_from_zip(path: Path, trainer_folder: str) -> PublishedSAE:
             state_bytes = _zip_member(zf, f"{trainer_folder}/ae.pt", path)
     except KeyError:
         raise SAELoadError(f"{path}: no trainer {trainer_folder!r} (it has {', '.join(dl_trainers_in_zip(path)[:6]) or 'none'})") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SAELoadError(f"{path}: not a readable zip file ({exc})") from None
+    except _zip_errors() as exc:
+        raise SAELoadError(f"{path}: not a readable zip file ({type(exc).__name__}: {str(exc)[:120]})") from None
     try:
         config = json.loads(config_bytes)
     except ValueError as exc:
