@@ -172,3 +172,72 @@ def test_a_sae_lens_folder_loads_from_the_hub_cache_and_encodes_as_its_formula(t
     assert (published.sae.decode(f) - (f @ s["W_dec"] + s["b_dec"])).abs().max().item() <= 1e-5
     with pytest.raises(SAELoadError, match="not in the local hub cache"):
         load_saelens_from_hub("callummcdougall/arena-demos-othellogpt", "blocks.6.mlp.hook_post-v1", cache_dir=tmp_path / "empty")
+
+
+def test_folding_the_centring_encodes_x_as_the_sae_encodes_x_minus_its_mean():
+    from core.interp.published_saes import PublishedSAE, fold_centring, prepare_for
+    from tests.test_published_saes import dl_sae_from_zip  # noqa: F401 - the same module
+
+    for cls in ("AutoEncoder", "GatedAutoEncoder", "AutoEncoderTopK"):
+        from core.interp.published_saes import dl_sae_from_state
+
+        state, config = dl_state(cls), dl_config(cls)
+        config["trainer"]["lm_name"] = "Baidicoot/Othello-GPT-Transformer-Lens"
+        plain = dl_sae_from_state({k: v.clone() for k, v in state.items()}, config, "x")
+        prepared = prepare_for(dl_sae_from_state(state, config, "x"))
+        assert "centred" in prepared.note
+        x = rand(25, D_IN, scale=2.0) + 3.0  # a large mean, as a residual stream without centred weights has
+        expected = plain.sae.encode(x - x.mean(-1, keepdim=True))
+        assert (prepared.sae.encode(x) - expected).abs().max().item() <= 1e-5, cls
+    chess = dl_sae_from_state(dl_state("AutoEncoder"), dl_config("AutoEncoder"), "y")
+    assert prepare_for(chess) is chess  # the chess GPT-2 copy is read unprocessed: nothing to apply
+    del PublishedSAE, fold_centring
+
+
+@pytest.fixture()
+def othello_hub_with_saes(tmp_path, monkeypatch):
+    """The published Othello-GPT layout (a small random model) and Karvonen et al.'s SAE zip in an
+    offline hub cache."""
+    import huggingface_hub.constants as hub_constants
+
+    from tests.test_models import legacy_model, write_hub_cache
+
+    write_hub_cache(tmp_path, legacy_model().state_dict())  # 2 layers, d_model 32
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--adamkarvonen--othello_saes"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    good = dl_config("AutoEncoder", layer=1) | {}
+    good["trainer"]["lm_name"] = "Baidicoot/Othello-GPT-Transformer-Lens"
+    bad = dl_config("AutoEncoder", layer=1, d_in=48)
+    bad["trainer"]["lm_name"] = "Baidicoot/Othello-GPT-Transformer-Lens"
+    write_zip(repo / "snapshots" / commit / "othello-trained_model-layer_5-2024-05-23.zip", {
+        "othello_all_layers/othello-standard/trainer0": (dl_state("AutoEncoder"), good),
+        "othello_all_layers/othello-standard/trainer1": (dl_state("AutoEncoder", d_in=48), bad),
+    })
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from ui import cached_model, published_sae_refs
+
+    cached_model.clear()
+    published_sae_refs.clear()
+    yield tmp_path
+    cached_model.clear()
+    published_sae_refs.clear()
+
+
+def test_the_sae_browser_opens_a_published_sae_from_the_hub_cache_and_refuses_one_that_does_not_fit(othello_hub_with_saes):
+    from core.interp.published_saes import discover
+    from tests.test_board_player_page import open_page
+
+    refs = discover("othello-gpt-synthetic")
+    assert [r.label for r in refs] == ["othello-trained_model-layer_5-2024-05-23/trainer0", "othello-trained_model-layer_5-2024-05-23/trainer1"]
+    at = open_page("pages/sae_browser.py", model="othello-gpt-synthetic", moves="d3c5", sae=refs[0].label)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="sae_pick").value == refs[0].label
+    assert any("AutoEncoder \\(96 features" in c.value and "centred residual stream" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 2  # the feature table's histogram and a feature's boards
+    at = open_page("pages/sae_browser.py", model="othello-gpt-synthetic", moves="d3c5", sae=refs[1].label)
+    assert any("48 dimensions" in e.value for e in at.error) and not at.exception

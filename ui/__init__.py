@@ -20,7 +20,7 @@ import torch
 from core.games.base import Game, GameState, IllegalMoveError
 from core import corpus_results
 from core.interp import probes as P
-from core.interp import sae_features, sae_store
+from core.interp import published_saes, sae_features, sae_store
 from core.interp.predictions import Predictions, predict
 from core.links import read_choice, read_game_link, read_prompt_link
 from core.models.bundle import CARD, read_json
@@ -483,9 +483,28 @@ def cached_bundled_index(name: str, sae_name: str) -> sae_features.FeatureIndex:
     return corpus_result(handle, corpus_results.sae_index_result(handle, cached_bundled_sae(name, sae_name), entry.hook, sae_name))
 
 
+@st.cache_data(show_spinner=False, ttl=60)
+def published_sae_refs(name: str) -> dict[str, published_saes.PublishedRef]:
+    """Published SAEs of the model in the local hub cache, by label (rechecked each minute)."""
+    return {ref.label: ref for ref in published_saes.discover(name)}
+
+
+@st.cache_resource(show_spinner="Loading the published SAE…", max_entries=8)
+def cached_published_sae(name: str, label: str) -> published_saes.PublishedSAE:
+    """A published SAE, prepared for the model's processing, after checking that it fits."""
+    published = published_saes.load_ref(published_sae_refs(name)[label])
+    problem = published_saes.fit_problem(published, cached_model(name))
+    if problem:
+        raise sae_store.SAELoadError(problem)
+    return published
+
+
 def sae_choices(name: str) -> dict[str, dict]:
-    """SAE name -> card: the model's bundled SAEs, then those trained in this session."""
+    """SAE name -> card: the model's bundled SAEs, then published ones in the hub cache, then
+    those trained in this session."""
     out = {e.name: e.card for e in sae_store.list_saes(name)}
+    for label, ref in published_sae_refs(name).items():
+        out[label] = {"hook": ref.hook, "published": ref.kind}
     for (model, sae_name), (_, card, _) in st.session_state.get(TRAINED_SAES, {}).items():
         if model == name:
             out[sae_name] = card
@@ -497,6 +516,15 @@ def sae_and_index(name: str, sae_name: str):
     trained = st.session_state.get(TRAINED_SAES, {}).get((name, sae_name))
     if trained:
         return trained[0], trained[2]
+    if sae_name in published_sae_refs(name):
+        try:
+            published = cached_published_sae(name, sae_name)
+        except sae_store.SAELoadError as exc:
+            error(f"Published SAE {sae_name!r} cannot be used with {name}: {exc}")
+            return None
+        st.caption(plain(published.note))
+        handle = cached_model(name)
+        return published.sae, corpus_result(handle, corpus_results.sae_index_result(handle, published.sae, published.hook, sae_name.replace("/", "_")))
     try:
         return cached_bundled_sae(name, sae_name), cached_bundled_index(name, sae_name)
     except sae_store.SAELoadError as exc:

@@ -252,10 +252,10 @@ def fit_problem(published: PublishedSAE, handle) -> str | None:
 
     layer = block_of(published.hook)
     if layer is not None and layer >= handle.cfg.n_layers:
-        return f"{published.note}: the model has {handle.cfg.n_layers} layers, the SAE reads layer {layer}"
+        return f"the SAE reads layer {layer}; the model has {handle.cfg.n_layers} layers (the SAE: {published.note})"
     width = handle.hook_width(published.hook)
     if int(published.sae.cfg.d_in) != width:
-        return f"{published.note}: it reads {int(published.sae.cfg.d_in)} dimensions, {published.hook} of {handle.name} has {width}"
+        return f"it reads {int(published.sae.cfg.d_in)} dimensions; {published.hook} of {handle.name} has {width} (the SAE: {published.note})"
     return None
 
 
@@ -276,3 +276,109 @@ def load_saelens_from_hub(repo: str, folder: str, cache_dir: str | Path | None =
     if not hook:
         raise SAELoadError(f"{repo}/{folder}/cfg.json names no hook")
     return PublishedSAE(sae, hook, str(sae.cfg.metadata.model_name or ""), f"{repo}/{folder}", f"SAELens {sae.cfg.architecture()} SAE ({int(sae.cfg.d_sae):,} features on {hook}), from {repo}/{folder}")
+
+
+# -- weight processing -------------------------------------------------------------------------------
+
+
+def expects_centred_residual(published: PublishedSAE) -> bool:
+    """Karvonen et al.'s Othello SAEs were trained on an Othello-GPT loaded with TransformerLens's
+    default processing, whose centred writing weights make every residual vector mean-zero over
+    ``d_model``; MLP hooks and the chess GPT-2 copy (read unprocessed) are not affected."""
+    return "othello" in published.model_name.lower() and "transformer-lens" in published.model_name.lower() and "resid" in published.hook
+
+
+def fold_centring(sae) -> None:
+    """Make ``sae`` encode ``x`` as it would encode ``x − mean(x)`` (centring over the last axis,
+    the processed model's residual stream): ``W_enc ← C W_enc`` with ``C = I − 11ᵀ/d``, and the
+    encoder biases absorb the decoder bias's mean. Exact for any input; harmless on inputs that are
+    already centred. The reconstruction is the centred one, which a LayerNorm downstream cannot
+    tell from the uncentred vector, so splicing it in leaves the logits of the processed model."""
+    with torch.no_grad():
+        w = sae.W_enc.data
+        col = w.sum(0)  # 1ᵀ W_enc, per feature
+        mean_b = sae.b_dec.data.mean()
+        sae.W_enc.data = w - w.mean(0, keepdim=True)
+        if hasattr(sae, "b_gate"):  # gated: both paths read (x − b_dec) @ W_enc
+            sae.b_gate.data -= mean_b * col
+            sae.b_mag.data -= mean_b * col * sae.r_mag.data.exp()
+        else:
+            sae.b_enc.data -= mean_b * col
+
+
+def prepare_for(published: PublishedSAE) -> PublishedSAE:
+    """Apply the weight processing the SAE expects (said in the note)."""
+    if not expects_centred_residual(published):
+        return published
+    fold_centring(published.sae)
+    return PublishedSAE(published.sae, published.hook, published.model_name, published.source,
+                        published.note + "; trained on TransformerLens's processed model (centred residual stream): its inputs are centred here, folded into the encoder")
+
+
+# -- what the hub cache holds for a model -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedRef:
+    """A published SAE found in the local hub cache: enough to list it and load it."""
+
+    label: str
+    hook: str
+    kind: str  # "dictionary_learning" or "saelens"
+    location: tuple[str, str]  # (zip path, trainer folder) or (repo, folder)
+
+
+PUBLISHED_REPOS = {  # the models' names in BoardLens -> where their published SAEs live
+    "chess-gpt2-karvonen": (("dictionary_learning", "adamkarvonen/chess_saes"),),
+    "chess-gpt-karvonen": (("dictionary_learning", "adamkarvonen/chess_saes"),),
+    "othello-gpt-synthetic": (("dictionary_learning", "adamkarvonen/othello_saes"), ("saelens", "callummcdougall/arena-demos-othellogpt")),
+}
+
+
+def _cached_snapshot(repo: str, cache_dir=None) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, cache_dir=cache_dir, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
+def discover(model_name: str, cache_dir=None) -> list[PublishedRef]:
+    """The published SAEs of ``model_name`` in the local hub cache (reads only their configs)."""
+    import zipfile
+
+    out = []
+    for kind, repo in PUBLISHED_REPOS.get(model_name, ()):
+        root = _cached_snapshot(repo, cache_dir)
+        if root is None:
+            continue
+        if kind == "dictionary_learning":
+            for path in sorted(root.glob("*.zip")):
+                try:
+                    trainers = dl_trainers_in_zip(path)
+                    with zipfile.ZipFile(path) as zf:
+                        configs = {t: json.loads(_zip_member(zf, f"{t}/config.json", path)) for t in trainers}
+                except (SAELoadError, *_zip_errors()):
+                    continue  # a damaged zip is reported when a user picks it, not while listing
+                for trainer, config in configs.items():
+                    try:
+                        hook = dl_hook(config.get("trainer") or {})
+                    except (SAELoadError, AttributeError):
+                        continue
+                    out.append(PublishedRef(f"{path.stem}/{trainer.split('/')[-1]}", hook, kind, (str(path), trainer)))
+        else:
+            for cfg in sorted(root.glob("*/cfg.json")):
+                try:
+                    hook = str(json.loads(cfg.read_text()).get("hook_name") or json.loads(cfg.read_text()).get("metadata", {}).get("hook_name") or cfg.parent.name.split("-")[0])
+                except (OSError, ValueError, AttributeError):
+                    continue
+                out.append(PublishedRef(f"{repo.split('/')[-1]}/{cfg.parent.name}", hook, kind, (repo, cfg.parent.name)))
+    return out
+
+
+def load_ref(ref: PublishedRef, cache_dir=None) -> PublishedSAE:
+    if ref.kind == "dictionary_learning":
+        return prepare_for(dl_sae_from_zip(Path(ref.location[0]), ref.location[1]))
+    return prepare_for(load_saelens_from_hub(*ref.location, cache_dir=cache_dir))
