@@ -241,3 +241,16 @@ def test_the_sae_browser_opens_a_published_sae_from_the_hub_cache_and_refuses_on
     assert len(at.get("plotly_chart")) >= 2  # the feature table's histogram and a feature's boards
     at = open_page("pages/sae_browser.py", model="othello-gpt-synthetic", moves="d3c5", sae=refs[1].label)
     assert any("48 dimensions" in e.value for e in at.error) and not at.exception
+
+
+def test_every_bundled_board_game_sae_card_has_the_papers_metrics_for_every_unit_kind():
+    from core.interp.sae_store import list_saes
+    from core.models.registry import list_models
+
+    cards = [(spec.name, e.name, e.card) for spec in list_models() if spec.source == "bundled" and spec.kind == "game" for e in list_saes(spec.name)]
+    assert cards
+    for model, name, card in cards:
+        board = card["metrics"]["board"]
+        assert set(board) == {"sae_features", "mlp_neurons", "random_init_neurons"}, (model, name)
+        for unit, scores in board.items():
+            assert all(isinstance(scores.get(k), float) for k in ("coverage", "board_reconstruction_paper", "board_reconstruction")), (model, name, unit, scores)

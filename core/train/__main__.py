@@ -282,6 +282,23 @@ def cmd_export_text(args: argparse.Namespace) -> None:
     print(json.dumps({k: card[k] for k in ("parameters", "steps", "tokens_seen", "wall_time_s", "eval")}, indent=2))
 
 
+def cmd_sae_rescore(args: argparse.Namespace) -> None:
+    """Recompute a bundled SAE card's board-game metrics (coverage, board reconstruction on the
+    paper's definition, beside MLP neurons and a random-init model) with the current code."""
+    from core.interp.sae_metrics import board_scores
+    from core.interp.sae_store import load_sae, read_card
+    from core.models.registry import load_model, randomly_initialised
+
+    folder = Path(args.folder)
+    card = read_card(folder)
+    handle = load_model(args.model)
+    sae = load_sae(folder, d_in=handle.hook_width(card["hook"]))
+    card.setdefault("metrics", {})["board"] = board_scores(handle, sae, card["hook"], random_handle=randomly_initialised(handle))
+    card["board_rescored"] = "python -m core.train " + shlex.join(["sae-rescore", args.model, args.folder])
+    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps(card["metrics"]["board"], indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m core.train")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -320,6 +337,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--baseline", type=lambda s: s.lower() in ("1", "true", "yes"), default=True, help="also fit on a randomly initialised copy")
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_probes)
+    p = sub.add_parser("sae-rescore", help="recompute a bundled SAE card's board-game metrics with the current code")
+    p.add_argument("model")
+    p.add_argument("folder")
+    p.set_defaults(func=cmd_sae_rescore)
     p = sub.add_parser("sae", help="train a sparse autoencoder on one hook of a model (SAELens format)")
     p.add_argument("model")
     p.add_argument("out_dir")
