@@ -89,6 +89,8 @@ hook = card["hook"]
 
 # -- quality ----------------------------------------------------------------------------------------
 metrics = card.get("metrics", {})
+if card.get("published"):
+    metrics = panels.published_sae_metrics(handle, sae, card["hook"], sae_name)
 if metrics:
     m = st.columns(6)
     m[0].metric("FVU", f"{metrics['fvu']:.3f}", help="Fraction of variance unexplained on held-out games (lower is better).")

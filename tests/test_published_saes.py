@@ -254,3 +254,17 @@ def test_every_bundled_board_game_sae_card_has_the_papers_metrics_for_every_unit
         assert set(board) == {"sae_features", "mlp_neurons", "random_init_neurons"}, (model, name)
         for unit, scores in board.items():
             assert all(isinstance(scores.get(k), float) for k in ("coverage", "board_reconstruction_paper", "board_reconstruction")), (model, name, unit, scores)
+
+
+def test_a_published_sae_is_measured_on_demand_with_the_papers_metrics(othello_hub_with_saes):
+    from core.interp.published_saes import discover
+    from tests.test_board_player_page import open_page
+
+    label = discover("othello-gpt-synthetic")[0].label
+    at = open_page("pages/sae_browser.py", model="othello-gpt-synthetic", moves="d3c5", sae=label)
+    assert any("Karvonen et al. 2024 report" in c.value for c in at.caption)
+    next(b for b in at.button if b.key == "measure_published").click().run()
+    assert not at.exception and not at.error
+    board = at.session_state["published_sae_metrics"][("othello-gpt-synthetic", label)]["board"]
+    assert all(isinstance(v["board_reconstruction_paper"], float) for v in board.values())
+    assert any(m.label == "FVU" for m in at.metric)

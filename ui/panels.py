@@ -158,3 +158,33 @@ def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> No
     else:
         st.plotly_chart(fig, key=f"{key}_board", width="content", config={"displayModeBar": False})
         st.caption("Pieces: what the mine/theirs/empty probe reads (faint = unsure); red crosses: squares it gets wrong.")
+
+
+def published_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str) -> dict:
+    """A published SAE's quality, measured here on demand (about a minute), with the paper's own
+    figures beside it for Karvonen et al.'s SAEs; ``{}`` until measured."""
+    import pandas as pd
+
+    from core.interp import published_saes
+    from core.interp.sae_metrics import board_scores, sae_metrics
+    from core.models.registry import randomly_initialised
+
+    published = ui.cached_published_sae(handle.name, sae_name)
+    store = st.session_state.setdefault("published_sae_metrics", {})
+    key = (handle.name, sae_name)
+    game = handle.game.name
+    if "adamkarvonen" in published.source or "trained_model" in published.source:
+        figures = published_saes.PAPER_FIGURES.get(game, {})
+        st.caption(f"Karvonen et al. 2024 report for their {game} SAEs (layer-5 resid_post, coverage / board reconstruction): "
+                   + "; ".join(f"{unit.replace('_', ' ')} {c if c is not None else '–'} / {r}" for unit, (c, r) in figures.items())
+                   + ". Measured here on random legal games, not the paper's real games, so the two can differ.")
+    if key not in store:
+        if st.button("Measure this SAE here (FVU, L0, CE recovered, coverage, board reconstruction; a minute or more)", key="measure_published"):
+            centred = published_saes.expects_centred_residual(published)
+            with st.spinner("Measuring on held-out games…"):
+                metrics = sae_metrics(handle, sae, hook, n_games=100, centred=centred)
+                metrics["board"] = board_scores(handle, sae, hook, n_games=200, random_handle=randomly_initialised(handle))
+            store[key] = metrics
+        else:
+            return {}
+    return store[key]

@@ -382,3 +382,10 @@ def load_ref(ref: PublishedRef, cache_dir=None) -> PublishedSAE:
     if ref.kind == "dictionary_learning":
         return prepare_for(dl_sae_from_zip(Path(ref.location[0]), ref.location[1]))
     return prepare_for(load_saelens_from_hub(*ref.location, cache_dir=cache_dir))
+
+
+# Karvonen et al. 2024 (project blog), layer-5 resid_post: (coverage, board reconstruction).
+PAPER_FIGURES = {
+    "chess": {"sae_features": (0.45, 0.85), "mlp_neurons": (0.26, 0.56), "random_init_sae": (0.11, 0.01), "linear probe": (None, 0.98)},
+    "othello": {"sae_features": (0.52, 0.95), "mlp_neurons": (0.53, 0.82), "random_init_sae": (0.27, 0.08), "linear probe": (None, 0.99)},
+}

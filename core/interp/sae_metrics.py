@@ -33,10 +33,15 @@ def _next_move_ce(logits: torch.Tensor, games: np.ndarray, game: Game) -> float:
 
 
 @torch.no_grad()
-def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED) -> dict:
+def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED, centred: bool = False) -> dict:
+    """``centred``: the SAE reads the residual stream of a model with centred writing weights
+    (TransformerLens's processing); FVU and MSE are then measured on the centred activations, the
+    space the SAE reconstructs (a LayerNorm downstream ignores the per-position mean)."""
     game = handle.game
     games = game.random_games(n_games, seed=seed)
     x = token_activations(handle, games, [hook])[hook]  # every token: the positions the splice replaces
+    if centred:
+        x = x - x.mean(-1, keepdim=True)
     feats = sae.encode(x)
     recon = sae.decode(feats)
     active = feats > 0
