@@ -94,6 +94,23 @@ def sae_index_result(handle: ModelHandle, sae, hook: str, sae_name: str) -> Resu
     )
 
 
+def token_index_result(handle: ModelHandle, sae, hook: str, sae_name: str, windows: np.ndarray, where: str) -> Result:
+    """A text model's SAE feature index over ``windows`` of held-out text (keyed by their digest)."""
+    import hashlib
+
+    from core.interp.token_sae import TokenIndex, build_token_index
+
+    digest = hashlib.sha256(np.ascontiguousarray(windows, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+    def build(progress: Progress | None) -> TokenIndex:
+        return build_token_index(handle, sae, hook, windows, progress=progress)
+
+    return Result(
+        "token_index", f"token_index-{sae_name}", S.make_key("token_index", handle.model, sae, hook=hook, windows=digest, shape=list(windows.shape)), build,
+        S.split_dataclass, lambda meta, arrays: S.join_dataclass(TokenIndex, meta, arrays), f"the feature index of SAE {sae_name} over {where}",
+    )
+
+
 def load(handle: ModelHandle, result: Result) -> tuple[object | None, str]:
     """``(the stored result or None, where it came from or why none was usable)``."""
     found, where = S.lookup(handle.name, result.name, result.key)
@@ -138,6 +155,11 @@ def shipped_results(handle: ModelHandle) -> list[Result]:
     neuron index of the layer the neuron view opens on and every bundled SAE's feature index."""
     from core.interp.sae_store import list_saes, load_sae
 
+    if handle.kind == "text":  # its SAEs' feature indexes over the windows the browser reads
+        from core.text.shard import index_windows
+
+        windows, where = index_windows(handle)
+        return [token_index_result(handle, load_sae(e.folder, d_in=handle.hook_width(e.hook)), e.hook, e.name, windows, where) for e in list_saes(handle.name)] if windows is not None else []
     out = [lens_legality_result(handle), neurons_result(handle, neuron_home_layer(handle))]
     for entry in list_saes(handle.name):
         sae = load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
@@ -152,10 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m core.corpus_results", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["build", "check"], help="build: store what is missing or stale; check: list it (exit 1 if any)")
-    parser.add_argument("models", nargs="*", help="bundled model names (default: every bundled board-game model)")
+    parser.add_argument("models", nargs="*", help="bundled model names (default: every bundled model)")
     args = parser.parse_args(argv)
-    # Text models build their feature index from their own shard on first use (a few seconds).
-    names = args.models or [spec.name for spec in list_models() if spec.source == "bundled" and spec.kind == "game"]
+    names = args.models or [spec.name for spec in list_models() if spec.source == "bundled"]
     todo = []
     for name in names:
         handle = load_model(name)

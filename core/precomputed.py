@@ -45,6 +45,7 @@ SOURCES = {
     "lens_legality": ("core/interp/lens.py",),
     "neurons": ("core/interp/neurons.py", "core/interp/sae_features.py", "core/interp/board_metrics.py", "core/interp/lens.py"),
     "sae_index": ("core/interp/sae_features.py", "core/interp/board_metrics.py"),
+    "token_index": ("core/interp/token_sae.py",),
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 
 import numpy as np
 import pandas as pd
@@ -26,8 +25,6 @@ from ui import text_panels as TP
 
 NO_BAR = {"displayModeBar": False}
 LENS_ROWS = 40  # positions the lens table shows (the last ones: where the prompt is going)
-INDEX_WINDOWS = 400  # windows of held-out text the feature index reads (~51k tokens at 128)
-INDEX_FLOP_BUDGET = 4e12  # a bigger model indexes fewer windows (~10 s of this CPU)
 
 
 def serve(title: str) -> None:
@@ -166,50 +163,15 @@ def _load_sae(name: str, sae_name: str):
     return published.sae, published.hook, {"hook": published.hook, "note": published.note}
 
 
-def _corpus_windows(handle) -> tuple[np.ndarray | None, str]:
-    """Windows of held-out text for the feature index, and where they come from: the model's own
-    shard, else NeelNanda/c4-code-20k from the hub cache, else the standard library's held-out
-    files (on every machine) in the model's tokenizer. Big models index fewer windows."""
-    from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents, stdlib_documents
-    from core.text.shard import ShardError, bundled_shard
-
-    width = min(handle.cfg.n_ctx, 128)
-    params = sum(p.numel() for p in handle.model.parameters())
-    n = int(max(16, min(INDEX_WINDOWS, INDEX_FLOP_BUDGET / (2 * params * width))))
-    try:
-        shard = bundled_shard(handle)
-    except ShardError as exc:
-        return None, f"the model's held-out shard is unusable: {exc}"
-    if shard is not None:
-        return TS.shard_windows(shard, width, n), f"{n} windows of {width} held-out tokens shipped with the model"
-    try:
-        docs, where = hub_dataset_documents("NeelNanda/c4-code-20k", limit_bytes=4_000_000), "NeelNanda/c4-code-20k"
-    except CorpusError:
-        docs, where = stdlib_documents("held-out"), "the standard library's held-out files"
-    return TS.shard_windows(cached_tokens(handle.tokenizer, docs), width, n), f"{n} windows of {width} tokens of {where}"
-
-
-@st.cache_resource(show_spinner=False)
-def _indexes() -> tuple[dict, threading.Lock]:
-    return {}, threading.Lock()
-
-
 def _index(handle, sae_name: str, sae, hook: str):
-    """The feature index of an SAE over the corpus windows: built once per server, with a bar."""
-    memo, lock = _indexes()
-    key = (handle.name, sae_name)
-    with lock:
-        if key in memo:
-            return memo[key]
-        windows, where = _corpus_windows(handle)
-        if windows is None:
-            memo[key] = (None, where)
-            return memo[key]
-        bar = st.progress(0.0, text=f"Indexing the SAE's features once over {where}…")
-        index = TS.build_token_index(handle, sae, hook, windows, progress=lambda text, f: bar.progress(min(max(f, 0.0), 1.0), text=f"Indexing: {text}"))
-        bar.empty()
-        memo[key] = (index, where)
-        return memo[key]
+    """The SAE's feature index over held-out text: shipped, cached, or built once with a bar."""
+    from core import corpus_results
+    from core.text.shard import index_windows
+
+    windows, where = index_windows(handle)
+    if windows is None:
+        return None, where
+    return ui.corpus_result(handle, corpus_results.token_index_result(handle, sae, hook, sae_name, windows, where)), where
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -59,3 +59,30 @@ def bundled_shard(handle) -> np.ndarray | None:
         return None
     hashes = config.get("files_sha256") if isinstance(config.get("files_sha256"), dict) else {}
     return read_shard(folder / name, hashes.get(name), handle.cfg.d_vocab)
+
+
+INDEX_WINDOWS = 400  # windows of held-out text a feature index reads (~51k tokens at 128)
+INDEX_FLOP_BUDGET = 4e12  # a bigger model indexes fewer windows (~10 s of this CPU)
+
+
+def index_windows(handle) -> tuple[np.ndarray | None, str]:
+    """Windows of held-out text for a text model's feature index, and where they come from: its
+    own shard, else NeelNanda/c4-code-20k from the hub cache, else the standard library's held-out
+    files (on every machine) in the model's tokenizer. Bigger models index fewer windows."""
+    from core.interp.token_sae import shard_windows
+    from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents, stdlib_documents
+
+    width = min(handle.cfg.n_ctx, 128)
+    params = sum(p.numel() for p in handle.model.parameters())
+    n = int(max(16, min(INDEX_WINDOWS, INDEX_FLOP_BUDGET / (2 * params * width))))
+    try:
+        shard = bundled_shard(handle)
+    except ShardError as exc:
+        return None, f"the model's held-out shard is unusable: {exc}"
+    if shard is not None:
+        return shard_windows(shard, width, n), f"{n} windows of {width} held-out tokens shipped with the model"
+    try:
+        docs, where = hub_dataset_documents("NeelNanda/c4-code-20k", limit_bytes=4_000_000), "NeelNanda/c4-code-20k"
+    except CorpusError:
+        docs, where = stdlib_documents("held-out"), "the standard library's held-out files"
+    return shard_windows(cached_tokens(handle.tokenizer, docs), width, n), f"{n} windows of {width} tokens of {where}"
