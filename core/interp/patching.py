@@ -125,6 +125,7 @@ def _sweep_suffix(model, base_cache, source_cache, sites: list[tuple[int, str, t
     out = torch.empty(len(sites))
     base_logits = _base_logits(model, base_cache)
     base_value = float(metric(base_logits).float().reshape(-1)[0])
+    reads = getattr(metric, "reads_last", None)  # how many final positions the metric reads, when it says
     groups = _group_changed(sites, base_cache, source_cache, out, base_value, lambda layer, index: (layer, index[0] - index[0] % bucket))
     for (layer, start), ids in sorted(groups.items()):
         for lo in range(0, len(ids), max_rows):
@@ -143,8 +144,10 @@ def _sweep_suffix(model, base_cache, source_cache, sites: list[tuple[int, str, t
                         values = base_cache[f"blocks.{j}.attn.hook_v"][:, :start].expand(rows, -1, -1, -1)
                         entry = KVEntry(past_keys=keys, past_values=values, frozen=True)
                     resid = model.blocks[j](resid, past_kv_cache_entry=entry)
-                suffix = model.unembed(model.ln_final(resid))
-            logits = torch.cat([base_logits[:, :start].expand(rows, -1, -1), suffix], dim=1)
+                if reads and resid.shape[1] >= reads:  # the metric reads only the last positions: unembed only those
+                    logits = model.unembed(model.ln_final(resid[:, -reads:]))
+                else:
+                    logits = torch.cat([base_logits[:, :start].expand(rows, -1, -1), model.unembed(model.ln_final(resid))], dim=1)
             out[chunk] = metric(logits).float().reshape(rows)
     return out
 
@@ -279,6 +282,7 @@ def next_move_metric(kind: str, tok: int, other_tok: int = 0, tail: tuple[int, .
     index = torch.tensor(tail, dtype=torch.long)
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
+        """Reads only the last ``metric.reads_last`` positions (a sweep may pass just those)."""
         if kind == "whole-move log-prob":
             logp = logits[:, -len(tail) :].log_softmax(-1)
             return logp[:, torch.arange(len(tail)), index].sum(-1)
@@ -289,6 +293,7 @@ def next_move_metric(kind: str, tok: int, other_tok: int = 0, tail: tuple[int, .
             return last.log_softmax(-1)[:, tok]
         return last[:, tok] - last[:, other_tok]
 
+    metric.reads_last = len(tail) if kind == "whole-move log-prob" else 1
     return metric
 
 
