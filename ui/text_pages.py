@@ -315,23 +315,30 @@ def patching_lab() -> None:
         ui.sync_url()
         return
     pred = TP.cached_next_tokens(handle.name, clean)
+    other_pred = TP.cached_next_tokens(handle.name, corrupted)
     c1, c2 = st.columns(2)
-    answer = c1.text_input("Answer token (clean)", value=handle.tokenizer.token_text(int(pred.top_ids[-1, 0])), key="text_answer")
-    other = c2.text_input("Other token (corrupted)", value=handle.tokenizer.token_text(int(pred.top_ids[-1, 1])), key="text_other")
-    a_ids, o_ids = handle.tokenizer.encode(answer), handle.tokenizer.encode(other)
-    if not a_ids or not o_ids:
-        st.warning("Type both tokens of the logit difference.")
-        ui.sync_url()
-        return
+    clean_top = [int(t) for t in pred.top_ids[-1]]
+    corrupted_top = [t for t in dict.fromkeys(int(t) for t in other_pred.top_ids[-1]) if t != clean_top[0]] + clean_top[1:]
+    answer = _token_choice(c1, handle, "Answer token (the clean prompt's top next tokens)", clean_top, "text_answer")
+    other = _token_choice(c2, handle, "Other token (the corrupted prompt's top next tokens)", list(dict.fromkeys(corrupted_top)), "text_other")
+    a_ids, o_ids = [answer], [other]
     maps, clean_value, corrupted_value = _block_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
     st.caption(ui.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
                         f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
-    labels = [f"{i}:{label(t[:8])}" for i, t in enumerate(TP.spans(handle, clean))]
+    labels = [label(t.strip()[:6] or t[:6]) for t in TP.spans(handle, clean)]  # the figure numbers them
     st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=NO_BAR, key="text_block_maps")
     if st.toggle("Also patch every attention head (output, query, key, value, pattern) at all positions", key="text_heads"):
         heads = _head_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
         st.plotly_chart(head_grid_figure(PT.normalise(heads, clean_value, corrupted_value).numpy(), "Patching one head at every position"), config=NO_BAR, key="text_head_maps")
     ui.sync_url()
+
+
+def _token_choice(column, handle, label_text: str, candidates: list[int], key: str) -> int:
+    """A token picked from the model's top guesses (shown with their whitespace), or typed."""
+    picked = column.selectbox(label_text, candidates, key=key, format_func=lambda t: TP.token_name(handle, t))
+    typed = column.text_input("…or type one", key=key + "_typed", label_visibility="collapsed", placeholder="…or type a token")
+    ids = handle.tokenizer.encode(typed) if typed else []
+    return int(ids[0]) if ids else int(picked)
 
 
 SWAPS = ("k", "m", "value", "item", "result", "count")

@@ -23,7 +23,7 @@ def visible(text: str) -> str:
 
 def label(text: str) -> str:
     """A token's text for a plotly label: whitespace visible, HTML escaped (plotly reads tags)."""
-    return html.escape(visible(text))
+    return html.escape(visible(text), quote=False)  # plotly reads &lt; &gt; &amp; but shows &quot; as typed
 
 
 def token_html(spans: list[str], values: np.ndarray | None = None, vmax: float | None = None, titles: list[str] | None = None, mark: int | None = None) -> str:
