@@ -145,6 +145,32 @@ class Game(ABC):
     def move_squares(self, move: int) -> tuple[int, int]:
         """(square a move starts on, square it ends on); the same square for Othello."""
 
+    # -- a researcher's own games ------------------------------------------------------------
+    def read_game_file(self, text: str, limit: int = 10_000, progress=None) -> tuple[list[tuple[int, ...]], list[tuple[int, str]], list[dict[str, str]]]:
+        """Games written in a file: ``(games, skipped, headers)``. Default: one game per line, its
+        moves as ``parse_moves`` reads them (blank lines and ``#`` comments ignored); a line that
+        does not make a legal game is skipped, ``(line number, why)``. At most ``limit`` games."""
+        games, skipped = [], []
+        lines = text.splitlines()
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if len(games) >= limit:
+                skipped.append((number, f"past the first {limit:,} games"))
+                break
+            try:
+                moves = tuple(self.parse_moves(line))
+                self.state(moves)
+            except ValueError as exc:
+                skipped.append((number, str(exc)[:160]))
+                continue
+            if moves:
+                games.append(moves)
+            if progress and number % 200 == 0:
+                progress(f"reading games: line {number:,} of {len(lines):,}", number / max(len(lines), 1))
+        return games, skipped, [{} for _ in games]
+
     # -- batches -----------------------------------------------------------------------------
     @abstractmethod
     def random_games(self, n: int, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""A researcher's own games: PGN (python-chess) and Othello game files become a corpus, malformed
+games skipped and counted with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import chess
+import chess.pgn
+import numpy as np
+import pytest
+
+from core.game_corpus import GameFileError, cached_corpus, read_corpus
+from core.games.registry import get_game
+
+ROOT = Path(__file__).resolve().parents[1]
+CHESS_SAMPLE = ROOT / "assets" / "corpora" / "chess_random_vs_greedy.pgn"
+OTHELLO_SAMPLE = ROOT / "assets" / "corpora" / "othello_random_vs_greedy.txt"
+MALFORMED = [
+    '[Event "bad move"]\n\n1. e4 e5 2. Qxf7 Nc6 *\n',  # an illegal move
+    '[Event "set-up"]\n[SetUp "1"]\n[FEN "8/8/8/8/8/8/8/K6k w - - 0 1"]\n\n1. Kb1 *\n',
+    '[Event "nonsense"]\n\n1. e4 zz9 2. Nf3 *\n',
+]
+
+
+def test_a_thousand_game_pgn_with_malformed_games_becomes_a_corpus():
+    sample = CHESS_SAMPLE.read_text()
+    text = "\n\n".join([sample] * 5 + MALFORMED) + "\n"
+    corpus = read_corpus(text.encode(), "mine.pgn", get_game("chess", 8, "uci-squares", 256))
+    assert corpus.n_games == 1000 and len(corpus.skipped) == 3
+    assert "skipped" in corpus.summary() and "set-up" in corpus.summary()
+    ratings = corpus.ratings()
+    assert set(np.unique(ratings)) == {800.0, 1200.0}
+    first = chess.pgn.read_game(open(CHESS_SAMPLE))  # python-chess's own reading of game 1
+    codes = [m for m in corpus.games[0] if m >= 0]
+    from core.games.chess_records import decode_move
+
+    assert [decode_move(int(c)) for c in codes] == list(first.mainline_moves())[: len(codes)]
+    game = get_game("chess", 8, "uci-squares", 256)
+    game.state(tuple(int(c) for c in codes[:50]))  # a legal game for the engine too
+
+
+def test_an_othello_game_file_becomes_a_corpus_and_bad_lines_are_reported():
+    game = get_game("othello", 8)
+    text = OTHELLO_SAMPLE.read_text() + "d3 d3\nnot moves\n\n"
+    corpus = read_corpus(text.encode(), "games.txt", game)
+    assert corpus.n_games == 200 and [n for n, _ in corpus.skipped] == [402, 403]
+    assert all(game.state(tuple(int(m) for m in row if m >= 0)).is_over for row in corpus.games[:20])
+
+
+@pytest.mark.parametrize("data, message", [(b"\x00\x01\x02binary", "binary"), (b"nothing here\n", "no readable game"), (b"x" * (64 * 1024 * 1024 + 1), "more than")])
+def test_unusable_game_files_are_refused_with_the_reason(data, message):
+    with pytest.raises(GameFileError, match=message):
+        read_corpus(data, "upload", get_game("othello", 8))
+
+
+def test_the_same_upload_is_parsed_once():
+    game = get_game("othello", 8)
+    data = OTHELLO_SAMPLE.read_bytes()
+    assert cached_corpus(data, "a.txt", game) is cached_corpus(data, "b.txt", game)
+
+
+def test_the_shipped_samples_are_what_their_generator_makes():
+    from core.sample_games import chess_games
+
+    assert CHESS_SAMPLE.read_text().startswith(chess_games(3).rstrip("\n") + "\n\n")  # the same seed makes the same first games
