@@ -40,7 +40,9 @@ def block_maps_figure(values: np.ndarray, move_labels: list[str], title: str) ->
             hoverinfo="text", showlegend=False,
         ))
         # Categories, always: labels such as "2. 1" (a PGN character) would make plotly guess numbers.
-        axes["xaxis" + xref[1:]].update(type="category", tickfont=dict(size=11, color="#333"), tickangle=0 if n_pos <= 12 else -45)
+        # Position labels once, under the last map: the three share them, and slanted labels of an
+        # upper map would run into the map below it.
+        axes["xaxis" + xref[1:]].update(type="category", tickfont=dict(size=11, color="#333"), tickangle=0 if n_pos <= 12 else -45, showticklabels=c == len(refs) - 1)
         axes["yaxis" + yref[1:]].update(type="category", autorange="reversed", tickfont=dict(size=11, color="#333"))
     # hoverdistance -1: the nearest cell's marker takes a click anywhere in the cell, not only
     # where its marker is (cells are wider than any one marker size on a wide page).
