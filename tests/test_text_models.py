@@ -18,7 +18,7 @@ from core.interp.sae_store import list_saes, load_sae
 from core.models.registry import list_models, load_model
 from core.text import corpus as C
 from core.text.shard import bundled_shard
-from core.text.tokenizer import TextTokenizer, save_tokenizer, train_bpe
+from core.text.tokenizer import save_tokenizer, train_bpe
 from core.train import next_token as NT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +248,6 @@ def test_spliced_logits_equal_a_hand_written_splice(handle, sae_entry):
     assert (comparison.clean_logits - handle.model(tokens[None])[0]).abs().max().item() <= 1e-5
     expected_features = sae.encode(handle.activations(tokens[None], [sae_entry.hook])[sae_entry.hook][0])
     assert (comparison.features - expected_features).abs().max().item() <= 1e-5
-    assert (TS.token_features(handle, sae, sae_entry.hook, tokens) - expected_features).abs().max().item() <= 1e-5
     assert not handle.model.hook_dict[sae_entry.hook].fwd_hooks  # the shared model is left unhooked
 
 

@@ -163,7 +163,6 @@ def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> No
 def published_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str) -> dict:
     """A published SAE's quality, measured here on demand (about a minute), with the paper's own
     figures beside it for Karvonen et al.'s SAEs; ``{}`` until measured."""
-    import pandas as pd
 
     from core.interp import published_saes
     from core.interp.sae_metrics import board_scores, sae_metrics

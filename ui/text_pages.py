@@ -52,10 +52,7 @@ def _position_control(n: int, key: str, label: str = "Position") -> int:
 
 def prompt_player() -> None:
     handle = _top("Prompt player")
-    TP.prompt_editor()
-    tokens, note = TP.prompt_tokens(handle)
-    if note:
-        st.info(note)
+    tokens = TP.prompt_section(handle)
     pred = TP.cached_next_tokens(handle.name, tokens)
     labels = TP.spans(handle, tokens)
     st.caption(f"{len(tokens)} tokens; mean loss of the real next token **{pred.mean_loss:.3f}** nats. Each token is shaded by the loss of the token after it (hover: loss and the model's top guess).")
@@ -98,10 +95,7 @@ def probe_viewer() -> None:
 
 def logit_lens() -> None:
     handle = _top("Logit lens")
-    TP.prompt_editor()
-    tokens, note = TP.prompt_tokens(handle)
-    if note:
-        st.info(note)
+    tokens = TP.prompt_section(handle)
     run = TP.cached_run(handle.name, tokens)
     labels = TP.spans(handle, tokens)
     incl_mid = st.toggle("Also after each attention layer", value=True, key="text_lens_mid")
@@ -166,9 +160,8 @@ def _load_sae(name: str, sae_name: str):
 def _index(handle, sae_name: str, sae, hook: str):
     """The SAE's feature index over held-out text: shipped, cached, or built once with a bar."""
     from core import corpus_results
-    from core.text.shard import index_windows
 
-    windows, where = index_windows(handle)
+    windows, where = _index_windows(handle.name)
     if windows is None:
         return None, where
     return ui.corpus_result(handle, corpus_results.token_index_result(handle, sae, hook, sae_name, windows, where)), where
@@ -225,7 +218,7 @@ def sae_browser() -> None:
     with prompt_tab:
         _prompt_view(handle, sae_name)
     with feature_tab:
-        feature = _feature_view(handle, sae, hook, index, where, last_top)
+        feature = _feature_view(handle, sae, sae_name, hook, index, where, last_top)
     with table_tab:
         if index is not None:
             density, max_act = index.density, index.max_activation
@@ -238,10 +231,7 @@ def sae_browser() -> None:
 
 
 def _prompt_view(handle, sae_name: str) -> None:
-    TP.prompt_editor()
-    tokens, note = TP.prompt_tokens(handle)
-    if note:
-        st.info(note)
+    tokens = TP.prompt_section(handle)
     (c_ids, c_p, s_ids, s_p), clean_loss, spliced_loss, feat_ids, feat_vals = _splice(handle.name, sae_name, tokens)
     labels = TP.spans(handle, tokens)
     st.caption(f"Mean loss of the real next token: {np.nanmean(clean_loss):.3f} nats without the SAE, {np.nanmean(spliced_loss):.3f} with it spliced in "
@@ -256,7 +246,22 @@ def _prompt_view(handle, sae_name: str) -> None:
     }), height=320, column_config={k: st.column_config.NumberColumn(format="%.2f") for k in ("loss", "loss with SAE", "Δ")})
 
 
-def _feature_view(handle, sae, hook: str, index, where: str, default: int) -> int:
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _directions(name: str, sae_name: str, _sae, hook: str):
+    """Each feature's direction in the residual stream (``W_dec @ W_out``), once per SAE, not per rerun."""
+    return F.residual_directions(ui.cached_model(name), _sae, hook)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _index_windows(name: str):
+    """The held-out windows the feature index reads (and where from), read once per model: the
+    shard's hash check and read are not repeated on every rerun."""
+    from core.text.shard import index_windows
+
+    return index_windows(ui.cached_model(name))
+
+
+def _feature_view(handle, sae, sae_name: str, hook: str, index, where: str, default: int) -> int:
     d_sae = int(sae.cfg.d_sae)
     ui.linked_setting("text_feature", "feature", list(range(d_sae)), [str(i) for i in range(d_sae)], "feature", default)
     st.caption("Opens on the strongest feature at the prompt's last token; the table under “All features” lists every one.")
@@ -269,8 +274,7 @@ def _feature_view(handle, sae, hook: str, index, where: str, default: int) -> in
             st.dataframe(pd.DataFrame([{"feature": u, "fires on": f"{share:.0%} of its occurrences", "mean activation": mean} for u, share, mean in hits]), height=200)
         else:
             st.caption(ui.plain(f"No feature fires on {TP.token_name(handle, ids[0]) if ids else search!r} in the index."))
-    directions = F.residual_directions(handle, sae, hook)
-    effects = F.logit_effects_tokens(handle, directions, feature)
+    effects = F.logit_effects_tokens(handle, _directions(handle.name, sae_name, sae, hook), feature)
     up, down = np.argsort(-effects)[:10], np.argsort(effects)[:10]
     c1, c2 = st.columns(2)
     c1.dataframe(pd.DataFrame({"promotes": [TP.token_name(handle, t) for t in up], "logit effect": effects[up]}), height=390)
@@ -301,10 +305,7 @@ CORRUPTED = "text_corrupted"
 def patching_lab() -> None:
     handle = _top("Patching lab")
     st.caption("Activation patching: run a corrupted prompt, copy one activation from the clean prompt's run into it, and see how far that moves the metric back.")
-    TP.prompt_editor("Clean prompt")
-    clean, note = TP.prompt_tokens(handle)
-    if note:
-        st.info(note)
+    clean = TP.prompt_section(handle, "Clean prompt")
     if CORRUPTED not in st.session_state:
         st.session_state[CORRUPTED] = same_length_variant(handle.tokenizer, st.session_state.get(ui.PROMPT, ""))
     st.text_area("Corrupted prompt (the same number of tokens)", key=CORRUPTED, height=120)

@@ -17,7 +17,7 @@ import torch
 import ui
 from core.interp import token_views as TV
 from core.models.handle import ModelHandle
-from core.viz.text import token_html, visible
+from core.viz.text import visible
 from core.viz.training import training_summary
 
 PROMPT_WIDGET = "prompt_editor"
@@ -62,8 +62,13 @@ def prompt_editor(label: str = "Prompt") -> None:
     st.text_area(label, key=PROMPT_WIDGET, on_change=on_prompt_edit, height=140, help="Type or paste any text; it is tokenised with the model's own tokenizer. Ctrl+Enter applies it.")
 
 
-def show_tokens(handle: ModelHandle, tokens: tuple[int, ...], values=None, vmax=None, titles=None, mark=None) -> None:
-    st.html(token_html(spans(handle, tokens), values, vmax, titles, mark))
+def prompt_section(handle: ModelHandle, label: str = "Prompt") -> tuple[int, ...]:
+    """The shared prompt box and the prompt's tokens (saying so when it had to be cut)."""
+    prompt_editor(label)
+    tokens, note = prompt_tokens(handle)
+    if note:
+        st.info(note)
+    return tokens
 
 
 # -- cached analyses (shared by every session, keyed by model and tokens) -------------------------

@@ -32,6 +32,27 @@ def _next_move_ce(logits: torch.Tensor, games: np.ndarray, game: Game) -> float:
     return float(ce[valid[:, :n]].mean())
 
 
+def summarise(x: torch.Tensor, feats: torch.Tensor, recon: torch.Tensor, ce_clean: float, ce_sae: float, ce_zero: float, ce_mean: float) -> dict:
+    """The metrics of the module docstring from activations ``x (n, d)``, the SAE's features and
+    reconstruction of them, and the four cross-entropies (every corpus, game or text, ends here)."""
+    active = feats > 0
+    density = active.float().mean(0)
+    mean = x.mean(0)
+    return {
+        "fvu": float(((x - recon) ** 2).sum() / ((x - mean) ** 2).sum()),
+        "mse": float(((x - recon) ** 2).mean()),
+        "l0": float(active.float().sum(-1).mean()),
+        "dead_fraction": float((density == 0).float().mean()),
+        "dense_fraction": float((density > DENSE_THRESHOLD).float().mean()),
+        "ce_clean": ce_clean,
+        "ce_sae": ce_sae,
+        "ce_zero_ablation": ce_zero,
+        "ce_mean_ablation": ce_mean,
+        "ce_recovered_zero": (ce_zero - ce_sae) / (ce_zero - ce_clean),
+        "ce_recovered_mean": (ce_mean - ce_sae) / (ce_mean - ce_clean),
+    }
+
+
 @torch.no_grad()
 def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED, centred: bool = False) -> dict:
     """``centred``: the SAE reads the residual stream of a model with centred writing weights
@@ -44,8 +65,6 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
         x = x - x.mean(-1, keepdim=True)
     feats = sae.encode(x)
     recon = sae.decode(feats)
-    active = feats > 0
-    density = active.float().mean(0)
     mean = x.mean(0)
     tokens = torch.from_numpy(game.batch_tokens(games))
 
@@ -59,21 +78,7 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
     ce_sae = replaced(lambda a: sae.decode(sae.encode(a.reshape(-1, a.shape[-1]))).reshape(a.shape))
     ce_zero = replaced(torch.zeros_like)
     ce_mean = replaced(lambda a: mean.expand_as(a))
-    return {
-        "fvu": float(((x - recon) ** 2).sum() / ((x - mean) ** 2).sum()),
-        "mse": float(((x - recon) ** 2).mean()),
-        "l0": float(active.float().sum(-1).mean()),
-        "dead_fraction": float((density == 0).float().mean()),
-        "dense_fraction": float((density > DENSE_THRESHOLD).float().mean()),
-        "ce_clean": ce_clean,
-        "ce_sae": ce_sae,
-        "ce_zero_ablation": ce_zero,
-        "ce_mean_ablation": ce_mean,
-        "ce_recovered_zero": (ce_zero - ce_sae) / (ce_zero - ce_clean),
-        "ce_recovered_mean": (ce_mean - ce_sae) / (ce_mean - ce_clean),
-        "positions": int(len(x)),
-        "games": n_games,
-    }
+    return {**summarise(x, feats, recon, ce_clean, ce_sae, ce_zero, ce_mean), "positions": int(len(x)), "games": n_games}
 
 
 @torch.no_grad()

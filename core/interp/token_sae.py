@@ -17,27 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.interp.sae_metrics import DENSE_THRESHOLD
+from core.interp.sae_metrics import summarise
 from core.interp.token_views import check_tokens
 from core.models.handle import ModelHandle
-
-
-def splice_hook(sae):
-    """The forward hook that replaces an activation with the SAE's reconstruction."""
-
-    def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:
-        flat = act.reshape(-1, act.shape[-1]).to(sae.W_dec.device, sae.W_dec.dtype)
-        return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.device, act.dtype)
-
-    return hook_fn
-
-
-def token_features(handle: ModelHandle, sae, hook: str, tokens: torch.Tensor) -> torch.Tensor:
-    """``(pos, d_sae)`` feature activations at every token of ``tokens (pos,)``."""
-    tokens = check_tokens(tokens, handle)
-    acts = handle.activations(tokens[None], [hook])[hook][0]
-    with torch.inference_mode():
-        return sae.encode(acts.to(sae.W_dec.dtype))
 
 
 @dataclass
@@ -93,8 +75,6 @@ def window_sae_metrics(handle: ModelHandle, sae, hook: str, windows: torch.Tenso
     flat = x.reshape(-1, x.shape[-1])
     feats = sae.encode(flat)
     recon = sae.decode(feats)
-    active = feats > 0
-    density = active.float().mean(0)
     mean = flat.mean(0)
 
     def replaced(fn) -> float:
@@ -107,21 +87,7 @@ def window_sae_metrics(handle: ModelHandle, sae, hook: str, windows: torch.Tenso
     ce_sae = replaced(lambda a: sae.decode(sae.encode(a)))
     ce_zero = replaced(torch.zeros_like)
     ce_mean = replaced(lambda a: mean.expand_as(a))
-    return {
-        "fvu": float(((flat - recon) ** 2).sum() / ((flat - mean) ** 2).sum()),
-        "mse": float(((flat - recon) ** 2).mean()),
-        "l0": float(active.float().sum(-1).mean()),
-        "dead_fraction": float((density == 0).float().mean()),
-        "dense_fraction": float((density > DENSE_THRESHOLD).float().mean()),
-        "ce_clean": ce_clean,
-        "ce_sae": ce_sae,
-        "ce_zero_ablation": ce_zero,
-        "ce_mean_ablation": ce_mean,
-        "ce_recovered_zero": (ce_zero - ce_sae) / (ce_zero - ce_clean),
-        "ce_recovered_mean": (ce_mean - ce_sae) / (ce_mean - ce_clean),
-        "positions": int(len(flat)),
-        "windows": int(len(windows)),
-    }
+    return {**summarise(flat, feats, recon, ce_clean, ce_sae, ce_zero, ce_mean), "positions": int(len(flat)), "windows": int(len(windows))}
 
 
 # -- a feature index over a token shard -----------------------------------------------------------

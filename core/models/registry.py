@@ -153,8 +153,7 @@ def _bundled_spec(folder: Path) -> ModelSpec:
     ev = card.get("eval")
     legal = ev.get("top1_legal") if isinstance(ev, dict) else None
     note = f"top-1 legal {legal:.2%}" if isinstance(legal, float) else "not evaluated"
-    params = card.get("parameters")
-    size_note = f"{params / 1e6:.1f}M parameters, " if isinstance(params, (int, float)) and not isinstance(params, bool) else ""
+    size_note = _size_note(card)
     return ModelSpec(
         name=folder.name,
         source="bundled",
@@ -166,6 +165,11 @@ def _bundled_spec(folder: Path) -> ModelSpec:
     )
 
 
+def _size_note(card: dict) -> str:
+    params = card.get("parameters")
+    return f"{params / 1e6:.1f}M parameters, " if isinstance(params, (int, float)) and not isinstance(params, bool) else ""
+
+
 def _bundled_text_spec(folder: Path, config: dict, card: dict) -> ModelSpec:
     """A bundled text model's entry: its tokenizer file must be there."""
     name = config.get("tokenizer")
@@ -174,8 +178,7 @@ def _bundled_text_spec(folder: Path, config: dict, card: dict) -> ModelSpec:
     ev = card.get("eval") if isinstance(card.get("eval"), dict) else {}
     ce, bigram = ev.get("held_out_ce"), ev.get("bigram_ce")
     note = f"held-out CE {ce:.3f} nats (bigram {bigram:.3f})" if isinstance(ce, float) and isinstance(bigram, float) else "not evaluated"
-    params = card.get("parameters")
-    size_note = f"{params / 1e6:.1f}M parameters, " if isinstance(params, (int, float)) and not isinstance(params, bool) else ""
+    size_note = _size_note(card)
     tl = config.get("tl_config", {})
     n_ctx = tl.get("n_ctx", 0) if isinstance(tl, dict) and isinstance(tl.get("n_ctx"), int) else 0
     return ModelSpec(name=folder.name, source="bundled", game="", board_size=0, description=f"bundled text model, {size_note}{note}", kind="text", n_ctx=n_ctx)
