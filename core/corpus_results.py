@@ -1,6 +1,8 @@
 """The corpus-wide results the pages open on, and the command that stores them for the bundled models.
 
-Three kinds (see ``core.precomputed`` for how they are stored and when a copy is stale):
+Each is computed on random legal games, or on a researcher's own games (a ``GameCorpus``): then
+its name and key carry the file's digest, it is kept in the cache only, and it says which games it
+read. Three kinds (see ``core.precomputed`` for how they are stored and when a copy is stale):
 
 - ``lens_legality``: the logit lens's top-1 legal rate and illegal mass by layer over held-out
   games (the lens page's first chart);
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core import precomputed as S
+from core.game_corpus import GameCorpus, corpus_games, corpus_name, corpus_tag
 from core.interp import lens as L
 from core.interp.neurons import neuron_index
 from core.interp.sae_features import FeatureIndex, build_index
@@ -50,25 +53,39 @@ class Result:
     what: str  # for people: "the lens legality chart over 500 games"
 
 
-def lens_legality_result(handle: ModelHandle) -> Result:
-    n = lens_games(handle)
+def _on(corpus: GameCorpus | None) -> tuple[str, dict]:
+    """A result's name suffix and extra key fields for ``corpus`` (none for random games, so the
+    shipped results keep their names)."""
+    return ("", {}) if corpus is None else (f"@{corpus_tag(corpus)}", {"corpus": corpus_tag(corpus)})
+
+
+def lens_legality_result(handle: ModelHandle, corpus: GameCorpus | None = None) -> Result:
+    games = corpus_games(handle.game, corpus, lens_games(handle), LENS_SEED) if corpus is not None else None
+    n = lens_games(handle) if games is None else len(games)
+    suffix, extra = _on(corpus)
 
     def build(progress: Progress | None) -> dict:
         if progress:
-            progress(f"logit lens over {n} held-out games", 0.0)
-        return L.lens_legality(handle, handle.game.random_games(n, seed=LENS_SEED))
+            progress(f"logit lens over {n} games", 0.0)
+        return L.lens_legality(handle, handle.game.random_games(n, seed=LENS_SEED) if games is None else games)
 
+    where = f"{n} held-out games" if corpus is None else f"{n} games of {corpus.name}"
     return Result(
-        "lens_legality", "lens_legality", S.make_key("lens_legality", handle.model, games=n, seed=LENS_SEED), build,
-        lambda r: (r, {}), lambda meta, arrays: meta, f"the lens legality chart over {n} held-out games",
+        "lens_legality", f"lens_legality{suffix}", S.make_key("lens_legality", handle.model, games=n, seed=LENS_SEED, **extra), build,
+        lambda r: (r, {}), lambda meta, arrays: meta, f"the lens legality chart over {where}",
     )
 
 
-def neurons_result(handle: ModelHandle, layer: int) -> Result:
+def neurons_result(handle: ModelHandle, layer: int, corpus: GameCorpus | None = None) -> Result:
+    from core.interp.neurons import NEURON_SEED, neuron_games
+
+    suffix, extra = _on(corpus)
+
     def build(progress: Progress | None):
         if progress:
-            progress(f"layer {layer}'s neurons over held-out games", 0.0)
-        return neuron_index(handle, layer)
+            progress(f"layer {layer}'s neurons over {corpus_name(corpus)}", 0.0)
+        games = None if corpus is None else corpus_games(handle.game, corpus, neuron_games(handle.game), NEURON_SEED)
+        return neuron_index(handle, layer, games=games)
 
     def split(result):
         index, corr = result
@@ -81,16 +98,23 @@ def neurons_result(handle: ModelHandle, layer: int) -> Result:
         corr = arrays.pop("corr", None)
         return S.join_dataclass(FeatureIndex, meta, arrays), corr
 
-    return Result("neurons", f"neurons_L{layer}", S.make_key("neurons", handle.model, layer=layer), build, split, join, f"layer {layer}'s neuron index")
+    over = "" if corpus is None else f" over {corpus.name}"
+    return Result("neurons", f"neurons_L{layer}{suffix}", S.make_key("neurons", handle.model, layer=layer, **extra), build, split, join, f"layer {layer}'s neuron index{over}")
 
 
-def sae_index_result(handle: ModelHandle, sae, hook: str, sae_name: str) -> Result:
+def sae_index_result(handle: ModelHandle, sae, hook: str, sae_name: str, corpus: GameCorpus | None = None) -> Result:
+    from core.interp.sae_features import BROWSER_SEED, index_games
+
+    suffix, extra = _on(corpus)
+
     def build(progress: Progress | None) -> FeatureIndex:
-        return build_index(handle, sae, hook, progress=progress)
+        games = None if corpus is None else corpus_games(handle.game, corpus, index_games(handle.game), BROWSER_SEED)
+        return build_index(handle, sae, hook, progress=progress, games=games)
 
+    over = "" if corpus is None else f" over {corpus.name}"
     return Result(
-        "sae_index", f"sae_index-{sae_name}", S.make_key("sae_index", handle.model, sae, hook=hook), build,
-        S.split_dataclass, lambda meta, arrays: S.join_dataclass(FeatureIndex, meta, arrays), f"the feature index of SAE {sae_name}",
+        "sae_index", f"sae_index-{sae_name}{suffix}", S.make_key("sae_index", handle.model, sae, hook=hook, **extra), build,
+        S.split_dataclass, lambda meta, arrays: S.join_dataclass(FeatureIndex, meta, arrays), f"the feature index of SAE {sae_name}{over}",
     )
 
 

@@ -10,6 +10,7 @@ shape random games have, so any corpus statistic can read them instead.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from threading import Lock
@@ -43,7 +44,7 @@ class GameCorpus:
         """One line a page can show: what the corpus is and what was skipped."""
         text = f"{self.name}: {self.n_games:,} games"
         if self.skipped:
-            reasons = Counter(reason.split(" (")[0][:60] for _, reason in self.skipped)
+            reasons = Counter(reason.split(":")[0].split(" (")[0][:60] for _, reason in self.skipped)  # the kind of problem
             text += f"; {len(self.skipped):,} skipped (" + "; ".join(f"{n}× {r}" for r, n in reasons.most_common(3)) + ")"
         return text
 
@@ -80,20 +81,96 @@ def read_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorpus
     return GameCorpus(name, hashlib.sha256(data).hexdigest(), array, skipped, headers)
 
 
-_CACHE: OrderedDict[tuple[str, str], GameCorpus] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str], GameCorpus | GameFileError] = OrderedDict()
 _LOCK = Lock()
 
 
+def _key(data: bytes, game: Game) -> tuple[str, str]:
+    return f"{game.name}{game.rows}", hashlib.sha256(data).hexdigest()
+
+
+def is_cached(data: bytes, game: Game) -> bool:
+    """Whether ``cached_corpus`` answers at once (a page shows a progress bar only when not)."""
+    with _LOCK:
+        return _key(data, game) in _CACHE
+
+
 def cached_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorpus:
-    """``read_corpus``, kept per (game, file content) for the process (the last 8)."""
-    key = (f"{game.name}{game.rows}", hashlib.sha256(data).hexdigest())
+    """``read_corpus``, kept per (game, file content) for the process (the last 8), a file that
+    cannot be used included (its ``GameFileError`` is raised again without a second parse)."""
+    key = _key(data, game)
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
-            return _CACHE[key]
-    corpus = read_corpus(data, name, game, progress)
+            found = _CACHE[key]
+            if isinstance(found, GameFileError):
+                raise found
+            return found
+    try:
+        corpus: GameCorpus | GameFileError = read_corpus(data, name, game, progress)
+    except GameFileError as exc:
+        corpus = exc
     with _LOCK:
         _CACHE[key] = corpus
         while len(_CACHE) > 8:
             _CACHE.popitem(last=False)
+    if isinstance(corpus, GameFileError):
+        raise corpus
     return corpus
+
+
+# -- a corpus where random games were read ---------------------------------------------------------
+
+HELD_OUT_EVERY = 5  # game i of a file is held out (probe scoring) when i % 5 == 4: one game in five
+
+
+def corpus_tag(corpus: GameCorpus | None) -> str:
+    """``"random"`` or the first 16 hex digits of the file's sha256: part of the key and the name
+    of every result computed on it, so results of two corpora never mix."""
+    return "random" if corpus is None else corpus.digest[:16]
+
+
+def corpus_name(corpus: GameCorpus | None) -> str:
+    return "random legal games" if corpus is None else corpus.name
+
+
+def moves_width(game: Game) -> int:
+    """Columns of the game's random games (its longest game that fits the context)."""
+    return int(getattr(game, "max_moves", game.n_ctx))
+
+
+def corpus_games(game: Game, corpus: GameCorpus | None, n: int, seed: int, part: str = "all") -> np.ndarray:
+    """``n`` games where a statistic would read ``n`` random ones: fresh random games of ``seed``
+    without a corpus; else the file's first ``n`` games (``part`` "train": those not held out,
+    "test": the held-out ones, "all": every game), cut to the width of random games."""
+    if corpus is None:
+        return game.random_games(n, seed=seed)
+    if part not in ("all", "train", "test"):
+        raise ValueError(f"part must be all, train or test, got {part!r}")
+    games = corpus.games
+    if part != "all":
+        held = np.arange(len(games)) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+        games = games[held if part == "test" else ~held]
+        if not len(games):
+            raise ValueError(f"{corpus.name} has {corpus.n_games} game(s): too few to hold one in {HELD_OUT_EVERY} out (it needs {HELD_OUT_EVERY})")
+    games = games[:n, : moves_width(game)]
+    if games.shape[1] < moves_width(game):  # the width random games have, so any batch code reads it alike
+        games = np.pad(games, ((0, 0), (0, moves_width(game) - games.shape[1])), constant_values=-1)
+    return np.ascontiguousarray(games)
+
+
+def part_size(corpus: GameCorpus, part: str) -> int:
+    """How many games ``corpus_games(..., part)`` can give."""
+    n = corpus.n_games
+    held = len(range(HELD_OUT_EVERY - 1, n, HELD_OUT_EVERY))
+    return {"all": n, "test": held, "train": n - held}[part]
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "corpora"
+
+
+def sample_files(game: Game) -> list[Path]:
+    """The shipped sample files of ``game`` (``assets/corpora/<game>[size]_*.pgn|txt``; the size
+    only where it is not 8)."""
+    prefix = game.name if game.rows == 8 else f"{game.name}{game.rows}"
+    return sorted(p for p in SAMPLES.glob("*") if p.is_file() and p.stem.split("_")[0] == prefix) if SAMPLES.is_dir() else []

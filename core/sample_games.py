@@ -2,6 +2,7 @@
 
     python -m core.sample_games chess assets/corpora/chess_random_vs_greedy.pgn --games 200
     python -m core.sample_games othello assets/corpora/othello_random_vs_greedy.txt --games 200   # ~4 minutes
+    python -m core.sample_games othello assets/corpora/othello6_random_vs_greedy.txt --games 200 --size 6
 
 Skill is real and known in these games: the greedy side (chess: takes the most valuable piece it
 can, else moves at random; Othello: flips the most discs) beats the random side most of the time.
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out")
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=8, help="Othello board size (6 or 8)")
     args = parser.parse_args(argv)
-    text = chess_games(args.games, args.seed) if args.game == "chess" else othello_games(args.games, seed=args.seed)
+    text = chess_games(args.games, args.seed) if args.game == "chess" else othello_games(args.games, size=args.size, seed=args.seed)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(f"wrote {args.games} games to {args.out}")

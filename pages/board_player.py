@@ -22,6 +22,7 @@ PROMOTION = panels.PROMOTION
 ui.ensure_shell()
 ui.init_state()  # idempotent: also when a link opens this page directly
 ui.serve_text_model("Board player")  # a text model: the prompt player
+ui.page_sidebar()
 spec = ui.model_spec()
 game = ui.current_game()
 state = ui.current_state()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ui import corpus as ui_corpus
 from ui import panels
 import ui
 from core import corpus_results
@@ -24,12 +25,12 @@ size = game.rows
 token_view = game.tokens_name_squares
 
 
-LENS_GAMES = corpus_results.lens_games(handle)
+corpus = ui_corpus.current_corpus()  # the games the corpus statistics read (sidebar)
 
 
 top_left, top_right = st.columns([3, 2])
 with top_right:
-    legality = ui.corpus_result(handle, corpus_results.lens_legality_result(handle))
+    legality = ui.corpus_result(handle, corpus_results.lens_legality_result(handle, corpus))
     st.plotly_chart(lens_legality_figure(legality), key="lens_legality", config={"displayModeBar": False})
     if legality.get("by_kind"):
         st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(legality["by_kind"]) + "; in brackets, how many positions predict one).")
@@ -39,9 +40,10 @@ with top_left:
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
+    over = (f"over {corpus_results.lens_games(handle)} random games (about 30,000 positions for every model: one with a longer context reads them from fewer games)"
+            if corpus is None else ui.plain(f"over {legality.get('games', '?')} games of {corpus.summary()}"))
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
-               f"the chart shows how often that early read-out is already a legal move, over {LENS_GAMES} random games "
-               "(about 30,000 positions for every model: one with a longer context reads them from fewer games).")
+               f"the chart shows how often that early read-out is already a legal move, {over}.")
 
 if not state.moves or state.is_over:
     st.info("Play some moves of an ongoing game (here or on the Board player) to see the lens for that position.")
@@ -243,7 +245,8 @@ neuron = int(n2.number_input("Neuron", 0, handle.cfg.d_mlp - 1, key=NEURON))
 n3.button(f"Open L{top_neuron[0]}N{top_neuron[1]}, this position's top neuron", on_click=open_neuron, args=top_neuron, disabled=top_neuron == (layer, neuron), width="stretch")
 
 
-index, corr = ui.corpus_result(handle, corpus_results.neurons_result(handle, layer))
+index, corr = ui.corpus_result(handle, corpus_results.neurons_result(handle, layer, corpus))
+ui_corpus.caption(f"Layer {layer}'s neuron index, {len(index.games)} games")
 unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit), unit_name=lambda unit: f"L{layer}N{unit}")
 unit_dashboard(
     index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron) if token_view else L.neuron_output_tokens(handle, layer, neuron),

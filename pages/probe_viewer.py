@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ui import corpus as ui_corpus
 from ui import panels
+from ui.skill_panel import skill_probe_panel
 import ui
 from core.interp import interventions as I
 from core.interp import move_edits as ME
@@ -25,16 +27,27 @@ target = c1.selectbox("Probe target", targets, format_func=lambda t: f"{t}{'' if
 probes = ui.probe_set(handle.name, target)
 all_layers = c3.toggle("All layers", value=False, help="Small multiples: the probe's board at every layer.")
 
+corpus = ui_corpus.current_corpus()  # the games training and scoring read (sidebar)
 with st.expander("Train probes on this model" if probes else "No probes for this target yet: train them here", expanded=not probes):
-    t1, t2 = st.columns(2)
-    long_games = not game.square_moves  # chess games give ~100 positions each, Othello ~55
-    train_games = t1.slider("Training games", 50 if long_games else 200, 5000, 300 if long_games else 2000, step=50 if long_games else 100)
-    test_games = t2.slider("Held-out games", 50 if long_games else 100, 1000, 100 if long_games else 500, step=50 if long_games else 100)
-    if st.button(f"Train {target} probes (every layer)", type="primary"):
+    file_games = None
+    if corpus is None:
+        t1, t2 = st.columns(2)
+        long_games = not game.square_moves  # chess games give ~100 positions each, Othello ~55
+        train_games = t1.slider("Training games", 50 if long_games else 200, 5000, 300 if long_games else 2000, step=50 if long_games else 100)
+        test_games = t2.slider("Held-out games", 50 if long_games else 100, 1000, 100 if long_games else 500, step=50 if long_games else 100)
+    else:
+        try:
+            file_games = tuple(ui_corpus.corpus_games(game, corpus, 10**6, 0, part) for part in ("train", "test"))
+        except ValueError as exc:
+            ui.error(exc)
+        train_games, test_games = (len(file_games[0]), len(file_games[1])) if file_games else (0, 0)
+        st.caption(ui.plain(f"Trains on {corpus.name}: {train_games} games, scored on the {test_games} held out (one game in {ui_corpus.HELD_OUT_EVERY})."))
+    if st.button(f"Train {target} probes (every layer)", type="primary", disabled=corpus is not None and not file_games):
         bar = st.progress(0.0, text="starting…")
         try:
             hooks = P.resid_hooks(handle.cfg.n_layers)
-            trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text))
+            trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text),
+                                     games=file_games, corpus=ui_corpus.corpus_name(corpus))
             before = summary.get(target)
             entry = P.summary_entry(trained, None)
             if before and before.get("random_accuracy") and before.get("hooks") == entry.get("hooks"):
@@ -69,14 +82,22 @@ with mid:
         panels.playable_chart(fig, "probe_board", state)
         st.caption("Pieces: the probe's most likely class (faint = unsure; colour = confidence); red crosses: wrong squares.")
 right, right2 = st.columns([3, 2], gap="medium")
+on_file = ui_corpus.probe_scores(handle, target, probes, corpus) if corpus is not None else {}
 with right:
     if summary:
-        st.plotly_chart(layer_accuracy_figure(summary), key="accuracy_chart", config={"displayModeBar": False})
+        shown = dict(summary)
+        if on_file:
+            shown[f"{target} on {corpus.name[:40]}"] = {"hooks": list(on_file), "accuracy": [s["accuracy"] for s in on_file.values()]}
+        st.plotly_chart(layer_accuracy_figure(shown), key="accuracy_chart", config={"displayModeBar": False})
         entry = summary.get(target)
         if entry:
-            st.caption(f"Held-out accuracy per square over {entry['test_games']} games (every position); dotted: the same probe on a randomly initialised copy of the model.")
+            trained_on = probes[hook].meta.get("corpus", "random legal games")
+            st.caption(ui.plain(f"Held-out accuracy per square over {entry['test_games']} games of {trained_on} (every position); dotted: the same probe on a randomly initialised copy of the model."
+                                + (f" Also: the same probes on {next(iter(on_file.values()))['games']} games of {corpus.name}." if on_file else "")))
 with right2:
-    meta = probes[hook].meta.get("held_out")
+    meta = on_file.get(hook) or probes[hook].meta.get("held_out")
+    if on_file.get(hook):
+        st.caption(ui.plain(f"Scores on {on_file[hook]['games']} games of {corpus.name}:"))
     if meta:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
         occupied = f", on occupied squares {meta['occupied_accuracy']:.2%}" if meta.get("occupied_accuracy") is not None else ""
@@ -90,6 +111,8 @@ if all_layers and state.moves:
     for i, h in enumerate(hooks):
         with cols[i % len(cols)]:
             st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False, probs=every_layer[h]), key=f"small_{h}", width="content", config={"displayModeBar": False})
+
+skill_probe_panel(handle, corpus)  # when the chosen games file has players' ratings
 
 # -- interventions -------------------------------------------------------------------------------
 st.subheader("Intervene: edit the model's board")

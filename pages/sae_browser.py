@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ui import corpus as ui_corpus
 from ui import panels
 import ui
 from core.interp import lens as L
@@ -80,7 +81,8 @@ if st.session_state.get("sae_pick") not in names:
     st.session_state["sae_pick"] = names[0]
 sae_name = st.selectbox("SAE", names, key="sae_pick", format_func=lambda n: f"{n} — {choices[n]['hook']}")
 card = choices[sae_name]
-loaded = ui.sae_and_index(handle.name, sae_name)
+corpus = ui_corpus.current_corpus()  # the games the index and the metrics read (sidebar)
+loaded = ui.sae_and_index(handle.name, sae_name, corpus)
 if loaded is None:
     ui.sync_url()
     st.stop()
@@ -88,9 +90,9 @@ sae, index = loaded
 hook = card["hook"]
 
 # -- quality ----------------------------------------------------------------------------------------
-metrics = card.get("metrics", {})
-if card.get("published"):
-    metrics = panels.published_sae_metrics(handle, sae, card["hook"], sae_name)
+metrics = panels.measured_sae_metrics(handle, sae, card["hook"], sae_name, card, corpus)
+if metrics:
+    st.caption(ui.plain(f"Quality measured on {metrics.get('corpus', 'random legal games')} ({metrics.get('games', '?')} games)."))
 if metrics:
     m = st.columns(6)
     m[0].metric("FVU", f"{metrics['fvu']:.3f}", help="Fraction of variance unexplained on held-out games (lower is better).")

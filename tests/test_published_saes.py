@@ -263,8 +263,8 @@ def test_a_published_sae_is_measured_on_demand_with_the_papers_metrics(othello_h
     label = discover("othello-gpt-synthetic")[0].label
     at = open_page("pages/sae_browser.py", model="othello-gpt-synthetic", moves="d3c5", sae=label)
     assert any("Karvonen et al. 2024 report" in c.value for c in at.caption)
-    next(b for b in at.button if b.key == "measure_published").click().run()
+    next(b for b in at.button if b.key == "measure_sae").click().run()
     assert not at.exception and not at.error
-    board = at.session_state["published_sae_metrics"][("othello-gpt-synthetic", label)]["board"]
+    board = at.session_state["measured_sae_metrics"][("othello-gpt-synthetic", label, "random")]["board"]
     assert all(isinstance(v["board_reconstruction_paper"], float) for v in board.values())
     assert any(m.label == "FVU" for m in at.metric)

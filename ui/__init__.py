@@ -155,7 +155,9 @@ def sync_url(extra: dict[str, str] | None = None) -> None:
     else:
         moves = current_game().url_moves(st.session_state[MOVES])
         position = {MOVES: moves} if moves else {}
-    wanted = {MODEL: st.session_state[MODEL], **position, **(extra or {})}
+    from ui.corpus import link_params
+
+    wanted = {MODEL: st.session_state[MODEL], **position, **link_params(), **(extra or {})}
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
     share_control(wanted)
@@ -370,6 +372,14 @@ def serve_text_model(title: str) -> None:
     st.stop()
 
 
+def page_sidebar() -> None:
+    """The sidebar part a game page draws itself (below the model picker): which games the corpus
+    statistics read. Drawn by the page, not by ``app.py``, so it belongs to the page's run."""
+    from ui.corpus import sidebar_section
+
+    sidebar_section()
+
+
 def one_token_per_move(game: Game) -> bool:
     return game.square_moves
 
@@ -381,6 +391,7 @@ def analysis_page(title: str, serves=one_token_per_move) -> tuple[ModelSpec, Gam
     ensure_shell()
     init_state()
     serve_text_model(title)
+    page_sidebar()
     spec, state = model_spec(), current_state()
     st.title(title)
     show_messages()
@@ -477,10 +488,10 @@ def cached_bundled_sae(name: str, sae_name: str):
     return sae_store.load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
 
 
-def cached_bundled_index(name: str, sae_name: str) -> sae_features.FeatureIndex:
+def cached_bundled_index(name: str, sae_name: str, corpus=None) -> sae_features.FeatureIndex:
     entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
     handle = cached_model(name)
-    return corpus_result(handle, corpus_results.sae_index_result(handle, cached_bundled_sae(name, sae_name), entry.hook, sae_name))
+    return corpus_result(handle, corpus_results.sae_index_result(handle, cached_bundled_sae(name, sae_name), entry.hook, sae_name, corpus))
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -511,11 +522,15 @@ def sae_choices(name: str) -> dict[str, dict]:
     return out
 
 
-def sae_and_index(name: str, sae_name: str):
-    """``(sae, index)`` of a bundled or session-trained SAE; None with the error shown if unusable."""
+def sae_and_index(name: str, sae_name: str, corpus=None):
+    """``(sae, index)`` of a bundled, published or session-trained SAE, the index over ``corpus``
+    (a ``GameCorpus``; None: random games); None with the error shown if unusable."""
     trained = st.session_state.get(TRAINED_SAES, {}).get((name, sae_name))
     if trained:
-        return trained[0], trained[2]
+        if corpus is None:
+            return trained[0], trained[2]
+        handle = cached_model(name)
+        return trained[0], corpus_result(handle, corpus_results.sae_index_result(handle, trained[0], trained[1]["hook"], re.sub(r"[^A-Za-z0-9_.-]+", "_", sae_name), corpus))
     if sae_name in published_sae_refs(name):
         try:
             published = cached_published_sae(name, sae_name)
@@ -524,9 +539,9 @@ def sae_and_index(name: str, sae_name: str):
             return None
         st.caption(plain(published.note))
         handle = cached_model(name)
-        return published.sae, corpus_result(handle, corpus_results.sae_index_result(handle, published.sae, published.hook, sae_name.replace("/", "_")))
+        return published.sae, corpus_result(handle, corpus_results.sae_index_result(handle, published.sae, published.hook, sae_name.replace("/", "_"), corpus))
     try:
-        return cached_bundled_sae(name, sae_name), cached_bundled_index(name, sae_name)
+        return cached_bundled_sae(name, sae_name), cached_bundled_index(name, sae_name, corpus)
     except sae_store.SAELoadError as exc:
         error(f"SAE {sae_name!r} could not be loaded: {exc}")
         return None

@@ -13,6 +13,7 @@ from core.viz.board import board_figure
 from core.viz.probes import probe_board_figure
 
 
+MEASURED_SAE_METRICS = "measured_sae_metrics"  # (model, SAE, corpus tag) -> metrics measured in this session
 PROMOTION = "pending_promotion"  # chess: the moves a click on a last-rank square could mean
 CLICKS = "board_clicks"  # clicks so far: part of every playable board's key
 SEEN_CLICKS = "board_clicks_seen"  # (board key, square) of the clicks acted on, the latest 64
@@ -160,30 +161,39 @@ def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> No
         st.caption("Pieces: what the mine/theirs/empty probe reads (faint = unsure); red crosses: squares it gets wrong.")
 
 
-def published_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str) -> dict:
-    """A published SAE's quality, measured here on demand (about a minute), with the paper's own
-    figures beside it for Karvonen et al.'s SAEs; ``{}`` until measured."""
-
+def measured_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str, card: dict, corpus) -> dict:
+    """The SAE's quality: the card's figures (measured at training, on random games), or, for a
+    published SAE or on a researcher's corpus, measured here on demand (a minute or so), with the
+    paper's own figures beside Karvonen et al.'s SAEs; ``{}`` until measured."""
+    from core.game_corpus import corpus_games, corpus_tag, moves_width
     from core.interp import published_saes
-    from core.interp.sae_metrics import board_scores, sae_metrics
+    from core.interp.sae_metrics import SAE_EVAL_SEED, board_scores, sae_metrics
     from core.models.registry import randomly_initialised
 
-    published = ui.cached_published_sae(handle.name, sae_name)
-    store = st.session_state.setdefault("published_sae_metrics", {})
-    key = (handle.name, sae_name)
+    published = ui.cached_published_sae(handle.name, sae_name) if card.get("published") else None
+    if published is None and corpus is None:
+        return card.get("metrics", {})
     game = handle.game.name
-    if "adamkarvonen" in published.source or "trained_model" in published.source:
+    if published is not None and ("adamkarvonen" in published.source or "trained_model" in published.source):
         figures = published_saes.PAPER_FIGURES.get(game, {})
         st.caption(f"Karvonen et al. 2024 report for their {game} SAEs (layer-5 resid_post, coverage / board reconstruction): "
                    + "; ".join(f"{unit.replace('_', ' ')} {c if c is not None else '–'} / {r}" for unit, (c, r) in figures.items())
-                   + ". Measured here on random legal games, not the paper's real games, so the two can differ.")
+                   + ". Measured here on " + ("random legal games, not the paper's real games, so the two can differ." if corpus is None else "the games chosen in the sidebar."))
+    store = st.session_state.setdefault(MEASURED_SAE_METRICS, {})
+    key = (handle.name, sae_name, corpus_tag(corpus))
+    where = "held-out random games" if corpus is None else ui.plain(corpus.name)
     if key not in store:
-        if st.button("Measure this SAE here (FVU, L0, CE recovered, coverage, board reconstruction; a minute or more)", key="measure_published"):
-            centred = published_saes.expects_centred_residual(published)
-            with st.spinner("Measuring on held-out games…"):
-                metrics = sae_metrics(handle, sae, hook, n_games=100, centred=centred)
-                metrics["board"] = board_scores(handle, sae, hook, n_games=200, random_handle=randomly_initialised(handle))
-            store[key] = metrics
-        else:
-            return {}
+        if not st.button(f"Measure this SAE on {where} (FVU, L0, CE recovered, coverage, board reconstruction; a minute or more)", key="measure_sae"):
+            if corpus is not None and card.get("metrics"):
+                st.caption("Until then, the figures below are the card's: measured on random games when the SAE was trained.")
+            return card.get("metrics", {}) if published is None else {}
+        centred = published is not None and published_saes.expects_centred_residual(published)
+        n = min(100, max(20, 6_000 // moves_width(handle.game)))  # ~6k positions: 100 Othello games, ~46 chess games
+        with st.spinner(f"Measuring on {where}…"):
+            metric_games = None if corpus is None else corpus_games(handle.game, corpus, n, SAE_EVAL_SEED)
+            board_games = None if corpus is None else corpus_games(handle.game, corpus, 2 * n, SAE_EVAL_SEED + 1)
+            metrics = sae_metrics(handle, sae, hook, n_games=n, centred=centred, games=metric_games)
+            metrics["board"] = board_scores(handle, sae, hook, n_games=2 * n, random_handle=randomly_initialised(handle), games=board_games)
+            metrics["corpus"] = "random legal games" if corpus is None else corpus.name
+        store[key] = metrics
     return store[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -117,11 +118,15 @@ class ChessGame(Game):
 
         import chess.pgn
 
+        class QuietBuilder(chess.pgn.GameBuilder):
+            def handle_error(self, error: Exception) -> None:  # kept on the game, not logged: the skip list reports it
+                self.game.errors.append(error)
+
         games, skipped, headers = [], [], []
         stream, number = io.StringIO(text), 0
         while True:
             try:
-                game = chess.pgn.read_game(stream)
+                game = chess.pgn.read_game(stream, Visitor=QuietBuilder)
             except (ValueError, KeyError, IndexError) as exc:  # a header or movetext python-chess cannot take at all
                 number += 1
                 skipped.append((number, f"unreadable ({type(exc).__name__}: {str(exc)[:100]})"))
@@ -132,8 +137,8 @@ class ChessGame(Game):
             if len(games) >= limit:
                 skipped.append((number, f"past the first {limit:,} games"))
                 break
-            if game.errors:
-                skipped.append((number, f"{str(game.errors[0])[:160]}"))
+            if game.errors:  # "illegal san: 'Qxf7' in <FEN>": the move, without the position
+                skipped.append((number, re.sub(r" in \S+/\S+ [wb] .*$", "", str(game.errors[0]))[:160]))
                 continue
             if game.headers.get("SetUp") == "1" or "FEN" in game.headers:
                 skipped.append((number, "starts from a set-up position, not the initial one"))

@@ -32,8 +32,10 @@ def mlp_hook(layer: int) -> str:
     return f"blocks.{layer}.mlp.hook_post"
 
 
-def neuron_index(handle: ModelHandle, layer: int, n_games: int | None = None, seed: int = NEURON_SEED) -> tuple[FeatureIndex, np.ndarray | None]:
+def neuron_index(handle: ModelHandle, layer: int, n_games: int | None = None, seed: int = NEURON_SEED, games: np.ndarray | None = None) -> tuple[FeatureIndex, np.ndarray | None]:
     """``(index of the layer's neurons where positive, correlations (d_mlp, 3, squares) or None)``.
+
+    ``games``: the games to read instead of ``n_games`` random ones of ``seed``.
 
     Correlations are with the mine / theirs / empty board (mine = the player who just moved), for
     games whose moves are squares; None for others (chess has 13 piece classes per square: the
@@ -42,7 +44,9 @@ def neuron_index(handle: ModelHandle, layer: int, n_games: int | None = None, se
     if not 0 <= layer < handle.cfg.n_layers:
         raise ValueError(f"layer must be in 0..{handle.cfg.n_layers - 1}, got {layer}")
     game = handle.game
-    games = game.random_games(n_games or neuron_games(game), seed=seed)[:, : game.n_ctx]
+    if games is None:  # else a corpus's games (a researcher's own file)
+        games = game.random_games(n_games or neuron_games(game), seed=seed)
+    games = games[:, : game.n_ctx]
     hook = mlp_hook(layer)
     data = collect(handle, games, [hook])
     acts = data.acts[hook]

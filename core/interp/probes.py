@@ -255,10 +255,13 @@ def train_probes(
     test_games: int = 500,
     progress: ProgressFn | None = None,
     data: tuple[ProbeData, ProbeData] | None = None,
+    games: tuple[np.ndarray, np.ndarray] | None = None,
+    corpus: str = "random legal games",
 ) -> dict[str, Probe]:
     """Fit one probe per hook on fresh games and score it on held-out games -> ``{hook: Probe}``.
 
-    ``data`` (train, test) lets several targets share one activation pass.
+    ``data`` (train, test) lets several targets share one activation pass; ``games`` (train, test)
+    are a corpus's games (named ``corpus`` in each probe's record) read instead of random ones.
     """
     size = handle.game.rows
     targets = targets_for(handle.game)
@@ -268,8 +271,9 @@ def train_probes(
     hooks = hooks or resid_hooks(handle.cfg.n_layers)
     t0 = time.perf_counter()
     if data is None:
-        data = probe_data(handle, hooks, train_games, test_games, progress)
+        data = probe_data(handle, hooks, train_games, test_games, progress, games)
     train, test = data
+    train_games, test_games = len(train.valid), len(test.valid)
     y_train = torch.from_numpy(train.targets(target))
     y_test = test.targets(target)
     probes = {}
@@ -288,6 +292,7 @@ def train_probes(
             "train_games": train_games,
             "test_games": test_games,
             "train_positions": int(len(y_train)),
+            "corpus": corpus,
             "held_out": score(pred, y_test, test.move_index, targets[target], size),
             "fit_seconds": round(time.perf_counter() - t0, 2),
         }
@@ -297,10 +302,31 @@ def train_probes(
     return probes
 
 
-def probe_data(handle: ModelHandle, hooks: list[str], train_games: int, test_games: int, progress: ProgressFn | None = None) -> tuple[ProbeData, ProbeData]:
+def score_probes(handle: ModelHandle, probes: dict[str, Probe], games: np.ndarray, progress: ProgressFn | None = None) -> dict[str, dict]:
+    """Held-out scores (as in a probe's record) of fitted probes on other games, e.g. a
+    researcher's own: ``{hook: score}``, one activation pass for every hook."""
+    if not probes:
+        return {}
+    first = next(iter(probes.values()))
+    target = first.meta.get("target", "mine_theirs_empty")
+    classes = tuple(targets_for(handle.game)[target])
+    data = collect(handle, games, list(probes), progress=progress)
+    truth = data.targets(target)
+    out = {}
+    for hook, probe in probes.items():
+        pred = probe.logits(data.acts[hook]).argmax(-1).reshape(len(truth), -1).numpy()
+        out[hook] = score(pred, truth, data.move_index, classes, handle.game.rows) | {"games": int(len(data.valid))}
+    return out
+
+
+def probe_data(handle: ModelHandle, hooks: list[str], train_games: int, test_games: int, progress: ProgressFn | None = None, games: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ProbeData, ProbeData]:
+    """Activations of ``train_games`` and ``test_games`` fresh random games, or of ``games``
+    (a corpus's training and held-out games)."""
     game = handle.game
-    train = collect(handle, game.random_games(train_games, seed=PROBE_TRAIN_SEED), hooks, progress=progress)
-    test = collect(handle, game.random_games(test_games, seed=PROBE_TEST_SEED), hooks)
+    if games is None:
+        games = game.random_games(train_games, seed=PROBE_TRAIN_SEED), game.random_games(test_games, seed=PROBE_TEST_SEED)
+    train = collect(handle, games[0], hooks, progress=progress)
+    test = collect(handle, games[1], hooks)
     return train, test
 
 

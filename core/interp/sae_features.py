@@ -161,11 +161,13 @@ def index_games(game: Game) -> int:
     return min(500, max(50, 30_000 // max(per_game, 1)))
 
 
-def build_index(handle: ModelHandle, sae, hook: str, n_games: int | None = None, seed: int = BROWSER_SEED, progress=None) -> FeatureIndex:
-    """Encode ``n_games`` fresh games once (default ``index_games``); keep the non-zero
-    activations grouped by feature."""
+def build_index(handle: ModelHandle, sae, hook: str, n_games: int | None = None, seed: int = BROWSER_SEED, progress=None, games: np.ndarray | None = None) -> FeatureIndex:
+    """Encode ``n_games`` fresh games once (default ``index_games``), or ``games`` (a corpus's);
+    keep the non-zero activations grouped by feature."""
     game = handle.game
-    games = game.random_games(n_games or index_games(game), seed=seed)[:, : game.n_ctx]
+    if games is None:
+        games = game.random_games(n_games or index_games(game), seed=seed)
+    games = games[:, : game.n_ctx]
     data = collect(handle, games, [hook], progress=progress)
     if progress:
         progress("encoding with the SAE", 0.9)

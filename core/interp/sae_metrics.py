@@ -54,12 +54,13 @@ def summarise(x: torch.Tensor, feats: torch.Tensor, recon: torch.Tensor, ce_clea
 
 
 @torch.no_grad()
-def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED, centred: bool = False) -> dict:
+def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: int = SAE_EVAL_SEED, centred: bool = False, games: np.ndarray | None = None) -> dict:
     """``centred``: the SAE reads the residual stream of a model with centred writing weights
     (TransformerLens's processing); FVU and MSE are then measured on the centred activations, the
-    space the SAE reconstructs (a LayerNorm downstream ignores the per-position mean)."""
+    space the SAE reconstructs (a LayerNorm downstream ignores the per-position mean).
+    ``games``: a corpus's games, read instead of ``n_games`` random ones."""
     game = handle.game
-    games = game.random_games(n_games, seed=seed)
+    games = game.random_games(n_games, seed=seed) if games is None else games
     x = token_activations(handle, games, [hook])[hook]  # every token: the positions the splice replaces
     if centred:
         x = x - x.mean(-1, keepdim=True)
@@ -78,18 +79,18 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
     ce_sae = replaced(lambda a: sae.decode(sae.encode(a.reshape(-1, a.shape[-1]))).reshape(a.shape))
     ce_zero = replaced(torch.zeros_like)
     ce_mean = replaced(lambda a: mean.expand_as(a))
-    return {**summarise(x, feats, recon, ce_clean, ce_sae, ce_zero, ce_mean), "positions": int(len(x)), "games": n_games}
+    return {**summarise(x, feats, recon, ce_clean, ce_sae, ce_zero, ce_mean), "positions": int(len(x)), "games": int(len(games))}
 
 
 @torch.no_grad()
-def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: int = SAE_EVAL_SEED + 1, random_handle: ModelHandle | None = None) -> dict:
+def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: int = SAE_EVAL_SEED + 1, random_handle: ModelHandle | None = None, games: np.ndarray | None = None) -> dict:
     """Coverage and board reconstruction of the SAE's features, beside the same layer's MLP neurons
     (and, if given, the MLP neurons of a randomly initialised copy of the model)."""
     from core.interp.board_metrics import board_classes, board_properties, board_reconstruction, board_reconstruction_paper, coverage
 
     layer = int(hook.split(".")[1])
     neurons_hook = f"blocks.{layer}.mlp.hook_post"
-    games = handle.game.random_games(n_games, seed=seed)
+    games = handle.game.random_games(n_games, seed=seed) if games is None else games
     data = collect(handle, games, sorted({hook, neurons_hook}))
     props, _ = board_properties(data.replay, data.valid, handle.game)
     n_classes, n_squares = board_classes(handle.game), handle.game.n_squares

@@ -51,3 +51,18 @@ def sweep_figure(sweep: dict, measure: str = "legal-set error") -> go.Figure:
     fig.update_layout(height=280, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="edit scale (0 = no edit)",
                       yaxis=dict(title=measure, rangemode="tozero", **({"tickformat": ".0%", "range": [0, 1]} if share else {})))
     return fig
+
+
+def skill_figure(result: dict) -> go.Figure:
+    """The skill probe's held-out accuracy by layer: the model, its random-init copy (dotted) and
+    the majority bin (chance, dashed grey)."""
+    layers = [h.replace("blocks.", "L").replace(".hook_resid_", " ") for h in result["hooks"]]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=layers, y=result["accuracy"], mode="lines+markers", name="trained model", line=dict(color="#1f77b4")))
+    if result.get("random_accuracy"):
+        fig.add_trace(go.Scatter(x=layers, y=result["random_accuracy"], mode="lines+markers", name="random-init model", line=dict(color="#1f77b4", dash="dot")))
+    fig.add_trace(go.Scatter(x=layers, y=[result["chance"]] * len(layers), mode="lines", name="chance (majority bin)", line=dict(color="#999999", dash="dash")))
+    shown = [y for trace in fig.data for y in trace.y]
+    fig.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30), xaxis_title="layer",
+                      yaxis=dict(title="held-out accuracy", tickformat=percent_format(shown)), legend=dict(orientation="h", y=-0.3, font=dict(size=10)))
+    return fig
