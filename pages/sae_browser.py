@@ -111,10 +111,11 @@ if metrics:
         q1, q2 = st.columns([3, 2]) if card.get("curve") else (st.container(), None)
         q1.dataframe(pd.DataFrame(rows), hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "board reconstruction (paper)", "mean property F1")})
         q1.caption(
-            "Board-game metrics (Karvonen et al. 2024), thresholds 0–0.9 of each unit's max. Coverage: mean over board properties of the best single-unit F1. "
+            "Board-game metrics (Karvonen et al. 2024), thresholds 0, 0.1 … 1.0 of each unit's max. Coverage: mean over board properties of the best single-unit F1. "
             "Board reconstruction (paper): units that fire with ≥ 95 % precision on ≥ 10 positions label a square's piece; the board is rebuilt from them on held-out "
             "positions and scored by F1 over every square (a square given a wrong label counts as false). Mean property F1: the same labelling scored per property and averaged."
         )
+        panels.property_set_table(board, q1)
     curve = card.get("curve")
     if curve:
         (q2 if board else st).plotly_chart(curve_figure(curve), key="curve", config=NO_BAR)

@@ -75,8 +75,33 @@ def test_chess_board_properties_are_the_published_set():
     games = game.random_games(10, seed=3)
     rep = game.replay(games)
     props, names = B.board_properties(rep, valid_positions(rep), game)
-    assert props.shape[1] == len(names) == 13 * 64 + 64 + 1
+    assert props.shape[1] == len(names) == 13 * 64 + 64 + 6
     board = props[:, : 13 * 64].reshape(len(props), 13, 64)
     assert (board.sum(1) == 1).all()  # exactly one piece class per square
-    assert names[6 * 64 + 12] == "empty e2" and names[-1] == "side to move in check"
+    assert names[6 * 64 + 12] == "empty e2" and names[13 * 64 + 64] == "side to move in check"
     assert B.board_classes(game) == 13
+    sets = B.property_sets(game)
+    assert [n for n in sets] == ["board (piece per square)", "board, blanks masked", "board, blanks and initial position masked", "legal destinations",
+                                 "check", "castling rights (kingside, queenside, either)", "legal en passant", "pinned piece"]
+    for name, (idx, mask) in sets.items():
+        assert all(0 <= i < len(names) for i in idx), name
+        if mask is not None:  # a board set lists exactly the entries its mask keeps
+            assert np.array_equal(np.nonzero(mask.reshape(-1))[0], idx), name
+    initial = sets["board, blanks and initial position masked"][1]
+    assert not initial[names.index("white king e1") // 64, 4] and initial[names.index("white king e2") // 64, 12]
+    assert len(sets["board, blanks and initial position masked"][0]) == 13 * 64 - 64 - 32  # blanks and the 32 starting pieces
+
+
+def test_masked_board_reconstruction_leaves_out_the_masked_entries():
+    props, _ = properties()
+    sets = B.property_sets()
+    masks = {name: mask for name, (_, mask) in sets.items() if mask is not None}
+    board = torch.from_numpy(props[:, :192].astype(np.float32))
+    full = B.board_reconstruction_paper(board, props, 3, 64, masks=masks)
+    assert abs(full["sets"]["board (mine / theirs / empty)"] - full["board_reconstruction"]) < 1e-12  # no mask: the plain score
+    # Units that know only the blank squares rebuild much of the board, but nothing once blanks are masked.
+    blanks_only = board[:, :64]
+    rec = B.board_reconstruction_paper(blanks_only, props, 3, 64, masks=masks)
+    assert rec["board_reconstruction"] > 0.3 and rec["sets"]["board, blanks masked"] == 0.0
+    # Units for mine/theirs only: perfect once blanks are masked.
+    assert B.board_reconstruction_paper(board[:, 64:], props, 3, 64, masks=masks)["sets"]["board, blanks masked"] > 0.95

@@ -254,6 +254,9 @@ def test_every_bundled_board_game_sae_card_has_the_papers_metrics_for_every_unit
         assert set(board) == {"sae_features", "mlp_neurons", "random_init_neurons"}, (model, name)
         for unit, scores in board.items():
             assert all(isinstance(scores.get(k), float) for k in ("coverage", "board_reconstruction_paper", "board_reconstruction")), (model, name, unit, scores)
+            sets = scores.get("sets") or {}
+            assert len(sets) >= 4 and all(isinstance(v["coverage"], float) for v in sets.values()), (model, name, unit)  # the paper's property sets
+            assert any("blanks masked" in s and isinstance(v["board_reconstruction"], float) for s, v in sets.items()), (model, name, unit)
 
 
 def test_a_published_sae_is_measured_on_demand_with_the_papers_metrics(othello_hub_with_saes):

@@ -22,7 +22,10 @@ def test_every_panel_renders_for_the_bundled_sae():
     assert not at.error, [e.value for e in at.error]
     labels = {m.label for m in at.metric}
     assert {"FVU", "L0", "CE recovered (zero)", "CE recovered (mean)", "Dead", "Dense"} <= labels
-    assert len(at.dataframe) >= 2  # board metrics beside baselines, the feature table
+    assert len(at.dataframe) >= 3  # board metrics beside baselines, by property set, the feature table
+    sets = next(e for e in at.expander if e.label.startswith("By property set"))
+    table = sets.dataframe[0].value
+    assert "board, blanks masked" in set(table["property set"]) and table["SAE features: board rec."].notna().any()
     charts = at.get("plotly_chart")
     # density histogram, current board, activation histogram, logit effects, top boards, >= 1 band, 2 probe-cosine boards
     assert len(charts) >= 8

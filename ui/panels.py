@@ -197,3 +197,30 @@ def measured_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str, car
             metrics["corpus"] = "random legal games" if corpus is None else corpus.name
         store[key] = metrics
     return store[key]
+
+
+UNIT_NAMES = {"sae_features": "SAE features", "mlp_neurons": "MLP neurons", "random_init_neurons": "random-init MLP neurons"}
+
+
+def property_set_table(board: dict, where) -> None:
+    """The paper's property sets as rows, coverage and board reconstruction of each kind of unit as
+    columns (a board set has both; a set of single facts only coverage)."""
+    units = [u for u in board if isinstance(board[u], dict) and board[u].get("sets")]
+    if not units:
+        return
+    rows = []
+    for set_name in board[units[0]]["sets"]:
+        row = {"property set": set_name, "properties": board[units[0]]["sets"][set_name].get("properties")}
+        for unit in units:
+            entry = board[unit]["sets"].get(set_name, {})
+            row[f"{UNIT_NAMES.get(unit, unit)}: coverage"] = entry.get("coverage")
+            row[f"{UNIT_NAMES.get(unit, unit)}: board rec."] = entry.get("board_reconstruction")
+        rows.append(row)
+    import pandas as pd
+
+    numbers = [c for c in rows[0] if c.endswith(("coverage", "board rec."))]
+    with where.expander("By property set (the paper's sets)", expanded=False):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in numbers})
+        st.caption("Blanks masked: the empty class of every square is left out; initial position masked (chess): also each square's class in the starting "
+                   "position, which unmoved pieces make easy. Board reconstruction is scored on the kept (class, square) entries only. Single facts (check, "
+                   "castling rights of the side to move, a legal en passant capture, a pinned piece of either side) have coverage only.")

@@ -17,6 +17,8 @@ from core.games.chess_tokens import CHAR_KIND_NAMES, KIND_NAMES, PGN_KIND_NAMES,
 PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
 PIECE_CLASSES = tuple(PIECE_NAMES[v] for v in range(-6, 7))  # probe class = board value + 6
 RELATIVE_CLASSES = ("empty",) + tuple(f"mine {chess.piece_name(t)}" for t in range(1, 7)) + tuple(f"theirs {chess.piece_name(t)}" for t in range(1, 7))
+FACTS = ("side to move in check", "castling: side to move kingside", "castling: side to move queenside", "castling: side to move either side",
+         "legal en passant", "a pinned piece (either side)")  # one property each, after the board and the legal destinations
 MAX_MOVES = 512  # longest game a state may hold (a context of 1023 characters is ~150 moves)
 
 
@@ -239,14 +241,44 @@ class ChessGame(Game):
 
     def board_properties(self, rep: C.Replay, valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Karvonen et al.'s chess board-state properties at the valid positions: the piece on
-        every square (13 x 64 = 832, class-major), every legal destination square, and check."""
+        every square (13 x 64 = 832, class-major), every legal destination square, check, the
+        side to move's castling rights (kingside, queenside, either), a legal en passant capture,
+        and a pinned piece (either side's)."""
+        from core.games.chess_properties import en_passant_legal, pinned_pieces, side_to_move_castling
+
         piece = self.probe_classes(rep, "piece")[valid]  # (N, 64)
         board = (piece[:, None, :] == np.arange(13)[None, :, None]).reshape(len(piece), 13 * 64)
         dest = self.probe_classes(rep, "legal_destination")[valid].astype(bool)
-        check = rep.check[valid][:, None]
+        castle = side_to_move_castling(rep)[valid]
+        facts = np.stack([rep.check[valid], castle[:, 0], castle[:, 1], castle.any(1), en_passant_legal(rep)[valid],
+                          pinned_pieces(piece - 6).any(1)], axis=1)
         names = [f"{PIECE_CLASSES[c]} {chess.square_name(s)}" for c in range(13) for s in range(64)]
-        names += [f"legal destination {chess.square_name(s)}" for s in range(64)] + ["side to move in check"]
-        return np.concatenate([board, dest, check], axis=1), names
+        names += [f"legal destination {chess.square_name(s)}" for s in range(64)] + list(FACTS)
+        return np.concatenate([board, dest, facts], axis=1), names
+
+    def board_property_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """The paper's property sets, by name: ``(property indices, board mask or None)``; a board
+        set's mask ``(13, 64)`` marks the (class, square) entries it scores."""
+        n_board = 13 * 64
+        empty = PIECE_CLASSES.index("empty")
+        blanks = np.ones((13, 64), dtype=bool)
+        blanks[empty] = False
+        initial = blanks.copy()
+        start = chess.Board()
+        for square in range(64):
+            piece = start.piece_at(square)
+            initial[(piece.piece_type * (1 if piece.color else -1) + 6) if piece else empty, square] = False
+        facts = {name: n_board + 64 + i for i, name in enumerate(FACTS)}
+        return {
+            "board (piece per square)": (np.arange(n_board), np.ones((13, 64), dtype=bool)),
+            "board, blanks masked": (np.nonzero(blanks.reshape(-1))[0], blanks),
+            "board, blanks and initial position masked": (np.nonzero(initial.reshape(-1))[0], initial),
+            "legal destinations": (np.arange(n_board, n_board + 64), None),
+            "check": (np.array([facts["side to move in check"]]), None),
+            "castling rights (kingside, queenside, either)": (np.array([facts[f] for f in FACTS[1:4]]), None),
+            "legal en passant": (np.array([facts["legal en passant"]]), None),
+            "pinned piece": (np.array([facts["a pinned piece (either side)"]]), None),
+        }
 
     def move_positions(self, games: np.ndarray) -> np.ndarray:
         """``int (n, T)``: the token position where move t's board is complete (its last token),

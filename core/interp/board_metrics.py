@@ -2,8 +2,15 @@
 
 Board state properties (BSPs) are binary facts the engine knows at every position: each square
 empty / mine / theirs (mine = the player who just moved), each square a legal next move, each
-square flipped by the latest move. A feature "fires" at threshold ``t`` when its activation exceeds
-``t`` times its maximum over the data (t = 0, 0.1, ..., 0.9).
+square flipped by the latest move; for chess, the piece on each square, check, castling rights, a
+legal en passant capture and a pinned piece. A feature "fires" at threshold ``t`` when its
+activation exceeds ``t`` times its maximum over the data (t = 0, 0.1, ..., 1.0, as published).
+
+Each game names the paper's *property sets* (``property_sets``): the board (one class per square),
+the board with the blank squares masked, for chess also with the initial position masked (the
+(class, square) entries of the starting board: pieces that have not moved dominate early
+positions), legal moves, and the single facts. Coverage is reported per set; board
+reconstruction per board set (a masked entry is neither predicted nor expected).
 
 * **Coverage**: for each BSP the best F1 of any single feature at any threshold; averaged over BSPs.
 * **Mean property F1** (``board_reconstruction``, BoardLens's first score): on one half of the
@@ -24,7 +31,7 @@ import torch
 from core.games.base import grid_label
 from core.interp.probes import probe_targets
 
-THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
+THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(11))
 PRECISION = 0.95
 MIN_FIRES = 5
 
@@ -43,6 +50,23 @@ def board_properties(rep, valid: np.ndarray, game=None) -> tuple[np.ndarray, lis
     kinds = ["empty", "mine", "theirs", "legal", "flipped"]
     names = [f"{k} {grid_label(s, size)}" for k in kinds for s in range(size * size)]
     return np.concatenate(parts, axis=1), names
+
+
+def property_sets(game=None) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Set name -> ``(indices into board_properties, board mask (classes, squares) or None)``: the
+    game's own sets, else Othello's (board mine/theirs/empty, blanks masked, legal moves, flipped)."""
+    if game is not None and hasattr(game, "board_property_sets"):
+        return game.board_property_sets()
+    n_sq = game.n_squares if game is not None else 64
+    full = np.ones((3, n_sq), dtype=bool)
+    blanks = full.copy()
+    blanks[0] = False  # class 0: empty
+    return {
+        "board (mine / theirs / empty)": (np.arange(3 * n_sq), full),
+        "board, blanks masked": (np.arange(n_sq, 3 * n_sq), blanks),
+        "legal moves": (np.arange(3 * n_sq, 4 * n_sq), None),
+        "flipped by the last move": (np.arange(4 * n_sq, 5 * n_sq), None),
+    }
 
 
 def _fires(acts: torch.Tensor, t: float, max_act: torch.Tensor) -> torch.Tensor:
@@ -106,7 +130,8 @@ def board_classes(game=None) -> int:
     return getattr(game, "board_property_classes", 3)
 
 
-def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes: int, n_squares: int, split: float = 0.5, min_fires: int = 10) -> dict:
+def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes: int, n_squares: int, split: float = 0.5, min_fires: int = 10,
+                               masks: dict[str, np.ndarray] | None = None) -> dict:
     """Board reconstruction as Karvonen et al. 2024 define it, on the board's square classes.
 
     On the first part of the positions a unit *labels* a square class when, at threshold ``t``,
@@ -115,19 +140,35 @@ def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes:
     set is exactly its true class, a false positive when it holds any wrong class (even beside the
     right one), a false negative when it is empty. Score: F1 over every square of every held-out
     board, at the best threshold.
+
+    ``masks``: name -> ``bool (n_classes, n_squares)``, the entries a masked variant scores (blank
+    squares masked, the initial position masked): predictions and truths outside it are dropped
+    before the same square rule, so a square whose true class is masked counts only when a unit
+    claims a kept class there (a false positive). Their scores are in ``"sets"``.
     """
     cut = int(len(acts) * split)
     p = torch.from_numpy(props[:, : n_classes * n_squares])
     truth = p[cut:].reshape(-1, n_classes, n_squares)
+    masks = {name: torch.from_numpy(m) for name, m in (masks or {}).items()}
     best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
+    best_sets = dict.fromkeys(masks, 0.0)
     for t, keep, fire_test in _labelled_units(acts, p, cut, min_fires):
         predicted = ((fire_test.float() @ keep.float()) > 0).reshape(-1, n_classes, n_squares)
-        wrong = (predicted & ~truth).any(1)
-        right = (predicted & truth).any(1)
-        tp = int((right & ~wrong).sum())
-        fp = int(wrong.sum())
-        fn = int((~predicted.any(1)).sum())
-        score = 2 * tp / max(2 * tp + fp + fn, 1)
+        score = _square_f1(predicted, truth)
         if score > best["board_reconstruction"]:
             best = {"board_reconstruction": score, "threshold": t, "units_used": int(keep.any(1).sum())}
-    return best
+        for name, mask in masks.items():
+            best_sets[name] = max(best_sets[name], _square_f1(predicted & mask, truth & mask))
+    return {**best, "sets": best_sets} if masks else best
+
+
+def _square_f1(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    """The paper's square rule on ``(boards, classes, squares)``: a true positive when the
+    predicted classes are exactly the true one, a false positive when any is wrong, a false
+    negative when a square with a (kept) true class gets none."""
+    wrong = (predicted & ~truth).any(1)
+    right = (predicted & truth).any(1)
+    tp = int((right & ~wrong).sum())
+    fp = int(wrong.sum())
+    fn = int((truth.any(1) & ~predicted.any(1)).sum())
+    return 2 * tp / max(2 * tp + fp + fn, 1)

@@ -85,8 +85,9 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
 @torch.no_grad()
 def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: int = SAE_EVAL_SEED + 1, random_handle: ModelHandle | None = None, games: np.ndarray | None = None) -> dict:
     """Coverage and board reconstruction of the SAE's features, beside the same layer's MLP neurons
-    (and, if given, the MLP neurons of a randomly initialised copy of the model)."""
-    from core.interp.board_metrics import board_classes, board_properties, board_reconstruction, board_reconstruction_paper, coverage
+    (and, if given, the MLP neurons of a randomly initialised copy of the model), overall and per
+    property set of the paper (``"sets"``: coverage of each, board reconstruction of each board set)."""
+    from core.interp.board_metrics import board_classes, board_properties, board_reconstruction, board_reconstruction_paper, coverage, property_sets
 
     layer = int(hook.split(".")[1])
     neurons_hook = f"blocks.{layer}.mlp.hook_post"
@@ -97,11 +98,25 @@ def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: 
     units = {"sae_features": sae.encode(data.acts[hook]), "mlp_neurons": data.acts[neurons_hook]}
     if random_handle is not None:
         units["random_init_neurons"] = collect(random_handle, games, [neurons_hook]).acts[neurons_hook]
+    sets = property_sets(handle.game)
+    masks = {name: mask for name, (_, mask) in sets.items() if mask is not None}
+    present = props.any(0)
     out = {}
     for name, acts in units.items():
+        cov = coverage(acts, props)
+        best_f1 = np.array(cov["best_f1"])
+        paper = board_reconstruction_paper(acts, props, n_classes, n_squares, masks=masks)
         out[name] = {
-            "coverage": coverage(acts, props)["coverage"],
+            "coverage": cov["coverage"],
             **board_reconstruction(acts, props),  # "board_reconstruction": the mean property F1
-            "board_reconstruction_paper": board_reconstruction_paper(acts, props, n_classes, n_squares)["board_reconstruction"],
+            "board_reconstruction_paper": paper["board_reconstruction"],
+            "sets": {
+                set_name: {
+                    "coverage": float(best_f1[idx][present[idx]].mean()) if present[idx].any() else None,
+                    "board_reconstruction": paper["sets"][set_name] if mask is not None else None,
+                    "properties": int(present[idx].sum()),
+                }
+                for set_name, (idx, mask) in sets.items()
+            },
         }
     return out
