@@ -10,9 +10,10 @@ shape random games have, so any corpus statistic can read them instead.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from threading import Lock
 
 import numpy as np
@@ -44,7 +45,7 @@ class GameCorpus:
         """One line a page can show: what the corpus is and what was skipped."""
         text = f"{self.name}: {self.n_games:,} games"
         if self.skipped:
-            reasons = Counter(reason.split(":")[0].split(" (")[0][:60] for _, reason in self.skipped)  # the kind of problem
+            reasons = Counter(_kind(reason) for _, reason in self.skipped)
             text += f"; {len(self.skipped):,} skipped (" + "; ".join(f"{n}× {r}" for r, n in reasons.most_common(3)) + ")"
         return text
 
@@ -58,6 +59,14 @@ class GameCorpus:
                 except ValueError:
                     pass
         return out
+
+
+def _kind(reason: str) -> str:
+    """The kind of problem a skip reason names, for counting: without the move it happened at, the
+    position, or the detail (``"move 2: d3 is already occupied"`` -> ``"d3 is already occupied"``,
+    ``"illegal san: 'Qxf7'"`` -> ``"illegal san"``)."""
+    reason = re.sub(r"^(game \d+, )?move \d+: ", "", reason)
+    return reason.split(":")[0].split(" (")[0][:60]
 
 
 def read_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorpus:
@@ -105,7 +114,7 @@ def cached_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorp
             found = _CACHE[key]
             if isinstance(found, GameFileError):
                 raise found
-            return found
+            return found if found.name == name else replace(found, name=name)  # the same games under this upload's name
     try:
         corpus: GameCorpus | GameFileError = read_corpus(data, name, game, progress)
     except GameFileError as exc:

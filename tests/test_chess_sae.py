@@ -51,7 +51,7 @@ def test_chess_index_examples_mark_the_move_just_played(handle, sae):
             piece = board.piece_at(square)
             value = 0 if piece is None else piece.piece_type * (1 if piece.color else -1)
             assert e.board.reshape(-1)[square] == value
-    assert len(index.property_names) == 13 * 64 + 64 + 1
+    assert len(index.property_names) == 13 * 64 + 64 + 6  # pieces, legal destinations, check, castling (3), en passant, a pin
     from core.interp.predictions import predict
 
     clean, spliced = predict(handle, handle.game.state(e.moves)).probs, F.spliced_probs(handle, sae, HOOK, e.moves)

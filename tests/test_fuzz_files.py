@@ -339,3 +339,29 @@ def test_tokenizer_files(tmp_path_factory, how):
         assert "fuzz_tokenizer.json" in str(exc), exc
     else:
         tok.decode(tok.encode("some text"))  # a file that still reads still tokenises
+
+
+GAME_FILES = {  # the first games of each shipped sample: a few kilobytes to damage
+    "pgn": ("chess", "\n\n".join((Path(__file__).resolve().parents[1] / "assets" / "corpora" / "chess_random_vs_greedy.pgn").read_text().split("\n\n")[:8]) + "\n"),
+    "othello": ("othello", "\n".join((Path(__file__).resolve().parents[1] / "assets" / "corpora" / "othello_random_vs_greedy.txt").read_text().splitlines()[:9]) + "\n"),
+}
+
+
+@fuzz(FILE_CASES)
+@given(kind=st.sampled_from(sorted(GAME_FILES)), how=BYTE_DAMAGE)
+def test_game_files(kind, how):
+    """A damaged games upload gives a corpus of legal games (the unreadable ones skipped with a
+    reason) or ``GameFileError`` naming the upload, never another exception."""
+    from core.game_corpus import GameFileError, read_corpus
+    from core.games.registry import get_game
+
+    count("games file")
+    game_name, text = GAME_FILES[kind]
+    game = get_game(game_name, 8)
+    try:
+        corpus = read_corpus(damaged(text.encode(), how), "upload.txt", game)
+    except GameFileError as exc:
+        assert "upload.txt" in str(exc)
+        return
+    assert corpus.n_games >= 1 and all(isinstance(why, str) and why for _, why in corpus.skipped)
+    game.replay(corpus.games)  # every kept game is legal for the engine (raises otherwise)

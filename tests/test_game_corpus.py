@@ -48,7 +48,7 @@ def test_an_othello_game_file_becomes_a_corpus_and_bad_lines_are_reported():
     assert all(game.state(tuple(int(m) for m in row if m >= 0)).is_over for row in corpus.games[:20])
 
 
-@pytest.mark.parametrize("data, message", [(b"\x00\x01\x02binary", "binary"), (b"nothing here\n", "no readable game"), (b"x" * (64 * 1024 * 1024 + 1), "more than")])
+@pytest.mark.parametrize("data, message", [(b"\x00\x01\x02binary", "binary"), (b"nothing here\n", "no readable game"), (b"x" * (64 * 1024 * 1024 + 1), "more than")], ids=["binary", "no-game", "too-big"])
 def test_unusable_game_files_are_refused_with_the_reason(data, message):
     with pytest.raises(GameFileError, match=message):
         read_corpus(data, "upload", get_game("othello", 8))
@@ -57,10 +57,24 @@ def test_unusable_game_files_are_refused_with_the_reason(data, message):
 def test_the_same_upload_is_parsed_once():
     game = get_game("othello", 8)
     data = OTHELLO_SAMPLE.read_bytes()
-    assert cached_corpus(data, "a.txt", game) is cached_corpus(data, "b.txt", game)
+    a, b = cached_corpus(data, "a.txt", game), cached_corpus(data, "b.txt", game)
+    assert a.games is b.games  # one parse, shared
+    assert (a.name, b.name) == ("a.txt", "b.txt")  # each upload keeps its own name
 
 
 def test_the_shipped_samples_are_what_their_generator_makes():
     from core.sample_games import chess_games
 
     assert CHESS_SAMPLE.read_text().startswith(chess_games(3).rstrip("\n") + "\n\n")  # the same seed makes the same first games
+
+
+def test_an_othello_file_in_the_published_notation_is_read_too():
+    """``C2`` style (row letter, column from 0), one game per line, beside a labelled game."""
+    game = get_game("othello", 8)
+    labelled = read_corpus(OTHELLO_SAMPLE.read_bytes(), "games.txt", game)
+    rows = [[int(m) for m in row if m >= 0] for row in labelled.games[:5]]
+    published = ["".join(f"{'ABCDEFGH'[m // 8]}{m % 8}" for m in row) for row in rows]
+    text = "\n".join(published + [game.format_moves(rows[0])]) + "\n"
+    corpus = read_corpus(text.encode(), "published.txt", game)
+    assert corpus.n_games == 6 and not corpus.skipped
+    assert [[int(m) for m in row if m >= 0] for row in corpus.games] == rows + rows[:1]

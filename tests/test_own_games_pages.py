@@ -88,7 +88,7 @@ def test_a_sample_file_is_in_the_link_and_a_bad_one_is_reported():
     assert any("games file" in e.value for e in at.error)
 
 
-@pytest.mark.parametrize("data, message", [(b"\x00\x01binary", "binary"), (b"[Event \"x\"]\n\n*\n", "no readable game")])
+@pytest.mark.parametrize("data, message", [(b"\x00\x01binary", "binary"), (b"[Event \"x\"]\n\n*\n", "no readable game")], ids=["binary", "no-game"])
 def test_an_unusable_upload_says_why_and_the_page_goes_on(data, message):
     at = upload("pages/board_player.py", data=data, name="bad.pgn")
     assert any(message in e.value for e in at.error)
