@@ -118,7 +118,15 @@ if metrics:
         panels.property_set_table(board, q1)
     curve = card.get("curve")
     if curve:
-        (q2 if board else st).plotly_chart(curve_figure(curve), key="curve", config=NO_BAR)
+        where = q2 if board else st
+        where.plotly_chart(curve_figure(curve), key="curve", config=NO_BAR)
+        budgets = sorted({p["tokens"] for p in curve if not p.get("this") and p.get("tokens")})
+        own = next((p for p in curve if p.get("this")), None)
+        where.caption(
+            "The sparsity trade-off: the same SAE trained with other k"
+            + (f", every point on {budgets[0] / 1e6:g}M activations" if len(budgets) == 1 else f" (token budgets differ: {', '.join(f'{b / 1e6:g}M' for b in budgets)})")
+            + (f"; star: this SAE, trained on {own['tokens'] / 1e6:g}M." if own else ".")
+        )
 
 # -- the feature table ---------------------------------------------------------------------------------
 table = pd.DataFrame(F.feature_table(index))

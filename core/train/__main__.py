@@ -198,14 +198,8 @@ def cmd_sae(args: argparse.Namespace) -> None:
     if handle.kind == "text":
         _text_sae(args, handle, base, progress, bar)
         return
-    curve = []
-    for k in args.curve_k:  # the sparsity trade-off: same SAE, other k, fewer activations
-        point_cfg = SAETrainConfig(k=k, total_tokens=args.curve_tokens, **base)
-        point_sae, _ = train_sae(handle, point_cfg, progress)
-        m = sae_metrics(handle, point_sae, args.hook, n_games=args.eval_games)
-        curve.append(_curve_point(f"k={k}", k, args.curve_tokens, m))
-        bar.write(f"k={k}: L0 {m['l0']:.1f} FVU {m['fvu']:.3f} CE recovered {m['ce_recovered_zero']:.3f}")
     cfg = SAETrainConfig(k=args.k, total_tokens=args.tokens, **base)
+    curve = _curve_points(handle, cfg, sorted(set(args.curve_k) | {args.k}), args.curve_tokens, args.eval_games, progress, bar.write) if args.curve_k else []
     sae, stats = train_sae(handle, cfg, progress)
     bar.close()
     metrics = sae_metrics(handle, sae, cfg.hook, n_games=args.eval_games)
@@ -213,14 +207,61 @@ def cmd_sae(args: argparse.Namespace) -> None:
     card = card_for(handle, cfg, stats, metrics)
     card["command"] = "python -m core.train " + shlex.join(sys.argv[1:])
     if curve:
-        curve.append(_curve_point(f"k={args.k} (this SAE)", args.k, args.tokens, metrics))
-        card["curve"] = sorted(curve, key=lambda p: p["l0"])
+        card["curve"] = curve + [_curve_point(f"this SAE (k={args.k})", args.k, args.tokens, metrics, this=True)]
     save_sae(sae, args.out_dir, card)
     print(json.dumps({"training": stats, "metrics": metrics, "curve": curve}, indent=2))
 
 
-def _curve_point(name: str, k: int, tokens: int, metrics: dict) -> dict:
-    return {"name": name, "k": k, "tokens": tokens, **{key: metrics[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}}
+def _curve_point(name: str, k: int, tokens: int, metrics: dict, this: bool = False) -> dict:
+    return {"name": name, "k": k, "tokens": tokens, **({"this": True} if this else {}), **{key: metrics[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}}
+
+
+def _curve_points(handle, cfg, ks: list[int], tokens: int, eval_games: int, progress, write) -> list[dict]:
+    """The sparsity trade-off at one token budget: the same SAE trained with each k on ``tokens``
+    activations (the SAE's own k included, so every point of the curve had the same data)."""
+    from dataclasses import replace
+
+    from core.interp.sae_metrics import sae_metrics
+    from core.train.sae import train_sae
+
+    points = []
+    for k in ks:
+        point_sae, _ = train_sae(handle, replace(cfg, k=k, total_tokens=tokens), progress)
+        m = sae_metrics(handle, point_sae, cfg.hook, n_games=eval_games)
+        points.append(_curve_point(f"k={k}", k, tokens, m))
+        write(f"k={k} on {tokens:,} activations: L0 {m['l0']:.1f} FVU {m['fvu']:.3f} CE recovered {m['ce_recovered_zero']:.3f}")
+    return sorted(points, key=lambda p: p["l0"])
+
+
+def cmd_sae_curve(args: argparse.Namespace) -> None:
+    """Rebuild a bundled SAE card's FVU-vs-L0 curve at one token budget: every k (the card's own
+    included) retrained on ``--tokens`` activations, beside the SAE itself (its own budget)."""
+    from core.interp.sae_store import read_card
+    from core.models.registry import load_model
+    from core.train.sae import SAETrainConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = Path(args.folder)
+    card = read_card(folder)
+    cfg = SAETrainConfig(**card["train_config"])
+    handle = load_model(args.model, device=cfg.device if cfg.device != "auto" else "cpu")
+    old = [p for p in card.get("curve", []) if not p.get("this") and p.get("tokens") != cfg.total_tokens]
+    tokens = args.tokens or (old[0]["tokens"] if old else cfg.total_tokens // 4)
+    ks = sorted(set(args.k or [p["k"] for p in card.get("curve", [])] or [8, 16, 64]) | {cfg.k})
+    bar = tqdm(total=1.0, bar_format="{l_bar}{bar}| {desc}")
+
+    def progress(text: str, fraction: float) -> None:
+        bar.set_description_str(text, refresh=False)
+        bar.n = fraction
+        bar.refresh()
+
+    points = _curve_points(handle, cfg, ks, tokens, int(card["metrics"].get("games", 200)), progress, bar.write)
+    bar.close()
+    card["curve"] = points + [_curve_point(f"this SAE (k={cfg.k})", cfg.k, cfg.total_tokens, card["metrics"], this=True)]
+    card["curve_command"] = "python -m core.train " + shlex.join(["sae-curve", args.model, args.folder, "--tokens", str(tokens), "--k", *map(str, ks)])
+    (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps(card["curve"], indent=2))
 
 
 # Settings that change how a run is watched or how fast it goes, never the weights it ends with.
@@ -341,6 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model")
     p.add_argument("folder")
     p.set_defaults(func=cmd_sae_rescore)
+    p = sub.add_parser("sae-curve", help="rebuild a bundled SAE card's FVU-vs-L0 curve at one token budget (every k retrained on the same activations)")
+    p.add_argument("model")
+    p.add_argument("folder")
+    p.add_argument("--tokens", type=int, default=0, help="activations per point (default: the card's earlier curve budget)")
+    p.add_argument("--k", type=int, nargs="*", default=None, help="the k of the curve (default: the card's; its own k is always added)")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=cmd_sae_curve)
     p = sub.add_parser("sae", help="train a sparse autoencoder on one hook of a model (SAELens format)")
     p.add_argument("model")
     p.add_argument("out_dir")

@@ -108,21 +108,31 @@ def density_histogram(density: np.ndarray) -> go.Figure:
 
 
 def curve_figure(points: list[dict], x: str = "l0", y: str = "fvu", label: str = "name") -> go.Figure:
-    """A trade-off curve (e.g. FVU against L0 over several SAEs), one labelled point each."""
+    """A trade-off curve (e.g. FVU against L0 over SAEs of several k, all trained on the same
+    number of activations), one labelled point each; a point marked ``this`` (the SAE shown, often
+    trained longer) is drawn apart, as a star, so the line only joins points of one budget."""
+    curve = [p for p in points if not p.get("this")]
+    own = [p for p in points if p.get("this")]
+
+    def text(p: dict) -> str:
+        return p.get(label, "") + (f" · {p['tokens'] / 1e6:g}M" if p.get("tokens") else "")
+
     fig = go.Figure(go.Scatter(
-        x=[p[x] for p in points], y=[p[y] for p in points], mode="markers+lines+text",
-        text=[p.get(label, "") + (f" · {p['tokens'] / 1e6:g}M" if p.get("tokens") else "") for p in points],
+        x=[p[x] for p in curve], y=[p[y] for p in curve], mode="markers+lines+text", text=[text(p) for p in curve], name="same budget",
         # Labels to the right of each point, above it where the curve falls and below where it
         # rises, so the line to the next point does not run through them.
-        textposition=[("top right" if i + 1 < len(points) and points[i + 1][y] < p[y] else "bottom right") for i, p in enumerate(points)],
+        textposition=[("top right" if i + 1 < len(curve) and curve[i + 1][y] < p[y] else "bottom right") for i, p in enumerate(curve)],
         marker=dict(size=9, color="#d94801"),
     ))
+    if own:
+        fig.add_trace(go.Scatter(x=[p[x] for p in own], y=[p[y] for p in own], mode="markers+text", text=[text(p) for p in own], name="this SAE",
+                                 textposition="bottom left", marker=dict(size=13, symbol="star", color="#08519c")))
     # Room around the points for their labels: the end points' labels were cut by the axes.
     xs, ys = [p[x] for p in points], [p[y] for p in points]
     x_pad = 0.15 * (max(xs) - min(xs) or 1.0)
     y_pad = 0.15 * (max(ys) - min(ys) or 1.0)
     fig.update_layout(
-        height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper(),
-        xaxis_range=[min(xs) - x_pad, max(xs) + 2.5 * x_pad], yaxis_range=[min(ys) - 1.5 * y_pad, max(ys) + 1.5 * y_pad],
+        height=280, margin=dict(l=40, r=10, t=20, b=40), xaxis_title=x.upper(), yaxis_title=y.upper(), showlegend=False,
+        xaxis_range=[min(xs) - 1.5 * x_pad, max(xs) + 2.5 * x_pad], yaxis_range=[min(ys) - 1.5 * y_pad, max(ys) + 1.5 * y_pad],
     )
     return fig
