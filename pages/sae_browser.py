@@ -141,7 +141,8 @@ with f1:
             "F1": st.column_config.NumberColumn(format="%.2f", help="Best F1 of 'fires above t × max' as a predictor of one board property."),
         },
     )
-    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} held-out games, read at {game.read_positions} (the SAE itself trains and is scored on every token). Click a column's header to sort, any cell of a row to open its feature.")
+    games_of = "held-out random games" if corpus is None else ui.plain(f"games of {corpus.name}")
+    st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} {games_of}, read at {game.read_positions} (the SAE itself trains and is scored on every token). Click a column's header to sort, any cell of a row to open its feature.")
 with f2:
     st.plotly_chart(density_histogram(index.density), key="density_hist", config=NO_BAR)
 

@@ -61,8 +61,12 @@ def test_legal_gap_by_position_equals_the_attribution_at_each_position(handle):
 def test_lens_page_renders_for_a_chess_link():
     at = open_page("pages/logit_lens.py", model=CHESS, moves="e2e4e7e5g1f3")
     assert not at.error, [e.value for e in at.error]
-    assert [h.value for h in at.subheader] == ["The prediction after each layer", "Direct logit attribution", "Attention", "Neuron view"]
-    assert len(at.get("plotly_chart")) >= 1 + 2 * 0 + 9 + 1 + 1 + 1 + 1
+    assert [h.value for h in at.subheader] == ["The prediction after each layer"]
+    assert len(at.get("plotly_chart")) >= 1 + 9  # legality, a board per layer
+    for section, header in (("Attention", "Attention"), ("Neuron view", "Neuron view"), ("Attribution", "Direct logit attribution")):
+        at.button_group(key="lens_section").set_value(section).run()
+        assert not at.exception and not at.error and [h.value for h in at.subheader] == [header], section
+    assert len(at.get("plotly_chart")) >= 1 + 2  # legality, DLA, the components x positions map
     at.radio(key="gap_kind").set_value("to").run()
     assert not at.exception
     at.radio[0].set_value("legal minus illegal").run()

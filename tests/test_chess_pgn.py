@@ -208,7 +208,8 @@ def test_a_later_move_that_changes_its_length_cuts_the_corrupted_game():
 
 
 PAGES = ["pages/board_player.py", "pages/probe_viewer.py", "pages/logit_lens.py", "pages/sae_browser.py", "pages/patching_lab.py"]
-CHARTS = {"pages/board_player.py": 2, "pages/probe_viewer.py": 0, "pages/logit_lens.py": 10, "pages/sae_browser.py": 0, "pages/patching_lab.py": 4}
+# The lens: its first section (legality, a board per read-out of the 2-layer fixture, the character lens).
+CHARTS = {"pages/board_player.py": 2, "pages/probe_viewer.py": 0, "pages/logit_lens.py": 5, "pages/sae_browser.py": 0, "pages/patching_lab.py": 4}
 
 
 def write_gpt2_pgn_cache(cache, reference, activation: str | None = "gelu_new") -> None:

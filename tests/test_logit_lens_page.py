@@ -20,14 +20,34 @@ def test_lens_page_renders_every_panel(spec):
     moves = "d3c5f6f5e6" if spec.board_size == 8 else "b3b4c5"
     at = open_lens(model=spec.name, moves=moves)
     assert not at.error, [e.value for e in at.error]
-    headers = [h.value for h in at.subheader]
-    assert headers == ["The prediction after each layer", "Direct logit attribution", "Attention", "Neuron view"]
-    n_charts = len(at.get("plotly_chart"))
-    assert n_charts >= 1 + (1 + 2 * 0 + 6) + 2 + 4 - 1  # legality, lens boards, DLA, attention, neuron boards
+    # One section at a time: each shows its own panels only, and the link says which.
+    expected = {  # the section's header, the figures then on the page (the legality chart, then the section's), the link's section
+        "Layer by layer": ("The prediction after each layer", 1 + 7, None), "Attribution": ("Direct logit attribution", 1 + 2, "attribution"),
+        "Attention": ("Attention", 1 + 1, "attention"), "Neuron view": ("Neuron view", 1 + 4, "neurons"),
+    }
+    for section, (header, charts, param) in expected.items():
+        at.button_group(key="lens_section").set_value(section).run()
+        assert not at.exception and not at.error, (section, [e.value for e in at.error])
+        assert [h.value for h in at.subheader] == [header]
+        assert len(at.get("plotly_chart")) >= charts, section
+        assert at.query_params.get("section") in ((None, []) if param is None else (param, [param])), section
+    at.button_group(key="lens_section").set_value("Attribution").run()
     at.radio[0].set_value("legal minus illegal").run()
     assert not at.exception
+    at.button_group(key="lens_section").set_value("Layer by layer").run()
     at.toggle[0].set_value(True).run()  # lens after attention layers too
     assert not at.exception
+    assert len(at.get("plotly_chart")) >= 1 + 13  # every layer's board after attention too
+
+
+def test_each_section_is_in_the_link():
+    for param, header in (("attribution", "Direct logit attribution"), ("attention", "Attention"), ("neurons", "Neuron view")):
+        at = open_lens(moves="d3c5f6", section=param)
+        assert [h.value for h in at.subheader] == [header]
+        assert at.query_params["section"] in (param, [param])
+    bad = open_lens(moves="d3c5f6", section="everything")
+    assert not bad.exception and any("lens section" in e.value for e in bad.error)
+    assert [h.value for h in bad.subheader] == ["The prediction after each layer"]
 
 
 def test_lens_page_follows_the_game():
@@ -48,7 +68,7 @@ def test_lens_page_without_moves_and_with_bad_link():
 
 
 def test_one_move_game_opens_the_lens():
-    at = open_lens(moves="d3")
+    at = open_lens(moves="d3", section="attention")
     assert not at.exception and not at.error, [e.value for e in at.error]
     at.button_group(key="attention_view").set_value("All heads from one position").run()
     assert not at.exception
@@ -56,7 +76,7 @@ def test_one_move_game_opens_the_lens():
 
 
 def test_neuron_view_keeps_its_neuron_across_moves_searches_and_links():
-    at = open_lens(moves="d3c5f6f5e6", neuron="L2N7")
+    at = open_lens(moves="d3c5f6f5e6", neuron="L2N7", section="neurons")
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert (at.session_state["neuron_layer"], at.session_state["neuron_index"]) == (2, 7)
     assert any("**L2N7** fires on" in m.value for m in at.markdown)
@@ -73,7 +93,7 @@ def test_neuron_view_keeps_its_neuron_across_moves_searches_and_links():
 
 
 def test_bad_neuron_in_the_link_is_reported_and_the_view_opens():
-    at = open_lens(moves="d3c5f6", neuron="L99N5")
+    at = open_lens(moves="d3c5f6", neuron="L99N5", section="neurons")
     assert not at.exception
     assert any("L99N5" in e.value for e in at.error)
     assert any("fires on" in m.value for m in at.markdown)

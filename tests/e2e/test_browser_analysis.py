@@ -15,7 +15,7 @@ from tests.e2e.helpers import needs_chromium
 pytestmark = needs_chromium
 
 
-@pytest.mark.parametrize("path, board_title, ready", [("logit_lens", "L5 mlp", "Direct logit attribution"), ("probe_viewer", "True board", "Random move")])
+@pytest.mark.parametrize("path, board_title, ready", [("logit_lens", "L5 mlp", "The prediction after each layer"), ("probe_viewer", "True board", "Random move")])
 def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, board_title, ready):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/{path}?moves=d3c5")
@@ -28,11 +28,11 @@ def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, bo
 
 def test_a_click_on_a_dla_head_cell_opens_its_attention(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
+    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5&section=attribution")
     page.get_by_text("Direct logit attribution").wait_for(timeout=120_000)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => (g._fullLayout.title.text || '').includes('embeddings'))", timeout=60_000)
     H.click_cell(page, "embeddings", 2, 1)  # head H2 of layer 1
-    page.get_by_text("L1H2 is open under Attention").wait_for(timeout=60_000)
+    page.get_by_text("L1H2's attention pattern, opened from its attribution cell").wait_for(timeout=60_000)  # the Attention section opened
     page.get_by_text("L1H2: destination (rows) attends to source (columns)").wait_for(timeout=60_000)  # the view switched to that head
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -51,9 +51,11 @@ def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
 def test_logit_lens_page_renders_in_chromium(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
-    page.get_by_text("Direct logit attribution").wait_for(timeout=90_000)
-    page.get_by_text("Neuron view").wait_for(timeout=60_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 10", timeout=60_000)
+    page.get_by_text("The prediction after each layer").wait_for(timeout=90_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 8", timeout=60_000)  # legality, a board per layer
+    page.locator("[data-testid=\"stButtonGroup\"] button", has_text="Neuron view").first.click()  # one section at a time
+    page.get_by_text("fires on").first.wait_for(timeout=60_000)  # the neuron dashboard
+    page.wait_for_function("() => window.location.search.includes('section=neurons')", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=d3c5f6f5" in page.url
 

@@ -41,7 +41,7 @@ def test_share_link_opens_the_same_view_in_a_fresh_browser(app_url, browser, pat
 
 CHESS_PAGES = [
     # page, texts that appear once the page's sections have rendered (the last one last), plotly figures then on the page
-    ("logit_lens", ("Legal minus illegal, by component and position", "Neuron view"), 12),
+    ("logit_lens", ("The prediction after each layer",), 10),  # its first section: legality and a board per layer
     ("probe_viewer", ("a random edit of the same size gives",), 6),
     ("patching_lab", ("One site: its effect",), 6),
     ("sae_browser", ("Top-activating positions",), 8),

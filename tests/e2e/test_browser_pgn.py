@@ -15,7 +15,7 @@ PGN_PAGES = [
     # page, texts that appear once the page has rendered, plotly figures then on the page
     ("", ("Top legal moves",), 2),
     ("probe_viewer", ("Probe viewer",), 0),
-    ("logit_lens", ("The same read-outs one character at a time", "Neuron view"), 12),
+    ("logit_lens", ("The same read-outs one character at a time",), 9),  # its first section: legality, a board per layer, the character lens
     ("patching_lab", ("One site: its effect",), 4),  # boards, block maps, one site; the exact sweep adds more
     ("sae_browser", ("SAE feature browser",), 0),
 ]
