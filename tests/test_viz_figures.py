@@ -101,3 +101,25 @@ def test_probe_accuracy_axis_shows_distinct_ticks_on_a_narrow_range():
     summary = {"piece": {"hooks": ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], "accuracy": [0.641, 0.653], "random_accuracy": [0.645, 0.642]}}
     assert layer_accuracy_figure(summary).layout.yaxis.tickformat == ".1%"  # 64 %–65 %: ".0%" printed "65%" on every tick
     assert percent_format([0.2, 0.95]) == ".0%" and percent_format([0.981, 0.985]) == ".2%"
+
+
+def test_every_bundled_sae_curve_has_one_token_budget_and_the_sae_drawn_apart():
+    """The FVU-vs-L0 curve joins only points trained on the same number of activations (the
+    SAE's own k among them); the SAE itself, trained longer, is a separate star."""
+    import json
+    from pathlib import Path
+
+    from core.viz.sae import curve_figure
+
+    cards = [json.loads(p.read_text()) for p in sorted((Path(__file__).resolve().parents[1] / "assets" / "saes").glob("*/*/card.json"))]
+    curves = [c for c in cards if c.get("curve")]
+    assert curves
+    for card in curves:
+        line = [p for p in card["curve"] if not p.get("this")]
+        own = [p for p in card["curve"] if p.get("this")]
+        assert len({p["tokens"] for p in line}) == 1, card["hook"]
+        assert card["train_config"]["k"] in {p["k"] for p in line} and len(own) == 1
+        fvu = [p["fvu"] for p in sorted(line, key=lambda p: p["k"])]
+        assert all(a > b for a, b in zip(fvu, fvu[1:])), fvu  # more active features, less unexplained variance
+        fig = curve_figure(card["curve"])
+        assert [len(t.x) for t in fig.data] == [len(line), 1] and fig.data[1].marker.symbol == "star"
