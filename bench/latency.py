@@ -54,7 +54,8 @@ PAGES = ("board_player", "probe_viewer", "logit_lens", "sae_browser", "patching_
 
 def page_latency(model: str, game, page: str, game_moves: list[int], start: int, n_moves: int) -> np.ndarray:
     """Milliseconds of each rerun of ``page`` after one more move (the first run, which fills the
-    per-model caches, is not counted)."""
+    per-model caches, is not counted; nor is the server's one background import after its first
+    page, waited for here: it is paid once per server, and its GIL share slowed the next reruns)."""
     import streamlit.logger
     from streamlit.testing.v1 import AppTest
 
@@ -65,6 +66,10 @@ def page_latency(model: str, game, page: str, game_moves: list[int], start: int,
     at.switch_page(f"pages/{page}.py").run()
     if at.exception:
         raise RuntimeError(f"{page}: {at.exception[0].value}")
+    import ui
+
+    for name in ui.SLOW_IMPORTS:  # returns when the background import of the same module is done (the import lock)
+        __import__(name)
     return rerun_after_moves(at, page, game_moves, start, n_moves)
 
 
