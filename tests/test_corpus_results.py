@@ -135,6 +135,7 @@ def test_lens_page_rebuilds_missing_results_and_says_so(empty_stores):
     at.query_params["model"] = "othello6"
     game = load_model("othello6").game
     at.query_params["moves"] = game.url_moves(tuple(int(m) for m in game.random_games(1, seed=5)[0][:4]))
+    at.query_params["section"] = "neurons"  # the section that reads the neuron index
     at.switch_page("pages/logit_lens.py").run()
     assert not at.exception, at.exception
     notes = [c.value for c in at.caption if c.value.startswith("Computed ")]

@@ -60,7 +60,7 @@ def test_probe_viewer_rescores_its_probes_on_the_upload():
 
 
 def test_lens_and_sae_browser_recompute_on_the_upload():
-    at = upload("pages/logit_lens.py")
+    at = upload("pages/logit_lens.py", section="neurons")  # the legality chart tops every section; the neuron view reads the index
     assert not at.error, [e.value for e in at.error]
     text = captions(at)
     assert "games of mine.pgn" in text and "neuron index, 46 games: mine.pgn" in text
