@@ -94,20 +94,22 @@ _CACHE: OrderedDict[tuple[str, str], GameCorpus | GameFileError] = OrderedDict()
 _LOCK = Lock()
 
 
-def _key(data: bytes, game: Game) -> tuple[str, str]:
-    return f"{game.name}{game.rows}", hashlib.sha256(data).hexdigest()
+def _key(data: bytes, game: Game, digest: str | None) -> tuple[str, str]:
+    return f"{game.name}{game.rows}", digest or hashlib.sha256(data).hexdigest()
 
 
-def is_cached(data: bytes, game: Game) -> bool:
+def is_cached(data: bytes, game: Game, digest: str | None = None) -> bool:
     """Whether ``cached_corpus`` answers at once (a page shows a progress bar only when not)."""
     with _LOCK:
-        return _key(data, game) in _CACHE
+        return _key(data, game, digest) in _CACHE
 
 
-def cached_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorpus:
+def cached_corpus(data: bytes, name: str, game: Game, progress=None, digest: str | None = None) -> GameCorpus:
     """``read_corpus``, kept per (game, file content) for the process (the last 8), a file that
-    cannot be used included (its ``GameFileError`` is raised again without a second parse)."""
-    key = _key(data, game)
+    cannot be used included (its ``GameFileError`` is raised again without a second parse).
+    ``digest``: the sha256 of ``data`` when the caller keeps it (a page asks on every rerun, and
+    hashing a large upload each time would cost more than the lookup)."""
+    key = _key(data, game, digest)
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -131,6 +133,11 @@ def cached_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorp
 # -- a corpus where random games were read ---------------------------------------------------------
 
 HELD_OUT_EVERY = 5  # game i of a file is held out (probe scoring) when i % 5 == 4: one game in five
+
+
+def held_out(n_games: int) -> np.ndarray:
+    """``bool (n,)``: the games of a file held out from training (one in ``HELD_OUT_EVERY``)."""
+    return np.arange(n_games) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
 
 
 def corpus_tag(corpus: GameCorpus | None) -> str:
@@ -158,7 +165,7 @@ def corpus_games(game: Game, corpus: GameCorpus | None, n: int, seed: int, part:
         raise ValueError(f"part must be all, train or test, got {part!r}")
     games = corpus.games
     if part != "all":
-        held = np.arange(len(games)) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+        held = held_out(len(games))
         games = games[held if part == "test" else ~held]
         if not len(games):
             raise ValueError(f"{corpus.name} has {corpus.n_games} game(s): too few to hold one in {HELD_OUT_EVERY} out (it needs {HELD_OUT_EVERY})")
@@ -166,13 +173,6 @@ def corpus_games(game: Game, corpus: GameCorpus | None, n: int, seed: int, part:
     if games.shape[1] < moves_width(game):  # the width random games have, so any batch code reads it alike
         games = np.pad(games, ((0, 0), (0, moves_width(game) - games.shape[1])), constant_values=-1)
     return np.ascontiguousarray(games)
-
-
-def part_size(corpus: GameCorpus, part: str) -> int:
-    """How many games ``corpus_games(..., part)`` can give."""
-    n = corpus.n_games
-    held = len(range(HELD_OUT_EVERY - 1, n, HELD_OUT_EVERY))
-    return {"all": n, "test": held, "train": n - held}[part]
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "corpora"

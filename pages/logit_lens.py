@@ -28,6 +28,11 @@ token_view = game.tokens_name_squares
 corpus = ui_corpus.current_corpus()  # the games the corpus statistics read (sidebar)
 
 
+def share(p: float) -> str:
+    """A probability short enough for a board title ("<0.01", "0.37"): the board is ~34 characters wide."""
+    return "<0.01" if p < 0.005 else f"{p:.2f}"
+
+
 top_left, top_right = st.columns([3, 2])
 with top_right:
     legality = ui.corpus_result(handle, corpus_results.lens_legality_result(handle, corpus))
@@ -44,6 +49,13 @@ with top_left:
             if corpus is None else ui.plain(f"over {legality.get('games', '?')} games of {corpus.summary()}"))
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
                f"the chart shows how often that early read-out is already a legal move, {over}.")
+    # One section at a time (a control, not tabs: only the section shown is computed and drawn, so a
+    # move redraws a fifth of the page), under the buttons; the link keeps it (`section=`).
+    SECTIONS = ["Layer by layer", "Attribution", "Attention", "Neuron view"]
+    SECTION_PARAMS = ["layers", "attribution", "attention", "neurons"]
+    ui.linked_setting("lens_section", "section", SECTIONS, SECTION_PARAMS, "lens section (layers, attribution, attention or neurons)", SECTIONS[0])
+    section = st.segmented_control("Show", SECTIONS, key="lens_section", help="Layer by layer: the read-out after each layer. Attribution: what each head, MLP and neuron writes towards a move. "
+                                   "Attention: the heads' patterns on this game. Neuron view: one MLP neuron over held-out games.") or SECTIONS[0]
 
 if not state.moves or state.is_over:
     st.info("Play some moves of an ongoing game (here or on the Board player) to see the lens for that position.")
@@ -61,13 +73,6 @@ moves = moves[: game.n_ctx]
 run = L.run_position(handle, moves)  # one cached pass that every view below reads
 batch = L.game_batch(moves, game)  # and one replay of the game into tokens, legal tokens and kinds
 
-# One section at a time (a control, not tabs: only the section shown is computed and drawn, so a
-# move redraws a fifth of the page); the link keeps it (`section=`).
-SECTIONS = ["Layer by layer", "Attribution", "Attention", "Neuron view"]
-SECTION_PARAMS = ["layers", "attribution", "attention", "neurons"]
-ui.linked_setting("lens_section", "section", SECTIONS, SECTION_PARAMS, "lens section (layers, attribution, attention or neurons)", SECTIONS[0])
-section = st.segmented_control("Show", SECTIONS, key="lens_section", help="Layer by layer: the read-out after each layer. Attribution: what each head, MLP and neuron writes towards a move. "
-                               "Attention: the heads' patterns on this game. Neuron view: one MLP neuron over held-out games.") or SECTIONS[0]
 shared = False
 mlens = ML.move_lens(handle, state, incl_mid, run=run) if not token_view and section in SECTIONS[:2] else None  # PGN: every legal move's read-outs
 sans = {m: game.san(moves, m) for m in mlens.moves} if mlens is not None else {}
@@ -92,14 +97,14 @@ if section == SECTIONS[0]:
         probs = frm if side == SIDES[0] else to
         rank, kl = mlens.agreement()
         tops = [mlens.top_move(i) for i in range(len(labels))]
-        titles = [f"{label}: {sans[top]} · legal {mlens.legal_mass[i]:.2g}" for i, (label, top) in enumerate(zip(labels, tops))]
+        titles = [f"{label}: {sans[top]} · legal {share(mlens.legal_mass[i])}" for i, (label, top) in enumerate(zip(labels, tops))]
         frames = [(game.move_squares(top)[0 if side == SIDES[0] else 1], "#2ca02c") for top in tops]
     shared_max = float(probs.max()) or 1.0
     cols = st.columns(4)
     for i, label in enumerate(labels):
         with cols[i % len(cols)]:
             panels.playable_chart(
-                board_figure(state.board, probs[i], legal=state.legal, outline=frames[i][0], outline_color=frames[i][1], title=titles[i] + ("" if shared else f" · max {probs[i].max():.2g}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
+                board_figure(state.board, probs[i], legal=state.legal, outline=frames[i][0], outline_color=frames[i][1], title=titles[i] + ("" if shared else f" · max {share(probs[i].max())}"), cell_px=24, zmax=shared_max if shared else float(probs[i].max()) or 1.0, show_scale=False, picked=panels.picked_square(state), **game.board_style),
                 f"lens_{i}", state,
             )
     panels.promotion_picker(state)

@@ -522,6 +522,11 @@ def sae_choices(name: str) -> dict[str, dict]:
     return out
 
 
+def _file_name(sae_name: str) -> str:
+    """An SAE's name as a stored result's file name (labels hold "/", spaces, brackets)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", sae_name)
+
+
 def sae_and_index(name: str, sae_name: str, corpus=None):
     """``(sae, index)`` of a bundled, published or session-trained SAE, the index over ``corpus``
     (a ``GameCorpus``; None: random games); None with the error shown if unusable."""
@@ -530,7 +535,7 @@ def sae_and_index(name: str, sae_name: str, corpus=None):
         if corpus is None:
             return trained[0], trained[2]
         handle = cached_model(name)
-        return trained[0], corpus_result(handle, corpus_results.sae_index_result(handle, trained[0], trained[1]["hook"], re.sub(r"[^A-Za-z0-9_.-]+", "_", sae_name), corpus))
+        return trained[0], corpus_result(handle, corpus_results.sae_index_result(handle, trained[0], trained[1]["hook"], _file_name(sae_name), corpus))
     if sae_name in published_sae_refs(name):
         try:
             published = cached_published_sae(name, sae_name)
@@ -539,7 +544,7 @@ def sae_and_index(name: str, sae_name: str, corpus=None):
             return None
         st.caption(plain(published.note))
         handle = cached_model(name)
-        return published.sae, corpus_result(handle, corpus_results.sae_index_result(handle, published.sae, published.hook, sae_name.replace("/", "_"), corpus))
+        return published.sae, corpus_result(handle, corpus_results.sae_index_result(handle, published.sae, published.hook, _file_name(sae_name), corpus))
     try:
         return cached_bundled_sae(name, sae_name), cached_bundled_index(name, sae_name, corpus)
     except sae_store.SAELoadError as exc:

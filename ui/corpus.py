@@ -8,7 +8,9 @@ The choice lives in session state (and, for the random games and the samples, in
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
 
 import streamlit as st
 
@@ -17,7 +19,7 @@ from core.game_corpus import HELD_OUT_EVERY, MAX_FILE_BYTES, GameCorpus, GameFil
 from core.games.base import Game
 
 PICK = "corpus_pick"  # the sidebar's choice
-UPLOAD = "corpus_upload"  # {"name", "digest", "data"} of this session's uploaded file
+UPLOAD = "corpus_upload"  # {"name", "digest", "data", "file_id"} of this session's uploaded file
 RANDOM, OWN = "random", "upload"
 PARAM = "corpus"  # the link parameter: "random" or a sample's stem (an upload is not in links)
 
@@ -31,29 +33,36 @@ def options(game: Game) -> dict[str, str]:
     return out
 
 
-def _sample_bytes(game: Game, stem: str) -> tuple[str, bytes] | None:
-    for path in sample_files(game):
-        if path.stem == stem:
-            return path.name, path.read_bytes()
+@functools.lru_cache(maxsize=16)
+def _read_sample(path: str, mtime_ns: int) -> tuple[str, bytes, str]:
+    data = Path(path).read_bytes()
+    return Path(path).name, data, hashlib.sha256(data).hexdigest()
+
+
+def _chosen_file(game: Game) -> tuple[str, bytes, str] | None:
+    """``(name, bytes, sha256)`` of the chosen file (a sample, or this session's upload); None for
+    random games or before a file is uploaded. Sample files are read once per change on disk."""
+    pick = st.session_state.get(PICK, RANDOM)
+    if pick == OWN:
+        upload = st.session_state.get(UPLOAD)
+        return (upload["name"], upload["data"], upload["digest"]) if upload else None
+    for path in sample_files(game) if pick != RANDOM else ():
+        if path.stem == pick:
+            return _read_sample(str(path), path.stat().st_mtime_ns)
     return None
 
 
 def current_corpus() -> GameCorpus | None:
     """The chosen corpus for the current game, or None for random games (also when the chosen
     file has no game this model's game can read: the sidebar says why)."""
-    pick = st.session_state.get(PICK, RANDOM)
-    if pick == RANDOM or ui.model_spec().kind != "game":
+    if ui.model_spec().kind != "game":
         return None
     game = ui.current_game()
-    if pick == OWN:
-        upload = st.session_state.get(UPLOAD)
-        found = (upload["name"], upload["data"]) if upload else None
-    else:
-        found = _sample_bytes(game, pick)
+    found = _chosen_file(game)
     if found is None:
         return None
     try:
-        return cached_corpus(found[1], found[0], game)
+        return cached_corpus(found[1], found[0], game, digest=found[2])
     except GameFileError:
         return None
 
@@ -73,17 +82,17 @@ def caption(what: str) -> None:
         st.caption(ui.plain(f"{what}: {corpus.summary()}"))
 
 
-def _parse(game: Game, name: str, data: bytes) -> GameCorpus | None:
+def _parse(game: Game, name: str, data: bytes, digest: str) -> GameCorpus | None:
     """Parse (with a progress bar in the sidebar the first time); errors shown there, None returned."""
-    if is_cached(data, game):
+    if is_cached(data, game, digest):
         try:
-            return cached_corpus(data, name, game)
+            return cached_corpus(data, name, game, digest=digest)
         except GameFileError as exc:
             st.sidebar.error(ui.plain(exc))
             return None
     bar = st.sidebar.progress(0.0, text=f"Reading {name}…")
     try:
-        corpus = cached_corpus(data, name, game, progress=lambda text, f: bar.progress(min(max(float(f), 0.0), 1.0), text=text))
+        corpus = cached_corpus(data, name, game, progress=lambda text, f: bar.progress(min(max(float(f), 0.0), 1.0), text=text), digest=digest)
     except GameFileError as exc:
         bar.empty()
         st.sidebar.error(ui.plain(exc))
@@ -116,21 +125,16 @@ def sidebar_section() -> None:
         if uploaded is not None:
             if uploaded.size > MAX_FILE_BYTES:
                 sb.error(f"{ui.plain(uploaded.name)}: {uploaded.size:,} bytes is more than a games file may have here ({MAX_FILE_BYTES:,}).")
-            else:
+            elif (st.session_state.get(UPLOAD) or {}).get("file_id") != uploaded.file_id:  # a new upload: hashed once, not per rerun
                 data = uploaded.getvalue()
-                digest = hashlib.sha256(data).hexdigest()
-                if (st.session_state.get(UPLOAD) or {}).get("digest") != digest:
-                    st.session_state[UPLOAD] = {"name": uploaded.name, "digest": digest, "data": data}
-        upload = st.session_state.get(UPLOAD)
-        if upload is None:
+                st.session_state[UPLOAD] = {"name": uploaded.name, "digest": hashlib.sha256(data).hexdigest(), "data": data, "file_id": uploaded.file_id}
+        if st.session_state.get(UPLOAD) is None:
             sb.caption("Until a file is read, the statistics use random legal games. An uploaded file stays in this session; links do not carry it.")
             return
-        corpus = _parse(game, upload["name"], upload["data"])
-    elif pick != RANDOM:
-        found = _sample_bytes(game, pick)
-        corpus = _parse(game, *found) if found else None
-    else:
+    found = _chosen_file(game)
+    if found is None:
         return
+    corpus = _parse(game, *found)
     if corpus is None:
         sb.caption("The statistics use random legal games.")
         return

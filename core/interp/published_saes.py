@@ -83,16 +83,22 @@ def nanda_sae_from_files(weights: Path, config: Path) -> PublishedSAE:
         raise SAELoadError(f"{config}: layer {layer!r} / site {site!r} do not name an MLP hook")
     hook = f"blocks.{layer}.mlp.hook_{site}"
     sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=True, dtype="float32", device="cpu"))
+    _fill(sae, {key: state[key] for key in expected}, hook, str(cfg.get("model_name", "")))
+    note = f"Nanda-format SAE ({d_sae:,} features on {hook} of {cfg.get('model_name', '?')}); encode ReLU((x − b_dec) @ W_enc + b_enc)"
+    return PublishedSAE(sae, hook, str(cfg.get("model_name", "")), str(weights), note)
+
+
+def _fill(sae, weights: dict[str, torch.Tensor], hook: str, model_name: str) -> None:
+    """Copy a published file's weights into a SAELens SAE, name its hook and model, and freeze it
+    (a shared, read-only SAE: no gradients, eval mode)."""
     with torch.no_grad():
-        for key in expected:
-            getattr(sae, key).data.copy_(state[key].float())
+        for key, value in weights.items():
+            getattr(sae, key).data.copy_(value.float())
     sae.cfg.metadata.hook_name = hook
-    sae.cfg.metadata.model_name = str(cfg.get("model_name", ""))
+    sae.cfg.metadata.model_name = model_name
     sae.eval()
     for p in sae.parameters():
         p.requires_grad_(False)
-    note = f"Nanda-format SAE ({d_sae:,} features on {hook} of {cfg.get('model_name', '?')}); encode ReLU((x − b_dec) @ W_enc + b_enc)"
-    return PublishedSAE(sae, hook, str(cfg.get("model_name", "")), str(weights), note)
 
 
 def load_nanda_sae(version: int | str, cache_dir: str | Path | None = None) -> PublishedSAE:
@@ -183,15 +189,8 @@ def dl_sae_from_state(state: dict[str, torch.Tensor], config: dict, source: str)
             raise SAELoadError(f"{source}: an AutoEncoderTopK needs k in 1..{d_sae} (a 'k' buffer or trainer.k), got {str(k)[:20]!r}")
         sae = TopKSAE(TopKSAEConfig(k=k, **common))
         weights = {"W_enc": state["encoder.weight"].T, "b_enc": state["encoder.bias"], "W_dec": state["decoder.weight"].T, "b_dec": state["b_dec"]}
-    with torch.no_grad():
-        for key, value in weights.items():
-            getattr(sae, key).data.copy_(value.float())
     hook = dl_hook(trainer)
-    sae.cfg.metadata.hook_name = hook
-    sae.cfg.metadata.model_name = str(trainer.get("lm_name", ""))
-    sae.eval()
-    for p in sae.parameters():
-        p.requires_grad_(False)
+    _fill(sae, weights, hook, str(trainer.get("lm_name", "")))
     note = f"dictionary_learning {cls} ({d_sae:,} features on {hook} of {trainer.get('lm_name', '?')}), from {source}"
     return PublishedSAE(sae, hook, str(trainer.get("lm_name", "")), source, note)
 

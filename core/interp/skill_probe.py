@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from core.game_corpus import HELD_OUT_EVERY
+from core.game_corpus import HELD_OUT_EVERY, held_out
 from core.interp.probes import collect, fit_probe, resid_hooks
 from core.models.handle import ModelHandle
 
@@ -49,7 +49,7 @@ def rating_bins(ratings: np.ndarray, n_bins: int = MAX_BINS) -> tuple[np.ndarray
 
 
 def _split(n_games: int) -> tuple[np.ndarray, np.ndarray]:
-    held = np.arange(n_games) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+    held = held_out(n_games)
     return np.nonzero(~held)[0], np.nonzero(held)[0]
 
 
