@@ -327,7 +327,15 @@ def test_greedy_moves_from_cut_caches_equal_step_by_step_decoding(pgn_handle):
     for (g, p), row in zip(rows, fast):
         assert list(row) == _naive_greedy(handle, tokens[g, : p + 1].tolist())
     result = whole_move_legality(handle, games)
-    assert result["positions"] > 60 and 0.0 <= result["whole_move_legal"] <= result["first_token_legal"] <= 1.0
+    assert result["positions"] > 60 and 0.0 <= result["whole_move_exact"] <= result["whole_move_legal"] <= result["first_token_legal"] <= 1.0
+
+
+def test_python_chess_judges_a_written_move_as_push_san_would():
+    game = get_game("chess", 8, "pgn-chars", 256)
+    moves = C.parse_moves("e4 e5 Qh5 Nc6 Bc4 Nf6")
+    assert "Qxf7#" in game.legal_move_texts(moves)
+    assert all(game.accepts_move_text(moves, t) for t in ("Qxf7#", "Qxf7", "Qxf7+", "Qhxf7", "Nf3", "Nf3+"))
+    assert not any(game.accepts_move_text(moves, t) for t in ("Qxf8", "Ke3", "--", "O-O-O", "", "zz", "Nf3 x"))
 
 
 def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):

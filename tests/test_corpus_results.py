@@ -120,9 +120,22 @@ def test_shipped_results_equal_what_the_code_computes():
             np.testing.assert_allclose(shipped["illegal_mass"], fresh["illegal_mass"], atol=1e-6)
         else:
             (a, corr_a), (b, corr_b) = shipped, fresh
-            assert np.array_equal(a.ptr, b.ptr) and np.array_equal(a.position, b.position)
-            np.testing.assert_allclose(a.values, b.values, atol=1e-5)
+            assert_same_sparse_index(a, b, atol=1e-4)
             np.testing.assert_allclose(corr_a, corr_b, atol=1e-4)
+
+
+def assert_same_sparse_index(a, b, atol: float) -> None:
+    """Two indexes of the same units hold the same activations within ``atol`` (float32 sums on
+    another CPU differ by ~2e-5). An entry only one of them holds must be within ``atol`` of
+    zero: a neuron is kept where it is positive, and rounding may put ~1e-8 on the other side."""
+    assert len(a.ptr) == len(b.ptr) and a.n_positions == b.n_positions
+    keys = [np.repeat(np.arange(len(x.ptr) - 1, dtype=np.int64), np.diff(x.ptr)) * x.n_positions + x.position for x in (a, b)]
+    common, ia, ib = np.intersect1d(keys[0], keys[1], assume_unique=True, return_indices=True)
+    np.testing.assert_allclose(a.values[ia], b.values[ib], atol=atol)
+    only_a = np.delete(a.values, ia)
+    only_b = np.delete(b.values, ib)
+    assert len(only_a) + len(only_b) <= 1e-4 * len(common), (len(only_a), len(only_b))
+    assert np.all(np.abs(only_a) <= atol) and np.all(np.abs(only_b) <= atol), (only_a.max(initial=0), only_b.max(initial=0))
 
 
 def test_lens_page_rebuilds_missing_results_and_says_so(empty_stores):

@@ -16,6 +16,8 @@ from tests.test_board_player_page import APP
 from tests.test_game_corpus import CHESS_SAMPLE, MALFORMED
 
 PGN = ("\n\n".join([CHESS_SAMPLE.read_text()] * 5 + MALFORMED) + "\n").encode()
+# The corpus-wide statistics read at most a few hundred games; 40 keep every one of them on the file.
+FORTY = ("[Event" + "[Event".join(CHESS_SAMPLE.read_text().split("[Event")[1:41]) + "\n\n".join(MALFORMED) + "\n").encode()
 MODEL = "chess"
 
 
@@ -60,16 +62,16 @@ def test_probe_viewer_rescores_its_probes_on_the_upload():
 
 
 def test_lens_and_sae_browser_recompute_on_the_upload():
-    at = upload("pages/logit_lens.py", section="neurons")  # the legality chart tops every section; the neuron view reads the index
+    at = upload("pages/logit_lens.py", data=FORTY, section="neurons")  # the legality chart tops every section; the neuron view reads the index
     assert not at.error, [e.value for e in at.error]
     text = captions(at)
-    assert "games of mine.pgn" in text and "neuron index, 46 games: mine.pgn" in text
-    at = upload("pages/sae_browser.py")
+    assert "40 games of mine.pgn" in text and "neuron index, 40 games: mine.pgn" in text
+    at = upload("pages/sae_browser.py", data=FORTY)
     assert not at.error, [e.value for e in at.error]
-    assert re.search(r"positions of \d+ games of mine\.pgn", captions(at))  # the feature table says which games it indexes
+    assert re.search(r"positions of 40 games of mine\.pgn", captions(at))  # the feature table says which games it indexes
     at.button(key="measure_sae").click().run()
     measured = next(iter(at.session_state["measured_sae_metrics"].values()))
-    assert measured["corpus"] == "mine.pgn" and measured["games"] == 46
+    assert measured["corpus"] == "mine.pgn" and measured["games"] == 40
     assert 0 <= measured["fvu"] < 1 and {"sae_features", "mlp_neurons", "random_init_neurons"} <= set(measured["board"])
     assert "Quality measured on mine.pgn" in captions(at)
 

@@ -108,3 +108,41 @@ def test_chess_run_trains_exports_and_reports_legality_per_token_kind(tmp_path):
     assert handle.game.name == "chess" and handle.game.n_ctx == 64
     tokens = torch.from_numpy(handle.game.batch_tokens(handle.game.random_games(3, seed=1)))
     assert torch.allclose(handle.forward(tokens), trainer.model.eval()(tokens), atol=1e-4)
+
+
+def test_a_bundle_trains_further_from_its_weights_and_its_card_covers_every_stage(tmp_path):
+    """A warm start: the new run's model computes the bundle's logits before its first step, and
+    the exported card adds the stages up (steps, games, curve) and lists both commands."""
+    from core.models.convert import gpt_to_tl_state_dict, tl_to_gpt_state_dict
+    from core.models.registry import load_model
+    from core.train.__main__ import main as train_main
+    from core.train.export import export_run
+    from core.viz.training import stage_commands, training_summary
+
+    small = dict(size=6, n_layers=2, d_model=16, n_heads=2, d_mlp=32, batch_size=8, warmup_steps=2, eval_every=3, eval_games=10)
+    first = Trainer(TrainConfig(steps=8, **small), tmp_path / "run1")
+    first.train(until_step=6)
+    export_run(first, tmp_path / "bundle", "tiny", "python -m core.train next-move runs/tiny --steps 8", eval_games=10)
+    state = tl_to_gpt_state_dict(gpt_to_tl_state_dict(first.model), first.model.cfg)
+    assert all(torch.equal(state[k], v.float()) for k, v in first.model.state_dict().items() if k in state)
+
+    second = Trainer(TrainConfig(steps=4, seed=5, init_from=str(tmp_path / "bundle"), **small), tmp_path / "run2")
+    tokens = torch.from_numpy(second.cfg.game_plugin().batch_tokens(second.cfg.game_plugin().random_games(3, seed=1)))
+    bundle = load_model(str(tmp_path / "bundle"))
+    assert torch.allclose(second.model.eval()(tokens), bundle.forward(tokens), atol=1e-5)
+    second.train()
+    card = export_run(second, tmp_path / "bundle2", "tiny", "python -m core.train next-move runs/tiny-stage2 --steps 4", eval_games=10)
+    assert card["steps"] == 10 and card["games_seen"] == 80
+    assert [h["step"] for h in card["history"]] == [3, 6, 9, 10]
+    assert [s["steps"] for s in card["stages"]] == [6, 4] and card["stages"][0]["planned_steps"] == 8
+    assert card["stages"][0]["weights_sha256"] == json.loads((tmp_path / "bundle" / "config.json").read_text())["sha256"]["model.safetensors"]
+    summary = training_summary(card)
+    assert "2 stages" in summary and "stopped early, of 8 planned" in summary and "game seed 5" in summary
+    lines = stage_commands(card).splitlines()
+    assert lines[0].endswith("--until-step 6") and lines[2].startswith("python -m core.train next-move runs/tiny-stage2") and len(lines) == 4
+
+    wider = {**small, "d_model": 32}
+    with pytest.raises(ValueError, match="a different model.*d_model 16"):
+        Trainer(TrainConfig(steps=4, init_from=str(tmp_path / "bundle"), **wider), tmp_path / "run3")
+    with pytest.raises(SystemExit, match="missing|not valid"):
+        train_main(["next-move", str(tmp_path / "run4"), "--init-from", str(tmp_path / "nowhere"), "--steps", "1", "--size", "6"])

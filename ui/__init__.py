@@ -28,7 +28,7 @@ from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle
 from core.devices import APP_DEVICE_ENV, app_device
 from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_model_name, list_models, load_model
-from core.viz.training import learning_curve_table, training_summary
+from core.viz.training import learning_curve_table, stage_commands, training_summary
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
 PROMPT = "prompt"  # a text model's prompt (session state and link parameter)
@@ -296,8 +296,10 @@ def model_card_expander(name: str) -> None:
             st.markdown(f"Top-1 legal **{ev['top1_legal']:.2%}**, illegal mass {ev.get('illegal_mass', float('nan')):.2%} on {ev.get('games', '?')} held-out games.")
             whole = ev.get("whole_move")
             if isinstance(whole, dict) and isinstance(whole.get("whole_move_legal"), float):
-                st.markdown(f"Moves it writes itself (greedy, to the space that ends a move): **{whole['whole_move_legal']:.2%} legal**; "
-                            f"first character legal {whole.get('first_token_legal', float('nan')):.2%} ({whole.get('positions', '?')} moves of {whole.get('games', '?')} held-out games).")
+                exact = whole.get("whole_move_exact")
+                st.markdown(f"Moves it writes itself (greedy, to the space that ends a move): **{whole['whole_move_legal']:.2%} legal** (python-chess reads a legal move)"
+                            + (f", {exact:.2%} written exactly as the standard SAN, check sign included" if isinstance(exact, float) else "")
+                            + f"; first character legal {whole.get('first_token_legal', float('nan')):.2%} ({whole.get('positions', '?')} moves of {whole.get('games', '?')} held-out games).")
             for kind, v in (ev.get("by_kind") or {}).items():
                 if isinstance(v, dict) and v.get("positions"):
                     st.caption(f"{kind} tokens: top-1 legal {v['top1_legal']:.2%} ({v['positions']} positions)")
@@ -306,7 +308,7 @@ def model_card_expander(name: str) -> None:
         if len(history) > 1:
             st.caption("Held-out top-1 legal rate by training step")
             st.line_chart(learning_curve_table(history), height=180)
-        st.code(str(card.get("command", "")), language="bash", wrap_lines=True)
+        st.code(stage_commands(card), language="bash", wrap_lines=True)
 
 
 def hub_card_notes(name: str) -> None:

@@ -363,6 +363,17 @@ class ChessGame(Game):
         board = self.edited_board(moves, *edit) if edit is not None else C.board_after(tuple(moves))
         return {san for _, san in legal_sans(board)}
 
+    def accepts_move_text(self, moves, text: str) -> bool:
+        """Whether python-chess reads ``text`` as a legal move after ``moves`` (``parse_san``: a
+        missing or extra check sign and an over-specified origin are accepted, as ``push_san``
+        accepts them when a published evaluation plays the model's moves); a null move is not."""
+        board = C.board_after(tuple(moves))
+        try:
+            move = board.parse_san(text)
+        except ValueError:
+            return False
+        return bool(move) and board.is_legal(move)
+
     @property
     def move_end_token(self) -> int | None:
         """The token that ends every move (PGN: the space), None when moves have fixed lengths."""

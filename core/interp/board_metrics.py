@@ -73,9 +73,22 @@ def _fires(acts: torch.Tensor, t: float, max_act: torch.Tensor) -> torch.Tensor:
     return (acts > t * max_act) & (acts > 0)
 
 
+def co_occurrences(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a.T @ b`` for boolean ``a (n, i)`` and ``b (n, j)``: how often each pair is true together.
+
+    The counts are exact integers, so an int8 matrix product with int32 sums gives the float
+    product's result bit for bit, ~4x faster on CPUs with int8 matrix units (AMX, VNNI); where
+    torch has no such kernel for the device, the float product is used.
+    """
+    try:
+        return torch._int_mm(a.T.to(torch.int8).contiguous(), b.to(torch.int8).contiguous()).float()
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return a.float().T @ b.float()
+
+
 def _f1_table(fire: torch.Tensor, props: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per (unit, property): F1 and precision of "unit fires" as a predictor of the property."""
-    tp = fire.float().T @ props.float()  # (units, props)
+    tp = co_occurrences(fire, props)  # (units, props)
     fired = fire.float().sum(0)[:, None]
     positives = props.float().sum(0)[None, :]
     f1 = 2 * tp / (fired + positives).clamp(min=1)
@@ -114,7 +127,7 @@ def board_reconstruction(acts: torch.Tensor, props: np.ndarray, split: float = 0
     p = torch.from_numpy(props)
     best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
     for t, keep, fire_test in _labelled_units(acts, p, cut, MIN_FIRES):
-        predicted = (fire_test.float() @ keep.float()) > 0
+        predicted = co_occurrences(fire_test.T, keep) > 0
         truth = p[cut:]
         tp = (predicted & truth).sum(0).float()
         f1 = 2 * tp / (predicted.sum(0) + truth.sum(0)).clamp(min=1).float()
@@ -153,7 +166,7 @@ def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes:
     best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
     best_sets = dict.fromkeys(masks, 0.0)
     for t, keep, fire_test in _labelled_units(acts, p, cut, min_fires):
-        predicted = ((fire_test.float() @ keep.float()) > 0).reshape(-1, n_classes, n_squares)
+        predicted = (co_occurrences(fire_test.T, keep) > 0).reshape(-1, n_classes, n_squares)
         score = _square_f1(predicted, truth)
         if score > best["board_reconstruction"]:
             best = {"board_reconstruction": score, "threshold": t, "units_used": int(keep.any(1).sum())}

@@ -69,14 +69,16 @@ def greedy_after(handle: ModelHandle, tokens: torch.Tensor, rows: list[tuple[int
 
 def whole_move_legality(handle: ModelHandle, games: np.ndarray) -> dict:
     """Over every move of ``games`` the model can read and write: the share of greedy whole moves
-    that are legal, and of first tokens that start some legal move (python-chess judges)."""
+    that python-chess reads as a legal move (``whole_move_legal``), of those written exactly as
+    the legal move's standard SAN, check sign included (``whole_move_exact``), and of first tokens
+    that start some legal move."""
     game: Game = handle.game
     end = game.move_end_token
     if end is None:
         raise ValueError(f"{game.title} moves have fixed lengths: use legality.evaluate_legality")
     games = np.asarray(games)
     tokens = torch.from_numpy(game.batch_tokens(games))
-    rows, legal_sets = [], []
+    rows, legal_sets, befores = [], [], []
     for g, row in enumerate(games):
         moves = tuple(int(m) for m in row if m >= 0)
         board_at = game.move_positions(row[None])[0]  # where the board after move t is complete
@@ -86,13 +88,15 @@ def whole_move_legality(handle: ModelHandle, games: np.ndarray) -> dict:
                 break
             rows.append((g, p))
             legal_sets.append(game.legal_move_texts(moves[:t]))
+            befores.append(moves[:t])
     written = greedy_after(handle, tokens, rows)
     vocab = game.vocab
-    whole = first = 0
-    for tokens, legal in zip(written, legal_sets):
+    whole = exact = first = 0
+    for tokens, legal, before in zip(written, legal_sets, befores):
         stop = np.flatnonzero(tokens == end)
         text = "".join(vocab[t] for t in tokens[: stop[0]]) if len(stop) else None
-        whole += text in legal
+        exact += text in legal
+        whole += text in legal or (bool(text) and game.accepts_move_text(before, text))
         first += any(s.startswith(vocab[tokens[0]]) for s in legal)
     n = max(len(rows), 1)
-    return {"whole_move_legal": whole / n, "first_token_legal": first / n, "positions": len(rows), "games": int(len(games))}
+    return {"whole_move_legal": whole / n, "whole_move_exact": exact / n, "first_token_legal": first / n, "positions": len(rows), "games": int(len(games))}

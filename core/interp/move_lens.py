@@ -94,7 +94,8 @@ def move_lens(handle: ModelHandle, state: GameState, incl_mid: bool = False, run
     inputs = np.full((len(rows), max(width, 1)), game.pad_token, dtype=np.int64)
     for i, (_, toks) in enumerate(rows):
         inputs[i, : len(toks) - 1] = toks[:-1]
-    with handle.prefix_session(prefix_t) as (_, continue_rows):
+    cached = (run.logits, run.cache) if run is not None and torch.equal(run.tokens[0].cpu(), prefix_t) else None
+    with handle.prefix_session(prefix_t, cached) as (_, continue_rows):
         _, row_acts = continue_rows(torch.from_numpy(inputs), names=hooks)
         model = handle.model
         with torch.inference_mode():

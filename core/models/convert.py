@@ -77,3 +77,37 @@ def gpt_to_tl_state_dict(model: GPT) -> dict[str, torch.Tensor]:
             }
         )
     return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
+
+
+def tl_to_gpt_state_dict(weights: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
+    """The inverse of ``gpt_to_tl_state_dict``: HookedTransformer weights as a ``GPT`` state dict,
+    so a bundled model can be trained further (its checkpoint, with the optimiser, is not shipped)."""
+    h, dh, d = cfg.n_heads, cfg.d_head, cfg.d_model
+    sd = {
+        "embed.weight": weights["embed.W_E"],
+        "pos_embed.weight": weights["pos_embed.W_pos"],
+        "ln_final.weight": weights["ln_final.w"],
+        "ln_final.bias": weights["ln_final.b"],
+        "unembed.weight": weights["unembed.W_U"].T,
+        "unembed.bias": weights["unembed.b_U"],
+    }
+    for i in range(cfg.n_layers):
+        p, q = f"blocks.{i}.", f"blocks.{i}.attn."
+        qkv = torch.stack([weights[q + "W_Q"], weights[q + "W_K"], weights[q + "W_V"]])  # (3, h, d, dh)
+        sd.update(
+            {
+                p + "ln1.weight": weights[p + "ln1.w"],
+                p + "ln1.bias": weights[p + "ln1.b"],
+                p + "ln2.weight": weights[p + "ln2.w"],
+                p + "ln2.bias": weights[p + "ln2.b"],
+                p + "qkv.weight": qkv.transpose(2, 3).reshape(3 * d, d),
+                p + "qkv.bias": torch.stack([weights[q + "b_Q"], weights[q + "b_K"], weights[q + "b_V"]]).reshape(3 * d),
+                p + "attn_out.weight": weights[q + "W_O"].reshape(h * dh, d).T,
+                p + "attn_out.bias": weights[q + "b_O"],
+                p + "mlp_in.weight": weights[p + "mlp.W_in"].T,
+                p + "mlp_in.bias": weights[p + "mlp.b_in"],
+                p + "mlp_out.weight": weights[p + "mlp.W_out"].T,
+                p + "mlp_out.bias": weights[p + "mlp.b_out"],
+            }
+        )
+    return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}

@@ -119,7 +119,7 @@ class ModelHandle:
         return logits.cpu(), cache.to("cpu")
 
     @contextmanager
-    def prefix_session(self, prefix: torch.Tensor) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
+    def prefix_session(self, prefix: torch.Tensor, cached=None) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
         """Run one shared prefix once, then continue it with batches of short rows.
 
         ``prefix (pos,)`` -> ``(prefix logits (pos, d_vocab), continue_rows)`` where
@@ -127,6 +127,10 @@ class ModelHandle:
         ``forward`` on ``prefix + row`` for every row; the prefix's keys and values are cached and
         shared by the rows (the lock is held for the whole block). This is what makes scoring every
         legal multi-token move of a position cost about one forward pass.
+
+        ``cached``: ``(logits (1, pos, d_vocab), ActivationCache)`` of a pass over exactly
+        ``prefix`` that kept every layer's ``attn.hook_k`` and ``attn.hook_v`` (the lens page's
+        one cached pass): the keys and values are read from it instead of a second prefix pass.
         """
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -135,7 +139,16 @@ class ModelHandle:
 
         with self._lock, torch.inference_mode():
             cache = TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, 1)
-            prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0].cpu()
+            names = [(f"blocks.{i}.attn.hook_k", f"blocks.{i}.attn.hook_v") for i in range(self.cfg.n_layers)]
+            if cached is not None and cached[0].shape[1] == len(prefix) and all(k in cached[1].cache_dict and v in cached[1].cache_dict for k, v in names):
+                # hook_k / hook_v hold exactly what a pass appends to the key-value cache.
+                for entry, (k, v) in zip(cache.entries, names):
+                    entry.past_keys = cached[1][k].to(self.device, self.cfg.dtype)
+                    entry.past_values = cached[1][v].to(self.device, self.cfg.dtype)
+                cache.previous_attention_mask = torch.ones((1, len(prefix)), dtype=torch.int, device=self.device)
+                prefix_logits = cached[0][0].cpu()
+            else:
+                prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0].cpu()
             keys = [(e.past_keys, e.past_values) for e in cache.entries]
             mask = cache.previous_attention_mask
 

@@ -98,7 +98,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         sys.exit(f"{args.run_dir}: no {Trainer.CHECKPOINT}; train a run there first (python -m core.train next-move {args.run_dir} ...)")
     trainer = Trainer(TrainConfig(), args.run_dir, overrides={"device": "cpu"})
     # The run folder is only where checkpoints live: the card names it after the model.
-    command = "python -m core.train next-move " + shlex.join([f"runs/{args.name}"] + _config_flags(trainer.cfg))
+    # A warm-started stage gets its own run folder: the first stage's folder would resume instead.
+    run = f"runs/{args.name}" + (f"-stage{len(trainer.state.earlier) + 1}" if trainer.state.earlier else "")
+    command = "python -m core.train next-move " + shlex.join([run] + _config_flags(trainer.cfg))
     card = export_run(trainer, args.out_dir, args.name, command, eval_games=args.games)
     print(json.dumps({k: card[k] for k in ("parameters", "steps", "games_seen", "wall_time_s", "eval")}, indent=2))
 
@@ -273,7 +275,7 @@ def _config_flags(cfg: TrainConfig) -> list[str]:
     run keeps its schedule through ``--decay-steps``)."""
     out = []
     for f in fields(TrainConfig):
-        if f.name in NOT_IN_COMMAND:
+        if f.name in NOT_IN_COMMAND or (f.name == "init_from" and not cfg.init_from):
             continue
         out += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
     return out

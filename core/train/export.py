@@ -40,6 +40,12 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
         "hardware": f"{platform.machine()}, trained on {', '.join(sorted({t.get('device', 'cpu') for t in trainer.state.timing} or {'cpu'}))}, torch {torch.__version__}",
     }
+    if trainer.state.earlier:  # a warm start: the card covers every stage of the training
+        from core.train.warm_start import combined_card_fields
+
+        this_stage = {k: card[k] for k in ("command", "steps", "games_seen", "wall_time_s", "history", "timing")}
+        this_stage.update(planned_steps=cfg.steps, seed=cfg.seed, init_from=cfg.init_from)
+        card.update(combined_card_fields(trainer.state.earlier, this_stage))
     weights = {k: v.detach().cpu() for k, v in gpt_to_tl_state_dict(trainer.model).items()}
     save_bundle(out_dir, config, weights, card)
     model, _, _ = load_bundle(out_dir)
@@ -51,7 +57,7 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
         from core.models.registry import load_model
 
         n = min(eval_games, WHOLE_MOVE_GAMES)
-        card["eval"]["whole_move"] = {**whole_move_legality(load_model(str(out_dir)), games[:n]), "decoding": "greedy, from the true game so far, until the space that ends the move; python-chess judges the SAN"}
+        card["eval"]["whole_move"] = {**whole_move_legality(load_model(str(out_dir)), games[:n]), "decoding": "greedy, from the true game so far, until the space that ends the move; legal: python-chess reads it as a legal move (parse_san, as push_san); exact: it is the standard SAN, check sign included"}
     save_bundle(out_dir, config, weights, card)
     return card
 

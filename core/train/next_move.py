@@ -64,6 +64,7 @@ class TrainConfig:
     game_seeding: str = "per-game"  # "per-step": the stream of runs made before per-game seeds (one rank only)
     device: str = "auto"  # "auto": CUDA when available, else CPU
     workers: int = 0  # processes making games (0: a background thread of the trainer)
+    init_from: str = ""  # a bundle folder: a new run starts from its weights (``warm_start``)
 
     def game_plugin(self) -> Game:
         return get_game(self.game, self.size, self.tokenizer, self.n_ctx)
@@ -93,6 +94,7 @@ class TrainState:
     wall_time_s: float = 0.0
     history: list[dict] = field(default_factory=list)
     timing: list[dict] = field(default_factory=list)  # per evaluation: share of step time waiting for games, tokens/s
+    earlier: list[dict] = field(default_factory=list)  # the stages of the bundle a warm start began from
 
 
 def held_out_games(n: int, game: Game | int) -> np.ndarray:
@@ -234,6 +236,12 @@ class Trainer:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.state = TrainState(**json.loads(saved["state_json"]))
             torch.set_rng_state(saved["torch_rng"])
+        elif cfg.init_from:
+            from core.train.warm_start import warm_start
+
+            game = cfg.game_plugin()
+            weights, self.state.earlier = warm_start(cfg.init_from, self.model.cfg, game.name, cfg.tokenizer, game.rows)
+            self.model.load_state_dict(weights)
         self._eval_games = held_out_games(cfg.eval_games, cfg.game_plugin()) if self.ranks.is_main else None
         self._train_model = self.model
         if self.ranks.world > 1:

@@ -21,7 +21,44 @@ def training_summary(card: dict) -> str:
     text = f"{steps:,} steps" if isinstance(steps, int) else f"{steps or '?'} steps"
     text += f", {games:,} games" if isinstance(games, int) else f", {games or '?'} games"
     text += f", {hours:.1f} h of training."
+    stages = [st for st in card.get("stages") or [] if isinstance(st, dict)]
+    if len(stages) > 1:
+        return text + " " + stages_summary(stages)
     if isinstance(steps, int) and isinstance(planned, int) and steps < planned:
         text += (f" The run stopped early, at {steps:,} of the {planned:,} steps its command plans (the learning-rate schedule is"
                  f" the planned one, cut there). The command below trains all of them from scratch, or resumes a run folder that holds the checkpoint.")
     return text
+
+
+def stages_summary(stages: list[dict]) -> str:
+    """How a model trained in stages got there: each later stage started from the weights the
+    one before exported, with a fresh optimiser, schedule and game seed."""
+    parts = []
+    for i, stage in enumerate(stages, 1):
+        steps, planned = stage.get("steps"), stage.get("planned_steps")
+        part = f"stage {i}: {steps:,} steps" if isinstance(steps, int) else f"stage {i}: ? steps"
+        if isinstance(steps, int) and isinstance(planned, int) and steps < planned:
+            part += f" (stopped early, of {planned:,} planned)"
+        part += " from random weights" if i == 1 else f" from stage {i - 1}'s weights, fresh optimiser and schedule"
+        if stage.get("seed") is not None:
+            part += f", game seed {stage['seed']}"
+        parts.append(part)
+    return f"Trained in {len(stages)} stages: " + "; ".join(parts) + ". The commands below reproduce them in order."
+
+
+def stage_commands(card: dict) -> str:
+    """Every command that made the model, one stage per line (``--until-step`` where a stage
+    stopped before its planned steps, and the export between stages)."""
+    stages = [st for st in card.get("stages") or [] if isinstance(st, dict)]
+    if len(stages) < 2:
+        return str(card.get("command", ""))
+    name = card.get("name", "model")
+    lines = []
+    for stage in stages:
+        command = str(stage.get("command", ""))
+        steps, planned = stage.get("steps"), stage.get("planned_steps")
+        if isinstance(steps, int) and isinstance(planned, int) and steps < planned:
+            command += f" --until-step {steps}"
+        run = command.split()[4] if len(command.split()) > 4 else f"runs/{name}"
+        lines += [command, f"python -m core.train export {run} assets/models/{name} --name {name}"]
+    return "\n".join(lines)

@@ -1,5 +1,7 @@
-"""Fixtures of the browser tests: one Streamlit server and one Chromium per test module (the
-modules run on parallel workers)."""
+"""Fixtures of the browser tests: one Streamlit server and one Chromium per test process (each
+parallel worker that runs browser tests starts its own, once, and its modules share them, as the
+visitors of a hosted demo share one server). A test that needs a server nobody has used yet asks
+for ``fresh_app_url``."""
 
 from __future__ import annotations
 
@@ -8,12 +10,18 @@ import pytest
 from tests.e2e.helpers import chromium, streamlit_server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url():
     yield from streamlit_server()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def fresh_app_url():
+    """A server started for this test alone: its first request is the test's."""
+    yield from streamlit_server()
+
+
+@pytest.fixture(scope="session")
 def browser():
     yield from chromium()
 

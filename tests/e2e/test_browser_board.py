@@ -17,9 +17,10 @@ from tests.e2e.helpers import needs_chromium
 pytestmark = needs_chromium
 
 
-def test_link_to_a_page_on_a_fresh_server_opens_it_in_the_app(app_url, browser):
-    """The first request to a just-started server is a link straight to a page (this test runs
-    first): it must open inside the app (sidebar model picker, wide layout), not as a bare script."""
+def test_link_to_a_page_on_a_fresh_server_opens_it_in_the_app(fresh_app_url, browser):
+    """The first request to a just-started server is a link straight to a page: it must open
+    inside the app (sidebar model picker, wide layout), not as a bare script."""
+    app_url = fresh_app_url
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/sae_browser?moves=d3c5f6")
     page.get_by_text("Feature dashboard").wait_for(timeout=120_000)
