@@ -41,9 +41,9 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
         "hardware": f"{platform.machine()}, trained on {', '.join(sorted({t.get('device', 'cpu') for t in trainer.state.timing} or {'cpu'}))}, torch {torch.__version__}",
     }
     if trainer.state.earlier:  # a warm start: the card covers every stage of the training
-        from core.train.warm_start import combined_card_fields
+        from core.train.warm_start import RUN_FIELDS, combined_card_fields
 
-        this_stage = {k: card[k] for k in ("command", "steps", "games_seen", "wall_time_s", "history", "timing")}
+        this_stage = {k: card[k] for k in RUN_FIELDS}
         this_stage.update(planned_steps=cfg.steps, seed=cfg.seed, init_from=cfg.init_from)
         card.update(combined_card_fields(trainer.state.earlier, this_stage))
     weights = {k: v.detach().cpu() for k, v in gpt_to_tl_state_dict(trainer.model).items()}

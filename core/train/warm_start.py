@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from core.checksums import sha256_of
 from core.devices import SettingError
-from core.models.bundle import CARD, CONFIG, WEIGHTS, read_json
+from core.models.bundle import WEIGHTS, load_bundle
 from core.models.convert import tl_config_for, tl_to_gpt_state_dict
 from core.models.errors import ModelLoadError
 from core.models.gpt import GPTConfig
 
-STAGE_FIELDS = ("command", "steps", "planned_steps", "games_seen", "wall_time_s", "seed", "history", "timing")
+RUN_FIELDS = ("command", "steps", "games_seen", "wall_time_s", "history", "timing")  # a card's fields of one run
+STAGE_FIELDS = (*RUN_FIELDS, "planned_steps", "seed")
 
 
 def stages_of(card: dict) -> list[dict]:
@@ -29,7 +29,7 @@ def stages_of(card: dict) -> list[dict]:
     if isinstance(card.get("stages"), list):
         return [dict(s) for s in card["stages"] if isinstance(s, dict)]
     train_config = card.get("train_config") if isinstance(card.get("train_config"), dict) else {}
-    stage = {k: card.get(k) for k in ("command", "steps", "games_seen", "wall_time_s", "history", "timing")}
+    stage = {k: card.get(k) for k in RUN_FIELDS}
     stage.update(planned_steps=train_config.get("steps"), seed=train_config.get("seed"))
     return [stage]
 
@@ -37,33 +37,25 @@ def stages_of(card: dict) -> list[dict]:
 def warm_start(bundle: str | Path, cfg: GPTConfig, game: str, tokenizer: str, board_size: int) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """``(GPT state dict, the bundle's stages)`` for a run of shape ``cfg`` on ``game``.
 
-    ``SettingError`` when the bundle is missing, damaged, or a different model (game, tokenizer,
-    board size or any size in its config): a run only continues the model it was given.
+    ``SettingError`` when the bundle is missing, damaged (``load_bundle`` checks its sha256), or a
+    different model (game, tokenizer, board size or any size in its config): a run only continues
+    the model it was given.
     """
-    from safetensors.torch import load_file
-
-    folder = Path(bundle)
     try:
-        config = read_json(folder / CONFIG)
-        card = read_json(folder / CARD) if (folder / CARD).exists() else {}
+        model, config, card = load_bundle(bundle)
     except ModelLoadError as exc:
         raise SettingError(f"--init-from {bundle}: {exc}") from None
     expected = tl_config_for(cfg)
-    theirs = config.get("tl_config") if isinstance(config.get("tl_config"), dict) else {}
+    theirs = config["tl_config"]
     differ = [k for k in expected if k != "original_architecture" and theirs.get(k) != expected[k]]
     if config.get("game") != game or (game == "chess" and (config.get("tokenizer") or "uci-squares") != (tokenizer or "uci-squares")) or config.get("board_size") != board_size:
         differ.insert(0, "game")
     if differ:
         shown = ", ".join(f"{k} {theirs.get(k, config.get(k))!r} (run: {expected.get(k, game)!r})" for k in differ[:4])
         raise SettingError(f"--init-from {bundle}: a different model from this run's settings: {shown}")
-    weights_path = folder / WEIGHTS
-    recorded = (config.get("sha256") or {}).get(WEIGHTS) if isinstance(config.get("sha256"), dict) else None
-    digest = sha256_of(weights_path) if weights_path.exists() else None
-    if digest is None or (recorded and recorded != digest):
-        raise SettingError(f"--init-from {bundle}: {WEIGHTS} is missing or does not match the sha256 in {CONFIG}")
     stages = stages_of(card)
-    stages[-1]["weights_sha256"] = digest
-    return tl_to_gpt_state_dict(load_file(str(weights_path)), cfg), json.loads(json.dumps(stages))
+    stages[-1]["weights_sha256"] = config["sha256"][WEIGHTS] if isinstance(config.get("sha256"), dict) else None
+    return tl_to_gpt_state_dict(model.state_dict(), cfg), json.loads(json.dumps(stages))
 
 
 def combined_card_fields(earlier: list[dict], this_stage: dict) -> dict:
