@@ -297,9 +297,10 @@ def model_card_expander(name: str) -> None:
             whole = ev.get("whole_move")
             if isinstance(whole, dict) and isinstance(whole.get("whole_move_legal"), float):
                 exact = whole.get("whole_move_exact")
+                count = lambda n: f"{n:,}" if isinstance(n, int) else "?"  # noqa: E731
                 st.markdown(f"Moves it writes itself (greedy, to the space that ends a move): **{whole['whole_move_legal']:.2%} legal** (python-chess reads a legal move)"
                             + (f", {exact:.2%} written exactly as the standard SAN, check sign included" if isinstance(exact, float) else "")
-                            + f"; first character legal {whole.get('first_token_legal', float('nan')):.2%} ({whole.get('positions', '?')} moves of {whole.get('games', '?')} held-out games).")
+                            + f"; first character legal {whole.get('first_token_legal', float('nan')):.2%} ({count(whole.get('positions'))} moves of {count(whole.get('games'))} held-out games).")
             for kind, v in (ev.get("by_kind") or {}).items():
                 if isinstance(v, dict) and v.get("positions"):
                     st.caption(f"{kind} tokens: top-1 legal {v['top1_legal']:.2%} ({v['positions']} positions)")
