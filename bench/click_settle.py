@@ -53,7 +53,7 @@ def time_page(browser, url: str, page_name: str, model: str, clicks: int) -> np.
     game = spec.game_plugin
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.goto(f"{url}/{PAGES[page_name]}?model={model}&moves={game.url_moves(tuple(int(m) for m in game.random_games(1, seed=7)[0][:6]))}")
-    page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=240_000)
     page.wait_for_function(SETTLED, timeout=240_000)
     time.sleep(1.0)
     times = []

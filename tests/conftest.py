@@ -43,6 +43,33 @@ def tiny_bundle(tmp_path_factory) -> Path:
     return out
 
 
+# Scheduling (pytest-xdist, `--dist=loadgroup`): each module is one unit of work, given whole to a
+# worker, so its module fixtures are made once; the browser modules are one unit, so one worker
+# starts one Streamlit server and one Chromium for all of them. Units go out longest first (the
+# seconds their tests took here, longest first): a long module handed out last would run alone at
+# the end while the other worker idles. Modules not listed follow in collection order.
+LONGEST_FIRST = [
+    "tests/test_own_games_pages.py", "tests/test_chess_probes.py", "tests/test_skill_probe.py", "tests/test_fuzz_links.py",
+    "tests/test_trainer.py", "tests/test_smollm2.py", "tests/test_distributed_training.py", "tests/test_chess_pgn.py",
+    "tests/test_probes.py", "tests/test_chess_interventions.py", "tests/test_sae_browser_page.py", "tests/test_chess_engine.py",
+    "tests/test_othello_engine.py", "tests/test_text_models.py", "tests/test_corpus_results.py", "tests/test_probe_viewer_page.py",
+]
+BROWSER_GROUP = "browser"
+
+
+def work_unit(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return BROWSER_GROUP if module.startswith("tests/e2e/") else module
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {unit: i for i, unit in enumerate([BROWSER_GROUP, *LONGEST_FIRST])}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: tests keep their order within a unit
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(work_unit(item.nodeid)))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     from tests.fuzzing import CASES
 

@@ -37,6 +37,23 @@ def test_bundle_loads_as_eval_hooked_transformer(tiny_bundle):
     assert 0.0 <= card["eval"]["top1_legal"] <= 1.0 and card["games_seen"] == 20 * 32
 
 
+def test_a_pass_resumed_from_the_residual_stream_equals_the_hooked_pass(tiny_bundle):
+    from core.models.handle import resume_layer
+
+    assert [resume_layer(h) for h in ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.1.hook_resid_mid", "ln_final.hook_normalized")] == [0, 1, 2, None, None, None]
+    handle = registry.load_model(str(tiny_bundle))
+    tokens = game_tokens(5, 6, seed=2)
+    halve = lambda x: x * 0.5  # noqa: E731 - any change of the stream
+    for hook in ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"):
+        logits, acts = handle.forward_keeping(tokens, hook)
+        assert torch.equal(logits, handle.forward(tokens)) and torch.equal(acts, handle.activations(tokens, [hook])[hook])
+        resumed = handle.forward_from(acts, resume_layer(hook), halve)
+        hooked = handle.run_with_hooks(tokens, [(hook, lambda act, hook: halve(act))])
+        assert torch.allclose(resumed, hooked, atol=1e-5) and not torch.allclose(resumed, logits, atol=1e-3)
+        assert torch.allclose(handle.forward_from(acts, resume_layer(hook)), logits, atol=1e-5)  # no change: the clean output
+    assert not handle.model.hook_dict["blocks.0.hook_resid_post"].fwd_hooks  # nothing left attached
+
+
 # -- the published checkpoint layout, offline -----------------------------------------------
 
 

@@ -51,6 +51,18 @@ def test_fit_recovers_a_planted_linear_code():
     assert (pred == y[5000:]).float().mean() > 0.95
 
 
+def test_the_closed_form_loss_and_gradient_equal_autograd_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    z, y = torch.randn(300, 16, generator=g), torch.randint(0, 5, (300, 7), generator=g)
+    w, b = torch.randn(16, 7, 5, generator=g, requires_grad=True), torch.randn(7, 5, generator=g, requires_grad=True)
+    loss, gw, gb = P.logistic_loss_and_grad(z, y, w.detach(), b.detach(), l2=1e-3)
+    logits = (z @ w.reshape(16, -1)).reshape(300, 7, 5) + b
+    reference = torch.nn.functional.cross_entropy(logits.reshape(-1, 5), y.reshape(-1)) + 1e-3 * (w * w).sum()
+    reference.backward()
+    assert torch.allclose(loss, reference, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(gw, w.grad, rtol=1e-4, atol=1e-7) and torch.allclose(gb, b.grad, rtol=1e-4, atol=1e-7)
+
+
 def test_probes_on_the_bundled_model_beat_the_random_init_baseline(handle, tmp_path):
     every = P.resid_hooks(handle.cfg.n_layers)
     hooks = [every[0], every[len(every) // 2], every[-1]]  # embedding, middle and last layer

@@ -3,7 +3,10 @@ look as validated ones did (colour scales resolved the way plotly Python reads t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
@@ -92,6 +95,23 @@ def test_training_summary_says_when_a_run_stopped_early():
     early = training_summary({"steps": 3413, "train_config": {"steps": 30000}, "games_seen": 218432, "wall_time_s": 11567.6})
     assert "stopped early, at 3,413 of the 30,000 steps" in early
     assert training_summary({"steps": "x", "train_config": None}).startswith("x steps, ? games")
+
+
+def test_learning_curve_is_one_line_per_column_on_the_card_models_history():
+    import json
+
+    from core.viz.training import learning_curve_figure, learning_curve_table
+
+    card = json.loads(Path("assets/models/chess/card.json").read_text())
+    history = [h for h in card["history"] if "top1_legal" in h]
+    table = learning_curve_table(history)
+    fig = learning_curve_figure(table, "top-1 legal", percent=True)
+    assert [t.name for t in fig.data] == list(table.columns) and "all tokens" in table.columns and len(table.columns) > 1  # and each token kind
+    assert list(fig.data[0].x) == [h["step"] for h in sorted(history, key=lambda h: h["step"])]
+    assert list(fig.data[0].y) == [h["top1_legal"] for h in sorted(history, key=lambda h: h["step"])]
+    assert fig.layout.yaxis.tickformat == ".0%" and fig.layout.showlegend
+    text = learning_curve_figure(pd.DataFrame({"held-out CE": [3.1, 2.4, float("nan")]}, index=[0, 100, 200]), "nats per token")
+    assert list(text.data[0].y) == [3.1, 2.4, None] and not text.layout.showlegend  # a missing value is a gap, one line needs no legend
 
 
 def test_probe_accuracy_axis_shows_distinct_ticks_on_a_narrow_range():

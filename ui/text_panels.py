@@ -18,7 +18,7 @@ import ui
 from core.interp import token_views as TV
 from core.models.handle import ModelHandle
 from core.viz.text import visible
-from core.viz.training import training_summary
+from core.viz.training import learning_curve_figure, training_summary
 
 PROMPT_WIDGET = "prompt_editor"
 RUNS_KEPT = 8
@@ -125,5 +125,5 @@ def text_card(card: dict, ev: dict) -> None:
         table = pd.DataFrame({"held-out CE": [h["held_out_ce"] for h in history]}, index=[h["step"] for h in history])
         if isinstance(bi, float):
             table["bigram baseline"] = bi
-        st.line_chart(table, height=180)
+        st.plotly_chart(learning_curve_figure(table, "nats per token"), key="model_card_curve", config={"displayModeBar": False})
     st.code(str(card.get("command", "")), language="bash", wrap_lines=True)

@@ -155,6 +155,25 @@ def token_activations(handle: ModelHandle, games: np.ndarray, hooks: list[str], 
 # -- fitting -----------------------------------------------------------------------------------
 
 
+@torch.no_grad()
+def logistic_loss_and_grad(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The probe's loss (mean cross-entropy over rows and squares, plus ``l2 * |w|^2``) and its
+    gradients in ``w (d, squares, classes)`` and ``b (squares, classes)``.
+
+    In closed form (softmax minus one-hot), not by autograd: the same numbers with half the passes
+    over the ``(rows, squares, classes)`` logits, which are most of a probe's training time.
+    """
+    n, n_sq, n_classes = len(z), *b.shape
+    logits = (z @ w.reshape(len(w), -1)).reshape(n, n_sq, n_classes) + b
+    lse = torch.logsumexp(logits, -1, keepdim=True)
+    scale = 1.0 / (n * n_sq)
+    loss = (lse.sum() - logits.gather(-1, y[..., None]).sum()) * scale + l2 * (w * w).sum()
+    grad = (logits - lse).exp_()  # softmax
+    grad.scatter_add_(-1, y[..., None], torch.full(y[..., None].shape, -1.0))
+    grad *= scale
+    return loss, (z.T @ grad.reshape(n, -1)).reshape(w.shape) + 2 * l2 * w, grad.sum(0)
+
+
 def fit_probe(
     x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-4, max_iter: int = 15, max_rows: int = 25_000, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,15 +206,10 @@ def fit_probe(
     if max_iter > 0:
         rows = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_rows]
         zs, ys = z[rows], y[rows]
-        w.requires_grad_(True)
-        b.requires_grad_(True)
         opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
 
         def closure():
-            opt.zero_grad()
-            logits = (zs @ w.reshape(d, -1)).reshape(len(zs), n_sq, n_classes) + b
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), ys.reshape(-1)) + l2 * (w * w).sum()
-            loss.backward()
+            loss, w.grad, b.grad = logistic_loss_and_grad(zs, ys, w, b, l2)
             return loss
 
         opt.step(closure)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from core.games.base import Game
 from core.interp.probes import collect, token_activations
-from core.models.handle import ModelHandle
+from core.models.handle import ModelHandle, resume_layer
 
 SAE_EVAL_SEED = 3_000_033
 DENSE_THRESHOLD = 0.1
@@ -61,21 +61,31 @@ def sae_metrics(handle: ModelHandle, sae, hook: str, n_games: int = 200, seed: i
     ``games``: a corpus's games, read instead of ``n_games`` random ones."""
     game = handle.game
     games = game.random_games(n_games, seed=seed) if games is None else games
-    x = token_activations(handle, games, [hook])[hook]  # every token: the positions the splice replaces
+    tokens = torch.from_numpy(game.batch_tokens(games))
+    layer = resume_layer(hook) if handle.cfg.positional_embedding_type != "shortformer" else None
+    if layer is not None:
+        # One pass gives the clean output and the hook's activations; each replacement then runs
+        # only the blocks after the hook (the ones below it would compute the same again).
+        clean_logits, acts = handle.forward_keeping(tokens, hook)
+        x = acts[torch.from_numpy(game.batch_token_mask(games))].float()  # every token: the positions the splice replaces
+    else:
+        clean_logits, acts = handle.forward(tokens), None
+        x = token_activations(handle, games, [hook])[hook]
     if centred:
         x = x - x.mean(-1, keepdim=True)
     feats = sae.encode(x)
     recon = sae.decode(feats)
     mean = x.mean(0)
-    tokens = torch.from_numpy(game.batch_tokens(games))
 
     def replaced(fn):
-        def hook_fn(act: torch.Tensor, hook) -> torch.Tensor:  # the SAE and the mean live on x's device
+        def on_device(act: torch.Tensor) -> torch.Tensor:  # the SAE and the mean live on x's device
             return fn(act.to(x.device)).to(act.device, act.dtype)
 
-        return _next_move_ce(handle.run_with_hooks(tokens, [(hook, hook_fn)]), games, game)
+        if acts is not None:
+            return _next_move_ce(handle.forward_from(acts, layer, on_device), games, game)
+        return _next_move_ce(handle.run_with_hooks(tokens, [(hook, lambda act, hook: on_device(act))]), games, game)
 
-    ce_clean = _next_move_ce(handle.forward(tokens), games, game)
+    ce_clean = _next_move_ce(clean_logits, games, game)
     ce_sae = replaced(lambda a: sae.decode(sae.encode(a.reshape(-1, a.shape[-1]))).reshape(a.shape))
     ce_zero = replaced(torch.zeros_like)
     ce_mean = replaced(lambda a: mean.expand_as(a))

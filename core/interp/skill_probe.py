@@ -88,9 +88,8 @@ def skill_probe(handle: ModelHandle, games: np.ndarray, white_ratings: np.ndarra
     if len(games) < 2 * HELD_OUT_EVERY:
         raise ValueError(f"{len(games)} rated game(s): a skill probe needs at least {2 * HELD_OUT_EVERY}")
     hooks = hooks or resid_hooks(handle.cfg.n_layers)
-    with torch.enable_grad():  # the probe's L-BFGS steps need gradients
-        accuracy, n_train, n_test, chance = _layer_accuracies(handle, games, labels, hooks, len(names), progress, "trained model")
-        random_accuracy = _layer_accuracies(random_handle, games, labels, hooks, len(names), progress, "random-init model")[0] if random_handle is not None else None
+    accuracy, n_train, n_test, chance = _layer_accuracies(handle, games, labels, hooks, len(names), progress, "trained model")
+    random_accuracy = _layer_accuracies(random_handle, games, labels, hooks, len(names), progress, "random-init model")[0] if random_handle is not None else None
     out = {
         "hooks": hooks, "accuracy": accuracy, "bins": names, "games": int(len(games)),
         "train_positions": n_train, "test_positions": n_test, "test_games": int(len(_split(len(games))[1])),

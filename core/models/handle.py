@@ -48,6 +48,17 @@ def block_of(hook: str) -> int | None:
     return -1 if hook.startswith(("hook_embed", "hook_pos_embed")) else None
 
 
+def resume_layer(hook: str) -> int | None:
+    """The first block a pass that starts from ``hook``'s activation runs: the residual stream
+    before block L is all block L reads (``blocks.L.hook_resid_pre`` -> L), and the stream after
+    it all block L+1 reads (``hook_resid_post`` -> L+1). None for any other hook (one inside a
+    block: the rest of that block reads more than it)."""
+    parts = hook.split(".")
+    if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2] in ("hook_resid_pre", "hook_resid_post"):
+        return int(parts[1]) + (parts[2] == "hook_resid_post")
+    return None
+
+
 class ModelHandle:
     def __init__(self, model, info: ModelInfo):
         model.eval()
@@ -111,6 +122,34 @@ class ModelHandle:
             return torch.cat([self._model(tokens[i : i + step]).cpu() for i in range(0, max(len(tokens), 1), step)])
 
     __call__ = forward
+
+    def forward_keeping(self, tokens: torch.Tensor, hook: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, activations)`` of one pass: the output, and ``hook``'s activation at every
+        position (both on the CPU), batched like ``forward``."""
+        step = self.rows_per_pass(tokens.shape[-1])
+        logits, acts = [], []
+        with self._lock, torch.inference_mode():
+            for i in range(0, max(len(tokens), 1), step):
+                out, cache = self._model.run_with_cache(tokens[i : i + step], names_filter=lambda name: name == hook)
+                logits.append(out.cpu())
+                acts.append(cache[hook].cpu())
+        return torch.cat(logits), torch.cat(acts)
+
+    def forward_from(self, acts: torch.Tensor, layer: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits of a pass that starts at block ``layer`` from the residual stream ``acts (batch,
+        pos, d_model)`` (``resume_layer`` of the hook they were read at), each batch first mapped by
+        ``transform`` (an SAE's reconstruction, an ablation): the blocks below are not run again.
+        The same numbers as ``run_with_hooks`` with ``transform`` hooked in at that hook."""
+        if self.cfg.positional_embedding_type == "shortformer":
+            raise ValueError("a shortformer model adds its position embedding inside every block: run it from the tokens")
+        step = self.rows_per_pass(acts.shape[1])
+        out = []
+        with self._lock, torch.inference_mode():
+            for i in range(0, max(len(acts), 1), step):
+                x = acts[i : i + step]
+                x = transform(x) if transform is not None else x
+                out.append(self._model(x.to(self.device, self.cfg.dtype), start_at_layer=layer).cpu())
+        return torch.cat(out)
 
     def run_with_cache(self, tokens: torch.Tensor, names_filter=None):
         """Logits and an ``ActivationCache`` (optionally only the hooks ``names_filter`` accepts)."""

@@ -74,12 +74,12 @@ def click_square(page, square: int, size: int, title: str = "") -> None:
     row, col = divmod(square, size)
     # A rerun of the page (after an earlier click) may be redrawing the board: wait until it is there.
     page.wait_for_function(
-        """(title) => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullLayout && ((g._fullLayout.title || {}).text || '').includes(title))""",
+        """(title) => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => g._fullLayout && ((g._fullLayout.title || {}).text || '').includes(title))""",
         arg=title, timeout=60_000,
     )
     xy = page.evaluate(
         """([col, row, title]) => {
-            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
+            const gd = [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
             gd.scrollIntoView({block: 'center'});
             const L = gd._fullLayout, box = gd.getBoundingClientRect();
             return [box.left + L._size.l + L.xaxis.l2p(col), box.top + L._size.t + L.yaxis.l2p(row)];
@@ -93,12 +93,12 @@ def click_cell(page, title: str, x: int, y: int, axis: str = "") -> None:
     """Click cell (x, y) of the heatmap on axes ``x{axis}``/``y{axis}`` of the plot whose title
     contains ``title`` (plotly's axes give its pixel position)."""
     page.wait_for_function(
-        """(title) => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullLayout && ((g._fullLayout.title || {}).text || '').includes(title))""",
+        """(title) => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => g._fullLayout && ((g._fullLayout.title || {}).text || '').includes(title))""",
         arg=title, timeout=60_000,
     )
     xy = page.evaluate(
         """([title, x, y, axis]) => {
-            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
+            const gd = [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].find(g => ((g._fullLayout.title || {}).text || '').includes(title));
             gd.scrollIntoView({block: 'center'});
             const L = gd._fullLayout, box = gd.getBoundingClientRect(), X = L['xaxis' + axis], Y = L['yaxis' + axis];
             return [box.left + X._offset + X.l2p(x), box.top + Y._offset + Y.l2p(y)];
@@ -127,6 +127,19 @@ def run_exact_sweep(page) -> None:
         # machine may take a while for a chess model's sweep).
         page.wait_for_function("() => ![...document.querySelectorAll('button')].some(b => b.innerText.startsWith('Run the exact sweep'))", timeout=240_000)
         page.get_by_text("One site: its effect").wait_for(timeout=120_000)
+
+
+SCREENSHOTS_ENV = "BOARDLENS_SCREENSHOTS"
+
+
+def keep_screenshot(page, name: str) -> None:
+    """A full-page screenshot into the folder ``$BOARDLENS_SCREENSHOTS`` names, when it is set:
+    for a person to look at what the test saw. Off by default: a full page of figures takes
+    Chromium a second or more to paint, and no assertion reads the picture."""
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def share_link_of(page) -> str:

@@ -20,7 +20,7 @@ def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, bo
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/{path}?moves=d3c5")
     page.get_by_text(ready).first.wait_for(timeout=120_000)
-    page.wait_for_function(f"() => [...document.querySelectorAll('.js-plotly-plot')].some(g => ((g._fullLayout.title || {{}}).text || '').includes('{board_title}'))", timeout=60_000)
+    page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => ((g._fullLayout.title || {{}}).text || '').includes('{board_title}'))", timeout=60_000)
     H.click_square(page, othello.label_to_square("e6"), 8, board_title)  # legal for black after d3 c5
     page.wait_for_function("() => window.location.search.includes('moves=d3c5e6')", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -30,7 +30,7 @@ def test_a_click_on_a_dla_head_cell_opens_its_attention(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5&section=attribution")
     page.get_by_text("Direct logit attribution").wait_for(timeout=120_000)
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => (g._fullLayout.title.text || '').includes('embeddings'))", timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => (g._fullLayout.title.text || '').includes('embeddings'))", timeout=60_000)
     H.click_cell(page, "embeddings", 2, 1)  # head H2 of layer 1
     page.get_by_text("L1H2's attention pattern, opened from its attribution cell").wait_for(timeout=60_000)  # the Attention section opened
     page.get_by_text("L1H2: destination (rows) attends to source (columns)").wait_for(timeout=60_000)  # the view switched to that head
@@ -41,7 +41,7 @@ def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
     H.run_exact_sweep(page)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)
     # The block maps: the plot whose title names the patched sites; click mlp_out (third map), layer 1, position 4.
     H.click_cell(page, "per patched site", 3, 1, axis="3")
     page.wait_for_function("() => window.location.search.includes('component=mlp_out&layer=1&position=4')", timeout=60_000)
@@ -52,7 +52,7 @@ def test_logit_lens_page_renders_in_chromium(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
     page.get_by_text("The prediction after each layer").wait_for(timeout=90_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 8", timeout=60_000)  # legality, a board per layer
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 8", timeout=60_000)  # legality, a board per layer
     page.locator("[data-testid=\"stButtonGroup\"] button", has_text="Neuron view").first.click()  # one section at a time
     page.get_by_text("fires on").first.wait_for(timeout=60_000)  # the neuron dashboard
     page.wait_for_function("() => window.location.search.includes('section=neurons')", timeout=60_000)
@@ -64,7 +64,7 @@ def test_patching_lab_renders_in_chromium(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
     H.run_exact_sweep(page)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=d3c5f6f5e6e3" in page.url
 

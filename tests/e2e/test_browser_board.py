@@ -26,17 +26,17 @@ def test_link_to_a_page_on_a_fresh_server_opens_it_in_the_app(fresh_app_url, bro
     page.get_by_text("Feature dashboard").wait_for(timeout=120_000)
     page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).wait_for(timeout=30_000)
     page.get_by_text("Top-activating positions").wait_for(timeout=60_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=d3c5f6" in page.url and "/sae_browser" in page.url
 
 
-def test_share_link_then_click_a_legal_square(app_url, browser, tmp_path):
+def test_share_link_then_click_a_legal_square(app_url, browser):
     moves = "d3c5f6"
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/?model={default_model_name()}&moves={moves}")
     page.get_by_text("White to move").wait_for(timeout=60_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=30_000)
     page.get_by_text("Top-1 move").wait_for(timeout=30_000)
     before = page.locator('[data-testid="stMetricValue"]').first.inner_text()
 
@@ -59,7 +59,7 @@ def test_share_link_then_click_a_legal_square(app_url, browser, tmp_path):
     page.wait_for_function(
         f"() => document.querySelector('[data-testid=\"stMetricValue\"]').innerText.trim() === '{expected}'", timeout=30_000
     )
-    page.screenshot(path=str(tmp_path / "after_click.png"), full_page=True)
+    H.keep_screenshot(page, "after_click")
     assert before.strip() != "" and after.strip() != ""
 
 
@@ -67,7 +67,7 @@ def test_illegal_click_is_explained_then_a_legal_click_plays(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/?moves=d3")
     page.get_by_text("White to move").wait_for(timeout=60_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=30_000)
     for _ in range(2):  # the same illegal square twice: a message each time
         for attempt in range(3):  # under load a click can land before the chart listens: it then does nothing, so click again
             H.click_square(page, othello.label_to_square("a1"), 8)
@@ -80,7 +80,7 @@ def test_illegal_click_is_explained_then_a_legal_click_plays(app_url, browser):
         page.get_by_text("White to move").wait_for(timeout=10_000)
         # The board is redrawn without the click's selection (a selection dims every other square).
         page.wait_for_function(
-            "() => document.querySelector('.js-plotly-plot').data.every(t => !t.selectedpoints || !t.selectedpoints.length)", timeout=30_000
+            "() => document.querySelector('[data-testid=stMain] .js-plotly-plot').data.every(t => !t.selectedpoints || !t.selectedpoints.length)", timeout=30_000
         )
     H.click_square(page, othello.label_to_square("c5"), 8)
     page.get_by_text("Black to move").wait_for(timeout=30_000)
@@ -92,7 +92,7 @@ def test_two_fast_clicks_play_two_moves(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/?moves=")
     page.get_by_text("Black to move").wait_for(timeout=60_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=30_000)
     H.click_square(page, othello.label_to_square("d3"), 8)
     page.wait_for_timeout(250)
     H.click_square(page, othello.label_to_square("c5"), 8)
@@ -130,7 +130,7 @@ def test_link_text_is_shown_as_plain_text_never_as_a_link_or_image(app_url, brow
     assert "[Click here]" in alerts.first.inner_text()
 
 
-def test_chess_link_click_a_piece_then_its_destination(app_url, browser, tmp_path):
+def test_chess_link_click_a_piece_then_its_destination(app_url, browser):
     from core.games import chess as C
     from core.models.registry import list_models
 
@@ -140,14 +140,14 @@ def test_chess_link_click_a_piece_then_its_destination(app_url, browser, tmp_pat
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/?model={chess_model}&moves=e2e4e7e5")
     page.get_by_text("White to move").wait_for(timeout=90_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=30_000)
     page.get_by_text("Top legal moves").wait_for(timeout=30_000)
     before = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
     time.sleep(1.5)
     H.click_square(page, C.chess.G1, 8)  # the knight
     page.get_by_text("Piece on g1 picked").wait_for(timeout=30_000)
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot').innerText.includes('P(to | g1)')", timeout=30_000)
-    page.screenshot(path=str(tmp_path / "picked.png"), full_page=True)
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain] .js-plotly-plot').innerText.includes('P(to | g1)')", timeout=30_000)
+    H.keep_screenshot(page, "picked")
     time.sleep(1.5)  # the picked-piece board replaces the first one: let it settle before clicking
     H.click_square(page, C.chess.F3, 8)  # its destination
     page.get_by_text("Black to move").wait_for(timeout=30_000)

@@ -49,7 +49,7 @@ CHESS_PAGES = [
 
 
 @pytest.mark.parametrize("page_name, texts, figures", CHESS_PAGES)
-def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, tmp_path, page_name, texts, figures):
+def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, page_name, texts, figures):
     from core.interp.sae_store import list_saes
     from core.models.registry import list_models
 
@@ -64,8 +64,8 @@ def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, tmp
         page.get_by_text(text).first.wait_for(timeout=240_000)
     if page_name == "patching_lab":
         H.run_exact_sweep(page)
-    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=60_000)
-    page.screenshot(path=str(tmp_path / f"{page_name}.png"), full_page=True)
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= {figures}", timeout=60_000)
+    H.keep_screenshot(page, f"chess_{page_name}")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "moves=e2e4e7e5g1f3b8c6" in page.url
 

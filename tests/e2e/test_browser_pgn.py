@@ -22,7 +22,7 @@ PGN_PAGES = [
 
 
 @pytest.mark.parametrize("page_name, texts, figures", PGN_PAGES)
-def test_pgn_chess_link_renders_every_page_in_chromium(app_url, browser, tmp_path, page_name, texts, figures):
+def test_pgn_chess_link_renders_every_page_in_chromium(app_url, browser, page_name, texts, figures):
     """Karvonen's PGN-character layout (the bundled model trained in it): one link per page."""
     from core.interp.sae_store import list_saes
     from core.models.registry import list_models
@@ -42,8 +42,8 @@ def test_pgn_chess_link_renders_every_page_in_chromium(app_url, browser, tmp_pat
     # The run has ended when no element of the page is left stale (the lab's exact sweep on a busy
     # machine can take minutes); then every figure is drawn.
     page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
-    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=120_000)
-    page.screenshot(path=str(tmp_path / f"pgn_{page_name or 'board'}.png"), full_page=True)
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= {figures}", timeout=120_000)
+    H.keep_screenshot(page, f"pgn_{page_name or 'board'}")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator("text=does not serve").count() == 0
     assert "moves=e2e4e7e5g1f3b8c6" in page.evaluate("location.search")

@@ -7,6 +7,7 @@ import urllib.parse
 
 import pytest
 
+from tests.e2e import helpers as H
 from tests.e2e.helpers import needs_chromium
 
 pytestmark = needs_chromium
@@ -22,7 +23,7 @@ TEXT_PAGES = [
 
 
 @pytest.mark.parametrize("page_name, text, figures", TEXT_PAGES)
-def test_text_model_link_renders_every_page_in_chromium(app_url, browser, tmp_path, page_name, text, figures):
+def test_text_model_link_renders_every_page_in_chromium(app_url, browser, page_name, text, figures):
     from core.models.registry import list_models
 
     model = next((s.name for s in list_models() if s.source == "bundled" and s.kind == "text"), None)
@@ -33,8 +34,8 @@ def test_text_model_link_renders_every_page_in_chromium(app_url, browser, tmp_pa
     page.get_by_text(text).first.wait_for(timeout=240_000)
     page.get_by_role("button", name="Share this view").wait_for(timeout=240_000)
     page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
-    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {figures}", timeout=120_000)
-    page.screenshot(path=str(tmp_path / f"text_{page_name or 'prompt'}.png"), full_page=True)
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= {figures}", timeout=120_000)
+    H.keep_screenshot(page, f"text_{page_name or 'prompt'}")
     assert page.locator('[data-testid="stException"]').count() == 0
     if page_name != "probe_viewer":  # every other page shows the prompt it reads
         assert page.locator("textarea").first.input_value() == PROMPT

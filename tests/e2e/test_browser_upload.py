@@ -3,6 +3,7 @@ viewer scores its probes on those games and the sidebar reports the malformed on
 
 from __future__ import annotations
 
+from tests.e2e import helpers as H
 from tests.e2e.helpers import needs_chromium
 from tests.test_game_corpus import CHESS_SAMPLE, MALFORMED
 
@@ -21,8 +22,8 @@ def test_upload_a_pgn_file_and_the_probe_viewer_scores_on_it(app_url, browser, t
     sidebar.get_by_text("mine.pgn: 200 games; 3 skipped").wait_for(timeout=240_000)
     page.get_by_text("Scores on 100 games of mine.pgn").wait_for(timeout=240_000)
     page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
-    page.screenshot(path=str(tmp_path / "upload_probe_viewer.png"), full_page=True)
+    H.keep_screenshot(page, "upload_probe_viewer")
     assert page.locator('[data-testid="stException"]').count() == 0
     sidebar.get_by_text("3 skipped game(s)").click()
     sidebar.get_by_text("game 202: starts from a set-up position").wait_for(timeout=30_000)  # the skipped list, by number in the file
-    assert page.locator(".js-plotly-plot").count() >= 3  # boards and the accuracy chart with the file's line
+    assert page.locator("[data-testid=stMain] .js-plotly-plot").count() >= 3  # boards and the accuracy chart with the file's line
