@@ -12,6 +12,7 @@ from core.models.registry import default_model_name, list_models
 from tests.fuzzing import count, fuzz
 
 SPECS = {s.name: s for s in list_models()}
+DEFAULT = default_model_name()  # read once: it lists the bundle folders
 NASTY = ["[Click here](https://example.com/login)", "![x](https://example.com/a.png)", "<script>alert(1)</script>", "$$x$$", "**bold**", "\x00", "d3" * 3000, "../../etc/passwd", "%00", "1e9", "-1", " 7 ", "٣", "NaN"]
 TEXT = st.one_of(st.sampled_from(NASTY), st.text(max_size=80), st.text(alphabet="abcdefgh12345678 .xO-=qrbnNBRQK", max_size=60))
 MODELS = st.one_of(st.sampled_from(list(SPECS)), TEXT)
@@ -23,7 +24,7 @@ MOVES = st.one_of(TEXT, st.sampled_from(list(VALID_MOVES.values())))
 @given(params=st.dictionaries(st.sampled_from(["model", "moves", "feature", "sae", "junk"]), st.one_of(MODELS, MOVES), max_size=4))
 def test_any_link_gives_a_model_a_playable_game_and_short_messages(params):
     count("link: model and moves")
-    name, moves, problems = read_game_link(params, SPECS, default_model_name())
+    name, moves, problems = read_game_link(params, SPECS, DEFAULT)
     assert name in SPECS
     assert SPECS[name].kind == "game" and SPECS[name].game_plugin.state(moves).moves == moves or SPECS[name].kind == "text" and moves == ()
     assert all(len(p) <= 700 for p in problems)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.train.__main__ import read_recipe
+from core.train.__main__ import main, read_recipe
 from core.train.next_move import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,12 +27,15 @@ def test_recipe_is_a_training_config_of_the_published_shape(path):
     assert path.name in (ROOT / "README.md").read_text()
 
 
-def test_bad_recipe_files_get_one_line_errors(tmp_path):
+def test_bad_recipe_files_get_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     for text, message in (("{", "Expecting"), ("[1]", "expected a JSON object"), ('{"d_modle": 3}', "unknown settings d_modle")):
         bad.write_text(text)
-        proc = subprocess.run([sys.executable, "-m", "core.train", "next-move", str(tmp_path / "run"), "--config", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+        with pytest.raises(SystemExit) as exit_:  # the command line's own entry point, in this process
+            main(["next-move", str(tmp_path / "run"), "--config", str(bad)])
+        code = exit_.value.code
+        shown = (code if isinstance(code, str) else "") + capsys.readouterr().err  # Python prints a text exit code to stderr (status 1)
+        assert code not in (0, None) and message in shown and "Traceback" not in shown and len(shown.strip().splitlines()) == 1
 
 
 def test_flags_win_over_a_recipe_and_a_small_version_trains(tmp_path):
