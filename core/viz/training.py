@@ -31,11 +31,14 @@ def learning_curve_figure(table: pd.DataFrame, y_title: str, percent: bool = Fal
             "line": {"color": CURVE_COLOURS[i % len(CURVE_COLOURS)], "width": 2, "dash": "dot" if column in ("bigram baseline",) else "solid"},
             "hovertemplate": f"step %{{x:,}}<br>{column}: %{{y:{'.1%' if percent else '.3f'}}}<extra></extra>",
         })
+    legend_rows = len(data) if len(data) > 1 else 0  # the sidebar is narrow: one name a row
     layout = {
-        "height": height, "margin": {"l": 44, "r": 8, "t": 8, "b": 30},
-        "xaxis": {"title": {"text": "step", "standoff": 2}, "tickformat": ",d"},
+        # The x axis is the training step (the caption above says so); the legend sits under its
+        # tick labels, with room made for it, so no label runs into another.
+        "height": height + 20 * legend_rows, "margin": {"l": 44, "r": 8, "t": 8, "b": 24 + 20 * legend_rows},
+        "xaxis": {"tickformat": ",d"},
         "yaxis": {"title": {"text": y_title}, "tickformat": ".0%" if percent else ".2f"},
-        "showlegend": len(data) > 1, "legend": {"orientation": "h", "y": -0.35, "font": {"size": 10}},
+        "showlegend": len(data) > 1, "legend": {"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom", "font": {"size": 10}},
     }
     return figure(data, layout)
 
