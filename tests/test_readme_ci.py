@@ -1,4 +1,4 @@
-"""README's test command is exactly what CI runs; README gives one install+start command."""
+"""README's test command is exactly what CI runs; README gives one install+start command; the suite's schedule names real modules."""
 
 from pathlib import Path
 
@@ -21,3 +21,11 @@ def test_ci_runs_readme_test_command_verbatim():
     readme_test = _commands((ROOT / "README.md").read_text())[1]
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert readme_test in ci_lines
+
+
+def test_the_schedule_names_test_modules_that_exist():
+    """A renamed module left in the longest-first list would silently go out last again."""
+    from tests.conftest import LONGEST_FIRST
+
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
+    assert all((ROOT / module).is_file() and not module.startswith("tests/e2e/") for module in LONGEST_FIRST), LONGEST_FIRST
