@@ -125,5 +125,5 @@ def text_card(card: dict, ev: dict) -> None:
         table = pd.DataFrame({"held-out CE": [h["held_out_ce"] for h in history]}, index=[h["step"] for h in history])
         if isinstance(bi, float):
             table["bigram baseline"] = bi
-        st.plotly_chart(learning_curve_figure(table, "nats per token"), key="model_card_curve", config={"displayModeBar": False})
+        st.plotly_chart(learning_curve_figure(table, "nats per token", dashed=("bigram baseline",)), key="model_card_curve", config={"displayModeBar": False})
     st.code(str(card.get("command", "")), language="bash", wrap_lines=True)

@@ -16,8 +16,9 @@ def learning_curve_table(history: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
 
 
-def learning_curve_figure(table: pd.DataFrame, y_title: str, percent: bool = False, height: int = 190) -> go.Figure:
-    """One line per column of ``table`` (steps as its index), for the sidebar's model card.
+def learning_curve_figure(table: pd.DataFrame, y_title: str, percent: bool = False, height: int = 190, dashed: tuple[str, ...] = ()) -> go.Figure:
+    """One line per column of ``table`` (steps as its index), for the sidebar's model card;
+    the columns named in ``dashed`` (a baseline) are dotted.
 
     Built from plain dicts (``core.viz.fast``): the card is in the sidebar of every page, so it is
     drawn on every rerun, where a native ``st.line_chart`` costs ~50 ms of Altair conversion
@@ -28,7 +29,7 @@ def learning_curve_figure(table: pd.DataFrame, y_title: str, percent: bool = Fal
         values = table[column].astype(float)
         data.append({
             "type": "scatter", "mode": "lines", "name": str(column), "x": steps, "y": [None if pd.isna(v) else float(v) for v in values],
-            "line": {"color": CURVE_COLOURS[i % len(CURVE_COLOURS)], "width": 2, "dash": "dot" if column in ("bigram baseline",) else "solid"},
+            "line": {"color": CURVE_COLOURS[i % len(CURVE_COLOURS)], "width": 2, "dash": "dot" if column in dashed else "solid"},
             "hovertemplate": f"step %{{x:,}}<br>{column}: %{{y:{'.1%' if percent else '.3f'}}}<extra></extra>",
         })
     legend_rows = len(data) if len(data) > 1 else 0  # the sidebar is narrow: one name a row
