@@ -6,6 +6,7 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e import helpers as H
 from tests.e2e.helpers import needs_chromium
@@ -38,5 +39,7 @@ def test_text_model_link_renders_every_page_in_chromium(app_url, browser, page_n
     H.keep_screenshot(page, f"text_{page_name or 'prompt'}")
     assert page.locator('[data-testid="stException"]').count() == 0
     if page_name != "probe_viewer":  # every other page shows the prompt it reads
-        assert page.locator("textarea").first.input_value() == PROMPT
+        # Streamlit's frontend loads the text box's code on first use and fills the box a moment
+        # after drawing it: wait for what a person sees once it has, not for the first frame.
+        expect(page.locator("textarea").first).to_have_value(PROMPT, timeout=60_000)
     assert "prompt=" in page.evaluate("location.search")
