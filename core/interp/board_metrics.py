@@ -76,14 +76,13 @@ def _fires(acts: torch.Tensor, t: float, max_act: torch.Tensor) -> torch.Tensor:
 def co_occurrences(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a.T @ b`` for boolean ``a (n, i)`` and ``b (n, j)``: how often each pair is true together.
 
-    The counts are exact integers, so an int8 matrix product with int32 sums gives the float
-    product's result bit for bit, ~4x faster on CPUs with int8 matrix units (AMX, VNNI); where
-    torch has no such kernel for the device, the float product is used.
+    A float32 product counts exactly while the counts stay below 2**24 (float64 beyond). Not
+    ``torch._int_mm``: where the CPU has int8 matrix units (AMX, VNNI) it is ~4x faster, but where
+    it has none (this AMD EPYC, for one) torch falls back to a plain loop ~60x slower than the
+    float product, which turned a page's seconds into many minutes.
     """
-    try:
-        return torch._int_mm(a.T.to(torch.int8).contiguous(), b.to(torch.int8).contiguous()).float()
-    except (RuntimeError, AttributeError, NotImplementedError):
-        return a.float().T @ b.float()
+    dtype = torch.float32 if a.shape[0] < 2**24 else torch.float64
+    return (a.to(dtype).T @ b.to(dtype)).float()
 
 
 def _f1_table(fire: torch.Tensor, props: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
