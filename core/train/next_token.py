@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.devices import bf16_is_fast
 from core.models.gpt import GPT, GPTConfig
 from core.text.corpus import Document, documents_digest, stdlib_documents, tokenize_documents
 from core.text.tokenizer import TextTokenizer, save_tokenizer, train_bpe
@@ -51,7 +52,7 @@ class TextTrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
-    bf16: bool = True
+    bf16: bool = True  # bf16 autocast where the device is fast at it (core.devices.bf16_is_fast); float32 elsewhere
     eval_every: int = 500
     eval_tokens: int = 131_072
     checkpoint_every_s: float = 120.0
@@ -217,7 +218,7 @@ class TextTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, state.step)
             w = step_windows(self.train_tokens, cfg, state.step).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and bf16_is_fast(self.device)):
                 logits = self.model(w[:, :-1])
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
             self.optimizer.zero_grad(set_to_none=True)

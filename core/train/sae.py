@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.devices import bf16_is_fast
 from core.interp.probes import token_activations
 from core.models.handle import ModelHandle
 
@@ -36,7 +37,7 @@ class SAETrainConfig:
     buffer_tokens: int = 65_536
     games_per_refill: int = 250
     dead_feature_window: int = 200  # steps without firing before TopK's auxiliary loss revives a feature
-    bf16_activations: bool = True  # generate under bf16 autocast: ~1.8x faster, FVU-scale error ~4e-5
+    bf16_activations: bool = True  # generate under bf16 autocast where it is fast (core.devices.bf16_is_fast): ~1.8x faster, FVU-scale error ~4e-5
     seed: int = 0
     device: str = "cpu"  # where the model runs and the SAE trains (the model handle's device)
 
@@ -64,7 +65,7 @@ class ActivationStream:
         t0 = time.perf_counter()
         while have < self.capacity:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
-            with torch.autocast(self.handle.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.autocast(self.handle.device.type, dtype=torch.bfloat16, enabled=self.bf16 and bf16_is_fast(self.handle.device)):
                 acts = self._activations(seed)
             parts.append(acts)
             have += len(acts)
@@ -166,6 +167,7 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
         "generation_rate_per_s": round(stream.generated / max(stream.gen_seconds, 1e-9)),
         "training_rate_per_s": round(cfg.total_tokens / max(wall - stream.gen_seconds, 1e-9)),
         "generation_share": round(stream.gen_seconds / max(wall, 1e-9), 3),
+        "bf16_autocast": bool(cfg.bf16_activations and bf16_is_fast(handle.device)),  # what the activations were made with here
     }
     return trained, stats
 
