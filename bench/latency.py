@@ -10,7 +10,9 @@ everything the board player recomputes after a click. Prints the distribution; g
 
 ``--pages``: each of the five pages run by Streamlit's ``AppTest`` (the whole script: widgets,
 caches, figures serialised), opened once on a game, then ``--moves`` times after one more move of
-that game; prints p50 / p95 / max per page. Goal: p95 <= 300 ms for every page.
+that game; prints p50 / p95 / max per page. Goal: p95 <= 300 ms for every page. The runs share
+what a server keeps between reruns (``tests.streamlit_harness``: the compiled scripts), which a
+bare ``AppTest`` would rebuild on every run.
 
 A text model (``--model text-stdlib``): each of ``--positions`` prompts of 128 held-out tokens →
 the SAE's features at every token and, per token, the top-5 next tokens with and without the SAE
@@ -59,7 +61,10 @@ def page_latency(model: str, game, page: str, game_moves: list[int], start: int,
     import streamlit.logger
     from streamlit.testing.v1 import AppTest
 
+    from tests.streamlit_harness import like_a_server
+
     streamlit.logger.set_log_level("error")  # not a warning per rerun about running outside a server
+    like_a_server()  # AppTest would recompile the app and its page on every rerun; a server does not
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.query_params["model"] = model
     at.query_params["moves"] = game.url_moves(tuple(game_moves[:start]))
@@ -126,7 +131,10 @@ def text_pages_main(args: argparse.Namespace, handle) -> None:
     import streamlit.logger
     from streamlit.testing.v1 import AppTest
 
+    from tests.streamlit_harness import like_a_server
+
     streamlit.logger.set_log_level("error")
+    like_a_server()
     prompts = [handle.tokenizer.decode(p[1:]) for p in text_prompts(handle, args.moves + 1)]
     print(f"model {handle.name}: each page opened on a prompt, then rerun after each of {args.moves} new prompts of 128 tokens (AppTest, whole script)")
     worst = 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import tempfile
@@ -27,21 +26,9 @@ import torch  # noqa: E402
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
-def _scan_installed_components_once() -> None:
-    """Each new ``AppTest`` scans every installed distribution for Streamlit component manifests
-    (~0.2 s: ten times a small page's own run, and the suite makes hundreds of them). The
-    installed packages do not change while the tests run, so one scan per process gives the same
-    answer."""
-    try:
-        from streamlit.components.v2 import manifest_scanner
-    except ImportError:  # a Streamlit without it has no such scan
-        return
-    scan = manifest_scanner.scan_component_manifests
-    if not hasattr(scan, "cache_info"):
-        manifest_scanner.scan_component_manifests = functools.cache(scan)
+from tests.streamlit_harness import like_a_server  # noqa: E402
 
-
-_scan_installed_components_once()
+like_a_server()  # AppTest keeps what a Streamlit server keeps between runs
 
 from core.train.export import export_run  # noqa: E402
 from core.train.next_move import TrainConfig, Trainer  # noqa: E402
