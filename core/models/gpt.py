@@ -45,7 +45,7 @@ class Block(nn.Module):
         self.mlp_in = nn.Linear(cfg.d_model, cfg.d_mlp)
         self.mlp_out = nn.Linear(cfg.d_mlp, cfg.d_model)
         # Additive causal mask. Explicit attention beats ``scaled_dot_product_attention`` here: on
-        # this CPU its kernel is ~2x slower under bf16 autocast for contexts of a few dozen tokens.
+        # a CPU with bf16 units its kernel is ~2x slower under bf16 autocast for contexts of a few dozen tokens.
         mask = torch.full((cfg.n_ctx, cfg.n_ctx), float("-inf")).triu(1)
         self.register_buffer("causal_mask", mask, persistent=False)
 
