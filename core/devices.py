@@ -43,10 +43,10 @@ def app_device() -> tuple[str, str | None]:
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bf16 autocast speeds ``device`` up rather than slowing it down.
 
-    On a GPU with bf16 units, and on a CPU with native bf16 instructions (AVX512-BF16, AMX), bf16
-    matrix products are ~2x faster than float32. On a CPU without them (AVX2 only, e.g. many AMD
-    EPYCs) torch emulates bf16 and the same products run ~70x *slower*, so training there asks for
-    bf16 in vain: callers use ``cfg.bf16 and bf16_is_fast(device)``.
+    On a GPU with bf16 units, and on a CPU where oneDNN has bf16 kernels (AVX-512, AVX512-BF16,
+    AMX), bf16 matrix products are up to ~2x faster than float32. On a CPU without them (AVX2 only,
+    e.g. many AMD EPYCs) torch emulates bf16 and the same products run ~70x *slower*, so training
+    there asks for bf16 in vain: trainers decide once, ``cfg.bf16 and bf16_is_fast(device)``.
     """
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()

@@ -220,6 +220,7 @@ class Trainer:
             cfg = TrainConfig(**{**asdict(cfg), **overrides})
         self.cfg = cfg
         self.device = distributed.resolve_device(cfg.device, distributed.ranks_from_env().local_rank)
+        self.autocast_bf16 = cfg.bf16 and bf16_is_fast(self.device)
         self.ranks = distributed.ranks_from_env()
         self.batch_start, self.batch_stop = self.ranks.batch_slice(cfg.batch_size)
         if cfg.game_seeding == "per-step" and self.ranks.world > 1:
@@ -273,7 +274,7 @@ class Trainer:
         distributed.stop()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16 and bf16_is_fast(self.device)):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
             return self._train_model(tokens)
 
     def evaluate(self, games: np.ndarray | None = None) -> dict[str, float]:
@@ -342,7 +343,7 @@ class Trainer:
                 info.update(self.evaluate())
                 entry = {"step": state.step, "games_seen": state.games_seen, "loss": info["loss"], "top1_legal": info["top1_legal"], "illegal_mass": info["illegal_mass"]}
                 # Timing is kept apart from the history: the history is reproducible, timing is not.
-                state.timing.append({"step": state.step, "gen_share": round(info["gen_share"], 4), "tokens_per_s": round(info["tokens_per_s"], 1), "device": self.device.type, "ranks": self.ranks.world, "workers": cfg.workers})
+                state.timing.append({"step": state.step, "gen_share": round(info["gen_share"], 4), "tokens_per_s": round(info["tokens_per_s"], 1), "device": self.device.type, "bf16": self.autocast_bf16, "ranks": self.ranks.world, "workers": cfg.workers})
                 if "by_kind" in info:
                     entry["by_kind"] = {k: round(v["top1_legal"], 5) for k, v in info["by_kind"].items()}
                 state.history.append(entry)

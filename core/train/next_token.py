@@ -181,6 +181,7 @@ class TextTrainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = distributed.resolve_device(cfg.device, 0)
+        self.autocast_bf16 = cfg.bf16 and bf16_is_fast(self.device)
         torch.manual_seed(cfg.seed)
         self.model = GPT(cfg.gpt_config(self.tokenizer.vocab_size)).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg)
@@ -218,7 +219,7 @@ class TextTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, state.step)
             w = step_windows(self.train_tokens, cfg, state.step).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and bf16_is_fast(self.device)):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
                 logits = self.model(w[:, :-1])
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
             self.optimizer.zero_grad(set_to_none=True)
@@ -281,7 +282,7 @@ def export_text_run(trainer: TextTrainer, out_dir: str | Path, name: str, comman
         "history": trainer.state.history,
         "corpus": {k: v for k, v in corpus.items() if not k.endswith("_files")} | {"held_out_files": corpus["held_out_files"], "train_file_count": len(corpus["train_files"])},
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "hardware": f"{platform.machine()}, {trainer.device.type}, torch {torch.__version__}, Python {sys.version.split()[0]}",
+        "hardware": f"{platform.machine()}, {trainer.device.type}{', bf16 autocast' if trainer.autocast_bf16 else ''}, torch {torch.__version__}, Python {sys.version.split()[0]}",
     }
     save_bundle(out, config, weights, card)
     handle = load_model(str(out))

@@ -50,7 +50,8 @@ class ActivationStream:
     """
 
     def __init__(self, handle: ModelHandle, hook: str, batch_size: int, buffer_tokens: int, games_per_refill: int, seed: int = 0, bf16: bool = False):
-        self.handle, self.hook, self.bf16 = handle, hook, bf16
+        self.handle, self.hook = handle, hook
+        self.bf16 = bf16 and bf16_is_fast(handle.device)  # what the activations are made with here
         self.batch_size, self.capacity = batch_size, max(buffer_tokens, 2 * batch_size)
         self.games_per_refill, self.seed = games_per_refill, seed
         self.refills = 0
@@ -65,7 +66,7 @@ class ActivationStream:
         t0 = time.perf_counter()
         while have < self.capacity:
             seed = int(np.random.SeedSequence((SAE_SEED_BASE, self.seed, self.refills)).generate_state(1)[0])
-            with torch.autocast(self.handle.device.type, dtype=torch.bfloat16, enabled=self.bf16 and bf16_is_fast(self.handle.device)):
+            with torch.autocast(self.handle.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 acts = self._activations(seed)
             parts.append(acts)
             have += len(acts)
@@ -167,7 +168,7 @@ def train_sae(handle: ModelHandle, cfg: SAETrainConfig, progress: Callable[[str,
         "generation_rate_per_s": round(stream.generated / max(stream.gen_seconds, 1e-9)),
         "training_rate_per_s": round(cfg.total_tokens / max(wall - stream.gen_seconds, 1e-9)),
         "generation_share": round(stream.gen_seconds / max(wall, 1e-9), 3),
-        "bf16_autocast": bool(cfg.bf16_activations and bf16_is_fast(handle.device)),  # what the activations were made with here
+        "bf16_autocast": stream.bf16,
     }
     return trained, stats
 
