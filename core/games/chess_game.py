@@ -465,7 +465,7 @@ class ChessGame(Game):
         characters start (its separator included) while the game goes on."""
         if self.square_tokens:
             return self.tokenizer.encode(moves)[: length or self.n_ctx]
-        text = self.tokenizer.records(list(moves), limit=length or self.n_ctx)[0]
+        text = self.tokenizer.game_text(moves, limit=length or self.n_ctx)
         return self.tokenizer.encode_text(text)[: length or self.n_ctx]
 
     def token_square(self) -> np.ndarray:
@@ -476,7 +476,7 @@ class ChessGame(Game):
         if self.square_tokens:
             lengths = np.cumsum([len(self.tokenizer.move_tokens(m)) for m in moves]) + 1  # + <s>
             return moves[: int((lengths <= self.n_ctx).sum())]
-        if len(self.tokenizer.records(list(moves), limit=self.n_ctx)[0]) <= self.n_ctx:
+        if len(self.tokenizer.game_text(moves, limit=self.n_ctx)) <= self.n_ctx:
             return moves
         # Before the last move the game goes on, so the text after k moves ends with move k's
         # separator: ``;`` + k separators and SANs + one more separator.
@@ -523,7 +523,7 @@ class ChessGame(Game):
         at = int(self.move_positions(np.array([moves], dtype=np.int64))[0, move_index]) if 0 <= move_index < len(moves) else -1
         if at < 0:
             return None
-        text = self.tokenizer.records(moves, limit=min(self.n_ctx, at + after + 1))[0]
+        text = self.tokenizer.game_text(moves, limit=min(self.n_ctx, at + after + 1))
         return text[max(0, at - before) : at], text[at], text[at + 1 : at + 1 + after]
 
     def candidate_tokens(self) -> np.ndarray:

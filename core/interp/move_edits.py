@@ -35,7 +35,9 @@ def greedy_moves(
     The prefixes run once, left-padded into one batch (an attention mask hides the padding) with
     the edit hooked in at the last position; the characters after it are written one at a time
     from the cached keys and values, which already carry the edit (later positions read the
-    edited position through attention, exactly as if every pass were edited again).
+    edited position through attention, exactly as if every pass were edited again). Rows that
+    are one prefix (a position unedited, edited and edited at random) run the positions before
+    the edit once, as one row: only the edited position differs between them.
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -61,8 +63,16 @@ def greedy_moves(
             readings[layer] = (_classes(probes[layer], x, batch.squares), _classes(probes[layer], x_edited, batch.squares))
     cfg = handle.cfg
     written = np.zeros((n, MAX_MOVE_TOKENS), dtype=np.int64)
+    one_prefix = n > 1 and width > 1 and len(set(lengths)) == 1 and bool((tokens == tokens[:1]).all())
     with handle.session() as model, torch.inference_mode():
-        cache = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, n)
+        if one_prefix:
+            cache = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
+            model(tokens[:1, :-1].to(cfg.device), past_kv_cache=cache, attention_mask=mask[:1, :-1].to(cfg.device))
+            _repeat_rows(cache, n)
+            tokens, mask = tokens[:, -1:], mask[:, -1:]
+            left = EditBatch(tokens, torch.zeros(n, dtype=torch.long), batch.squares, batch.targets)  # the edit: at the one position run
+        else:
+            cache = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, n)
         with model.hooks(fwd_hooks=edit_hooks(left, layers, scale, edit, random_seed, after=record, random_rows=random_rows)):
             logits = model(tokens.to(cfg.device), past_kv_cache=cache, attention_mask=mask.to(cfg.device))[:, -1]
         ended = np.zeros(n, dtype=bool)
@@ -79,6 +89,15 @@ def greedy_moves(
     for row in written.tolist():
         out.append("".join(vocab[t] for t in row[: row.index(end)]) if end in row else "")
     return out
+
+
+def _repeat_rows(cache, n: int) -> None:
+    """A one-row key/value cache made the cache of ``n`` rows with that prefix (each layer's
+    next append concatenates, so the repeated rows are views until then)."""
+    for entry in cache.entries:
+        entry.past_keys = entry.past_keys.expand(n, -1, -1, -1)
+        entry.past_values = entry.past_values.expand(n, -1, -1, -1)
+    cache.previous_attention_mask = cache.previous_attention_mask.expand(n, -1)
 
 
 @dataclass
