@@ -10,7 +10,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.game_corpus import read_corpus
+from core.game_corpus import cached_corpus
 from core.games.registry import get_game
 from tests.test_board_player_page import APP
 from tests.test_game_corpus import CHESS_SAMPLE, MALFORMED
@@ -45,7 +45,7 @@ def test_the_upload_is_the_corpus_and_its_malformed_games_are_reported():
     assert "illegal san" in str(skipped.proto) or "3 skipped" in skipped.label
     at.number_input(key="corpus_game").set_value(2).run()
     at.button(key="corpus_open").click().run()
-    corpus = read_corpus(PGN, "mine.pgn", get_game("chess", 8, "uci-squares", 256))
+    corpus = cached_corpus(PGN, "mine.pgn", get_game("chess", 8, "uci-squares", 256))  # the games the page read (one parse of the 1,000)
     row = corpus.games[1]
     assert at.session_state["moves"] == tuple(int(m) for m in row[row >= 0])
 
