@@ -82,7 +82,14 @@ def co_occurrences(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     float product, which turned a page's seconds into many minutes.
     """
     dtype = torch.float32 if a.shape[0] < 2**24 else torch.float64
+    if a.numel() and int(torch.count_nonzero(a)) < SPARSE_BELOW * a.numel():
+        # Units fire on a few positions each (an SAE feature on 0.05-1.5 % of them): a sparse
+        # product reads only those, 2-4x faster than the dense one (measured here); exact alike.
+        return torch.sparse.mm(a.T.to_sparse().to(dtype), b.to(dtype)).float()
     return (a.to(dtype).T @ b.to(dtype)).float()
+
+
+SPARSE_BELOW = 0.02  # the density under which the sparse product wins (at 5 % it was 1.3x slower)
 
 
 def _f1_table(fire: torch.Tensor, props: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
