@@ -10,8 +10,6 @@ its from-square, its to-square and, for a promotion, the piece letter. The vocab
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -169,8 +167,6 @@ class PgnChars:
         self.bos = self.index[";"]
         self.pad = self.index[" "]  # the layout has no pad: spaces fill a batch after a game's end
         self.token_square = np.full(len(vocab), -1, dtype=np.int64)
-        self._texts: OrderedDict[tuple, str] = OrderedDict()
-        self._texts_lock = threading.Lock()
 
     @property
     def d_vocab(self) -> int:
@@ -214,24 +210,16 @@ class PgnChars:
     def encode_text(self, text: str) -> np.ndarray:
         return np.array([self.index[c] for c in text], dtype=np.int64)
 
-    TEXTS_KEPT = 256
-
     def game_text(self, moves, limit: int | None = None) -> str:
         """``records(moves, limit)``'s text alone, kept for the latest games: a page reads the
         same game's text many times in one rerun (fitting it to the context, the model input,
         each row of an edit batch), and each ``records`` replays the game with every legal SAN at
         every ply."""
-        key = (tuple(int(m) for m in moves), limit)
-        with self._texts_lock:
-            if key in self._texts:
-                self._texts.move_to_end(key)
-                return self._texts[key]
-        text = self.records(list(key[0]), limit=limit)[0]
-        with self._texts_lock:
-            self._texts[key] = text
-            while len(self._texts) > self.TEXTS_KEPT:
-                self._texts.popitem(last=False)
-        return text
+        return self._game_text(tuple(int(m) for m in moves), limit)
+
+    @lru_cache(maxsize=256)  # noqa: B019 -- tokenizers live as long as the process
+    def _game_text(self, moves: tuple[int, ...], limit: int | None) -> str:
+        return self.records(list(moves), limit=limit)[0]
 
     def records(self, moves: list[int], limit: int | None = None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
         """The game's text and, per character position p (predicting character p + 1): the random

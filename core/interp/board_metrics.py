@@ -73,6 +73,9 @@ def _fires(acts: torch.Tensor, t: float, max_act: torch.Tensor) -> torch.Tensor:
     return (acts > t * max_act) & (acts > 0)
 
 
+SPARSE_BELOW = 0.02  # the share of true entries under which ``co_occurrences`` goes sparse (at 5 % sparse was slower)
+
+
 def co_occurrences(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a.T @ b`` for boolean ``a (n, i)`` and ``b (n, j)``: how often each pair is true together.
 
@@ -84,12 +87,9 @@ def co_occurrences(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     dtype = torch.float32 if a.shape[0] < 2**24 else torch.float64
     if a.numel() and int(torch.count_nonzero(a)) < SPARSE_BELOW * a.numel():
         # Units fire on a few positions each (an SAE feature on 0.05-1.5 % of them): a sparse
-        # product reads only those, 2-4x faster than the dense one (measured here); exact alike.
+        # product reads only those, 1.2-7x faster than the dense one below 2 % (measured here).
         return torch.sparse.mm(a.T.to_sparse().to(dtype), b.to(dtype)).float()
     return (a.to(dtype).T @ b.to(dtype)).float()
-
-
-SPARSE_BELOW = 0.02  # the density under which the sparse product wins (at 5 % it was 1.3x slower)
 
 
 def _f1_table(fire: torch.Tensor, props: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
