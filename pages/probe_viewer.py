@@ -66,6 +66,8 @@ if not probes:
 hooks = list(probes)
 hook = c2.select_slider("Layer", hooks, value=panels.best_hook(handle.name, target, hooks), format_func=panels.layer_label)
 
+# One pass of the game: every layer's probe reading, and the keys and values the intervention below continues from.
+run = P.position_pass(handle, state.moves, hooks) if state.moves else None
 left, mid = st.columns(2, gap="medium")
 with left:
     panels.playable_chart(panels.true_board_figure(state), "true_board", state)
@@ -75,7 +77,7 @@ with left:
     b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
 with mid:
-    fig = panels.probe_board(handle, state, target, hook, probes)
+    fig = panels.probe_board(handle, state, target, hook, probes, run=run)
     if fig is None:
         st.info("Play a move (here or on the Board player) to see what the probe reads.")
     else:
@@ -107,7 +109,7 @@ with right2:
 if all_layers and state.moves:
     st.subheader("Every layer")
     cols = st.columns(4)
-    every_layer = P.probe_position(handle, probes, state.moves)  # one forward pass for all layers
+    every_layer = P.probe_position(handle, probes, state.moves, run=run)  # read off the page's one pass
     for i, h in enumerate(hooks):
         with cols[i % len(cols)]:
             st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False, probs=every_layer[h]), key=f"small_{h}", width="content", config={"displayModeBar": False})
@@ -254,7 +256,7 @@ def piece_move_interventions() -> None:
         return
     square, new_value, layers, scale, by_layer = controls
     try:
-        res = ME.edit_piece_move(handle, by_layer, state.moves, square, new_value, layers, scale)
+        res = ME.edit_piece_move(handle, by_layer, state.moves, square, new_value, layers, scale, run=run)
     except ValueError as exc:
         ui.error(f"Cannot make this edit: {exc}")
         return

@@ -358,6 +358,18 @@ def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
     assert res.move_clean == ME.greedy_moves(handle, by_layer, batch, [0, 1], 0.0)[0]  # one batch of three rows, each as if alone
     assert res.readings == {layer: (int(b[0]), int(a[0])) for layer, (b, a) in readings.items()}
     assert "Without the edit the model writes" in res.verdict()
+    # The probe viewer's one pass of the position: the probes read it and the edit continues from
+    # its keys and values, with the numbers of passes of their own.
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+    run = P.position_pass(handle, moves, list(probes))
+    prefix = batch.tokens[0, : int(batch.last[0])]
+    assert ME._keys_from_run(TransformerLensKeyValueCache.init_cache(handle.cfg, handle.cfg.device, 1), run, prefix, handle.cfg)
+    assert not ME._keys_from_run(TransformerLensKeyValueCache.init_cache(handle.cfg, handle.cfg.device, 1), P.position_pass(handle, moves[:3], list(probes)), prefix, handle.cfg)
+    from_run = ME.edit_piece_move(handle, by_layer, moves, chess.B5, 0, [0, 1], 4.0, run=run)
+    assert (from_run.move_clean, from_run.move_edited, from_run.move_random, from_run.readings) == (res.move_clean, res.move_edited, res.move_random, res.readings)
+    for hook, probs in P.probe_position(handle, probes, moves, run=run).items():
+        assert np.abs(probs - P.probe_position(handle, probes, moves)[hook]).max() <= 1e-6
     sweep = ME.removal_sweep(handle, by_layer, game.edit_examples(4, seed=1), [1], [0, 2])
     assert sweep["scale"] == [0, 2] and all(0.0 <= v <= 1.0 for v in sweep["probe"] + sweep["random"])
     with pytest.raises(ValueError, match="kings"):

@@ -68,3 +68,22 @@ def test_the_containers_settings_serve_the_app():
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_pages_compile_from_source_and_need_no_magic():
+    """Magic is off (``.streamlit/config.toml``): Streamlit then compiles a page from its source,
+    never through ``ast.parse``, which Python 3.11 does not make thread-safe beside the background
+    import's own parsing. No page writes a bare value, so magic would draw nothing."""
+    import ast
+
+    from streamlit import config
+
+    assert config.get_option("runner.magicEnabled") is False
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        bare = [
+            node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call) and node is not tree.body[0]
+            and not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))  # docstrings
+        ]
+        assert not bare, f"{path.name} lines {bare}: a bare value that only magic would write"

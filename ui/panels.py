@@ -127,16 +127,16 @@ def true_board_figure(state: GameState, cell_px: int = 40):
     return board_figure(state.board, None, legal=state.legal, last_move=state.last_squares, title="True board (engine)", cell_px=cell_px, picked=picked_square(state), **ui.current_game().board_style)
 
 
-def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None, probs: np.ndarray | None = None):
+def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None, probs: np.ndarray | None = None, run=None):
     """The probe's reading of the current position at ``hook`` (None before the first move).
 
     ``probs``: the probe's output if already computed (``P.probe_position`` reads every layer in
-    one pass), else it is computed here.
+    one pass), else it is computed here, from ``run`` (``P.position_pass``) when given.
     """
     if not state.moves:
         return None
     if probs is None:
-        probs = P.probe_position(handle, {hook: probes[hook]}, state.moves)[hook]
+        probs = P.probe_position(handle, {hook: probes[hook]}, state.moves, run=run)[hook]
     truth = P.true_classes(state.moves, handle.game, target)
     mover = state.mover
     accuracy = float((probs.argmax(-1) == truth).mean())

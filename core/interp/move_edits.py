@@ -25,7 +25,8 @@ from core.models.handle import ModelHandle
 
 
 def greedy_moves(
-    handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float | list[float], random_seed: int | None = None, readings: dict | None = None, random_rows: list[bool] | None = None
+    handle: ModelHandle, probes: dict[int, Probe], batch: EditBatch, layers: list[int], scale: float | list[float], random_seed: int | None = None, readings: dict | None = None, random_rows: list[bool] | None = None,
+    run=None,
 ) -> list[str]:
     """The move each row's model writes greedily after its prefix, the piece edit at ``layers``
     times ``scale`` at the row's last token (0: no edit); "" marks a row that wrote no end of move.
@@ -67,7 +68,8 @@ def greedy_moves(
     with handle.session() as model, torch.inference_mode():
         if one_prefix:
             cache = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
-            model(tokens[:1, :-1].to(cfg.device), past_kv_cache=cache, attention_mask=mask[:1, :-1].to(cfg.device))
+            if not _keys_from_run(cache, run, tokens[0, :-1], cfg):
+                model(tokens[:1, :-1].to(cfg.device), past_kv_cache=cache, attention_mask=mask[:1, :-1].to(cfg.device))
             _repeat_rows(cache, n)
             tokens, mask = tokens[:, -1:], mask[:, -1:]
             left = EditBatch(tokens, torch.zeros(n, dtype=torch.long), batch.squares, batch.targets)  # the edit: at the one position run
@@ -89,6 +91,22 @@ def greedy_moves(
     for row in written.tolist():
         out.append("".join(vocab[t] for t in row[: row.index(end)]) if end in row else "")
     return out
+
+
+def _keys_from_run(cache, run, prefix: torch.Tensor, cfg) -> bool:
+    """Fill a one-row key/value cache with ``prefix``'s keys and values read from ``run``'s cached
+    pass (``attn.hook_k``/``hook_v`` hold exactly what a pass appends to the cache); False where
+    ``run`` is not a pass over ``prefix`` (and more) that kept them."""
+    if run is None or run.tokens.shape[1] < len(prefix) or not torch.equal(run.tokens[0, : len(prefix)].cpu(), prefix.cpu()):
+        return False
+    names = [(f"blocks.{i}.attn.hook_k", f"blocks.{i}.attn.hook_v") for i in range(cfg.n_layers)]
+    if not all(k in run.cache.cache_dict and v in run.cache.cache_dict for k, v in names):
+        return False
+    for entry, (k, v) in zip(cache.entries, names):
+        entry.past_keys = run.cache[k][:, : len(prefix)].to(cfg.device, cfg.dtype)
+        entry.past_values = run.cache[v][:, : len(prefix)].to(cfg.device, cfg.dtype)
+    cache.previous_attention_mask = torch.ones((1, len(prefix)), dtype=torch.long, device=cfg.device)
+    return True
 
 
 def _repeat_rows(cache, n: int) -> None:
@@ -126,15 +144,16 @@ class MoveEdit:
         return f"Without the edit the model writes {judged(self.move_clean)}; with it, {judged(self.move_edited)}; along a random direction of the same size, {judged(self.move_random)}."
 
 
-def edit_piece_move(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int], scale: float = 1.0) -> MoveEdit:
+def edit_piece_move(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[int, ...], square: int, value: int, layers: list[int], scale: float = 1.0, run=None) -> MoveEdit:
     """Make the model believe ``value`` (signed piece type, 0 = empty) stands on ``square`` and
-    read the move it writes."""
+    read the move it writes (``run``: ``probes.position_pass`` of the position, read instead of a
+    pass over the moves before it)."""
     game = handle.game
     moves, state, edited, legal_edited = checked_edit(handle, probes, moves, square, value, layers)
     # One batch: the position unedited, edited, and edited along a random direction of that size.
     batch = make_batch([moves] * 3, [square] * 3, [value + 6] * 3, game)
     readings: dict = {}
-    clean, after, random = greedy_moves(handle, probes, batch, layers, [0.0, scale, scale], random_seed=0, readings=readings, random_rows=[False, False, True])
+    clean, after, random = greedy_moves(handle, probes, batch, layers, [0.0, scale, scale], random_seed=0, readings=readings, random_rows=[False, False, True], run=run)
     return MoveEdit(
         board=state.board, edited=edited, legal_real=state.legal, legal_edited=legal_edited,
         move_clean=clean, move_edited=after, move_random=random,

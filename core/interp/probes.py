@@ -504,21 +504,47 @@ def write_summary(folder: str | Path, target: str, entry: dict) -> None:
 # -- one position ------------------------------------------------------------------------------
 
 
-def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Class probabilities ``(size, size, n_classes)`` of each probe after the last of ``moves``.
-
-    One cached forward pass serves every layer.
-    """
-    game = handle.game
+def _read_tokens(game: Game, moves: tuple[int, ...]) -> torch.Tensor | None:
+    """``(1, pos)``: the game up to the token where its last move's board is read (as in
+    training); None before the first move or past the context."""
     moves = game.fit_moves(moves)
     if not moves:
-        return {}
-    at = int(game.move_positions(np.array([moves]))[0, -1])  # where the last move ends, as in training
+        return None
+    at = int(game.move_positions(np.array([moves]))[0, -1])
     if at < 0:
+        return None
+    return torch.from_numpy(game.game_tokens(moves)[None, : at + 1])
+
+
+def position_pass(handle: ModelHandle, moves: tuple[int, ...], hooks: list[str]):
+    """One cached pass over the game up to where its last move's board is read, keeping ``hooks``
+    and every layer's keys and values: the probes read it (``probe_position(run=...)``) and an
+    intervention at that position continues from it (``move_edits.greedy_moves(run=...)``)
+    instead of a pass of its own. None where ``probe_position`` reads nothing."""
+    from core.interp.lens import PositionRun
+
+    tokens = _read_tokens(handle.game, moves)
+    if tokens is None:
+        return None
+    wanted = set(hooks)
+    logits, cache = handle.run_with_cache(tokens, names_filter=lambda name: name in wanted or name.endswith(("attn.hook_k", "attn.hook_v")))
+    return PositionRun(tokens, logits, cache)
+
+
+def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[int, ...], run=None) -> dict[str, np.ndarray]:
+    """Class probabilities ``(size, size, n_classes)`` of each probe after the last of ``moves``.
+
+    One cached forward pass serves every layer; ``run``: that pass already made
+    (``position_pass``), read when it is of these tokens and holds these hooks.
+    """
+    tokens = _read_tokens(handle.game, moves)
+    if tokens is None:
         return {}
-    tokens = torch.from_numpy(game.game_tokens(moves)[None, : at + 1])
-    wanted = set(probes)
-    _, cache = handle.run_with_cache(tokens, names_filter=lambda name: name in wanted)
+    if run is not None and run.tokens.shape == tokens.shape and torch.equal(run.tokens, tokens) and all(h in run.cache.cache_dict for h in probes):
+        cache = run.cache
+    else:
+        wanted = set(probes)
+        _, cache = handle.run_with_cache(tokens, names_filter=lambda name: name in wanted)
     return {hook: probe.probs(cache[hook][0, -1]).numpy() for hook, probe in probes.items()}
 
 
