@@ -12,7 +12,6 @@ import ui
 from core.interp import lens as L
 from core.interp import probes as P
 from core.interp import sae_features as F
-from core.interp.predictions import next_token_probs
 from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure
@@ -148,7 +147,8 @@ with f2:
 
 # -- features active now ---------------------------------------------------------------------------------
 st.subheader("Features active now")
-now = F.features_now(handle, sae, hook, state.moves, k=12) if state.moves else []
+splice = F.splice_now(handle, sae, hook, state.moves, k=12)  # one pass: the features firing now and the next token with and without the SAE
+now = splice.features if splice is not None else []
 if not now:
     st.info("Play a move (here or on the Board player) to see which features fire at the current position.")
 else:
@@ -161,13 +161,12 @@ else:
             cols[i % 6].button(f"#{feature}: {value:.2f}", key=f"now_{feature}", on_click=select_feature, args=(feature,), help=f"best property: {best_names[index.best_property[feature]]} (F1 {index.best_f1[feature]:.2f})", width="stretch")
         if token_view:
             clean = ui.cached_predictions(handle.name, state.moves).probs
-            spliced = F.spliced_probs(handle, sae, hook, state.moves)
+            spliced = F.on_squares(game, splice.spliced)
             legal = state.legal.reshape(-1)
             name = lambda s: game.square_label(int(s))  # noqa: E731
             what = "next token" if game.square_moves else "next token (the square the next move starts on)"
         else:
-            clean = next_token_probs(handle, state.moves)
-            spliced = F.spliced_next_tokens(handle, sae, hook, state.moves)
+            clean, spliced = splice.clean, splice.spliced
             legal = L.legal_tokens_now(state.moves, game)
             name = lambda t: repr(game.vocab[int(t)])  # noqa: E731
             what = "next character (the first of the next move)"

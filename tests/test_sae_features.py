@@ -11,6 +11,7 @@ import torch
 from core.games import othello
 from core.interp import sae_features as F
 from core.interp.board_metrics import board_properties
+from core.interp.predictions import next_token_probs
 from core.interp.probes import collect
 from core.interp.sae_store import SAELoadError, list_saes, load_sae, save_sae
 from core.models.registry import load_model
@@ -115,6 +116,13 @@ def test_features_now_and_splice(handle, sae, index):
     assert 0 < spliced.sum() <= 1 + 1e-5
     assert not np.allclose(clean, spliced)  # the reconstruction is not exact
     assert F.features_now(handle, sae, HOOK, ()) == []
+    # The page's one pass (the spliced pass resumed at the hook's block) gives the same three.
+    one = F.splice_now(handle, sae, HOOK, moves, k=5)
+    assert [f for f, _ in one.features] == [f for f, _ in now] and np.allclose([v for _, v in one.features], [v for _, v in now], rtol=1e-5)
+    assert np.abs(one.clean - next_token_probs(handle, moves)).max() <= 1e-6
+    assert np.abs(one.spliced - F.spliced_next_tokens(handle, sae, HOOK, moves)).max() <= 1e-5
+    assert np.abs(F.on_squares(handle.game, one.spliced) - spliced).max() <= 1e-5
+    assert F.splice_now(handle, sae, HOOK, ()) is None
 
 
 def test_weight_views(handle, sae):
@@ -181,6 +189,9 @@ def test_other_hooks_browse_too(handle, hook):
     moves = tuple(int(m) for m in index.games[0, :5])
     assert len(F.features_now(handle, sae, hook, moves, k=3)) <= 3
     assert F.spliced_probs(handle, sae, hook, moves).shape == (handle.board_size**2,)
+    one = F.splice_now(handle, sae, hook, moves, k=3)  # a hook inside a block: the spliced pass runs whole
+    assert np.abs(one.spliced - F.spliced_next_tokens(handle, sae, hook, moves)).max() <= 1e-6
+    assert [f for f, _ in one.features] == [f for f, _ in F.features_now(handle, sae, hook, moves, k=3)]
 
 
 def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last():

@@ -25,7 +25,7 @@ from core.games.registry import as_game
 from core.interp.board_metrics import THRESHOLDS, board_classes, board_properties
 from core.interp.predictions import game_tokens
 from core.interp.probes import collect
-from core.models.handle import ModelHandle, block_of
+from core.models.handle import ModelHandle, block_of, resume_layer
 
 BROWSER_SEED = 3_000_051  # held-out games for the browser (not the SAE's training or metric games)
 
@@ -393,26 +393,61 @@ def features_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k:
     return [(int(i), float(v)) for i, v in zip(features, values) if v > 0]
 
 
+def _reconstruct(sae, act: torch.Tensor) -> torch.Tensor:
+    """The SAE's reconstruction of ``act (..., d_in)``, in ``act``'s dtype and device (the SAE may
+    live elsewhere: the CPU)."""
+    flat = act.reshape(-1, act.shape[-1]).float().to(sae.device)
+    with torch.inference_mode():
+        return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.device, act.dtype)
+
+
 def spliced_next_tokens(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
     """Next-token probabilities ``(d_vocab,)`` at the latest position with the SAE's
     reconstruction replacing the hook's activation at every position."""
     tokens = game_tokens(moves, handle.game)
+    return handle.run_with_hooks(tokens, [(hook, lambda act, hook: _reconstruct(sae, act))])[0, -1].float().softmax(-1).numpy()
 
-    def splice(act: torch.Tensor, hook) -> torch.Tensor:
-        flat = act.reshape(-1, act.shape[-1]).float().to(sae.device)  # the SAE may live elsewhere (CPU)
-        return sae.decode(sae.encode(flat)).reshape(act.shape).to(act.device, act.dtype)
 
-    return handle.run_with_hooks(tokens, [(hook, splice)])[0, -1].float().softmax(-1).numpy()
+@dataclass
+class SpliceNow:
+    """The SAE page's "now" panel at the latest position of a game."""
+
+    features: list[tuple[int, float]]  # the most active features, ``(feature, value)``, value > 0
+    clean: np.ndarray  # (d_vocab,) next-token probabilities
+    spliced: np.ndarray  # (d_vocab,) the same with the SAE's reconstruction at ``hook`` (every position)
+
+
+def splice_now(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...], k: int = 10) -> SpliceNow | None:
+    """``features_now``, the next-token distribution and ``spliced_next_tokens`` from one pass and
+    a part of one: the clean pass keeps the hook's activations, and where the hook is a residual
+    stream between blocks the spliced pass starts there from their reconstruction (the blocks
+    below it compute the same with and without the splice). None before the first move."""
+    if not moves:
+        return None
+    tokens = game_tokens(moves, handle.game)
+    logits, acts = handle.forward_keeping(tokens, hook)
+    with torch.inference_mode():
+        f = sae.encode(acts[0, -1].float()[None].to(sae.device))[0].float().cpu()
+    values, features = f.topk(min(k, len(f)))
+    layer = resume_layer(hook) if handle.cfg.positional_embedding_type != "shortformer" else None
+    if layer is None:
+        spliced = spliced_next_tokens(handle, sae, hook, moves)
+    else:
+        spliced = handle.forward_from(acts, layer, lambda x: _reconstruct(sae, x))[0, -1].float().softmax(-1).numpy()
+    return SpliceNow([(int(i), float(v)) for i, v in zip(features, values) if v > 0], logits[0, -1].float().softmax(-1).numpy(), spliced)
 
 
 def spliced_probs(handle: ModelHandle, sae, hook: str, moves: tuple[int, ...]) -> np.ndarray:
     """Next-token probabilities per square ``(n_squares,)`` at the latest position with the SAE's
     reconstruction replacing the hook's activation (the seed notebook's check; the clean
     distribution, from the same input, is ``predictions.predict``'s, which the app already caches)."""
-    game = handle.game
-    spliced = spliced_next_tokens(handle, sae, hook, moves)
+    return on_squares(handle.game, spliced_next_tokens(handle, sae, hook, moves))
+
+
+def on_squares(game: Game, token_probs: np.ndarray) -> np.ndarray:
+    """``(n_squares,)``: the probabilities of the tokens that name a square, on their squares."""
     token_square = game.token_square()
     named = np.flatnonzero(token_square >= 0)
     out = np.zeros(game.n_squares, dtype=np.float32)
-    out[token_square[named]] = spliced[named]
+    out[token_square[named]] = token_probs[named]
     return out
