@@ -17,6 +17,7 @@ import torch
 
 from core.games.base import Game
 from core.games.registry import get_game
+from core.models import row_forward
 
 Hook = tuple[str | Callable[[str], bool], Callable]
 ATTENTION_BUDGET = 8_000_000  # attention scores per layer in one forward pass (32 MB in float32)
@@ -165,7 +166,9 @@ class ModelHandle:
         ``continue_rows(rows (n, k)) -> logits (n, k, d_vocab)`` gives the same numbers as
         ``forward`` on ``prefix + row`` for every row; the prefix's keys and values are cached and
         shared by the rows (the lock is held for the whole block). This is what makes scoring every
-        legal multi-token move of a position cost about one forward pass.
+        legal multi-token move of a position cost about one forward pass. For the plain GPT
+        architecture the rows run through ``row_forward`` (every row reads the one copy of the
+        prefix's keys and values), else through ``HookedTransformer`` with the cache repeated.
 
         ``cached``: ``(logits (1, pos, d_vocab), ActivationCache)`` of a pass over exactly
         ``prefix`` that kept every layer's ``attn.hook_k`` and ``attn.hook_v`` (the lens page's
@@ -190,10 +193,15 @@ class ModelHandle:
                 prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0].cpu()
             keys = [(e.past_keys, e.past_values) for e in cache.entries]
             mask = cache.previous_attention_mask
+            shared = row_forward.prefix_keys(keys) if row_forward.supports(self._model) else None
 
             def continue_rows(rows: torch.Tensor, names: Sequence[str] = ()):
                 """Logits of the rows; with ``names``, also those hooks' activations
                 ``{hook: (n, k, width)}`` at the rows' positions (the logit lens of a move)."""
+                rows = rows.to(self.device)
+                if shared is not None and row_forward.serves(self._model, names):  # the prefix's keys and values read once for every row
+                    logits, acts = row_forward.run_rows(self._model, shared, rows, names)
+                    return (logits.cpu(), {h: acts[h].cpu() for h in names}) if names else logits.cpu()
                 n = len(rows)
                 for entry, (k, v) in zip(cache.entries, keys):
                     entry.past_keys, entry.past_values = k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)

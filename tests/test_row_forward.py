@@ -1,0 +1,81 @@
+"""Rows continuing a shared prefix (``core.models.row_forward``) give ``HookedTransformer``'s numbers
+for every architecture it accepts, and the architectures it does not accept go to TransformerLens."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from core.models import row_forward as RF
+from core.models.registry import load_model
+
+SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64, d_vocab=23, seed=0)
+NAMES = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.1.hook_resid_mid"]
+
+
+def _tiny(**overrides) -> HookedTransformer:
+    model = HookedTransformer(HookedTransformerConfig(**{**SMALL, "act_fn": "gelu", "normalization_type": "LN", **overrides}))
+    torch.manual_seed(1)
+    with torch.no_grad():  # biases and norms away from their zero / one initial values, as after training
+        for name, p in model.named_parameters():
+            if name.endswith(("b_Q", "b_K", "b_V", "b_O", "b_in", "b_out", ".b", ".w", "b_U")):
+                p.add_(0.3 * torch.randn_like(p))
+    return model.eval()
+
+
+def _prefix_keys(model, prefix: torch.Tensor):
+    cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, 1)
+    with torch.inference_mode():
+        model(prefix[None], past_kv_cache=cache, attention_mask=torch.ones((1, len(prefix)), dtype=torch.int))
+    return RF.prefix_keys([(e.past_keys, e.past_values) for e in cache.entries])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"act_fn": "gelu_new"}, {"act_fn": "relu", "normalization_type": "LNPre"}, {"attn_only": True}, {"normalization_type": None}])
+def test_rows_equal_the_whole_forward_of_prefix_and_row(overrides):
+    model = _tiny(**overrides)
+    assert RF.supports(model)
+    names = [n for n in NAMES if not (model.cfg.attn_only and n.endswith("mid"))]
+    assert RF.serves(model, names) and not RF.serves(model, ["blocks.0.attn.hook_pattern"])
+    torch.manual_seed(2)
+    prefix, rows = torch.randint(0, 23, (17,)), torch.randint(0, 23, (6, 5))
+    logits, acts = RF.run_rows(model, _prefix_keys(model, prefix), rows, names)
+    with torch.inference_mode():
+        full, cache = model.run_with_cache(torch.cat([prefix.expand(len(rows), -1), rows], 1))
+    torch.testing.assert_close(logits, full[:, len(prefix):], atol=1e-4, rtol=1e-5)
+    for name in names:
+        torch.testing.assert_close(acts[name], cache[name][:, len(prefix):], atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [{"positional_embedding_type": "rotary", "rotary_dim": 8}, {"n_key_value_heads": 2}, {"parallel_attn_mlp": True}, {"attn_scores_soft_cap": 30.0}])
+def test_other_architectures_are_left_to_transformer_lens(overrides):
+    assert not RF.supports(_tiny(**overrides))
+
+
+def test_a_handles_rows_equal_its_forward_on_the_bundled_pgn_model():
+    """The board player's and the move lens's path (``prefix_session``) on a trained model."""
+    handle = load_model("chess-pgn")
+    assert RF.supports(handle.model)
+    game = handle.game
+    moves = game.random_games(1, seed=5)[0]
+    prefix = torch.from_numpy(game.game_tokens([int(m) for m in moves[:30] if m >= 0]))
+    torch.manual_seed(3)
+    rows = torch.randint(0, game.d_vocab if hasattr(game, "d_vocab") else handle.cfg.d_vocab, (40, 6))
+    names = ["blocks.0.hook_resid_pre", "blocks.3.hook_resid_mid", "blocks.5.hook_resid_post"]
+    with handle.prefix_session(prefix) as (_, continue_rows):
+        logits, acts = continue_rows(rows, names=names)
+        assert torch.equal(continue_rows(rows), logits)
+    whole = torch.cat([prefix.expand(len(rows), -1), rows], 1)
+    full = handle.forward(whole)[:, len(prefix):]
+    torch.testing.assert_close(logits, full, atol=1e-4, rtol=1e-5)
+    # Both float32 answers against the exact one (the model in float64): as close as TL's own.
+    exact = copy.deepcopy(handle.model).double()
+    exact.cfg.dtype = torch.float64
+    with torch.inference_mode():
+        truth = exact(whole)[:, len(prefix):].log_softmax(-1)
+    ours, theirs = ((x.double().log_softmax(-1) - truth).abs().max().item() for x in (logits, full))
+    assert ours <= max(2 * theirs, 1e-5), (ours, theirs)
+    assert handle.cfg.dtype == torch.float32 and next(handle.model.parameters()).dtype == torch.float32  # the shared model untouched
