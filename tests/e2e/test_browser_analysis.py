@@ -15,13 +15,12 @@ from tests.e2e.helpers import needs_chromium
 pytestmark = needs_chromium
 
 
-@pytest.mark.parametrize("path, board_title, ready", [("logit_lens", "L5 mlp", "The prediction after each layer"), ("probe_viewer", "True board", "Random move")])
-def test_a_click_on_an_analysis_board_plays_that_move(app_url, browser, path, board_title, ready):
+def test_a_click_on_the_probe_viewers_board_plays_that_move(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{app_url}/{path}?moves=d3c5")
-    page.get_by_text(ready).first.wait_for(timeout=120_000)
-    page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => ((g._fullLayout.title || {{}}).text || '').includes('{board_title}'))", timeout=60_000)
-    H.click_square(page, othello.label_to_square("e6"), 8, board_title)  # legal for black after d3 c5
+    page.goto(f"{app_url}/probe_viewer?moves=d3c5")
+    page.get_by_text("Random move").first.wait_for(timeout=120_000)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => ((g._fullLayout.title || {}).text || '').includes('True board'))", timeout=60_000)
+    H.click_square(page, othello.label_to_square("e6"), 8, "True board")  # legal for black after d3 c5
     page.wait_for_function("() => window.location.search.includes('moves=d3c5e6')", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -41,32 +40,28 @@ def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
     H.run_exact_sweep(page)
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)  # the lab renders whole
+    assert page.locator('[data-testid="stException"]').count() == 0 and "moves=d3c5f6f5e6e3" in page.url
     # The block maps: the plot whose title names the patched sites; click mlp_out (third map), layer 1, position 4.
     H.click_cell(page, "per patched site", 3, 1, axis="3")
     page.wait_for_function("() => window.location.search.includes('component=mlp_out&layer=1&position=4')", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_logit_lens_page_renders_in_chromium(app_url, browser):
+def test_logit_lens_page_renders_a_click_on_a_lens_board_plays_it_and_a_section_opens(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{app_url}/logit_lens?moves=d3c5f6f5")
-    page.get_by_text("The prediction after each layer").wait_for(timeout=90_000)
+    page.goto(f"{app_url}/logit_lens?moves=d3c5")
+    page.get_by_text("The prediction after each layer").first.wait_for(timeout=120_000)
     page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 8", timeout=60_000)  # legality, a board per layer
+    assert "moves=d3c5" in page.url
+    H.click_square(page, othello.label_to_square("e6"), 8, "L5 mlp")  # a lens board plays a move: legal for black after d3 c5
+    page.wait_for_function("() => window.location.search.includes('moves=d3c5e6')", timeout=60_000)
+    page.get_by_text("The prediction after each layer").first.wait_for(timeout=60_000)
     page.locator("[data-testid=\"stButtonGroup\"] button", has_text="Neuron view").first.click()  # one section at a time
     page.get_by_text("fires on").first.wait_for(timeout=60_000)  # the neuron dashboard
     page.wait_for_function("() => window.location.search.includes('section=neurons')", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert "moves=d3c5f6f5" in page.url
-
-
-def test_patching_lab_renders_in_chromium(app_url, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
-    H.run_exact_sweep(page)
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "moves=d3c5f6f5e6e3" in page.url
+    assert "moves=d3c5e6" in page.url
 
 
 def third_row_feature() -> int:
