@@ -129,6 +129,23 @@ def run_exact_sweep(page) -> None:
         page.get_by_text("One site: its effect").wait_for(timeout=120_000)
 
 
+def metric_value(page, label: str, pattern: str, timeout: int = 30_000) -> str:
+    """The value of the metric labelled ``label`` once it matches the regular expression
+    ``pattern``: while a run is drawing, the metrics of a row arrive one by one, so reading the
+    first metric on the page at a given instant may find its neighbour."""
+    handle = page.wait_for_function(
+        """([label, pattern]) => {
+            const m = [...document.querySelectorAll('[data-testid=stMetric]')].find(e => (e.querySelector('[data-testid=stMetricLabel]') || {}).innerText?.trim() === label);
+            const v = m && m.querySelector('[data-testid=stMetricValue]');
+            const text = v ? v.innerText.trim() : '';
+            return new RegExp('^(?:' + pattern + ')$').test(text) ? text : null;
+        }""",
+        arg=[label, pattern],
+        timeout=timeout,
+    )
+    return handle.json_value()
+
+
 SCREENSHOTS_ENV = "BOARDLENS_SCREENSHOTS"
 
 

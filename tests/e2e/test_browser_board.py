@@ -37,8 +37,7 @@ def test_share_link_then_click_a_legal_square(app_url, browser):
     page.goto(f"{app_url}/?model={default_model_name()}&moves={moves}")
     page.get_by_text("White to move").wait_for(timeout=60_000)
     page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=30_000)
-    page.get_by_text("Top-1 move").wait_for(timeout=30_000)
-    before = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    before = H.metric_value(page, "Top-1 move", "[a-h][1-8]")
 
     state = game_state(othello.parse_moves(moves))
     target = int(state.legal.nonzero()[0][0])
@@ -47,18 +46,15 @@ def test_share_link_then_click_a_legal_square(app_url, browser):
     page.get_by_text("Black to move").wait_for(timeout=30_000)
     page.wait_for_function(f"() => window.location.search.includes('moves={moves}{label}')", timeout=30_000)
     page.get_by_text(f"d3 c5 f6 {label}").wait_for(timeout=30_000)
-    page.get_by_text("Top-1 move").wait_for(timeout=30_000)
     after_state = game_state(state.moves + (target,))
-    after = page.locator('[data-testid="stMetricValue"]').first.inner_text()
-    assert re.fullmatch(r"[a-h][1-8]", after.strip())
+    after = H.metric_value(page, "Top-1 move", "[a-h][1-8]")
+    assert re.fullmatch(r"[a-h][1-8]", after)
     # The panel shows the model's real top-1 for the new position.
     from core.interp.predictions import predict
     from core.models.registry import load_model
 
     expected = othello.square_to_label(predict(load_model(default_model_name()), after_state).top1)
-    page.wait_for_function(
-        f"() => document.querySelector('[data-testid=\"stMetricValue\"]').innerText.trim() === '{expected}'", timeout=30_000
-    )
+    assert H.metric_value(page, "Top-1 move", expected) == expected
     H.keep_screenshot(page, "after_click")
     assert before.strip() != "" and after.strip() != ""
 
@@ -142,7 +138,8 @@ def test_chess_link_click_a_piece_then_its_destination(app_url, browser):
     page.get_by_text("White to move").wait_for(timeout=90_000)
     page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=30_000)
     page.get_by_text("Top legal moves").wait_for(timeout=30_000)
-    before = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    uci = r"[a-h][1-8][a-h][1-8][qrbn]?"
+    before = H.metric_value(page, "Top-1 move", uci)
     time.sleep(1.5)
     H.click_square(page, C.chess.G1, 8)  # the knight
     page.get_by_text("Piece on g1 picked").wait_for(timeout=30_000)
@@ -154,6 +151,6 @@ def test_chess_link_click_a_piece_then_its_destination(app_url, browser):
     page.wait_for_function("() => window.location.search.includes('moves=e2e4e7e5g1f3')", timeout=30_000)
     page.get_by_text("1. e4 e5 2. Nf3").wait_for(timeout=30_000)
     page.get_by_text("Top legal moves").wait_for(timeout=30_000)
-    after = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
-    assert re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", after) and re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", before)
+    after = H.metric_value(page, "Top-1 move", uci)
+    assert re.fullmatch(uci, after) and re.fullmatch(uci, before)
     assert page.locator('[data-testid="stException"]').count() == 0
