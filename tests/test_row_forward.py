@@ -79,3 +79,43 @@ def test_a_handles_rows_equal_its_forward_on_the_bundled_pgn_model():
     ours, theirs = ((x.double().log_softmax(-1) - truth).abs().max().item() for x in (logits, full))
     assert ours <= max(2 * theirs, 1e-5), (ours, theirs)
     assert handle.cfg.dtype == torch.float32 and next(handle.model.parameters()).dtype == torch.float32  # the shared model untouched
+
+
+@pytest.mark.parametrize("overrides", [{}, {"act_fn": "gelu_new"}, {"act_fn": "relu", "normalization_type": "LNPre"}, {"attn_only": True}, {"normalization_type": None}])
+def test_whole_sequences_equal_transformer_lens_residual_streams(overrides):
+    model = _tiny(**overrides)
+    names = [n for n in NAMES if not (model.cfg.attn_only and n.endswith("mid"))]
+    torch.manual_seed(4)
+    tokens = torch.randint(0, 23, (5, 19))
+    acts = RF.run_whole(model, tokens, names)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(tokens)
+    assert set(acts) == set(names)
+    for name in names:
+        torch.testing.assert_close(acts[name], cache[name], atol=1e-4, rtol=1e-5)
+    early = RF.run_whole(model, tokens, ["blocks.0.hook_resid_post"], stop_at_layer=1)
+    torch.testing.assert_close(early["blocks.0.hook_resid_post"], cache["blocks.0.hook_resid_post"], atol=1e-4, rtol=1e-5)
+
+
+def test_a_handles_corpus_activations_equal_transformer_lens_and_are_as_exact():
+    """``ModelHandle.activations`` (probes, SAEs, indexes) on a trained model: residual streams
+    through the fused pass equal TransformerLens's cached pass and are as close as it is to the
+    model in float64; other hooks still come from TransformerLens."""
+    handle = load_model("chess-pgn")
+    game = handle.game
+    tokens = torch.from_numpy(game.batch_tokens(game.random_games(6, seed=7)))
+    names = ["blocks.0.hook_resid_pre", "blocks.2.hook_resid_mid", "blocks.4.hook_resid_post"]
+    ours = handle.activations(tokens, names)
+    with torch.inference_mode():
+        _, cache = handle.model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        exact = copy.deepcopy(handle.model).double()
+        exact.cfg.dtype = torch.float64
+        _, truth = exact.run_with_cache(tokens, names_filter=lambda n: n in names)
+    for name in names:
+        assert ours[name].shape == cache[name].shape
+        torch.testing.assert_close(ours[name], cache[name], atol=1e-4, rtol=1e-5)
+        err_ours, err_theirs = ((x.double() - truth[name]).abs().max().item() for x in (ours[name], cache[name]))
+        assert err_ours <= max(2 * err_theirs, 1e-5), (name, err_ours, err_theirs)
+    mlp = handle.activations(tokens, ["blocks.1.mlp.hook_post"])["blocks.1.mlp.hook_post"]
+    torch.testing.assert_close(mlp, handle.model.run_with_cache(tokens, names_filter="blocks.1.mlp.hook_post")[1]["blocks.1.mlp.hook_post"], atol=0, rtol=0)
+    assert handle.activations(tokens[:0], names)[names[0]].shape == (0, tokens.shape[1], handle.cfg.d_model)
