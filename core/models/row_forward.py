@@ -77,6 +77,32 @@ def prefix_keys(keys_values) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(k[0].transpose(0, 1).contiguous(), v[0].transpose(0, 1).contiguous()) for k, v in keys_values]
 
 
+def _run_blocks(model, x: torch.Tensor, attend, names, stop_at_layer: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The blocks below ``stop_at_layer`` on the stream ``x (n, w, d_model)``, as TransformerLens
+    runs them, with each block's attention computed by ``attend(layer, q, k, v)`` (each
+    ``(n, w, heads, d_head)``, laid out by ``attend`` as its kernels read them; it returns the
+    heads' mix in the same axes); the stream
+    after the last of them and the residual streams named in ``names``."""
+    n, w, _ = x.shape
+    n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
+    wanted = set(names)
+    acts: dict[str, torch.Tensor] = {}
+    for layer, (block, (qkv, w_out, b_out, _)) in enumerate(list(zip(model.blocks, _layer_weights(model)))[:stop_at_layer]):
+        if f"blocks.{layer}.hook_resid_pre" in wanted:
+            acts[f"blocks.{layer}.hook_resid_pre"] = x
+        normed = block.ln1(x)
+        q, k, v = (F.linear(normed, W, b).reshape(n, w, n_heads, d_head) for W, b in qkv)
+        z = attend(layer, q, k, v)
+        x = x + F.linear(z.reshape(n, w, n_heads * d_head), w_out, b_out)
+        if not model.cfg.attn_only:
+            if f"blocks.{layer}.hook_resid_mid" in wanted:
+                acts[f"blocks.{layer}.hook_resid_mid"] = x
+            x = x + block.mlp(block.ln2(x))
+        if f"blocks.{layer}.hook_resid_post" in wanted:
+            acts[f"blocks.{layer}.hook_resid_post"] = x
+    return x, acts
+
+
 @torch.inference_mode()
 def run_rows(model, prefix: list[tuple[torch.Tensor, torch.Tensor]], tokens: torch.Tensor, names=()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Logits ``(n, w, d_vocab)`` of ``tokens (n, w)``, each row continuing the prefix whose
@@ -84,28 +110,22 @@ def run_rows(model, prefix: list[tuple[torch.Tensor, torch.Tensor]], tokens: tor
     at the rows' positions."""
     n, w = tokens.shape
     p = prefix[0][0].shape[1]
-    wanted = set(names)
-    acts: dict[str, torch.Tensor] = {}
-    x = model.embed(tokens) + model.pos_embed.W_pos[p : p + w]
-    causal = torch.ones(w, w, dtype=torch.bool, device=x.device).tril()
-    for layer, (block, (qkv, w_out, b_out, scale)) in enumerate(zip(model.blocks, _layer_weights(model))):
-        if f"blocks.{layer}.hook_resid_pre" in wanted:
-            acts[f"blocks.{layer}.hook_resid_pre"] = x
+    causal = torch.ones(w, w, dtype=torch.bool, device=tokens.device).tril()
+    layers = _layer_weights(model)
+
+    def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scores against the prefix's keys (read once for every row) and the row's own, one softmax."""
         keys, values = prefix[layer]
         n_heads, _, d_head = keys.shape
-        normed = block.ln1(x)
-        q, k, v = (F.linear(normed, W, b).reshape(n, w, n_heads, d_head).permute(2, 0, 1, 3) for W, b in qkv)  # (heads, n, w, d_head)
+        scale = layers[layer][3]
+        q, k, v = (t.permute(2, 0, 1, 3) for t in (q, k, v))  # (heads, n, w, d_head)
         on_prefix = torch.bmm(q.reshape(n_heads, n * w, d_head), keys.transpose(1, 2)).reshape(n_heads, n, w, p)
         on_rows = (q @ k.transpose(-1, -2)).masked_fill(~causal, float("-inf"))
         pattern = (torch.cat([on_prefix, on_rows], -1) / scale).softmax(-1)
         z = torch.bmm(pattern[..., :p].reshape(n_heads, n * w, p), values).reshape(n_heads, n, w, d_head) + pattern[..., p:] @ v
-        x = x + F.linear(z.permute(1, 2, 0, 3).reshape(n, w, n_heads * d_head), w_out, b_out)
-        if not model.cfg.attn_only:
-            if f"blocks.{layer}.hook_resid_mid" in wanted:
-                acts[f"blocks.{layer}.hook_resid_mid"] = x
-            x = x + block.mlp(block.ln2(x))
-        if f"blocks.{layer}.hook_resid_post" in wanted:
-            acts[f"blocks.{layer}.hook_resid_post"] = x
+        return z.permute(1, 2, 0, 3)
+
+    x, acts = _run_blocks(model, model.embed(tokens) + model.pos_embed.W_pos[p : p + w], attend, names)
     if model.cfg.normalization_type is not None:
         x = model.ln_final(x)
     return model.unembed(x), acts
@@ -118,23 +138,10 @@ def run_whole(model, tokens: torch.Tensor, names, stop_at_layer: int | None = No
     ``scaled_dot_product_attention`` call instead of TransformerLens's masked scores, pattern and
     mix (about twice as fast on a CPU for corpus-wide activations: probes, SAEs, indexes). Runs
     the blocks below ``stop_at_layer`` only; no unembedding."""
-    n, w = tokens.shape
-    wanted = set(names)
-    acts: dict[str, torch.Tensor] = {}
-    x = model.embed(tokens) + model.pos_embed.W_pos[:w]
-    blocks = list(zip(model.blocks, _layer_weights(model)))[:stop_at_layer]
-    for layer, (block, (qkv, w_out, b_out, scale)) in enumerate(blocks):
-        if f"blocks.{layer}.hook_resid_pre" in wanted:
-            acts[f"blocks.{layer}.hook_resid_pre"] = x
-        n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
-        normed = block.ln1(x)
-        q, k, v = (F.linear(normed, W, b).reshape(n, w, n_heads, d_head).transpose(1, 2) for W, b in qkv)  # (n, heads, w, d_head)
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / float(scale))
-        x = x + F.linear(z.transpose(1, 2).reshape(n, w, n_heads * d_head), w_out, b_out)
-        if not model.cfg.attn_only:
-            if f"blocks.{layer}.hook_resid_mid" in wanted:
-                acts[f"blocks.{layer}.hook_resid_mid"] = x
-            x = x + block.mlp(block.ln2(x))
-        if f"blocks.{layer}.hook_resid_post" in wanted:
-            acts[f"blocks.{layer}.hook_resid_post"] = x
-    return acts
+    layers = _layer_weights(model)
+
+    def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (n, heads, w, d_head)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / float(layers[layer][3])).transpose(1, 2)
+
+    return _run_blocks(model, model.embed(tokens) + model.pos_embed.W_pos[: tokens.shape[1]], attend, names, stop_at_layer)[1]
