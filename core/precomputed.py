@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "assets" / "precomputed"
 FORMAT = 1
 
-# What each kind of result is computed by; the games' rules and tokenizers feed every kind.
-_COMMON = ("core/games/*.py", "core/interp/probes.py", "core/interp/predictions.py", "core/precomputed.py")
+# What each kind of result is computed by; the games' rules, tokenizers and the fused forward pass feed every kind.
+_COMMON = ("core/games/*.py", "core/interp/probes.py", "core/interp/predictions.py", "core/models/row_forward.py", "core/precomputed.py")
 SOURCES = {
     "lens_legality": ("core/interp/lens.py",),
     "neurons": ("core/interp/neurons.py", "core/interp/sae_features.py", "core/interp/board_metrics.py", "core/interp/lens.py"),

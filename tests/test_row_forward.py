@@ -14,7 +14,12 @@ from core.models import row_forward as RF
 from core.models.registry import load_model
 
 SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64, d_vocab=23, seed=0)
-NAMES = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.1.hook_resid_mid"]
+NAMES = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.1.hook_resid_mid", "blocks.0.mlp.hook_post", "blocks.1.mlp.hook_pre"]
+
+
+def _served(model) -> list[str]:
+    """The names of ``NAMES`` the model has (an attention-only model has no MLP or mid stream)."""
+    return [n for n in NAMES if not (model.cfg.attn_only and ("mid" in n or ".mlp." in n))]
 
 
 def _tiny(**overrides) -> HookedTransformer:
@@ -38,8 +43,9 @@ def _prefix_keys(model, prefix: torch.Tensor):
 def test_rows_equal_the_whole_forward_of_prefix_and_row(overrides):
     model = _tiny(**overrides)
     assert RF.supports(model)
-    names = [n for n in NAMES if not (model.cfg.attn_only and n.endswith("mid"))]
-    assert RF.serves(model, names) and not RF.serves(model, ["blocks.0.attn.hook_pattern"])
+    names = _served(model)
+    assert RF.serves(model, names) and not RF.serves(model, ["blocks.0.attn.hook_pattern"]) and not RF.serves(model, ["blocks.2.hook_resid_post"])
+    assert RF.serves(model, ["blocks.0.mlp.hook_post"]) != model.cfg.attn_only
     torch.manual_seed(2)
     prefix, rows = torch.randint(0, 23, (17,)), torch.randint(0, 23, (6, 5))
     logits, acts = RF.run_rows(model, _prefix_keys(model, prefix), rows, names)
@@ -53,6 +59,12 @@ def test_rows_equal_the_whole_forward_of_prefix_and_row(overrides):
 @pytest.mark.parametrize("overrides", [{"positional_embedding_type": "rotary", "rotary_dim": 8}, {"n_key_value_heads": 2}, {"parallel_attn_mlp": True}, {"attn_scores_soft_cap": 30.0}])
 def test_other_architectures_are_left_to_transformer_lens(overrides):
     assert not RF.supports(_tiny(**overrides))
+
+
+def test_a_solu_mlps_neurons_are_left_to_transformer_lens():
+    """SoLU's MLP has a layer norm after its activation: its hidden units are not computed here."""
+    model = _tiny(act_fn="solu_ln")
+    assert RF.serves(model, ["blocks.0.hook_resid_post"]) and not RF.serves(model, ["blocks.0.mlp.hook_post"])
 
 
 def test_a_handles_rows_equal_its_forward_on_the_bundled_pgn_model():
@@ -69,27 +81,35 @@ def test_a_handles_rows_equal_its_forward_on_the_bundled_pgn_model():
         logits, acts = continue_rows(rows, names=names)
         assert torch.equal(continue_rows(rows), logits)
     whole = torch.cat([prefix.expand(len(rows), -1), rows], 1)
-    full = handle.forward(whole)[:, len(prefix):]
+    with torch.inference_mode():
+        full = handle.model(whole)[:, len(prefix):]  # TransformerLens's own forward
     torch.testing.assert_close(logits, full, atol=1e-4, rtol=1e-5)
-    # Both float32 answers against the exact one (the model in float64): as close as TL's own.
+    fused = handle.forward(whole)[:, len(prefix):]  # the handle's: fused causal attention
+    # Every float32 answer against the exact one (the model in float64): as close as TL's own.
     exact = copy.deepcopy(handle.model).double()
     exact.cfg.dtype = torch.float64
     with torch.inference_mode():
         truth = exact(whole)[:, len(prefix):].log_softmax(-1)
-    ours, theirs = ((x.double().log_softmax(-1) - truth).abs().max().item() for x in (logits, full))
-    assert ours <= max(2 * theirs, 1e-5), (ours, theirs)
+    rows_err, fused_err, theirs = ((x.double().log_softmax(-1) - truth).abs().max().item() for x in (logits, fused, full))
+    assert rows_err <= max(2 * theirs, 1e-5) and fused_err <= max(2 * theirs, 1e-5), (rows_err, fused_err, theirs)
     assert handle.cfg.dtype == torch.float32 and next(handle.model.parameters()).dtype == torch.float32  # the shared model untouched
 
 
 @pytest.mark.parametrize("overrides", [{}, {"act_fn": "gelu_new"}, {"act_fn": "relu", "normalization_type": "LNPre"}, {"attn_only": True}, {"normalization_type": None}])
-def test_whole_sequences_equal_transformer_lens_residual_streams(overrides):
+def test_whole_sequences_equal_transformer_lens_residual_streams_and_neurons(overrides):
     model = _tiny(**overrides)
-    names = [n for n in NAMES if not (model.cfg.attn_only and n.endswith("mid"))]
+    names = _served(model)
     torch.manual_seed(4)
     tokens = torch.randint(0, 23, (5, 19))
     acts = RF.run_whole(model, tokens, names)
     with torch.inference_mode():
-        _, cache = model.run_with_cache(tokens)
+        logits, cache = model.run_with_cache(tokens)
+    whole, kept = RF.forward_whole(model, tokens, names[:1])
+    torch.testing.assert_close(whole, logits, atol=1e-4, rtol=1e-5)
+    assert torch.equal(kept[names[0]], acts[names[0]])  # the same pass as run_whole's
+    for start in (0, 1, 2):  # resumed from the stream before block ``start`` (2: only the unembedding)
+        resid = cache[f"blocks.{start}.hook_resid_pre"] if start < 2 else cache["blocks.1.hook_resid_post"]
+        torch.testing.assert_close(RF.forward_from(model, resid, start), logits, atol=1e-4, rtol=1e-5)
     assert set(acts) == set(names)
     for name in names:
         torch.testing.assert_close(acts[name], cache[name], atol=1e-4, rtol=1e-5)
@@ -104,7 +124,7 @@ def test_a_handles_corpus_activations_equal_transformer_lens_and_are_as_exact():
     handle = load_model("chess-pgn")
     game = handle.game
     tokens = torch.from_numpy(game.batch_tokens(game.random_games(6, seed=7)))
-    names = ["blocks.0.hook_resid_pre", "blocks.2.hook_resid_mid", "blocks.4.hook_resid_post"]
+    names = ["blocks.0.hook_resid_pre", "blocks.2.hook_resid_mid", "blocks.4.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.3.mlp.hook_pre"]
     ours = handle.activations(tokens, names)
     with torch.inference_mode():
         _, cache = handle.model.run_with_cache(tokens, names_filter=lambda n: n in names)
@@ -116,6 +136,6 @@ def test_a_handles_corpus_activations_equal_transformer_lens_and_are_as_exact():
         torch.testing.assert_close(ours[name], cache[name], atol=1e-4, rtol=1e-5)
         err_ours, err_theirs = ((x.double() - truth[name]).abs().max().item() for x in (ours[name], cache[name]))
         assert err_ours <= max(2 * err_theirs, 1e-5), (name, err_ours, err_theirs)
-    mlp = handle.activations(tokens, ["blocks.1.mlp.hook_post"])["blocks.1.mlp.hook_post"]
-    torch.testing.assert_close(mlp, handle.model.run_with_cache(tokens, names_filter="blocks.1.mlp.hook_post")[1]["blocks.1.mlp.hook_post"], atol=0, rtol=0)
+    pattern = handle.activations(tokens, ["blocks.1.attn.hook_pattern"])["blocks.1.attn.hook_pattern"]
+    torch.testing.assert_close(pattern, handle.model.run_with_cache(tokens, names_filter="blocks.1.attn.hook_pattern")[1]["blocks.1.attn.hook_pattern"], atol=0, rtol=0)
     assert handle.activations(tokens[:0], names)[names[0]].shape == (0, tokens.shape[1], handle.cfg.d_model)

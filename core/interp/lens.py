@@ -23,6 +23,7 @@ import torch
 from core.games.base import Game
 from core.games.registry import as_game
 from core.interp.predictions import game_tokens
+from core.models import row_forward
 from core.models.handle import ModelHandle
 
 
@@ -63,7 +64,12 @@ def logit_lens(handle: ModelHandle, tokens: torch.Tensor, incl_mid: bool = True,
     points = lens_hooks(handle.cfg.n_layers, incl_mid)
     wanted = {h for _, h in points}
     with handle.session() as model, torch.inference_mode():
-        cache = run.cache if run is not None else model.run_with_cache(tokens, names_filter=lambda n: n in wanted)[1]
+        if run is not None:
+            cache = run.cache
+        elif row_forward.supports(model) and row_forward.serves(model, wanted):  # the corpus-wide chart: fused attention
+            cache = row_forward.run_whole(model, tokens.to(model.cfg.device), wanted)
+        else:
+            cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)[1]
         logits = torch.stack([_unembed(model, cache[h]) for _, h in points])
     return [label for label, _ in points], logits
 

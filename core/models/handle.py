@@ -117,10 +117,12 @@ class ModelHandle:
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``tokens (batch, pos)`` -> ``logits (batch, pos, d_vocab)``, on the CPU whatever the
-        model's device (analysis code works on CPU tensors)."""
+        model's device (analysis code works on CPU tensors). The plain GPT architecture runs with
+        fused causal attention (``row_forward.forward_whole``), as its corpus-wide activations do."""
         step = self.rows_per_pass(tokens.shape[-1])
+        run = (lambda t: row_forward.forward_whole(self._model, t.to(self.device))[0]) if row_forward.supports(self._model) else self._model
         with self._lock, torch.inference_mode():
-            return torch.cat([self._model(tokens[i : i + step]).cpu() for i in range(0, max(len(tokens), 1), step)])
+            return torch.cat([run(tokens[i : i + step]).cpu() for i in range(0, max(len(tokens), 1), step)])
 
     __call__ = forward
 
@@ -129,9 +131,13 @@ class ModelHandle:
         position (both on the CPU), batched like ``forward``."""
         step = self.rows_per_pass(tokens.shape[-1])
         logits, acts = [], []
+        fused = row_forward.supports(self._model) and row_forward.serves(self._model, [hook])  # the same pass as ``forward``'s
         with self._lock, torch.inference_mode():
             for i in range(0, max(len(tokens), 1), step):
-                out, cache = self._model.run_with_cache(tokens[i : i + step], names_filter=lambda name: name == hook)
+                if fused:
+                    out, cache = row_forward.forward_whole(self._model, tokens[i : i + step].to(self.device), [hook])
+                else:
+                    out, cache = self._model.run_with_cache(tokens[i : i + step], names_filter=lambda name: name == hook)
                 logits.append(out.cpu())
                 acts.append(cache[hook].cpu())
         return torch.cat(logits), torch.cat(acts)
@@ -140,16 +146,18 @@ class ModelHandle:
         """Logits of a pass that starts at block ``layer`` from the residual stream ``acts (batch,
         pos, d_model)`` (``resume_layer`` of the hook they were read at), each batch first mapped by
         ``transform`` (an SAE's reconstruction, an ablation): the blocks below are not run again.
-        The same numbers as ``run_with_hooks`` with ``transform`` hooked in at that hook."""
+        The numbers of ``run_with_hooks`` with ``transform`` hooked in at that hook (within float32
+        rounding: the plain GPT runs with fused attention, as ``forward`` does)."""
         if self.cfg.positional_embedding_type == "shortformer":
             raise ValueError("a shortformer model adds its position embedding inside every block: run it from the tokens")
         step = self.rows_per_pass(acts.shape[1])
         out = []
+        run = (lambda x: row_forward.forward_from(self._model, x, layer)) if row_forward.supports(self._model) else (lambda x: self._model(x, start_at_layer=layer))
         with self._lock, torch.inference_mode():
             for i in range(0, max(len(acts), 1), step):
                 x = acts[i : i + step]
                 x = transform(x) if transform is not None else x
-                out.append(self._model(x.to(self.device, self.cfg.dtype), start_at_layer=layer).cpu())
+                out.append(run(x.to(self.device, self.cfg.dtype)).cpu())
         return torch.cat(out)
 
     def run_with_cache(self, tokens: torch.Tensor, names_filter=None):
@@ -225,8 +233,9 @@ class ModelHandle:
 
         Collecting a middle layer for SAEs or probes does not need the layers above it or the
         unembedding: stopping early makes activation generation up to twice as fast. Residual
-        streams of the plain GPT architecture come from ``row_forward.run_whole`` (fused causal
-        attention, about twice as fast again on a CPU); any other hook from TransformerLens.
+        streams and MLP neurons of the plain GPT architecture come from ``row_forward.run_whole``
+        (fused causal attention, about twice as fast again on a CPU); any other hook from
+        TransformerLens.
         """
         wanted = set(hooks)
         layers = [block_of(h) for h in wanted]

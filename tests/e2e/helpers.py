@@ -36,7 +36,8 @@ def streamlit_server():
     """Start ``streamlit run app.py`` on a free port; yield its URL; stop it."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],  # the server under test runs the code it started with, whatever changes on disk
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -114,11 +115,15 @@ def no_warning_left(page) -> None:
     page.wait_for_function("() => !document.body.innerText.includes('Illegal move') && !document.body.innerText.includes('already occupied')", timeout=30_000)
 
 
+RUN_ENDED = """() => !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""
+
+
 def run_exact_sweep(page) -> None:
     """Click "Run the exact sweep" when the lab priced it above its budget (before a first sweep
     on a model it prices one from a forward pass); the maps then hold exact patching either way."""
     page.get_by_text("One site: its effect").wait_for(timeout=120_000)
     page.wait_for_function("() => document.body.innerText.includes('per patched site')", timeout=60_000)  # the maps are drawn
+    page.wait_for_function(RUN_ENDED, timeout=120_000)  # and the run that drew them has ended: the button, if any, is on the page
     button = page.get_by_role("button", name=re.compile("^Run the exact sweep"))
     if button.count():
         button.first.click()
