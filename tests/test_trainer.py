@@ -37,7 +37,9 @@ def finish(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path):
+def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path, capsys):
+    from core.train.__main__ import main as train_main
+
     killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
     proc = start(["next-move", str(killed), *FLAGS, "--checkpoint-every-s", "0", "--threads", "1"])
     deadline = time.monotonic() + 120
@@ -49,7 +51,14 @@ def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path):
     assert 20 <= step_at_kill < 200, f"the run was not killed mid-way (step {step_at_kill})"
 
     finish(start(["next-move", str(killed), "--threads", "1"]))  # resume: config comes from the checkpoint
-    finish(start(["next-move", str(unbroken), *FLAGS, "--threads", "1"]))
+    threads = torch.get_num_threads()
+    try:  # the same commands in this process (two fewer start-ups); ``--threads`` must not outlive them
+        train_main(["next-move", str(unbroken), *FLAGS, "--threads", "1"])  # unbroken
+        capsys.readouterr()
+        train_main(["export", str(killed), str(tmp_path / "bundle"), "--name", "t6", "--games", "100"])
+        out = capsys.readouterr().out
+    finally:
+        torch.set_num_threads(threads)
 
     a = torch.load(killed / Trainer.CHECKPOINT, weights_only=True)
     b = torch.load(unbroken / Trainer.CHECKPOINT, weights_only=True)
@@ -60,7 +69,6 @@ def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path):
     assert state_a["history"] == state_b["history"]  # same losses and held-out metrics at every eval
     assert state_a["history"][-1]["top1_legal"] > state_a["history"][0]["top1_legal"]  # it learned
 
-    out = finish(start(["export", str(killed), str(tmp_path / "bundle"), "--name", "t6", "--games", "100"]))
     card = json.loads((tmp_path / "bundle" / "card.json").read_text())
     assert card["steps"] == 200 and card["games_seen"] == 6400 and "--seed 3" in card["command"]
     assert "--steps 200" in card["command"] and "--threads" not in card["command"]  # the command reproduces the run
