@@ -97,7 +97,7 @@ def load_bundle(folder: str | Path, device: str = "cpu"):
         raise ModelLoadError(f"{folder / CONFIG}: no 'tl_config' entry")
     check_tl_config(config["tl_config"], str(folder / CONFIG))
     try:
-        model = build_hooked_transformer(config["tl_config"], device=device)
+        model = build_hooked_transformer(config["tl_config"], device=device, init_weights=False)  # every parameter is loaded below
     except (TypeError, ValueError, AssertionError, RuntimeError, KeyError, AttributeError) as exc:
         raise ModelLoadError(f"{folder / CONFIG}: invalid model config ({exc})") from exc
     weights = folder / WEIGHTS

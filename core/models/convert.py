@@ -9,14 +9,18 @@ import torch
 from core.models.gpt import GPT, GPTConfig
 
 
-def build_hooked_transformer(config: dict, device: str = "cpu"):
-    """An untrained ``HookedTransformer`` for a config dict (our JSON or a published one)."""
+def build_hooked_transformer(config: dict, device: str = "cpu", init_weights: bool = True):
+    """An untrained ``HookedTransformer`` for a config dict (our JSON or a published one).
+
+    ``init_weights=False`` leaves the parameters unset, for a loader that then fills every one of
+    them and checks that it did (``bundle.load_weights``): drawing 135M random weights only to
+    overwrite them took 2 s of SmolLM2's load."""
     with warnings.catch_warnings():
         # HookedTransformer is deprecated in favour of TL 4's TransformerBridge; see DESIGN.md §4.
         warnings.simplefilter("ignore")
         from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-        cfg = HookedTransformerConfig(**config, device=device)
+        cfg = HookedTransformerConfig(**{**config, "device": device, "init_weights": init_weights})
         model = HookedTransformer(cfg)
     return model
 

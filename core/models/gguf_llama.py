@@ -133,7 +133,7 @@ def load_smollm2(cache_dir=None, device: str = "cpu"):
     del cache_dir  # the file comes with a package, not from the hub
     path = smollm2_path()
     tl, state, tokenizer, meta = read_gguf_llama(path)
-    model = build_hooked_transformer(tl, device=device)
+    model = build_hooked_transformer(tl, device=device, init_weights=False)  # every parameter is loaded below (checked)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = convert_llama_weights(_as_hf_llama(state, tl["n_layers"]), model.cfg)

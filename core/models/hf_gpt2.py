@@ -150,7 +150,7 @@ def load_hf_gpt2(folder: str | Path, device: str = "cpu"):
     tl_config = tl_config_from_hf(read_json(config_path), str(config_path))
     state, weights = read_state_dict(folder)
     tl_state = gpt2_to_tl_state_dict(state, tl_config, str(weights))
-    model = build_hooked_transformer(tl_config, device=device)
+    model = build_hooked_transformer(tl_config, device=device, init_weights=False)  # every parameter is loaded below
     load_weights(model, tl_state, str(weights))
     model.eval()
     return model, tl_config, read_vocab(folder)

@@ -129,7 +129,7 @@ def load_legacy_tl_checkpoint(path: Path, device: str = "cpu"):
     """A ``HookedTransformer.state_dict()`` saved with ``torch.save`` -> ``(model, tl_config)``."""
     state = read_torch_state_dict(path)
     config = tl_config_from_state_dict(state, path)
-    model = build_hooked_transformer(config, device=device)
+    model = build_hooked_transformer(config, device=device, init_weights=False)  # every parameter is loaded below
     load_weights(model, state, str(path))
     model.eval()
     return model, config

@@ -175,7 +175,7 @@ def load_nanogpt_checkpoint(folder: Path, n_heads: int | None = None, device: st
     cfg = nanogpt_config(state, n_heads, str(weights))
     tl_state, tl_config = nanogpt_to_tl_state_dict(state, cfg)
     tl_config["board_size"] = board_size_for_vocab(cfg["vocab_size"])
-    model = build_hooked_transformer({k: v for k, v in tl_config.items() if k != "board_size"}, device=device)
+    model = build_hooked_transformer({k: v for k, v in tl_config.items() if k != "board_size"}, device=device, init_weights=False)  # every parameter is loaded below
     load_weights(model, tl_state, str(weights))
     model.eval()
     return model, tl_config
@@ -257,7 +257,7 @@ def load_nanogpt_chess(checkpoint: Path, meta: Path, device: str = "cpu"):
     if cfg["vocab_size"] != len(vocab):
         raise ModelLoadError(f"{checkpoint}: vocabulary of {cfg['vocab_size']} tokens, {meta} lists {len(vocab)}")
     tl_state, tl_config = nanogpt_to_tl_state_dict(state, cfg, add_pad=False)
-    model = build_hooked_transformer(tl_config, device=device)
+    model = build_hooked_transformer(tl_config, device=device, init_weights=False)  # every parameter is loaded below
     load_weights(model, tl_state, str(checkpoint))
     model.eval()
     return model, tl_config, vocab

@@ -47,7 +47,7 @@ def load_gelu_1l(cache_dir: str | Path | None = None, device: str = "cpu"):
     path = hub_file(GELU_1L_REPO, GELU_1L_FILE, cache_dir)
     state = read_torch_state_dict(path)
     try:
-        model = build_hooked_transformer(tl, device=device)
+        model = build_hooked_transformer(tl, device=device, init_weights=False)  # every parameter is loaded below
     except (TypeError, ValueError, AssertionError) as exc:
         raise ModelLoadError(f"{GELU_1L_REPO}/config.json: invalid model config ({exc})") from None
     load_weights(model, state, str(path))
