@@ -47,6 +47,24 @@ def tiny_bundle(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture
+def train_here(capsys):
+    """``python -m core.train ARGS`` run in this process (no interpreter start-up); returns what it
+    printed. ``--threads`` sets torch's threads for the process: they are put back afterwards."""
+    from core.train.__main__ import main
+
+    def run(args: list[str]) -> str:
+        threads = torch.get_num_threads()
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+        finally:
+            torch.set_num_threads(threads)
+        return capsys.readouterr().out
+
+    return run
+
+
 # Scheduling (pytest-xdist, `--dist=loadgroup`): each module is one unit of work, given whole to a
 # worker, so its module fixtures are made once; the browser modules are one unit, so one worker
 # starts one Streamlit server and one Chromium for all of them. Units go out longest first (the

@@ -26,8 +26,8 @@ WIDTH = 32  # d_model in FLAGS
 
 
 def launch(run: Path, ranks: int, *extra: str) -> subprocess.Popen:
-    """``torchrun`` with ``ranks`` gloo processes (or plain python for None)."""
-    head = [sys.executable, "-m", "core.train"] if ranks == 0 else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", "-m", "core.train"]
+    """``torchrun`` with ``ranks`` gloo processes."""
+    head = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", "-m", "core.train"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU even where a GPU is present
     return subprocess.Popen([*head, "next-move", str(run), *FLAGS, "--device", "cpu", *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -97,9 +97,15 @@ def test_runs_made_before_per_game_seeds_keep_their_games(tmp_path):
     assert np.array_equal(step_games(cfg, 1)[0].numpy(), expected)
 
 
-def test_two_gloo_ranks_train_what_one_rank_trains_and_resume_in_one_process(tmp_path):
+def in_process(train_here, run: Path, *extra: str) -> str:
+    """``python -m core.train next-move`` on one rank with the flags ``launch`` gives its ranks, run in
+    the test's process (no interpreter start-up)."""
+    return train_here(["next-move", run, *FLAGS, "--device", "cpu", *extra])
+
+
+def test_two_gloo_ranks_train_what_one_rank_trains_and_resume_in_one_process(tmp_path, train_here):
     one, two = tmp_path / "one", tmp_path / "two"
-    finish(launch(one, 0, "--steps", "30", "--until-step", "20"))
+    in_process(train_here, one, "--steps", "30", "--until-step", "20")
     out = finish(launch(two, 2, "--steps", "30", "--until-step", "20"))
     assert "x 2 ranks (16 games each)" in out
     assert saved_step(one) == saved_step(two) == 20
@@ -133,7 +139,7 @@ def _rank_pid(run: Path, rank: int) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
-def test_sigkill_of_one_rank_then_resume_on_another_rank_count(tmp_path):
+def test_sigkill_of_one_rank_then_resume_on_another_rank_count(tmp_path, train_here):
     killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
     proc = launch(killed, 2, "--steps", "120", "--checkpoint-every-s", "0.3")
     deadline = time.monotonic() + 120
@@ -147,9 +153,9 @@ def test_sigkill_of_one_rank_then_resume_on_another_rank_count(tmp_path):
     at_kill = saved_step(killed)
     assert 15 <= at_kill < 120, f"not killed mid-run (checkpoint at step {at_kill})"
 
-    resumed = finish(launch(killed, 0))  # 1 rank now: the checkpoint's config and schedule
+    resumed = in_process(train_here, killed)  # 1 rank now: the checkpoint's config and schedule
     assert f"step {at_kill}/120" in resumed
-    finish(launch(unbroken, 0, "--steps", "120"))
+    in_process(train_here, unbroken, "--steps", "120")
     state = json.loads(torch.load(killed / Trainer.CHECKPOINT, weights_only=True)["state_json"])
     assert state["step"] == 120 and state["games_seen"] == 120 * 32
     difference = worst_relative_difference(weights(killed), weights(unbroken))

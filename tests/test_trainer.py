@@ -37,9 +37,7 @@ def finish(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path, capsys):
-    from core.train.__main__ import main as train_main
-
+def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path, train_here):
     killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
     proc = start(["next-move", str(killed), *FLAGS, "--checkpoint-every-s", "0", "--threads", "1"])
     deadline = time.monotonic() + 120
@@ -51,14 +49,8 @@ def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path, capsys):
     assert 20 <= step_at_kill < 200, f"the run was not killed mid-way (step {step_at_kill})"
 
     finish(start(["next-move", str(killed), "--threads", "1"]))  # resume: config comes from the checkpoint
-    threads = torch.get_num_threads()
-    try:  # the same commands in this process (two fewer start-ups); ``--threads`` must not outlive them
-        train_main(["next-move", str(unbroken), *FLAGS, "--threads", "1"])  # unbroken
-        capsys.readouterr()
-        train_main(["export", str(killed), str(tmp_path / "bundle"), "--name", "t6", "--games", "100"])
-        out = capsys.readouterr().out
-    finally:
-        torch.set_num_threads(threads)
+    train_here(["next-move", unbroken, *FLAGS, "--threads", "1"])  # the same command unbroken, in this process
+    out = train_here(["export", killed, tmp_path / "bundle", "--name", "t6", "--games", "100"])
 
     a = torch.load(killed / Trainer.CHECKPOINT, weights_only=True)
     b = torch.load(unbroken / Trainer.CHECKPOINT, weights_only=True)
