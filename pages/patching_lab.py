@@ -52,7 +52,8 @@ same_length = "" if token_view else f" (only moves written with {n_changed} char
 replacement = c2.selectbox(f"Play instead of {labels[index]}{same_length}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s) if token_view else game.san(moves[:index], s)} (keeps {kept[s]} moves)")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
 if dropped:
-    st.warning(f"After the change, {PT.why_cut(moves, corrupted_moves, game)}: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
+    why = PT.why_cut(moves, corrupted_moves, game)  # "move 4 (f5) is illegal after the change"
+    st.warning(f"{why[:1].upper()}{why[1:]}: both games are cut to {len(corrupted_moves)} moves ({dropped} dropped).")
 clean_state, corr_state = game.state(clean_moves), game.state(corrupted_moves)
 legal_clean, legal_corr = clean_state.legal, corr_state.legal  # squares a legal next move starts on
 

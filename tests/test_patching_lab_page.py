@@ -97,3 +97,8 @@ def test_a_slow_exact_sweep_waits_for_its_button_with_attribution_shown_meanwhil
     run[0].click().run()
     assert not [b for b in at.button if b.label.startswith("Run the exact sweep")]
     assert at.query_params["exact"] in ("1", ["1"])
+
+
+def test_a_cut_game_says_which_move_and_why_in_one_sentence():
+    at = open_lab(moves="d3c5f6f5e6", change="2", instead="e3")
+    assert [w.value for w in at.warning] == ["Move 4 (f5) is illegal after the change: both games are cut to 3 moves (2 dropped)."]
