@@ -23,11 +23,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.e2e.helpers import chromium, streamlit_server  # noqa: E402
+from tests.e2e.helpers import SETTLED, chromium, streamlit_server  # noqa: E402
 
 PAGES = {"board_player": "", "probe_viewer": "probe_viewer", "logit_lens": "logit_lens", "sae_browser": "sae_browser", "patching_lab": "patching_lab"}
 GOAL_S = {"board_player": 0.8}
-SETTLED = """() => !document.querySelector('[data-stale="true"]')"""  # every element of the run is current
 
 
 def link(page) -> str:

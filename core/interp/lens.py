@@ -64,12 +64,7 @@ def logit_lens(handle: ModelHandle, tokens: torch.Tensor, incl_mid: bool = True,
     points = lens_hooks(handle.cfg.n_layers, incl_mid)
     wanted = {h for _, h in points}
     with handle.session() as model, torch.inference_mode():
-        if run is not None:
-            cache = run.cache
-        elif row_forward.supports(model) and row_forward.serves(model, wanted):  # the corpus-wide chart: fused attention
-            cache = row_forward.run_whole(model, tokens.to(model.cfg.device), wanted)
-        else:
-            cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)[1]
+        cache = run.cache if run is not None else row_forward.cached_pass(model, tokens, wanted)  # the corpus-wide chart: fused where it can be
         logits = torch.stack([_unembed(model, cache[h]) for _, h in points])
     return [label for label, _ in points], logits
 

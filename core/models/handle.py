@@ -242,13 +242,9 @@ class ModelHandle:
         stop = None if any(layer is None for layer in layers) else max(layers) + 1
         step = self.rows_per_pass(tokens.shape[-1])
         parts: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
-        fused = row_forward.supports(self._model) and row_forward.serves(self._model, wanted)  # residual streams of the plain GPT: fused attention
         with self._lock, torch.inference_mode():
             for i in range(0, max(len(tokens), 1), step):
-                if fused:
-                    cache = row_forward.run_whole(self._model, tokens[i : i + step].to(self.device), wanted, stop_at_layer=stop)
-                else:
-                    _, cache = self._model.run_with_cache(tokens[i : i + step], names_filter=lambda name: name in wanted, stop_at_layer=stop)
+                cache = row_forward.cached_pass(self._model, tokens[i : i + step], wanted, stop_at_layer=stop)
                 for h in hooks:
                     parts[h].append(cache[h].cpu())
         return {h: torch.cat(p) for h, p in parts.items()}

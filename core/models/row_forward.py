@@ -182,6 +182,18 @@ def _logits(model, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def cached_pass(model, tokens: torch.Tensor, names, stop_at_layer: int | None = None) -> dict[str, torch.Tensor]:
+    """The activations named in ``names`` for whole sequences ``tokens`` (on the model's device):
+    from ``run_whole`` where ``supports`` and ``serves`` allow, else from TransformerLens's cached
+    pass. The one place corpus-wide readers (``ModelHandle.activations``, the lens legality
+    chart) choose between the two."""
+    wanted = set(names)
+    if supports(model) and serves(model, wanted):
+        return run_whole(model, tokens.to(model.cfg.device), wanted, stop_at_layer=stop_at_layer)
+    return dict(model.run_with_cache(tokens, names_filter=lambda name: name in wanted, stop_at_layer=stop_at_layer)[1].items())
+
+
+@torch.inference_mode()
 def forward_whole(model, tokens: torch.Tensor, names=()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Logits ``(n, T, d_vocab)`` of whole sequences and the activations named in ``names``,
     computed as ``run_whole`` computes them (so the logit lens's last point, read from its

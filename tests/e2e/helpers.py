@@ -115,7 +115,8 @@ def no_warning_left(page) -> None:
     page.wait_for_function("() => !document.body.innerText.includes('Illegal move') && !document.body.innerText.includes('already occupied')", timeout=30_000)
 
 
-RUN_ENDED = """() => !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""
+SETTLED = """() => !document.querySelector('[data-stale="true"]')"""  # every element is the latest run's: Streamlit marks the previous run's until they are replaced
+RUN_ENDED = """() => !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""  # settled, and no run in progress
 
 
 def run_exact_sweep(page) -> None:

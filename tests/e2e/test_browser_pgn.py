@@ -41,7 +41,7 @@ def test_pgn_chess_link_renders_every_page_in_chromium(app_url, browser, page_na
     page.get_by_role("button", name="Share this view").wait_for(timeout=240_000)
     # The run has ended when no element of the page is left stale (the lab's exact sweep on a busy
     # machine can take minutes); then every figure is drawn.
-    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
+    page.wait_for_function(H.SETTLED, timeout=240_000)
     page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= {figures}", timeout=120_000)
     H.keep_screenshot(page, f"pgn_{page_name or 'board'}")
     assert page.locator('[data-testid="stException"]').count() == 0

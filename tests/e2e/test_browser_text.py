@@ -34,7 +34,7 @@ def test_text_model_link_renders_every_page_in_chromium(app_url, browser, page_n
     page.goto(f"{app_url}/{page_name}?model={model}&prompt={urllib.parse.quote(PROMPT)}")
     page.get_by_text(text).first.wait_for(timeout=240_000)
     page.get_by_role("button", name="Share this view").wait_for(timeout=240_000)
-    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
+    page.wait_for_function(H.SETTLED, timeout=240_000)
     page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= {figures}", timeout=120_000)
     H.keep_screenshot(page, f"text_{page_name or 'prompt'}")
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -21,7 +21,7 @@ def test_upload_a_pgn_file_and_the_probe_viewer_scores_on_it(app_url, browser, t
     page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(str(pgn))
     sidebar.get_by_text("mine.pgn: 200 games; 3 skipped").wait_for(timeout=240_000)
     page.get_by_text("Scores on 100 games of mine.pgn").wait_for(timeout=240_000)
-    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
+    page.wait_for_function(H.SETTLED, timeout=240_000)
     H.keep_screenshot(page, "upload_probe_viewer")
     assert page.locator('[data-testid="stException"]').count() == 0
     sidebar.get_by_text("3 skipped game(s)").click()
