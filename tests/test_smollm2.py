@@ -3,6 +3,7 @@ checked against transformers' own GGUF loader (an independent dequantisation and
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -31,14 +32,21 @@ def test_unpermute_undoes_llama_cpps_rotary_permutation():
 
 @pytest.fixture(scope="module")
 def both():
+    import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.models.registry import load_model
+    from ui import cached_model
 
-    handle = load_model("smollm2-135m")
+    handle = cached_model("smollm2-135m")  # the server's shared model: the prompt player's test below opens it again, without a second load
     path = smollm2_path()
-    reference = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    with pytest.MonkeyPatch.context() as patch:
+        # transformers parses the file three times (the config, the weights, the tokenizer) and
+        # rebuilds gguf's tensor-name table for each of the model's ~400 modules: ~20 s of the
+        # ~35 s this load takes. The same parse and the same table, made once (both are pure reads).
+        patch.setattr(gguf, "GGUFReader", functools.lru_cache(maxsize=1)(gguf.GGUFReader))
+        patch.setattr(gguf, "get_tensor_name_map", functools.cache(gguf.get_tensor_name_map))
+        reference = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     return handle, reference, tokenizer
 
 
@@ -52,7 +60,7 @@ def test_smollm2_matches_transformers_gguf_loader_token_for_token_and_logit_for_
     tokens = torch.tensor([handle.tokenizer.encode(TEXTS[1])])
     with torch.no_grad():
         expected = reference(tokens).logits
-    assert (handle.forward(tokens) - expected).abs().max().item() <= 1e-3  # 30 float32 layers, logits up to ~40
+    assert (handle.forward(tokens).cpu() - expected).abs().max().item() <= 1e-3  # 30 float32 layers, logits up to ~40
     assert "quantised" in handle.info.card["quantisation"]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.helpers import chromium, streamlit_server
+from tests.e2e.helpers import chromium_and_profile, streamlit_server
 
 
 @pytest.fixture(scope="session")
@@ -22,33 +22,34 @@ def fresh_app_url():
 
 
 class OneVisitor:
-    """Chromium as one visitor uses it: ``new_page`` opens a tab in one long-lived browser context,
+    """Chromium as one visitor uses it: ``new_page`` opens a tab in one long-lived browser profile,
     so Streamlit's and plotly's scripts come from its HTTP cache with their compiled code (a new
-    context downloads, parses and compiles ~10 MB of JavaScript again: measured here, ~1.3 s of
-    Chromium's CPU of the ~6.6 s a page load costs). Each tab is still a new Streamlit session.
-    ``new_context`` gives a browser that has seen nothing, for tests that need one."""
+    context downloads, parses and compiles ~10 MB of JavaScript again). Each tab is still a new
+    Streamlit session. ``new_context`` gives a browser that has seen nothing, for tests that need
+    one."""
 
-    def __init__(self, browser):
+    def __init__(self, browser, visitor):
         self._browser = browser
-        self._context = None
+        self._visitor = visitor
 
     def new_page(self, viewport: dict | None = None):
-        if self._context is None:
-            self._context = self._browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = self._context.new_page()
+        page = self._visitor.new_page()
         if viewport:
             page.set_viewport_size(viewport)
         return page
 
+    @property
+    def contexts(self) -> list:
+        return [self._visitor, *self._browser.contexts]
+
     def close_pages(self) -> None:
-        """Close every tab and every other context (an open tab keeps its renderer and its
-        Streamlit session busy, taking CPU from the tests after it); keep the visitor's context."""
+        """Close every tab and every context that has seen nothing (an open tab keeps its renderer
+        and its Streamlit session busy, taking CPU from the tests after it); keep the visitor's
+        profile."""
+        for page in list(self._visitor.pages):
+            page.close()
         for context in list(self._browser.contexts):
-            if context is self._context:
-                for page in list(context.pages):
-                    page.close()
-            else:
-                context.close()
+            context.close()
 
     def __getattr__(self, name):
         return getattr(self._browser, name)
@@ -56,8 +57,8 @@ class OneVisitor:
 
 @pytest.fixture(scope="session")
 def browser():
-    for chrome in chromium():
-        yield OneVisitor(chrome)
+    for chrome, visitor in chromium_and_profile():
+        yield OneVisitor(chrome, visitor)
 
 
 @pytest.fixture(autouse=True)
