@@ -48,10 +48,6 @@ def unpermute(weight: np.ndarray, n_heads: int) -> np.ndarray:
     return weight.reshape(n_heads, rows // n_heads // 2, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
-def _field(reader, key: str, default=None):
-    return reader.fields.get(key, default)
-
-
 def read_gguf_llama(path: Path):
     """``(tl_config, HF-layout state dict, tokenizers.Tokenizer, metadata)`` of a Llama GGUF file."""
     try:
@@ -62,17 +58,17 @@ def read_gguf_llama(path: Path):
         raise ModelLoadError(f"{path}: {path.stat().st_size:,} bytes is more than a GGUF file may have here ({MAX_GGUF_BYTES:,})")
     try:
         reader = read_gguf(path)
-    except Exception as exc:  # noqa: BLE001 - a damaged header fails in numpy, struct or gguf code
+    except Exception as exc:  # noqa: BLE001 - read_gguf's ValueError, or the OS's error for an unreadable file
         raise ModelLoadError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {str(exc)[:160]})") from None
-    arch = _field(reader, "general.architecture")
+    arch = reader.fields.get("general.architecture")
     if arch != "llama":
         raise ModelLoadError(f"{path}: a {arch!r} model; only the llama architecture converts here")
-    get = lambda key: _field(reader, f"llama.{key}")  # noqa: E731
+    get = lambda key: reader.fields.get(f"llama.{key}")  # noqa: E731
     try:
         d_model, n_heads, n_kv = int(get("embedding_length")), int(get("attention.head_count")), int(get("attention.head_count_kv") or get("attention.head_count"))
         tl = {
             "n_layers": int(get("block_count")), "d_model": d_model, "d_head": d_model // n_heads, "n_heads": n_heads,
-            "d_mlp": int(get("feed_forward_length")), "d_vocab": int(get("vocab_size") or len(_field(reader, "tokenizer.ggml.tokens"))),
+            "d_mlp": int(get("feed_forward_length")), "d_vocab": int(get("vocab_size") or len(reader.fields.get("tokenizer.ggml.tokens"))),
             "n_ctx": min(int(get("context_length")), N_CTX), "eps": float(get("attention.layer_norm_rms_epsilon")), "act_fn": "silu",
             "n_key_value_heads": n_kv if n_kv != n_heads else None, "normalization_type": "RMS", "positional_embedding_type": "rotary",
             "rotary_adjacent_pairs": False, "rotary_dim": d_model // n_heads, "rotary_base": float(get("rope.freq_base") or 10000.0),
@@ -100,8 +96,8 @@ def read_gguf_llama(path: Path):
             values = unpermute(values, n_kv)
         state[key] = torch.from_numpy(values.copy())
     state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])  # tied, as SmolLM2's are
-    meta = {"name": str(_field(reader, "general.name", "")), "file_type": int(_field(reader, "general.file_type", -1)),
-            "quantisation": sorted({gguf.GGMLQuantizationType(t.ggml_type).name for t in reader.tensors}), "license": str(_field(reader, "general.license", ""))}
+    meta = {"name": str(reader.fields.get("general.name", "")), "file_type": int(reader.fields.get("general.file_type", -1)),
+            "quantisation": sorted({gguf.GGMLQuantizationType(t.ggml_type).name for t in reader.tensors}), "license": str(reader.fields.get("general.license", ""))}
     return tl, state, _tokenizer(reader, path), meta
 
 
@@ -109,11 +105,11 @@ def _tokenizer(reader, path: Path):
     """The file's byte-level BPE vocabulary and merges as a ``tokenizers`` tokenizer."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
-    if _field(reader, "tokenizer.ggml.model") != "gpt2":
+    if reader.fields.get("tokenizer.ggml.model") != "gpt2":
         raise ModelLoadError(f"{path}: only byte-level BPE (gpt2-style) tokenizers convert here")
-    tokens = list(_field(reader, "tokenizer.ggml.tokens"))
-    merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges")]
-    types = list(_field(reader, "tokenizer.ggml.token_type", [1] * len(tokens)))
+    tokens = list(reader.fields.get("tokenizer.ggml.tokens"))
+    merges = [tuple(m.split(" ", 1)) for m in reader.fields.get("tokenizer.ggml.merges")]
+    types = list(reader.fields.get("tokenizer.ggml.token_type", [1] * len(tokens)))
     tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
