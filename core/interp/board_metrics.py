@@ -121,10 +121,25 @@ def _labelled_units(acts: torch.Tensor, p: torch.Tensor, cut: int, min_fires: in
     max_act = acts[:cut].max(0).values.clamp(min=1e-9)
     for t in THRESHOLDS:
         fire_train = _fires(acts[:cut], t, max_act)
-        _, precision = _f1_table(fire_train, p[:cut])
-        keep = (precision >= PRECISION) & (fire_train.sum(0)[:, None] >= min_fires)
+        # Only units with enough firings can be kept: the product skips the rest (at high
+        # thresholds most units), and the table is the same.
+        enough = fire_train.sum(0) >= min_fires
+        keep = torch.zeros(acts.shape[1], p.shape[1], dtype=torch.bool)
+        if enough.any():
+            _, precision = _f1_table(fire_train[:, enough], p[:cut])
+            keep[enough] = precision >= PRECISION
         if keep.any():
             yield t, keep, _fires(acts[cut:], t, max_act)
+
+
+def _predicted(fire_test: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``bool (positions, props)``: a property is predicted where any unit kept for it fires. The
+    product reads only the kept units and the properties some unit is kept for (a few hundred of
+    thousands of units): the rest is false either way."""
+    units, props = keep.any(1), keep.any(0)
+    predicted = torch.zeros(fire_test.shape[0], keep.shape[1], dtype=torch.bool)
+    predicted[:, props] = co_occurrences(fire_test[:, units].T, keep[units][:, props]) > 0
+    return predicted
 
 
 def board_reconstruction(acts: torch.Tensor, props: np.ndarray, split: float = 0.5) -> dict:
@@ -133,7 +148,7 @@ def board_reconstruction(acts: torch.Tensor, props: np.ndarray, split: float = 0
     p = torch.from_numpy(props)
     best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
     for t, keep, fire_test in _labelled_units(acts, p, cut, MIN_FIRES):
-        predicted = co_occurrences(fire_test.T, keep) > 0
+        predicted = _predicted(fire_test, keep)
         truth = p[cut:]
         tp = (predicted & truth).sum(0).float()
         f1 = 2 * tp / (predicted.sum(0) + truth.sum(0)).clamp(min=1).float()
@@ -172,7 +187,7 @@ def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes:
     best = {"board_reconstruction": 0.0, "threshold": None, "units_used": 0}
     best_sets = dict.fromkeys(masks, 0.0)
     for t, keep, fire_test in _labelled_units(acts, p, cut, min_fires):
-        predicted = (co_occurrences(fire_test.T, keep) > 0).reshape(-1, n_classes, n_squares)
+        predicted = _predicted(fire_test, keep).reshape(-1, n_classes, n_squares)
         score = _square_f1(predicted, truth)
         if score > best["board_reconstruction"]:
             best = {"board_reconstruction": score, "threshold": t, "units_used": int(keep.any(1).sum())}
