@@ -13,7 +13,6 @@ stored.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ def child(model: str, n_moves: int, no_stored: bool) -> None:
     import streamlit.logger
     from streamlit.testing.v1 import AppTest
 
-    from bench.latency import rerun_after_moves
+    from bench.latency import rerun_after_moves, set_between_runs
     from core import precomputed
     from core.models.registry import load_model
 
@@ -51,15 +50,12 @@ def child(model: str, n_moves: int, no_stored: bool) -> None:
         raise RuntimeError(f"board player: {at.exception[0].value}")
     import ui
 
-    # The warm-up thread has no script-run context under AppTest; Streamlit warns of it on every
-    # cached call in bare mode (a served app does not), which would bury the figures.
-    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     ui.warm_up_in_background().join()  # a visitor reads the first page for longer than this takes
     print(f"  {model:9s} background warm-up after the first page: {(time.perf_counter() - t0) * 1000:.0f} ms more", flush=True)
     worst = 0.0
     for page in PAGES:
-        at.session_state["moves"] = tuple(moves[:start])
+        set_between_runs(at, "moves", tuple(moves[:start]))
         t0 = time.perf_counter()
         at.switch_page(f"pages/{page}.py").run()
         first = (time.perf_counter() - t0) * 1000

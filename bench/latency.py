@@ -78,11 +78,21 @@ def page_latency(model: str, game, page: str, game_moves: list[int], start: int,
     return rerun_after_moves(at, page, game_moves, start, n_moves)
 
 
+def set_between_runs(at, key: str, value) -> None:
+    """``at.session_state[key] = value`` between runs, without Streamlit's "missing
+    ScriptRunContext" warning for each (a bare-mode warning; a server never sets state outside a
+    run): a run puts the log level back to Streamlit's config, so it is lowered again here."""
+    import streamlit.logger
+
+    streamlit.logger.set_log_level("error")
+    at.session_state[key] = value
+
+
 def rerun_after_moves(at, page: str, game_moves: list[int], start: int, n_moves: int) -> np.ndarray:
     """Milliseconds of each rerun of the open page after one more move of ``game_moves``."""
     times = []
     for k in range(start + 1, start + 1 + n_moves):
-        at.session_state["moves"] = tuple(game_moves[:k])
+        set_between_runs(at, "moves", tuple(game_moves[:k]))
         t0 = time.perf_counter()
         at.run()
         times.append((time.perf_counter() - t0) * 1000)
@@ -145,7 +155,7 @@ def text_pages_main(args: argparse.Namespace, handle) -> None:
         at.switch_page(f"pages/{page}.py").run()
         times = []
         for prompt in prompts[1:]:
-            at.session_state["prompt"] = prompt
+            set_between_runs(at, "prompt", prompt)
             t0 = time.perf_counter()
             at.run()
             times.append((time.perf_counter() - t0) * 1000)
