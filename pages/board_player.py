@@ -165,13 +165,15 @@ with right:
                 pd.DataFrame([{"character": repr(game.vocab[t]), "probability": 100 * float(first[t]), "legal": game.vocab[t] in legal_first} for t in order]),
                 hide_index=True, width="stretch", column_config={"probability": column_config["probability"], "legal": st.column_config.CheckboxColumn("legal", help="Some legal move starts with this character.")},
             )
-    if pred is not None:
+    if pred is not None and not np.isfinite(pred.history_top1_legal).any():
+        st.caption("History: once a move is played, the model's prediction after each move shows here (top-1 legal and illegal mass).")
+    elif pred is not None:
         labels = [game.move_label(m) for m in state.moves]
         top1 = [game.square_label(int(s)) if s >= 0 else "—" for s in pred.history_top1]
         st.markdown("**History: the prediction after each move**")
         n_pred = len(pred.history_top1_legal)
         st.plotly_chart(history_figure(pred.history_top1_legal, pred.history_illegal_mass, labels[:n_pred], top1), key="history", config={"displayModeBar": False})
-        rate = np.nanmean(pred.history_top1_legal) if np.isfinite(pred.history_top1_legal).any() else float("nan")
+        rate = np.nanmean(pred.history_top1_legal)
         note = f"Top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions of this game: {rate:.1%}."
         if pred.history_second_top1_legal is not None and np.isfinite(pred.history_second_top1_legal).any():
             first_token, later = ("From-square", "to-square (given the piece played)") if game.tokens_name_squares else ("First-character", "later characters (given the move's characters so far)")

@@ -4,6 +4,8 @@ A page that does not serve a model's game says so (and nothing else fails)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from core.interp.probes import PROBE_ROOT
 from core.interp.sae_store import list_saes
@@ -30,3 +32,31 @@ def test_page_renders_for_model(spec, page):
         assert any("No SAE for this model yet" in e.label for e in at.expander)
     else:
         assert len(at.get("plotly_chart")) >= 2
+
+
+TEXT_ELEMENTS = ("markdown", "caption", "info", "warning", "error", "success", "metric", "title", "subheader", "header")
+
+
+def shown_text(at) -> list[str]:
+    """Every text element's words on the page (metrics: label and value)."""
+    out = []
+    for kind in TEXT_ELEMENTS:
+        for element in at.get(kind):
+            out += [str(getattr(element, "value", "")), str(getattr(element, "label", ""))]
+    return out
+
+
+ALL_PAGES = PAGES + ["pages/logit_lens.py"]
+
+
+@pytest.mark.parametrize("spec", BUNDLED, ids=[s.name for s in BUNDLED])
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_an_empty_game_shows_no_nan_and_no_exception(spec, page):
+    """An empty board is the first thing a visitor sees: every page says something, never "nan"."""
+    at = open_page(page, model=spec.name)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not nan_words(at), nan_words(at)
+
+
+def nan_words(at) -> list[str]:
+    return [w for w in shown_text(at) if re.search(r"\bnan\b", w, re.IGNORECASE)]

@@ -3,8 +3,6 @@ for every architecture it accepts, and the architectures it does not accept go t
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -12,6 +10,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from core.models import row_forward as RF
 from core.models.registry import load_model
+from tests.rounding import assert_as_exact, float64_copy, longest_sum, one_rounding_effect
 
 SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64, d_vocab=23, seed=0)
 NAMES = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.1.hook_resid_mid", "blocks.0.mlp.hook_post", "blocks.1.mlp.hook_pre"]
@@ -85,13 +84,15 @@ def test_a_handles_rows_equal_its_forward_on_the_bundled_pgn_model():
         full = handle.model(whole)[:, len(prefix):]  # TransformerLens's own forward
     torch.testing.assert_close(logits, full, atol=1e-4, rtol=1e-5)
     fused = handle.forward(whole)[:, len(prefix):]  # the handle's: fused causal attention
-    # Every float32 answer against the exact one (the model in float64): as close as TL's own.
-    exact = copy.deepcopy(handle.model).double()
-    exact.cfg.dtype = torch.float64
+    # Every float32 answer against the exact one (the model in float64): as close as TL's own
+    # (tests/rounding.py argues both bounds from float32 rounding).
+    exact = float64_copy(handle.model)
+    score = lambda model: model(whole)[:, len(prefix):].log_softmax(-1)  # noqa: E731
     with torch.inference_mode():
-        truth = exact(whole)[:, len(prefix):].log_softmax(-1)
-    rows_err, fused_err, theirs = ((x.double().log_softmax(-1) - truth).abs().max().item() for x in (logits, fused, full))
-    assert rows_err <= max(2 * theirs, 1e-5) and fused_err <= max(2 * theirs, 1e-5), (rows_err, fused_err, theirs)
+        truth = score(exact)
+    effect, n = one_rounding_effect(exact, score), longest_sum(handle.cfg, whole.shape[1])
+    for label, ours in (("rows", logits), ("fused", fused)):
+        assert_as_exact(label, ours.double().log_softmax(-1), full.double().log_softmax(-1), truth, effect, n)
     assert handle.cfg.dtype == torch.float32 and next(handle.model.parameters()).dtype == torch.float32  # the shared model untouched
 
 
@@ -128,14 +129,13 @@ def test_a_handles_corpus_activations_equal_transformer_lens_and_are_as_exact():
     ours = handle.activations(tokens, names)
     with torch.inference_mode():
         _, cache = handle.model.run_with_cache(tokens, names_filter=lambda n: n in names)
-        exact = copy.deepcopy(handle.model).double()
-        exact.cfg.dtype = torch.float64
+        exact = float64_copy(handle.model)
         _, truth = exact.run_with_cache(tokens, names_filter=lambda n: n in names)
     for name in names:
         assert ours[name].shape == cache[name].shape
         torch.testing.assert_close(ours[name], cache[name], atol=1e-4, rtol=1e-5)
-        err_ours, err_theirs = ((x.double() - truth[name]).abs().max().item() for x in (ours[name], cache[name]))
-        assert err_ours <= max(2 * err_theirs, 1e-5), (name, err_ours, err_theirs)
+        effect = one_rounding_effect(exact, lambda model: model.run_with_cache(tokens, names_filter=name)[1][name])
+        assert_as_exact(name, ours[name], cache[name], truth[name], effect, longest_sum(handle.cfg, tokens.shape[1]))
     pattern = handle.activations(tokens, ["blocks.1.attn.hook_pattern"])["blocks.1.attn.hook_pattern"]
     torch.testing.assert_close(pattern, handle.model.run_with_cache(tokens, names_filter="blocks.1.attn.hook_pattern")[1]["blocks.1.attn.hook_pattern"], atol=0, rtol=0)
     assert handle.activations(tokens[:0], names)[names[0]].shape == (0, tokens.shape[1], handle.cfg.d_model)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.interp.sae_store import list_saes
-from core.models.registry import list_models
+from core.models.registry import list_models, load_model
 from tests.test_board_player_page import open_app, open_page
+from tests.test_pages_every_model import nan_words
 
 TEXT_MODEL = next((s.name for s in list_models() if s.source == "bundled" and s.kind == "text"), None)
 pytestmark = pytest.mark.skipif(TEXT_MODEL is None, reason="no bundled text model")
@@ -18,6 +19,15 @@ BAD_LINKS = {
     "markup prompt": {"prompt": "[click](https://example.com) <script>alert(1)</script> **bold**"},
     "huge prompt": {"prompt": "x = 1\n" * 2000},
 }
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_empty_prompt_shows_no_nan_and_no_exception(page):
+    at = open_page(page, model=TEXT_MODEL)
+    at.session_state["prompt"] = ""  # as a visitor who clears the shared prompt box
+    at.run()
+    assert at.session_state["prompt"] == "" and not at.exception and not errors(at), (at.exception, errors(at))
+    assert not nan_words(at), nan_words(at)
 
 
 def errors(at) -> list[str]:
@@ -83,3 +93,9 @@ def test_the_text_lab_patches_blocks_and_heads_of_prompts_of_one_length():
     assert not at.exception and len(at.get("plotly_chart")) == 2
     at.text_area(key="text_corrupted").set_value("x = 1\ny = 2\nprint(x, y, z)").run()
     assert any("same number of tokens" in w.value for w in at.warning)
+    handle = load_model(TEXT_MODEL)
+    clean_n = len(handle.tokenizer.encode("x = 1\ny = 2\nprint(x")) + 1  # with the leading end-of-text token
+    for longer in ("x = 1\ny = 2\nprint(x, y, z)", "x = 1\ny = 2\n" + "print(x, y, z)\n" * 12):
+        at.text_area(key="text_corrupted").set_value(longer).run()
+        n = len(handle.tokenizer.encode(longer)) + 1
+        assert n > clean_n + 1 and any(f"the corrupted one {n:,}:" in w.value for w in at.warning), [w.value for w in at.warning]  # its whole length, not the cut

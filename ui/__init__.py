@@ -263,7 +263,7 @@ def sidebar() -> None:
             index=names.index(st.session_state[MODEL]),
             key="model_picker",
             on_change=on_model_change,
-            format_func=lambda n: f"{n} ({specs[n].board_label}{', hub: needs network' if specs[n].needs_network else ''})",
+            format_func=lambda n: f"{n} ({specs[n].board_label}{', hub: needs network' if specs[n].needs_network else ''}{', not installed' if specs[n].install else ''})",
             help="Bundled models were trained by BoardLens and work offline. Hub models are published checkpoints that need network access once.",
         )
         st.caption(specs[st.session_state[MODEL]].description)

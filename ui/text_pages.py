@@ -55,7 +55,10 @@ def prompt_player() -> None:
     tokens = TP.prompt_section(handle)
     pred = TP.cached_next_tokens(handle.name, tokens)
     labels = TP.spans(handle, tokens)
-    st.caption(f"{len(tokens)} tokens; mean loss of the real next token **{pred.mean_loss:.3f}** nats. Each token is shaded by the loss of the token after it (hover: loss and the model's top guess).")
+    if np.isfinite(pred.mean_loss):
+        st.caption(f"{len(tokens)} tokens; mean loss of the real next token **{pred.mean_loss:.3f}** nats. Each token is shaded by the loss of the token after it (hover: loss and the model's top guess).")
+    else:
+        st.caption(f"{len(tokens)} token: no real next token to score yet. Type a prompt above; the chart shows what the model would write first.")
     titles = [f"next: {TP.token_name(handle, pred.actual[i]) if pred.actual[i] >= 0 else '—'}  loss {pred.loss[i]:.2f}  top: {TP.token_name(handle, pred.top_ids[i, 0])} {pred.top_probs[i, 0]:.0%}" for i in range(len(tokens))]
     st.html(token_html(labels, pred.loss, vmax=8.0, titles=titles))
     left, right = st.columns([3, 2], gap="large")
@@ -234,8 +237,11 @@ def _prompt_view(handle, sae_name: str) -> None:
     tokens = TP.prompt_section(handle)
     (c_ids, c_p, s_ids, s_p), clean_loss, spliced_loss, feat_ids, feat_vals = _splice(handle.name, sae_name, tokens)
     labels = TP.spans(handle, tokens)
-    st.caption(f"Mean loss of the real next token: {np.nanmean(clean_loss):.3f} nats without the SAE, {np.nanmean(spliced_loss):.3f} with it spliced in "
-               f"(Δ {np.nanmean(spliced_loss - clean_loss):+.3f}); top-1 agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} positions.")
+    if np.isfinite(clean_loss).any():
+        st.caption(f"Mean loss of the real next token: {np.nanmean(clean_loss):.3f} nats without the SAE, {np.nanmean(spliced_loss):.3f} with it spliced in "
+                   f"(Δ {np.nanmean(spliced_loss - clean_loss):+.3f}); top-1 agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} positions.")
+    else:
+        st.caption(f"Top-1 with and without the SAE agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} position(s); type a longer prompt to compare the loss of real next tokens.")
     st.plotly_chart(loss_strip_figure(labels, clean_loss, spliced_loss), config=NO_BAR, key="sae_loss_strip")
     st.dataframe(pd.DataFrame({
         "token": [visible(t) for t in labels],
@@ -310,9 +316,9 @@ def patching_lab() -> None:
         st.session_state[CORRUPTED] = same_length_variant(handle.tokenizer, st.session_state.get(ui.PROMPT, ""))
     st.text_area("Corrupted prompt (the same number of tokens)", key=CORRUPTED, height=120)
     lead = list(clean[:1]) if clean and clean[0] == handle.tokenizer.end_of_text else []
-    corrupted = tuple(lead + handle.tokenizer.encode(st.session_state[CORRUPTED]))[: len(clean) + 1]
+    corrupted = tuple(lead + handle.tokenizer.encode(st.session_state[CORRUPTED]))  # counted whole: the message says its real length
     if len(corrupted) != len(clean):
-        st.warning(f"The clean prompt is {len(clean)} tokens and the corrupted one {len(corrupted)}: patching copies activations position by position, so both must have the same number of tokens.")
+        st.warning(f"The clean prompt is {len(clean):,} tokens and the corrupted one {len(corrupted):,}: patching copies activations position by position, so both must have the same number of tokens.")
         ui.sync_url()
         return
     pred = TP.cached_next_tokens(handle.name, clean)

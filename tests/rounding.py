@@ -1,0 +1,70 @@
+"""How far a float32 forward pass may be from the exact (float64) one, argued from float32 rounding
+rather than from what one CPU happened to give.
+
+Two float32 implementations of the same network (TransformerLens's pass, our fused or prefix
+passes) differ only in the order and the kernels of their sums: AVX2 and AVX-512 machines block
+their matrix products and their fused attention differently, so the single worst log-probability
+of one pass can be several times that of another on one CPU and not on the next (measured on an
+AVX2-only CPU: the fused pass's worst error 2.8 x TransformerLens's, its RMS error 1.13 x). Two
+statistics of the error against the float64 model are therefore checked, each with its argument:
+
+* **RMS over every value** (thousands of them): a sum of many independent roundings, set by how
+  many roundings of what size the computation makes, not by which of them happen to line up. Two
+  passes doing the same arithmetic in a different order have RMS errors within a small factor of
+  each other on any CPU; ``RMS_FACTOR`` allows 1.5.
+* **The worst value**, against a first-order rounding bound: a float32 matrix product of length
+  ``n`` is the exact product of operands each changed by a relative ``lambda * sqrt(n) * u`` at
+  most, with probability ``1 - 2 exp(-lambda^2 / 2)`` (Higham and Mary's probabilistic rounding
+  analysis, 2019; ``u = 2**-24``). The float64 model with every weight changed by a relative ``u``
+  (random signs) measures how far one such rounding moves the outputs; ``LAMBDA * sqrt(n)`` times
+  that is the bound, ``n`` the longest sum in the pass. ``LAMBDA = 4``: the chance that one product
+  exceeds it is below 1e-3, and a real error (a wrong mask, a missing bias, a position off by one)
+  moves log-probabilities by 1e-2 or more, far above it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import torch
+
+U = 2.0**-24  # float32's unit roundoff
+RMS_FACTOR = 1.5
+LAMBDA = 4.0
+
+
+def float64_copy(model):
+    """The model in float64: the exact answer float32 passes are measured against."""
+    exact = copy.deepcopy(model).double()
+    exact.cfg.dtype = torch.float64
+    return exact
+
+
+def one_rounding_effect(exact_model, run: Callable[[object], torch.Tensor], seed: int = 0) -> float:
+    """Largest change of ``run(model)`` when every weight of the float64 model is multiplied by
+    ``1 ± u`` (random signs): what one float32 rounding of every operand does to the outputs."""
+    moved = copy.deepcopy(exact_model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.mul_(1 + U * (2 * torch.randint(0, 2, p.shape, generator=gen, dtype=torch.float64) - 1))
+    with torch.inference_mode():
+        return (run(moved) - run(exact_model)).abs().max().item()
+
+
+def longest_sum(cfg, positions: int) -> int:
+    """The longest sum of a forward pass: a matrix product over d_model or d_mlp, or attention's
+    mix over the positions."""
+    return max(cfg.d_model, cfg.d_mlp or 0, cfg.d_head * cfg.n_heads, positions)
+
+
+def assert_as_exact(label: str, ours: torch.Tensor, peer: torch.Tensor, truth: torch.Tensor, effect: float, n: int) -> None:
+    """``ours`` (a float32 pass) is as close to the float64 ``truth`` as the float32 ``peer``
+    (RMS over every value) and within the rounding bound of the worst value (module docstring)."""
+    err, peer_err = ours.double() - truth, peer.double() - truth
+    rms, peer_rms = err.pow(2).mean().sqrt().item(), peer_err.pow(2).mean().sqrt().item()
+    worst, bound = err.abs().max().item(), LAMBDA * math.sqrt(n) * effect
+    assert rms <= RMS_FACTOR * peer_rms + U, f"{label}: RMS error {rms:.3g} against the peer's {peer_rms:.3g}"
+    assert worst <= bound, f"{label}: worst error {worst:.3g} over the rounding bound {bound:.3g} (peer's worst {peer_err.abs().max().item():.3g})"
