@@ -92,6 +92,21 @@ def test_a_sample_file_is_in_the_link_and_a_bad_one_is_reported():
     assert any("games file" in e.value for e in at.error)
 
 
+def test_the_games_file_stays_chosen_on_every_page():
+    """The sidebar's choice belongs to the session, not to the page it was made on."""
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params["model"] = "othello8"
+    at.switch_page("pages/probe_viewer.py").run()
+    at.selectbox(key="corpus_pick").set_value("othello_random_vs_greedy").run()
+    at.number_input(key="corpus_game").set_value(7).run()
+    for page in ("pages/logit_lens.py", "pages/board_player.py", "pages/sae_browser.py"):
+        at.query_params.pop("corpus", None)  # a page change in the browser starts from the page's bare address
+        at.switch_page(page).run()
+        assert not at.exception and at.session_state["corpus_pick"] == "othello_random_vs_greedy", page
+        assert at.selectbox(key="corpus_pick").value == "othello_random_vs_greedy" and at.query_params["corpus"] == "othello_random_vs_greedy", page
+        assert "othello_random_vs_greedy.txt: 200 games" in captions(at) and at.number_input(key="corpus_game").value == 7, page
+
+
 @pytest.mark.parametrize("data, message", [(b"\x00\x01binary", "binary"), (b"[Event \"x\"]\n\n*\n", "no readable game")], ids=["binary", "no-game"])
 def test_an_unusable_upload_says_why_and_the_page_goes_on(data, message):
     at = upload("pages/board_player.py", data=data, name="bad.pgn")

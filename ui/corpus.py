@@ -111,11 +111,12 @@ def sidebar_section() -> None:
     linked = ui.url_choice(PARAM, [k for k in keys if k != OWN], "games file")
     if linked is not None:
         st.session_state[PICK] = linked
-    if st.session_state.get(PICK) not in keys:
-        st.session_state[PICK] = RANDOM
+    # Written back before the widget is drawn: a page's widgets are new to Streamlit, which would
+    # otherwise start this one from its first option on every page change.
+    st.session_state[PICK] = st.session_state.get(PICK) if st.session_state.get(PICK) in keys else RANDOM
     sb = st.sidebar  # widgets called on it directly (not inside `with`): AppTest keeps them across reruns
     pick = sb.selectbox(
-        "Games for statistics", keys, key=PICK, format_func=choices.get,
+        "Games for statistics", keys, key=PICK, format_func=choices.get, persist_state="session",
         help="The games every corpus statistic reads: probe training and accuracy, the SAE index and metrics, the lens legality chart and the neuron index. "
              "Random legal games are the models' own distribution; a file of real games is yours.",
     )
@@ -158,7 +159,8 @@ def _game_opener(corpus: GameCorpus) -> None:
     """Open one of the corpus's games on the board (every page shows the same game)."""
     sb = st.sidebar
     c1, c2 = sb.columns([2, 3], vertical_alignment="bottom")
-    number = c1.number_input("Game", 1, corpus.n_games, 1, key="corpus_game")
+    st.session_state["corpus_game"] = min(max(int(st.session_state.get("corpus_game", 1)), 1), corpus.n_games)  # kept from page to page, as the pick
+    number = c1.number_input("Game", 1, corpus.n_games, key="corpus_game", persist_state="session")
     c2.button("Open on the board", key="corpus_open", on_click=_open_game, args=(corpus.digest,), width="stretch")
     headers = corpus.headers[int(number) - 1] if corpus.headers and int(number) <= len(corpus.headers) else {}
     shown = [f"{headers[k]}" for k in ("White", "Black") if headers.get(k)]
