@@ -166,8 +166,9 @@ def othello_interventions() -> None:
         return
     edit_boards(res, square, "Edited board: its legal moves", {})
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
-    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()))}**")
-    if res.error_edited >= res.error_clean:
+    changes = I.move_changes(res.legal_real, res.legal_edited, res.probs_clean, res.probs_edited, game.square_label)
+    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), changes=changes)}**")
+    if not any(c[4] in ("dropped", "took up") for c in changes):
         accuracy = {layer: by_layer[layer].meta.get("held_out", {}).get("accuracy") for layer in layers}
         read = ", ".join(f"L{layer} {a:.0%}" for layer, a in accuracy.items() if isinstance(a, float))
         st.caption(
@@ -234,7 +235,8 @@ def piece_interventions() -> None:
     edit_boards(res, square, "Edited board: squares with a legal move", game.board_style)
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     readings = piece_readings(res.readings)
-    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), unit='squares a next move starts on')}**")
+    changes = I.move_changes(res.legal_real, res.legal_edited, res.probs_clean, res.probs_edited, game.square_label)
+    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), unit='squares a next move starts on', changes=changes)}**")
     st.markdown(
         f"The model's next token is the square the next move starts on; its probability on {game.square_label(square)}: {res.probs_clean[square]:.1%} → {res.probs_edited[square]:.1%}. "
         f"Squares whose legality the edit changes: " + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")

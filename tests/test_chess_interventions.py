@@ -108,8 +108,38 @@ def test_removal_sweep_probe_beats_random_at_large_scale():
 def test_verdict_says_whether_the_edit_beats_the_random_control():
     from core.interp.interventions import verdict
 
-    assert "lowers the legal-move error from 4 to 1; a random edit of the same size gives 5: the model follows" in verdict(4, 1, 5, 7)
+    assert "the model follows the edited board. The probe edit lowers the legal-move error from 4 to 1; a random edit of the same size gives 5." in verdict(4, 1, 5, 7)
     assert "no better than a random edit" in verdict(4, 3, 2, 7)
     assert "raises the legal-move error from 4 to 12" in verdict(4, 12, 5, 7) and "does not follow" in verdict(4, 12, 5, 7)
     assert "top 7 squares" in verdict(4, 1, 5, 7, unit="squares")
     assert "leaves the legal-move error at 0" in verdict(0, 0, 2, 4) and "fit the edited board already" in verdict(0, 0, 2, 4)
+
+
+def test_verdict_says_what_changed_before_the_summary():
+    """One move dropped and one not yet taken up leaves the legal-move error where it was: the
+    verdict says the model follows part of the edit, not that it does not follow."""
+    import numpy as np
+
+    from core.interp.interventions import move_changes, verdict
+
+    legal_real, legal_edited = np.array([1, 1, 0, 1, 0], bool), np.array([0, 1, 1, 0, 0], bool)
+    before, after = np.array([0.31, 0.5, 0.001, 0.005, 0.1]), np.array([0.004, 0.6, 0.002, 0.004, 0.3])
+    changes = move_changes(legal_real, legal_edited, before, after, "abcde".__getitem__)
+    assert changes == [("a", False, 0.31, 0.004, "dropped"), ("c", True, 0.001, 0.002, "ignored"), ("d", False, 0.005, 0.004, "already unlikely")]
+    text = verdict(2, 2, 2, 2, changes=changes)
+    assert text.index("made illegal, the model dropped: a (31.0% → 0.4%)") < text.index("Conclusion")
+    assert "made legal, the model did not take up: c (0.1% → 0.2%)" in text and "already unlikely before: d" in text
+    assert "follows part of the edit (1 of 2 changes)" in text and "does not follow" not in text
+    took = move_changes(legal_real, legal_edited, before, np.array([0.01, 0.5, 0.2, 0.0, 0.1]), "abcde".__getitem__)
+    assert [c[4] for c in took] == ["dropped", "took up", "already unlikely"] and "the model follows the edited board" in verdict(2, 0, 2, 2, changes=took)
+    assert "random edit of the same size does as well" in verdict(2, 0, 0, 2, changes=took)
+
+
+def test_removing_the_b1_knight_is_followed_on_the_page():
+    """The chess probe viewer's first edit (the b1 knight removed): its probability falls, and the
+    verdict says the model dropped it."""
+    from tests.test_board_player_page import open_page
+
+    at = open_page("pages/probe_viewer.py", model=CHESS, moves="e2e4e7e5")
+    text = next(m.value for m in at.markdown if "Conclusion" in m.value)
+    assert "made illegal, the model dropped: b1" in text and "does not follow" not in text, text

@@ -279,15 +279,59 @@ def flip_examples(size: Game | int, n: int, seed: int = 0) -> tuple[list[tuple[i
     return prefixes, np.array(squares), np.array(targets), np.array(legal)
 
 
-def verdict(error_clean: int, error_edited: int, error_random: int, n_legal: int, unit: str = "moves") -> str:
-    """A plain-words conclusion of one edit, with the control beside it.
+UNLIKELY = 0.01  # a move the model gives less than this before an edit makes it illegal: nothing to drop
+
+
+def move_changes(legal_real: np.ndarray, legal_edited: np.ndarray, probs_clean: np.ndarray, probs_edited: np.ndarray, label) -> list[tuple[str, bool, float, float, str]]:
+    """What the edit changed, move by move: for each move whose legality the edited board changes,
+    ``(label, now legal, probability before, after, what the model did)``, the last one of
+    "dropped", "kept" (made illegal), "took up", "ignored" (made legal) or "already unlikely" (made
+    illegal, below ``UNLIKELY`` before). The model follows a change when it drops a move the edit
+    made illegal (at most half its probability left) or takes up one it made legal (at least twice
+    as likely and at least ``UNLIKELY``)."""
+    out = []
+    for m in np.flatnonzero(np.asarray(legal_real, bool) != np.asarray(legal_edited, bool)):
+        before, after, now_legal = float(probs_clean[m]), float(probs_edited[m]), bool(legal_edited[m])
+        if now_legal:
+            did = "took up" if after >= max(2 * before, UNLIKELY) else "ignored"
+        else:
+            did = "already unlikely" if before < UNLIKELY else "dropped" if after <= 0.5 * before else "kept"
+        out.append((str(label(int(m))), now_legal, before, after, did))
+    return out
+
+
+def verdict(error_clean: int, error_edited: int, error_random: int, n_legal: int, unit: str = "moves", changes: list[tuple[str, bool, float, float, str]] = ()) -> str:
+    """A plain-words conclusion of one edit: first what changed (``move_changes``: the moves the
+    edit made illegal that the model dropped, the ones it made legal that the model took up), then
+    the legal-move error with the random-direction control beside it.
 
     The legal-move error counts mistakes in the model's top-N (N = the number of legal ``unit`` of
-    the edited board): legal ones missing from it plus illegal ones in it.
+    the edited board): legal ones missing from it plus illegal ones in it. It summarises, and can
+    stay put while the edit visibly works (one move dropped, another not yet taken up): the
+    conclusion rests on the changes where there are any the model could follow.
     """
     change = "lowers" if error_edited < error_clean else "raises" if error_edited > error_clean else "leaves"
     numbers = f"from {error_clean} to {error_edited}" if change != "leaves" else f"at {error_clean}"
-    if error_edited == error_clean == 0:
+    parts = []
+    for now_legal, did_list in ((False, ("dropped", "kept", "already unlikely")), (True, ("took up", "ignored"))):
+        for did in did_list:
+            moves = [f"{name} ({b:.1%} → {a:.1%})" for name, legal, b, a, d in changes if legal == now_legal and d == did]
+            if moves:
+                made = "legal" if now_legal else "illegal"
+                text = {"dropped": "the model dropped", "kept": "the model kept", "already unlikely": "already unlikely before", "took up": "the model took up", "ignored": "the model did not take up"}[did]
+                parts.append(f"made {made}, {text}: {', '.join(moves)}")
+    testable = [c for c in changes if c[4] != "already unlikely"]
+    followed = sum(c[4] in ("dropped", "took up") for c in testable)
+    if testable:
+        if followed == len(testable):
+            conclusion = "the model follows the edited board"
+        elif followed:
+            conclusion = f"the model follows part of the edit ({followed} of {len(testable)} changes)"
+        else:
+            conclusion = "the model does not follow the edited board at this scale and these layers"
+        if followed and error_random <= error_edited:
+            conclusion += ", though a random edit of the same size does as well on the legal-move error"
+    elif error_edited == error_clean == 0:
         conclusion = "the model's top moves fit the edited board already, so this edit cannot show whether it is followed"
     elif error_edited < error_clean and error_edited < error_random:
         conclusion = "the model follows the edited board"
@@ -295,7 +339,8 @@ def verdict(error_clean: int, error_edited: int, error_random: int, n_legal: int
         conclusion = "but no better than a random edit: not evidence that the probe direction is what the model uses"
     else:
         conclusion = "the model does not follow the edited board at this scale and these layers"
+    lead = ("What changed: " + "; ".join(parts) + ". ") if parts else ""
     return (
-        f"The probe edit {change} the legal-move error {numbers}; a random edit of the same size gives {error_random}: {conclusion}. "
+        f"{lead}Conclusion: {conclusion}. The probe edit {change} the legal-move error {numbers}; a random edit of the same size gives {error_random}. "
         f"(Legal-move error: of the model's top {n_legal} {unit}, as many as the edited board has legal, the legal ones it misses plus the illegal ones it holds.)"
     )
