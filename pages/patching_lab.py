@@ -159,34 +159,46 @@ def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...],
 @st.cache_resource
 def sweep_record() -> dict:
     """Process-wide: the exact sweeps computed (their cache keys, the latest as many as
-    ``exact_sweep`` keeps) and each model's measured seconds per patched run, which prices the
-    next sweep before it runs."""
-    return {"done": {}, "seconds_per_run": {}, "priced_seconds_per_run": {}}
+    ``exact_sweep`` keeps), each model's seconds per token-block and per block call (timed once),
+    and the measured/priced ratio of its latest sweep, which corrects the next price."""
+    return {"done": {}, "rates": {}, "correction": {}}
+
+
+def block_rates(h, tokens: torch.Tensor) -> tuple[float, float]:
+    """``(seconds per token-block, seconds per block call)`` of the model, from its TransformerLens
+    forward (the sweep's own path) on the game as 1 row and as 32 rows, the faster of two each."""
+    def timed(rows: int) -> float:
+        batch = tokens.expand(rows, -1)
+        best = float("inf")
+        with h.session() as m, torch.inference_mode():
+            for _ in range(2):
+                t0 = time.perf_counter()
+                m(batch)
+                best = min(best, time.perf_counter() - t0)
+        return best
+
+    one, many = timed(1), timed(32)
+    blocks = h.cfg.n_layers * tokens.shape[-1]
+    per_token = max(many - one, 0.0) / (31 * blocks)
+    return per_token, max(one - blocks * per_token, 0.0) / h.cfg.n_layers
 
 
 # The rest of the lab takes ~0.15 s after a move: an exact sweep expected to take longer than the
 # other half of a 0.3 s page waits for a click that states its cost.
 SWEEP_BUDGET_S = 0.15
-# Before a first sweep on a model, a patched run is priced at this share of one forward pass of the
-# game: it starts at its layer and runs batched (measured here: 0.10-0.19 of a forward per run).
-PATCHED_RUN_SHARE = 0.15
 base_moves, source_moves = (corrupted_moves, clean_moves) if denoising else (clean_moves, corrupted_moves)
 sweep_key = (handle.name, base_moves, source_moves, metric_kind, tok, other_tok, tail)
 n_runs = 3 * n_layers * n_pos + 5 * n_layers * handle.cfg.n_heads
 record = sweep_record()
-rate = record["seconds_per_run"].get(handle.name)
-measured = rate is not None
-if rate is None and handle.name not in record["priced_seconds_per_run"]:
-    # No sweep on this model yet: price one from timed forward passes of the game, once per model.
-    timings = []
-    for _ in range(3):  # the fastest of three: a first pass also pays one-off allocations
-        t0 = time.perf_counter()
-        handle.forward(base_t)
-        timings.append(time.perf_counter() - t0)
-    record["priced_seconds_per_run"][handle.name] = min(timings) * PATCHED_RUN_SHARE / base_t.shape[-1]
-if rate is None:  # per token of context: a longer game costs proportionally more
-    rate = record["priced_seconds_per_run"][handle.name] * base_t.shape[-1]
-estimate = rate * n_runs
+if handle.name not in record["rates"]:
+    record["rates"][handle.name] = block_rates(handle, base_t)
+differ = (base_t[0] != source_t[0]).nonzero()
+work_tokens, work_calls = PT.sweep_work(n_layers, handle.cfg.n_heads, n_pos, int(differ[0, 0]) if len(differ) else n_pos)
+work_tokens, work_calls = work_tokens + 6 * n_pos * n_layers, work_calls + 6 * n_layers  # each sweep's reference passes
+per_token, per_call = record["rates"][handle.name]
+priced = work_tokens * per_token + work_calls * per_call
+measured = handle.name in record["correction"]
+estimate = priced * record["correction"].get(handle.name, 1.0)
 if ui.url_choice("exact", ["1"], "exact sweep (1)") == "1":
     st.session_state["pl_exact"] = sweep_key
 ui.show_messages()
@@ -201,11 +213,13 @@ if exact_now:
         record["done"][sweep_key] = True
         for old in list(record["done"])[:-SWEEPS_KEPT]:  # bounded like the cache it stands for
             record["done"].pop(old, None)
-        record["seconds_per_run"][handle.name] = (time.perf_counter() - t0) / n_runs
+        took = time.perf_counter() - t0
+        record["correction"][handle.name] = took / max(priced, 1e-9)
+        st.caption(f"Exact sweep: {n_runs} patched runs in {took:.2f} s (priced at {estimate:.2f} s).")
     st.session_state["pl_exact"] = sweep_key
 else:
     block, heads = None, None
-    st.button(f"Run the exact sweep: {n_runs} patched runs, about {estimate:.1f} s" + ("" if measured else " (estimated from the model's forward time)"), type="primary", on_click=lambda: st.session_state.update(pl_exact=sweep_key))
+    st.button(f"Run the exact sweep: {n_runs} patched runs, about {estimate:.1f} s" + ("" if measured else " (priced from the model's forward time)"), type="primary", on_click=lambda: st.session_state.update(pl_exact=sweep_key))
     st.caption("Until then the map below is attribution patching: a linear estimate of every site's effect from two forwards and one backward. Sites it ranks high are worth confirming exactly.")
 
 

@@ -140,3 +140,30 @@ def test_attribution_from_the_pair_pass_equals_its_own_clean_pass(setup):
     # noising: the corrupted game (row 1) is the source
     noising = P.attribution_patch_block_every(handle, clean, corrupted, metric, clean_cache={n: v[1:] for n, v in cache.items()})
     torch.testing.assert_close(noising, P.attribution_patch_block_every(handle, clean, corrupted, metric), atol=1e-5, rtol=1e-5)
+
+
+def test_sweep_work_counts_what_the_exact_sweep_runs(setup):
+    """The lab prices a sweep by ``sweep_work``: every position of every row through every block
+    that the block and head sweeps run, counted by a hook on each block, equals its count (plus
+    the sweeps' own reference passes: two cached passes and one base pass each)."""
+    handle, clean, corrupted, metric = setup
+    model, cfg = handle.model, handle.cfg
+    seen = {"tokens": 0, "calls": 0}
+
+    def count(module, args):
+        seen["tokens"] += args[0].shape[0] * args[0].shape[1]
+        seen["calls"] += 1
+
+    hooks = [block.register_forward_pre_hook(count) for block in model.blocks]
+    try:
+        P.act_patch_block_every(handle, corrupted, clean, metric)
+        P.act_patch_head_all_pos_every(handle, corrupted, clean, metric)
+    finally:
+        for h in hooks:
+            h.remove()
+    n_pos = clean.shape[1]
+    first = int((clean[0] != corrupted[0]).nonzero()[0, 0])
+    tokens, calls = P.sweep_work(cfg.n_layers, cfg.n_heads, n_pos, first)
+    reference = 6 * n_pos * cfg.n_layers  # per sweep: the corrupted and clean cached passes and the base pass
+    assert (seen["tokens"], seen["calls"]) == (tokens + reference, calls + 6 * cfg.n_layers)
+    assert P.sweep_work(cfg.n_layers, cfg.n_heads, n_pos, n_pos) == (0, 0)
