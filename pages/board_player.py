@@ -49,12 +49,15 @@ def on_moves_text(replace: bool) -> None:
     notation = game.notations.get(st.session_state.get("notation", "auto"), "auto")
     base = () if replace else st.session_state[ui.MOVES]
     try:
-        new = game.parse_moves(text, base, notation)
+        new, note = game.read_moves(text, base, notation)
         game.state(base + tuple(new))
     except (ValueError, IllegalMoveError) as exc:
-        ui.flash("error", f"Could not play {text!r}: {exc}")
+        shown = text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"  # the reason must not be cut off
+        ui.flash("error", f"Could not play {shown!r}: {exc}")
         return
     ui.set_moves(base + tuple(new))
+    if note:
+        ui.flash("info", note)
     st.session_state["moves_text"] = ""
 
 
@@ -128,7 +131,7 @@ with right:
         verdict = "legal" if pred.top1_legal else "ILLEGAL"
         c1, c2 = st.columns(2)
         c1.metric("Top-1 move", game.square_label(pred.top1), verdict, delta_color="normal" if pred.top1_legal else "inverse")
-        c2.metric("Illegal probability mass", f"{pred.illegal_mass:.2%}", help="1 − the probability the model puts on legal moves.")
+        c2.metric("Illegal mass", f"{pred.illegal_mass:.2%}", help="Illegal probability mass: 1 − the probability the model puts on legal moves.")
         table = pd.DataFrame(top_k(pred, state.legal, game, k=10))
         st.dataframe(
             table,
@@ -144,7 +147,7 @@ with right:
         best_legal = best in state.legal_moves
         c1, c2, c3 = st.columns(3)
         c1.metric("Top-1 move", game.move_label(best) if game.tokens_name_squares else game.move_text(state.moves, best), "legal" if best_legal else "ILLEGAL", delta_color="normal" if best_legal else "inverse", help="The likeliest whole move: product of its tokens' probabilities.")
-        c2.metric("Illegal probability mass", f"{max(0.0, 1 - pred.legal_move_mass):.2%}", help="1 − the summed probability of every legal move (each the product of its tokens' conditional probabilities).")
+        c2.metric("Illegal mass", f"{max(0.0, 1 - pred.legal_move_mass):.2%}", help="Illegal probability mass: 1 − the summed probability of every legal move (each the product of its tokens' conditional probabilities).")
         c3.metric("Top-1 piece", game.square_label(pred.top1) if pred.top1 >= 0 else "(not a square)", "legal" if pred.top1_legal else "ILLEGAL", delta_color="normal" if pred.top1_legal else "inverse", help="The first token alone: which piece the model expects to move.")
         legal_rows = [{"move": game.san(state.moves, m), "uci": game.move_label(m), "probability": 100 * p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=True)]
         illegal_rows = [{"move": game.move_label(m), "probability": 100 * p} for m, p in top_moves(pred, state.legal_moves, game, 10, legal=False)]

@@ -125,7 +125,7 @@ if section == SECTIONS[0]:
         table = {"read after": labels, "top legal move": [sans[t] for t in tops], "its probability": [float(mlens.probs[i].max()) for i in range(len(labels))], "legal moves' share": mlens.legal_mass}
     st.dataframe(
         pd.DataFrame({**table, f"rank of the output's top-1 ({final_name})": rank, "KL(output ‖ read-out), nats": np.round(kl, 3)}),
-        hide_index=True, width="stretch", height=min(38 + 35 * len(labels), 330),
+        hide_index=True, width="stretch", height=50 + 35 * min(len(labels), 12),  # every layer and the output in sight (room for a scroll bar)
         column_config={c: st.column_config.NumberColumn(format="percent") for c in ("its probability", "legal moves' share")},
     )
     st.caption("Rank 1: the read-out already ranks the model's final choice first. KL: how much the read-out's whole distribution still differs from the output's (0 at the output)"

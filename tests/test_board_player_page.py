@@ -63,7 +63,7 @@ def test_typed_moves_update_the_model_panel_every_move():
         at.text_input(key="moves_text").input(move)
         button(at, "Play these moves").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-        seen.append((at.session_state["moves"], metric(at, "Top-1 move"), metric(at, "Illegal probability mass")))
+        seen.append((at.session_state["moves"], metric(at, "Top-1 move"), metric(at, "Illegal mass")))
     assert [len(s[0]) for s in seen] == [1, 2, 3, 4]
     assert at.query_params["moves"] == "d3c5f6f5"
     # The panel really follows the position: the prediction is recomputed for each new move.
@@ -96,6 +96,26 @@ def test_undo_reset_random_and_published_notation():
     assert len(at.session_state["moves"]) == 2
     button(at, "Reset").click().run()
     assert at.session_state["moves"] == () and "moves" not in at.query_params
+
+
+def test_auto_notation_says_when_it_read_the_published_style():
+    """"C3" is no legal first move as a label (c3); in the published style it is d3: played, and said."""
+    at = open_app()
+    at.text_input(key="moves_text").input("C3")
+    button(at, "Load as a new game").click().run()
+    assert at.session_state["moves"] == (othello.label_to_square("d3"),)
+    assert any("published notation" in i.value and "d3" in i.value for i in at.info), [i.value for i in at.info]
+    at.text_input(key="moves_text").input("c5")  # a label that is legal: read as a label, nothing said
+    button(at, "Play these moves").click().run()
+    assert len(at.session_state["moves"]) == 2 and not any("published notation" in i.value for i in at.info)
+
+
+def test_a_long_paste_keeps_the_reason_in_sight():
+    at = open_app()
+    at.text_input(key="moves_text").input("d3 " + "zz " * 3000)
+    button(at, "Play these moves").click().run()
+    message = next(e.value for e in at.error if "Could not play" in e.value)
+    assert "9,003 characters" in message and message.endswith("moves look like 'd3'") and len(message) < 400, message  # the reason, whole
 
 
 def test_full_random_game_reaches_game_over_with_score():

@@ -24,7 +24,7 @@ def test_link_restores_a_chess_game_and_shows_the_model_panel():
     assert status(at).startswith("**Black to move")
     top1 = metric(at, "Top-1 move")
     assert re.fullmatch(r"[a-h][1-8][a-h][1-8][qrbn]?", top1)
-    assert metric(at, "Illegal probability mass").endswith("%")
+    assert metric(at, "Illegal mass").endswith("%")
     legal, illegal = at.dataframe[0].value, at.dataframe[1].value
     assert len(legal) == 10 and list(legal.columns) == ["move", "uci", "probability"]
     assert (legal["probability"].diff().dropna() <= 1e-9).all()
@@ -41,7 +41,7 @@ def test_typed_san_pgn_and_uci_moves_play_and_update_the_link():
         at.text_input(key="moves_text").input(text)
         button(at, "Play these moves").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-        seen.append((len(at.session_state["moves"]), metric(at, "Top-1 move"), metric(at, "Illegal probability mass")))
+        seen.append((len(at.session_state["moves"]), metric(at, "Top-1 move"), metric(at, "Illegal mass")))
     assert [s[0] for s in seen] == [1, 2, 4]
     assert at.query_params["moves"] == "e2e4e7e5g1f3b8c6"
     assert len({s[1:] for s in seen}) > 1

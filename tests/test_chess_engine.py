@@ -219,3 +219,17 @@ def test_lockstep_replay_equals_the_per_position_replay_and_reports_the_same_fir
         assert lock_error == first_error(lambda x: per_position(n, T, x, None), bad)
     assert "follows the end" in first_error(lambda x: run_lockstep(n, T, None, x), after_end)
     assert first_error(lambda x: run_lockstep(n, T, None, x), illegal).startswith("game 60, move 20")
+
+
+def test_a_pgn_from_a_chess_site_reads_with_its_headers_and_annotations():
+    """What lichess or chess.com export: tag pairs, clock comments, move annotations (!?, ??),
+    NAGs, a variation and the result; the moves are python-chess's reading of the same text."""
+    import io
+
+    import chess.pgn
+
+    text = ('[Event "Rated Blitz game"]\n[Site "https://lichess.org/abc"]\n[White "a"]\n[Black "b"]\n[Result "1-0"]\n\n'
+            '1. e4 { [%clk 0:03:00] } 1... e5!? 2. Nf3?! Nc6 3. Bb5!! $1 a6?? 4. Ba4 (4. Bxc6 dxc6) Nf6 5. O-O! 1-0\n')
+    theirs = [m.uci() for m in chess.pgn.read_game(io.StringIO(text)).mainline_moves()]
+    assert [C.uci(m) for m in C.parse_moves(text)] == theirs and len(theirs) == 9
+    assert [C.uci(m) for m in C.parse_moves(";1.e4 e5 2.Nf3")] == ["e2e4", "e7e5", "g1f3"]  # the ChessGPT game string

@@ -43,6 +43,15 @@ def test_uci_vocabulary_is_the_published_one():
     assert game.tokenizer.decode(game.game_tokens(promo)).endswith("b7 a8 q")
 
 
+@pytest.mark.parametrize("name, size, tokenizer", [("othello", 8, ""), ("othello", 6, ""), ("chess", 8, "uci-squares"), ("chess", 8, "pgn-chars")])
+def test_token_labels_hold_nothing_a_chart_reads_as_html(name, size, tokenizer):
+    """Charts (patching maps, the lens) show these labels as they are; plotly reads "<s>" as a
+    strike-through tag and swallows it."""
+    game = get_game(name, size, tokenizer) if tokenizer else get_game(name, size)
+    labels = game.token_labels(tuple(int(m) for m in game.random_games(1, seed=2)[0][:6] if m >= 0))
+    assert labels and not [t for t in labels if re.search(r"[<>&]", t)], labels
+
+
 def reference_weights(moves: list[int], game) -> np.ndarray:
     """The random player's next-token weights, token by token, with python-chess."""
     tok = game.tokenizer

@@ -263,10 +263,10 @@ def sidebar() -> None:
             index=names.index(st.session_state[MODEL]),
             key="model_picker",
             on_change=on_model_change,
-            format_func=lambda n: f"{n} ({specs[n].board_label}{', hub: needs network' if specs[n].needs_network else ''}{', not installed' if specs[n].install else ''})",
+            format_func=lambda n: n + (" · hub, needs network" if specs[n].needs_network else "") + (" · not installed" if specs[n].install else ""),  # short: what it plays is said below
             help="Bundled models were trained by BoardLens and work offline. Hub models are published checkpoints that need network access once.",
         )
-        st.caption(specs[st.session_state[MODEL]].description)
+        st.caption(f"{specs[st.session_state[MODEL]].board_label}: {specs[st.session_state[MODEL]].description}")
         model_card_expander(st.session_state[MODEL])
         device, problem = app_device()
         st.caption(f"Models run on: {device}" + ("" if device != "cpu" else f" (set {APP_DEVICE_ENV}=auto to use a GPU)" if torch.cuda.is_available() else ""))

@@ -99,9 +99,9 @@ def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick, unit_n
         st.caption(f"No {unit_word} of this set fires with those {n_props} properties.")
         return
     st.caption(f"Best {unit_word}s for {n_props} matching propert{'y' if n_props == 1 else 'ies'} (F1 of 'fires above t × max' as a predictor):")
-    cols = st.columns(4)
+    cols = st.columns(3)  # three to a row: the label's F1 stays in sight
     for i, (unit, prop, f1) in enumerate(found):
-        cols[i % 4].button(f"{unit_name(unit)} · {prop} · F1 {f1:.2f}", key=f"{key}_{unit}", on_click=on_pick, args=(unit,), width="stretch")
+        cols[i % 3].button(f"{unit_name(unit)} · {prop} · F1 {f1:.2f}", key=f"{key}_{unit}", on_click=on_pick, args=(unit,), width="stretch", help=f"{unit_name(unit)}: best F1 {f1:.2f} for {prop}")
 
 
 def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, effects: np.ndarray, effects_title: str, effects_note: str, key: str):

@@ -105,6 +105,11 @@ class Game(ABC):
     def parse_moves(self, text: str, prefix: tuple[int, ...] = (), notation: str = "auto") -> list[int]:
         """Moves typed after ``prefix`` (``ValueError`` saying which move and why)."""
 
+    def read_moves(self, text: str, prefix: tuple[int, ...] = (), notation: str = "auto") -> tuple[list[int], str]:
+        """``parse_moves``, and a sentence saying how the text was read when that is not the
+        obvious reading ("" otherwise), for the page to show beside the moves it played."""
+        return self.parse_moves(text, prefix, notation), ""
+
     @abstractmethod
     def format_moves(self, moves, sep: str = " ") -> str:
         """The moves as people read them."""

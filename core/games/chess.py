@@ -147,10 +147,13 @@ def parse_moves(text: str, prefix: tuple[int, ...] = ()) -> list[int]:
     read or played.
     """
     board = board_after(prefix)
-    text = re.sub(r"\{[^}]*\}|\([^)]*\)|\$\d+", " ", text.replace(",", " ").replace(";", " "))
+    # Headers ([White "…"]), comments ({…}), variations and NAGs ($1) are skipped, as in a PGN file
+    # from any chess site; a move's !, ?, !?, ?! annotation too. A ";" separates (";1.e4 e5" is
+    # the ChessGPT game string), it does not start a comment.
+    text = re.sub(r"\[[^\]]*\]|\{[^}]*\}|\([^)]*\)|\$\d+", " ", text.replace(",", " ").replace(";", " "))
     out: list[int] = []
     for word in text.split():
-        word = _MOVE_NUMBER.sub("", word)
+        word = re.sub(r"[!?]+$", "", _MOVE_NUMBER.sub("", word))
         if not word or word in _RESULTS:
             continue
         for piece in _split_word(word):

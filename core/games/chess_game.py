@@ -494,7 +494,7 @@ class ChessGame(Game):
         tokens = self.game_tokens(moves)
         if not self.square_tokens:
             return ["␣" if self.tokenizer.vocab[int(t)] == " " else self.tokenizer.vocab[int(t)] for t in tokens]
-        out = ["<s>"]
+        out = ["⟨s⟩"]  # the start token <s>, in brackets no chart reads as an HTML tag
         for i, m in enumerate(moves):
             f, t, p = C.move_parts(int(m))
             out += [f"{i + 1}.{C.square_to_label(int(f))}", f"{i + 1}:{C.square_to_label(int(t))}"] + ([f"{i + 1}={'  nbrq'[int(p)]}"] if p else [])

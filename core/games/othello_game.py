@@ -34,16 +34,25 @@ class OthelloGame(Game):
         from 1) and falls back to the published style (``C2``: row letter, column from 0) only when
         the labels do not make a legal game and the published reading does; otherwise the labels'
         error is raised, so a typo never silently switches the notation."""
+        return self.read_moves(text, prefix, notation)[0]
+
+    def read_moves(self, text: str, prefix=(), notation: str = "auto") -> tuple[list[int], str]:
+        """``parse_moves``, saying so when ``"auto"`` fell back to the published notation (the
+        same text can be legal in both: "C2" is c2 in labels and c3 in the published style)."""
         if notation != "auto":
-            return othello.parse_moves(text, self.size, notation)
+            return othello.parse_moves(text, self.size, notation), ""
         first_error: ValueError | None = None
         for style in ("label", "published"):
             try:
                 moves = othello.parse_moves(text, self.size, style)
                 game_state(tuple(prefix) + tuple(moves), self.size)
-                return moves
             except ValueError as exc:
                 first_error = first_error or exc
+                continue
+            if style == "label":
+                return moves, ""
+            return moves, (f"Read in the published notation (row letter, column from 0), as the labels (column letter, row from 1) make no legal game here: "
+                           f"{self.format_moves(moves)}. Choose a notation below to read it one way only.")
         raise first_error
 
     def read_game_file(self, text: str, limit: int = 10_000, progress=None):
