@@ -35,12 +35,39 @@ def read_game_link(params: Mapping[str, str], specs: Mapping[str, object], defau
     elif text:
         game = specs[name].game_plugin
         try:
-            parsed = tuple(game.parse_moves(text))
-            game.state(parsed)
-            moves = parsed
+            moves = _playable(game, text)
         except ValueError as exc:
-            problems.append(f"Could not restore the game from the link (moves={echo(text, 80)}): {str(exc)[:300]}. Starting a new game.")
+            moves = _longest_playable_prefix(game, text)
+            kept = f"Kept the first {len(moves)} move{'s' if len(moves) != 1 else ''}, up to where it stops." if moves else "Starting a new game."
+            problems.append(f"Could not restore the game from the link (moves={echo(text, 80)}) to its end: {str(exc)[:300]}. {kept}")
     return name, moves, problems
+
+
+def _playable(game, text: str) -> tuple[int, ...]:
+    moves = tuple(game.parse_moves(text))
+    game.state(moves)
+    return moves
+
+
+def _longest_playable_prefix(game, text: str) -> tuple[int, ...]:
+    """The moves of the longest start of ``text``, cut where a move may end, that is a legal game.
+
+    A move may end before a space or comma, or where a letter follows a digit or a promotion
+    letter (``d3|c5``, ``e2|e4|e7|e5``: UCI also has cuts inside a move, between its squares, and
+    before a promotion letter). Starts are tried from the left; three failed cuts in a row end the
+    search (no move spans more than two cuts)."""
+    best: tuple[int, ...] = ()
+    failed = 0
+    for i in range(1, len(text)):
+        if not (text[i] in " ," or (text[i].isalpha() and (text[i - 1].isdigit() or text[i - 1] in "qrbnQRBN"))):
+            continue
+        try:
+            best, failed = _playable(game, text[:i]), 0
+        except ValueError:
+            failed += 1
+            if failed == 3:
+                break
+    return best
 
 
 def read_prompt_link(params: Mapping[str, str], limit: int) -> tuple[str | None, str | None]:

@@ -147,6 +147,12 @@ def test_bad_url_parameters_are_reported_not_raised(params, expected):
     assert "to move" in status(at)
 
 
+def test_a_link_with_a_bad_move_keeps_the_game_up_to_it():
+    at = open_app(moves="d3c5f6z9e6")
+    assert at.session_state["moves"] == tuple(othello.label_to_square(m) for m in ("d3", "c5", "f6"))
+    assert any("Kept the first 3 moves, up to where it stops" in e.value for e in at.error), [e.value for e in at.error]
+
+
 def test_hub_model_offline_shows_clear_error():
     hub = next(s for s in list_models() if s.source == "hub")
     at = open_app(model=hub.name, moves="d3")

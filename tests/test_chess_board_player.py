@@ -89,11 +89,12 @@ def test_promotion_check_mate_and_draw_states():
     assert "draw by stalemate" in status(at)
 
 
-@pytest.mark.parametrize("moves", ["e2e5", "zzzz", "e2e4e2e4", "e7e5"])
-def test_bad_chess_links_are_explained(moves):
+@pytest.mark.parametrize("moves, kept", [("e2e5", 0), ("zzzz", 0), ("e2e4e2e4", 1), ("e7e5", 0), ("e2e4e7e5g1f3zz", 3), ("e2e4e7e5e7e8qd1d8", 2)])
+def test_bad_chess_links_are_explained_and_keep_their_legal_start(moves, kept):
     at = open_app(model=CHESS, moves=moves)
     assert any("Could not restore the game" in e.value for e in at.error), [e.value for e in at.error]
-    assert "White to move" in status(at)
+    assert len(at.session_state["moves"]) == kept and ("White to move" if kept % 2 == 0 else "Black to move") in status(at)
+    assert (f"Kept the first {kept} move" if kept else "Starting a new game") in " ".join(e.value for e in at.error)
 
 
 def test_switching_from_othello_to_chess_starts_a_new_game():

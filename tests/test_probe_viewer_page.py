@@ -55,7 +55,10 @@ def test_board_player_probe_panel_follows_typed_moves():
 def test_probe_viewer_with_bad_link_reports_and_renders():
     at = open_page("pages/probe_viewer.py", moves="d3zz9")  # the link opens this page directly
     assert any(t.value == "Probe viewer" for t in at.title)
-    assert any("Could not restore the game" in e.value for e in at.error)
+    assert any("Could not restore the game" in e.value and "Kept the first 1 move" in e.value for e in at.error)
+    assert len(at.session_state["moves"]) == 1  # d3, the link's legal start
+    at = open_page("pages/probe_viewer.py", moves="zz9")
+    assert any("Could not restore the game" in e.value and "Starting a new game" in e.value for e in at.error)
     assert any("Play some moves first" in i.value for i in at.info)
 
 
