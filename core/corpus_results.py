@@ -30,6 +30,7 @@ from core.interp import lens as L
 from core.interp.neurons import neuron_index
 from core.interp.sae_features import FeatureIndex, build_index
 from core.models.handle import ModelHandle
+from core.words import count
 
 Progress = Callable[[str, float], None]
 LENS_SEED = 4242  # held-out games of the lens legality chart (not training's, not the browser's)
@@ -69,7 +70,7 @@ def lens_legality_result(handle: ModelHandle, corpus: GameCorpus | None = None) 
             progress(f"logit lens over {n} games", 0.0)
         return L.lens_legality(handle, handle.game.random_games(n, seed=LENS_SEED) if games is None else games)
 
-    where = f"{n} held-out games" if corpus is None else f"{n} games of {corpus.name}"
+    where = f"{count(n, 'held-out game')}" if corpus is None else f"{count(n, 'game')} of {corpus.name}"
     return Result(
         "lens_legality", f"lens_legality{suffix}", S.make_key("lens_legality", handle.model, games=n, seed=LENS_SEED, **extra), build,
         lambda r: (r, {}), lambda meta, arrays: meta, f"the lens legality chart over {where}",

@@ -19,6 +19,7 @@ from threading import Lock
 import numpy as np
 
 from core.games.base import Game
+from core.words import count
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_GAMES = 10_000
@@ -43,7 +44,7 @@ class GameCorpus:
 
     def summary(self) -> str:
         """One line a page can show: what the corpus is and what was skipped."""
-        text = f"{self.name}: {self.n_games:,} games"
+        text = f"{self.name}: {count(self.n_games, 'game')}"
         if self.skipped:
             reasons = Counter(_kind(reason) for _, reason in self.skipped)
             text += f"; {len(self.skipped):,} skipped (" + "; ".join(f"{n}× {r}" for r, n in reasons.most_common(3)) + ")"
@@ -77,9 +78,15 @@ def read_corpus(data: bytes, name: str, game: Game, progress=None) -> GameCorpus
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("latin-1")  # old PGN files are often Latin-1; every byte decodes
+    binary: list[tuple[int, str]] = []
     if "\x00" in text:
-        raise GameFileError(f"{name}: a binary file, not a text file of games")
+        lines = text.split("\n")
+        binary = [(n, f"binary bytes (NUL) on line {n}: left out") for n, line in enumerate(lines, 1) if "\x00" in line]
+        if len(binary) * 2 > sum(bool(line.strip()) for line in lines):  # mostly binary: not a games file at all
+            raise GameFileError(f"{name}: a binary file, not a text file of games")
+        text = "\n".join("" if "\x00" in line else line for line in lines)  # one damaged line costs that line only
     games, skipped, headers = game.read_game_file(text, limit=MAX_GAMES, progress=progress)
+    skipped = sorted(skipped + binary)
     if not games:
         first = f" (first: game {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise GameFileError(f"{name}: no readable game{first}")

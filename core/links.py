@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from core.words import count
+
 ECHO = 60
 
 
@@ -38,7 +40,7 @@ def read_game_link(params: Mapping[str, str], specs: Mapping[str, object], defau
             moves = _playable(game, text)
         except ValueError as exc:
             moves = _longest_playable_prefix(game, text)
-            kept = f"Kept the first {len(moves)} move{'s' if len(moves) != 1 else ''}, up to where it stops." if moves else "Starting a new game."
+            kept = f"Kept the first {count(len(moves), 'move')}, up to where it stops." if moves else "Starting a new game."
             problems.append(f"Could not restore the game from the link (moves={echo(text, 80)}) to its end: {str(exc)[:300]}. {kept}")
     return name, moves, problems
 

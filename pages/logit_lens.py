@@ -16,6 +16,7 @@ from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, char_lens_figure, dla_figure, gap_figure, lens_legality_figure
 from ui.unit_dashboard import unit_dashboard, unit_search
+from core.words import count
 
 spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: True)
 game = handle.game
@@ -46,7 +47,7 @@ with top_left:
     b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
     incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
     over = (f"over {corpus_results.lens_games(handle)} random games (about 30,000 positions for every model: one with a longer context reads them from fewer games)"
-            if corpus is None else ui.plain(f"over {legality.get('games', '?')} games of {corpus.summary()}"))
+            if corpus is None else ui.plain(f"over {count(legality['games'], 'game') if isinstance(legality.get('games'), int) else '? games'} of {corpus.summary()}"))
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
                f"the chart shows how often that early read-out is already a legal move, {over}.")
     # One section at a time (a control, not tabs: only the section shown is computed and drawn, so a

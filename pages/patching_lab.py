@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 import ui
+from core.words import count
 from core.interp import patching as PT
 from core.interp import lens as L
 from core.interp.lens import lens_square_probs
@@ -49,7 +50,7 @@ kept = {s: len(PT.corrupt_game(moves, index, s, game)[1]) for s in alternatives}
 alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
 ui.linked_setting("pl_instead", "instead", alternatives, [game.url_moves((s,)) for s in alternatives], f"legal replacement of move {index + 1}", alternatives[0])
 same_length = "" if token_view else f" (only moves written with {n_changed} characters keep the games aligned)"
-replacement = c2.selectbox(f"Play instead of {labels[index]}{same_length}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s) if token_view else game.san(moves[:index], s)} (keeps {kept[s]} moves)")
+replacement = c2.selectbox(f"Play instead of {labels[index]}{same_length}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s) if token_view else game.san(moves[:index], s)} (keeps {count(kept[s], 'move')})")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
 if dropped:
     why = PT.why_cut(moves, corrupted_moves, game)  # "move 4 (f5) is illegal after the change"

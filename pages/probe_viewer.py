@@ -15,6 +15,7 @@ from core.interp import piece_edits as E
 from core.interp import probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
+from core.words import count
 
 spec, state, handle = ui.analysis_page("Probe viewer", serves=lambda g: True)  # probes need only where a move ends
 game = handle.game
@@ -94,12 +95,12 @@ with right:
         entry = summary.get(target)
         if entry:
             trained_on = probes[hook].meta.get("corpus", "random legal games")
-            st.caption(ui.plain(f"Held-out accuracy per square over {entry['test_games']} games of {trained_on} (every position); dotted: the same probe on a randomly initialised copy of the model."
-                                + (f" Also: the same probes on {next(iter(on_file.values()))['games']} games of {corpus.name}." if on_file else "")))
+            st.caption(ui.plain(f"Held-out accuracy per square over {count(entry['test_games'], 'game')} of {trained_on} (every position); dotted: the same probe on a randomly initialised copy of the model."
+                                + (f" Also: the same probes on {count(next(iter(on_file.values()))['games'], 'game')} of {corpus.name}." if on_file else "")))
 with right2:
     meta = on_file.get(hook) or probes[hook].meta.get("held_out")
     if on_file.get(hook):
-        st.caption(ui.plain(f"Scores on {on_file[hook]['games']} games of {corpus.name}:"))
+        st.caption(ui.plain(f"Scores on {count(on_file[hook]['games'], 'game')} of {corpus.name}:"))
     if meta:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
         occupied = f", on occupied squares {meta['occupied_accuracy']:.2%}" if meta.get("occupied_accuracy") is not None else ""

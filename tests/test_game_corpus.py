@@ -78,3 +78,23 @@ def test_an_othello_file_in_the_published_notation_is_read_too():
     corpus = read_corpus(text.encode(), "published.txt", game)
     assert corpus.n_games == 6 and not corpus.skipped
     assert [[int(m) for m in row if m >= 0] for row in corpus.games] == rows + rows[:1]
+
+
+def test_one_game_is_one_game_in_words():
+    """"1 games of damaged.pgn" read wrong: counts take the noun's number."""
+    from core.words import count
+
+    assert (count(1, "game"), count(2000, "game"), count(1, "property", "properties"), count(0, "move")) == ("1 game", "2,000 games", "1 property", "0 moves")
+    corpus = read_corpus(b"d3 c5 f6\n", "one.txt", get_game("othello", 8))
+    assert corpus.summary() == "one.txt: 1 game"
+
+
+def test_one_binary_line_costs_that_line_only():
+    """A damaged line (NUL bytes) in an Othello games file is skipped with its reason; the rest
+    is read. A file that is mostly binary is still refused whole."""
+    game = get_game("othello", 8)
+    corpus = read_corpus(b"d3 c5 f6\n\x00\x01\xff garbage\nf5 d6 c3\n", "damaged.txt", game)
+    assert corpus.n_games == 2 and corpus.skipped == [(2, "binary bytes (NUL) on line 2: left out")]
+    assert "1× binary bytes" in corpus.summary()
+    with pytest.raises(GameFileError, match="binary file"):
+        read_corpus(b"\x00\x01\x02\n\x00\x00\nd3\n", "bin.txt", game)

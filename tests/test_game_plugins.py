@@ -136,3 +136,13 @@ def test_legality_is_reported_per_token_kind(tiny_chess):
     assert total == stats["positions"] > 6 * 200
     weighted = sum(v["top1_legal"] * v["positions"] for v in stats["by_kind"].values()) / total
     assert weighted == pytest.approx(stats["top1_legal"])
+
+
+@pytest.mark.parametrize("size", [4, 6, 8])
+def test_the_othello_move_box_suggests_a_legal_opening_of_its_size(size):
+    """On 6×6, d3 is a centre square: the placeholder's moves are played, in all three forms."""
+    game = get_game("othello", size)
+    labels, compact, published = (part.rstrip(" …") for part in game.move_placeholder.split("  ·  "))
+    moves = game.parse_moves(labels)
+    game.state(tuple(moves))
+    assert game.parse_moves(compact) == moves and game.parse_moves(published, notation="published") == moves[:2]

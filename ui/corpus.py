@@ -17,6 +17,7 @@ import streamlit as st
 import ui
 from core.game_corpus import HELD_OUT_EVERY, MAX_FILE_BYTES, GameCorpus, GameFileError, cached_corpus, corpus_games, corpus_name, corpus_tag, is_cached, sample_files
 from core.games.base import Game
+from core.words import count
 
 PICK = "corpus_pick"  # the sidebar's choice
 UPLOAD = "corpus_upload"  # {"name", "digest", "data", "file_id"} of this session's uploaded file
@@ -185,7 +186,7 @@ def probe_scores(handle, target: str, probes: dict, corpus: GameCorpus) -> dict[
         trained_here = next(iter(probes.values())).meta.get("corpus") == corpus.name
         n = int(next(iter(probes.values())).meta.get("test_games") or 200)
         games = corpus_games(handle.game, corpus, n, 0, "test" if trained_here else "all")
-        bar = st.progress(0.0, text=f"Scoring the {target} probes on {len(games)} games of {corpus.name}…")
+        bar = st.progress(0.0, text=f"Scoring the {target} probes on {count(len(games), 'game')} of {corpus.name}…")
         store[key] = score_probes(handle, probes, games, progress=lambda text, f: bar.progress(min(max(float(f), 0.0), 1.0), text=text))
         bar.empty()
         while len(store) > 8:

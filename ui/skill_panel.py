@@ -10,6 +10,7 @@ from core.game_corpus import GameCorpus, corpus_games, corpus_tag
 from core.interp.skill_probe import skill_probe
 from core.models.handle import ModelHandle
 from core.viz.probes import skill_figure
+from core.words import count
 
 RESULTS = "skill_probe_results"  # (model, corpus tag) -> result, this session's
 
@@ -30,7 +31,7 @@ def skill_probe_panel(handle: ModelHandle, corpus: GameCorpus | None) -> None:
     store = st.session_state.setdefault(RESULTS, {})
     key = (handle.name, corpus_tag(corpus))
     if key not in store:
-        st.caption(ui.plain(f"{n_rated:,} games of {corpus.name} have White's rating (WhiteElo). A linear probe per layer reads White's rating bin at every position "
+        st.caption(ui.plain(f"{count(n_rated, 'game')} of {corpus.name} have White's rating (WhiteElo). A linear probe per layer reads White's rating bin at every position "
                             "where a move ends, trained on four games in five and scored on the fifth, beside a randomly initialised copy of the model."))
         if not st.button("Train skill probes (every layer)", key="train_skill"):
             return

@@ -16,7 +16,6 @@ class OthelloGame(Game):
     pad_token = 0
     board_style = {"pieces": "discs"}
     notations = {"auto": "auto", "d3 (column, row from 1)": "label", "C2 (published: row, column from 0)": "published"}
-    move_placeholder = "d3 c5 f6  ·  d3c5f6  ·  C2 E4 …"
     move_help = "Square labels: column letter then row number (d3). The published Othello-GPT style (row letter, column from 0: C2) is also read."
 
     def __init__(self, size: int = 8):
@@ -27,6 +26,17 @@ class OthelloGame(Game):
         self.d_vocab = othello.vocab_size(size)
         self.n_ctx = othello.context_length(size)
         self.max_moves = size * size - 4
+        self.move_placeholder = self._placeholder()
+
+    def _placeholder(self) -> str:
+        """Example moves for the text box: a legal opening of this board size (d3 is a centre
+        square on 6×6), in labels, compact, and the published style."""
+        moves: tuple[int, ...] = ()
+        for _ in range(3):
+            moves += (int(game_state(moves, self.size).legal_moves[0]),)
+        labels = [othello.square_to_label(m, self.size) for m in moves]
+        published = [f"{chr(ord('A') + m // self.size)}{m % self.size}" for m in moves[:2]]
+        return f"{' '.join(labels)}  ·  {''.join(labels)}  ·  {' '.join(published)} …"
 
     # -- text --------------------------------------------------------------------------------
     def parse_moves(self, text: str, prefix=(), notation: str = "auto") -> list[int]:
