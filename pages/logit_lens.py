@@ -214,6 +214,10 @@ if section == SECTIONS[2]:
     # One view at a time (a control, not tabs): only the view shown is drawn, and a click on a DLA head
     # cell can switch to it.
     VIEWS = ["Every head", "One head", "All heads from one position"]
+    linked_head = ui.url_choice("head", head_names, "attention head (L<layer>H<head>)")
+    if linked_head is not None:
+        st.session_state.update(attention_head=linked_head, attention_view="One head")
+    ui.show_messages()
     if st.session_state.get("attention_view") not in VIEWS:
         st.session_state["attention_view"] = VIEWS[0]
     view = st.segmented_control("Attention view", VIEWS, key="attention_view", label_visibility="collapsed") or VIEWS[0]
@@ -292,6 +296,8 @@ if section == SECTIONS[3]:
 link = {} if section == SECTIONS[0] else {"section": SECTION_PARAMS[SECTIONS.index(section)]}
 if section == SECTIONS[3]:
     link["neuron"] = f"L{layer}N{neuron}"
+if section == SECTIONS[2] and view == "One head":
+    link["head"] = head
 if shared:
     link["scale"] = "shared"
 ui.sync_url(link)

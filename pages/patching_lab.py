@@ -16,7 +16,7 @@ from core.interp import lens as L
 from core.interp.lens import lens_square_probs
 from core.interp.predictions import game_tokens
 from core.viz.board import board_figure
-from core.viz.patching import agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
+from core.viz.patching import HEAD_NAMES, agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
 
 spec, state, handle = ui.analysis_page("Patching lab", serves=lambda g: True)
 game = handle.game
@@ -256,8 +256,27 @@ st.plotly_chart(
     block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {target_text}, {'denoising' if denoising else 'noising'}) · click a cell to open it below"),
     key="block_maps", on_select=on_site_click, selection_mode="points", config={"displayModeBar": False},
 )
+def on_head_click() -> None:
+    """A click on a head's cell opens that head below the grid."""
+    points = st.session_state["head_grid"].get("selection", {}).get("points", [])
+    data = points[0].get("customdata") if points else None
+    if isinstance(data, list) and len(data) == 3:
+        st.session_state["pl_head"] = tuple(int(v) for v in data)
+
+
 if heads_show is not None:
-    st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position"), key="head_grid", config={"displayModeBar": False})
+    st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position · click a cell to open the head"), key="head_grid",
+                    on_select=on_head_click, selection_mode="points", config={"displayModeBar": False})
+    part, head_layer, head_i = st.session_state.get("pl_head") or (0, *np.unravel_index(int(np.abs(heads_show[0]).argmax()), heads_show.shape[1:]))
+    if not (0 <= part < 5 and 0 <= head_layer < n_layers and 0 <= head_i < handle.cfg.n_heads):
+        part, head_layer, head_i = 0, 0, 0
+    head_name = f"L{head_layer}H{head_i}"
+    h1, h2 = st.columns([3, 2], vertical_alignment="center")
+    h1.markdown(f"**{head_name}**, {HEAD_NAMES[part]} patched at every position: {heads_show[part, head_layer, head_i]:+.3f} ({what}).")
+    if h2.button(f"Open {head_name}'s attention on the logit lens", key="pl_open_head", width="stretch"):
+        st.session_state.update(attention_head=head_name, attention_view="One head", lens_section="Attention")
+        ui.flash("info", f"{head_name}'s attention pattern on the clean game, opened from the patching lab.")
+        st.switch_page("pages/logit_lens.py")
 else:
     st.caption("Heads: patched one by one with the exact sweep (attribution patching estimates block sites only).")
 

@@ -24,7 +24,8 @@ size = game.rows
 summary = ui.probe_summary(handle.name)
 targets = list(P.targets_for(game))
 c1, c2, c3 = st.columns([3, 4, 2])
-target = c1.selectbox("Probe target", targets, format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in P.target_help(game).items()))
+ui.linked_setting("pv_target", "target", targets, targets, "probe target", targets[0])
+target = c1.selectbox("Probe target", targets, key="pv_target", format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in P.target_help(game).items()))
 probes = ui.probe_set(handle.name, target)
 all_layers = c3.toggle("All layers", value=False, help="Small multiples: the probe's board at every layer.")
 
@@ -61,11 +62,12 @@ with st.expander("Train probes on this model" if probes else "No probes for this
             ui.error(f"Training failed: {exc}")
 
 if not probes:
-    ui.sync_url()  # the link and "Share this view" stay, as on every page
+    ui.sync_url({"target": target})  # the link and "Share this view" stay, as on every page
     st.stop()
 
 hooks = list(probes)
-hook = c2.select_slider("Layer", hooks, value=panels.best_hook(handle.name, target, hooks), format_func=panels.layer_label)
+ui.linked_setting("pv_layer", "layer", hooks, [panels.hook_link(h) for h in hooks], "probe layer", panels.best_hook(handle.name, target, hooks))
+hook = c2.select_slider("Layer", hooks, key="pv_layer", format_func=panels.layer_label)
 
 # One pass of the game: every layer's probe reading, and the keys and values the intervention below continues from.
 run = P.position_pass(handle, state.moves, hooks) if state.moves else None
@@ -288,4 +290,4 @@ elif hasattr(game, "edit_position"):
 else:
     st.info(f"Interventions serve models whose next token is a square; {game.title} models show what the probes read above.")
 
-ui.sync_url()
+ui.sync_url({"target": target, "layer": panels.hook_link(hook)})

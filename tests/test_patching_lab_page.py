@@ -102,3 +102,22 @@ def test_a_slow_exact_sweep_waits_for_its_button_with_attribution_shown_meanwhil
 def test_a_cut_game_says_which_move_and_why_in_one_sentence():
     at = open_lab(moves="d3c5f6f5e6", change="2", instead="e3")
     assert [w.value for w in at.warning] == ["Move 4 (f5) is illegal after the change: both games are cut to 3 moves (2 dropped)."]
+
+
+def test_a_head_opens_below_the_grid_and_on_the_lens():
+    """The head grid's strongest head opens below it; its button shows that head's attention on
+    the logit lens, and the lens's link then carries the head."""
+    at = run_exact_sweep(open_lab(moves="d3c5f6f5e6e3c3f3"))
+    head_button = next(b for b in at.button if b.key == "pl_open_head")
+    assert head_button.label.startswith("Open L") and any("patched at every position" in m.value for m in at.markdown)
+    at.session_state["pl_head"] = (4, 1, 2)  # as a click on the pattern map's cell L1H2
+    at.run()
+    head_button = next(b for b in at.button if b.key == "pl_open_head")
+    assert head_button.label == "Open L1H2's attention on the logit lens" and any(m.value.startswith("**L1H2**, pattern patched") for m in at.markdown)
+    head_button.click().run()
+    assert not at.exception and at.title[0].value == "Logit lens"
+    assert at.session_state["attention_head"] == "L1H2" and at.query_params["head"] == "L1H2" and at.query_params["section"] == "attention"
+    linked = open_page("pages/logit_lens.py", moves="d3c5f6", section="attention", head="L2H0")
+    assert linked.session_state["attention_view"] == "One head" and linked.selectbox(key="attention_head").value == "L2H0"
+    bad = open_page("pages/logit_lens.py", moves="d3c5f6", section="attention", head="L99H0")
+    assert not bad.exception and any("attention head" in e.value for e in bad.error)

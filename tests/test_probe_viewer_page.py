@@ -73,3 +73,13 @@ def test_training_probes_from_the_page():
     trained = at.session_state["trained_probes"]
     probes, entry = trained[(at.session_state["model"], "legal_next")]
     assert entry["train_games"] == 200 and len(entry["accuracy"]) == 6
+
+
+def test_the_link_carries_the_probe_target_and_layer():
+    at = open_page("pages/probe_viewer.py", moves="d3c5f6", target="mine_theirs_empty", layer="2")
+    assert at.selectbox(key="pv_target").value == "mine_theirs_empty" and at.select_slider(key="pv_layer").value == "blocks.2.hook_resid_post"
+    assert (at.query_params["target"], at.query_params["layer"]) == ("mine_theirs_empty", "2")
+    at.select_slider(key="pv_layer").set_value("blocks.4.hook_resid_post").run()
+    assert at.query_params["layer"] == "4"
+    bad = open_page("pages/probe_viewer.py", moves="d3", target="<b>x</b>", layer="99")
+    assert not bad.exception and len(bad.error) == 2 and bad.query_params["target"] in ("mine_theirs_empty", bad.selectbox(key="pv_target").value)

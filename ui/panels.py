@@ -116,6 +116,14 @@ def layer_label(hook: str) -> str:
     return f"L{parts[1]} {parts[-1].removeprefix('hook_')}"
 
 
+def hook_link(hook: str) -> str:
+    """A probe's hook as a link shows it: ``blocks.3.hook_resid_post`` -> ``3``; another point of
+    the stream keeps its name (``3-resid_mid``)."""
+    parts = hook.split(".")
+    point = parts[-1].removeprefix("hook_")
+    return parts[1] if point == "resid_post" else f"{parts[1]}-{point}"
+
+
 def best_hook(name: str, target: str, hooks: list[str]) -> str:
     entry = ui.probe_summary(name).get(target)
     if entry and entry.get("hooks") == hooks:

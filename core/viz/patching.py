@@ -60,10 +60,20 @@ def head_grid_figure(values: np.ndarray, title: str) -> go.Figure:
     data = []
     for i, (xref, yref) in enumerate(refs):
         hover = [[f"{HEAD_NAMES[i]} of L{layer}H{h}: {values[i, layer, h]:+.3f}" for h in range(n_heads)] for layer in range(n_layers)]
-        data.append(dict(type="heatmap", z=values[i], x=[f"H{h}" for h in range(n_heads)], y=[f"L{layer}" for layer in range(n_layers)], xaxis=xref, yaxis=yref, text=hover, hoverinfo="text", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=i == 4, colorbar=dict(thickness=12)))
+        xs, ys = [f"H{h}" for h in range(n_heads)], [f"L{layer}" for layer in range(n_layers)]
+        data.append(dict(type="heatmap", z=values[i], x=xs, y=ys, xaxis=xref, yaxis=yref, hoverinfo="skip", colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=i == 4, colorbar=dict(thickness=12)))
+        # As in the block maps: an invisible marker per cell carries the click (``customdata`` =
+        # patched part, layer, head) and the hover text.
+        data.append(dict(
+            type="scatter", x=[xs[h] for layer in range(n_layers) for h in range(n_heads)], y=[ys[layer] for layer in range(n_layers) for h in range(n_heads)],
+            xaxis=xref, yaxis=yref, mode="markers", marker=dict(size=14, symbol="square", opacity=0), showlegend=False, hoverinfo="text",
+            customdata=[[i, layer, h] for layer in range(n_layers) for h in range(n_heads)], hovertext=[f"{text}<br>click: open this head" for row in hover for text in row],
+        ))
         # Layer labels once, on the left: repeated, they crowd the panel.
-        axes["yaxis" + yref[1:]].update(autorange="reversed", showticklabels=i == 0)
-    return figure(data, dict(axes, annotations=_titles(HEAD_NAMES, domains), height=120 + 26 * n_layers, margin=dict(l=40, r=10, t=60, b=30), title=dict(text=title, font=dict(size=13))))
+        axes["xaxis" + xref[1:]].update(type="category")
+        axes["yaxis" + yref[1:]].update(type="category", autorange="reversed", showticklabels=i == 0)
+    return figure(data, dict(axes, annotations=_titles(HEAD_NAMES, domains), height=120 + 26 * n_layers, margin=dict(l=40, r=10, t=60, b=30), title=dict(text=title, font=dict(size=13)),
+                             dragmode=False, clickmode="event+select", hovermode="closest", hoverdistance=-1))
 
 
 def agreement_figure(exact: np.ndarray, approx: np.ndarray, move_labels: list[str] | None = None, units: str = "patched metric") -> go.Figure:
