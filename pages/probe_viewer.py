@@ -273,8 +273,9 @@ def piece_move_interventions() -> None:
                f"The probe's reading of {game.square_label(square)}: {piece_readings(res.readings)}.")
     if st.button("Removal sweep over 40 random positions, with random-direction control"):
         examples = game.edit_examples(40, seed=1)
-        with st.spinner("Writing the moves at every scale…"):
-            sweep = ME.removal_sweep(handle, by_layer, examples, layers, [0, 1, 2, 4, 8, 16])
+        bar = st.progress(0.0, text="Writing the moves at every scale…")
+        sweep = ME.removal_sweep(handle, by_layer, examples, layers, [0, 1, 2, 4, 8, 16], progress=lambda text, f: bar.progress(f, text=text))
+        bar.empty()
         st.plotly_chart(sweep_figure(sweep, "moves legal on the edited board"), key="sweep", config={"displayModeBar": False})
         st.caption("Karvonen's measurement: one piece of the side to move removed per position; the share of the model's next moves that are legal on the edited board (higher is better), edited along the probe and along random directions of the same size.")
 

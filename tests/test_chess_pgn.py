@@ -278,7 +278,7 @@ def test_every_page_serves_a_pgn_model_plain_with_a_game_and_with_a_bad_link(pgn
 
     game = get_game("chess", 8, "pgn-chars", 256)
     moves = game.url_moves(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O"))
-    for params, n_moves in (({}, 0), ({"moves": moves}, 9), ({"moves": moves + "zz", "feature": "x", "target": "?", "neuron": "L9N9"}, 0)):
+    for params, n_moves in (({}, 0), ({"moves": moves}, 9), ({"moves": moves + "zz", "feature": "x", "target": "?", "neuron": "L9N9"}, 9)):  # a bad link keeps its legal start
         at = open_page(page, model=pgn_hub_model, **params)
         assert not any("does not serve" in i.value for i in at.info), page
         assert len(at.session_state["moves"]) == n_moves
@@ -385,8 +385,12 @@ def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
     assert (from_run.move_clean, from_run.move_edited, from_run.move_random, from_run.readings) == (res.move_clean, res.move_edited, res.move_random, res.readings)
     for hook, probs in P.probe_position(handle, probes, moves, run=run).items():
         assert np.abs(probs - P.probe_position(handle, probes, moves)[hook]).max() <= 1e-6
-    sweep = ME.removal_sweep(handle, by_layer, game.edit_examples(4, seed=1), [1], [0, 2])
+    seen = []
+    sweep = ME.removal_sweep(handle, by_layer, game.edit_examples(4, seed=1), [1], [0, 2], progress=lambda text, f: seen.append((text, f)))
     assert sweep["scale"] == [0, 2] and all(0.0 <= v <= 1.0 for v in sweep["probe"] + sweep["random"])
+    assert sweep["probe"][0] == sweep["random"][0]  # scale 0 edits nothing: one run serves both
+    assert [f for _, f in seen] == sorted(f for _, f in seen) and seen[-1][1] == 1.0 and len(seen) == 4  # three runs, then done
+    assert "scale 2, random direction (3 of 3)" in seen[2][0]
     with pytest.raises(ValueError, match="kings"):
         game.edit_position(moves, chess.E1, 0)
 

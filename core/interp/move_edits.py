@@ -162,16 +162,23 @@ def edit_piece_move(handle: ModelHandle, probes: dict[int, Probe], moves: tuple[
     )
 
 
-def removal_sweep(handle: ModelHandle, probes: dict[int, Probe], examples, layers: list[int], scales: list[float], seed: int = 0) -> dict[str, list[float]]:
+def removal_sweep(handle: ModelHandle, probes: dict[int, Probe], examples, layers: list[int], scales: list[float], seed: int = 0, progress=None) -> dict[str, list[float]]:
     """Karvonen's measurement over ``game.edit_examples`` (one movable piece of the side to move
     removed each): per scale, the share of the model's greedy moves that are legal on the edited
-    boards, along the probe directions and along random ones of the same size."""
+    boards, along the probe directions and along random ones of the same size. Scale 0 edits
+    nothing either way: written once for both. ``progress(text, fraction)`` after each run."""
     game: Game = handle.game
     batch = make_batch([e[0] for e in examples], np.array([e[1] for e in examples]), np.full(len(examples), 6), game)  # class 6: empty
     legal_sets = [game.legal_move_texts(e[0], (e[1], 0)) for e in examples]
     out: dict[str, list[float]] = {"scale": list(scales), "probe": [], "random": []}
-    for s in scales:
-        for key, rnd in (("probe", None), ("random", seed)):
-            written = greedy_moves(handle, probes, batch, layers, s, random_seed=rnd)
-            out[key].append(float(np.mean([w in legal for w, legal in zip(written, legal_sets)])))
+    runs = [(s, key, rnd) for s in scales for key, rnd in (("probe", None), ("random", seed)) if not (s == 0 and key == "random")]
+    for i, (s, key, rnd) in enumerate(runs):
+        if progress:
+            progress(f"writing {len(examples)} moves at scale {s:g}, {'probe' if rnd is None else 'random'} direction ({i + 1} of {len(runs)})", i / len(runs))
+        written = greedy_moves(handle, probes, batch, layers, s, random_seed=rnd)
+        out[key].append(float(np.mean([w in legal for w, legal in zip(written, legal_sets)])))
+        if s == 0:
+            out["random"].append(out[key][-1])
+    if progress:
+        progress("done", 1.0)
     return out

@@ -284,8 +284,8 @@ def train_probes(
     n_classes = len(targets[target])
     hooks = hooks or resid_hooks(handle.cfg.n_layers)
     t0 = time.perf_counter()
-    if data is None:
-        data = probe_data(handle, hooks, train_games, test_games, progress, games)
+    if data is None:  # reading activations: the first half of the bar, fitting the second
+        data = probe_data(handle, hooks, train_games, test_games, stage(progress, 0.0, 0.5), games)
     train, test = data
     train_games, test_games = len(train.valid), len(test.valid)
     y_train = torch.from_numpy(train.targets(target))
@@ -293,7 +293,7 @@ def train_probes(
     probes = {}
     for i, hook in enumerate(hooks):
         if progress:
-            progress(f"fitting {target} probe at {hook}", i / len(hooks))
+            progress(f"fitting the {target} probe at layer {hook.split('.')[1]} ({i + 1} of {len(hooks)})", 0.5 + 0.5 * i / len(hooks))
         w, b = fit_probe(train.acts[hook], y_train, n_classes)
         probe = Probe(w.reshape(-1, size, size, n_classes), b.reshape(size, size, n_classes))
         pred = probe.logits(test.acts[hook]).argmax(-1).reshape(len(y_test), -1).numpy()
@@ -339,9 +339,18 @@ def probe_data(handle: ModelHandle, hooks: list[str], train_games: int, test_gam
     game = handle.game
     if games is None:
         games = game.random_games(train_games, seed=PROBE_TRAIN_SEED), game.random_games(test_games, seed=PROBE_TEST_SEED)
-    train = collect(handle, games[0], hooks, progress=progress)
-    test = collect(handle, games[1], hooks)
+    share = len(games[0]) / max(len(games[0]) + len(games[1]), 1)  # the bar moves with the games read
+    train = collect(handle, games[0], hooks, progress=stage(progress, 0.0, share, "training games: "))
+    test = collect(handle, games[1], hooks, progress=stage(progress, share, 1.0, "held-out games: "))
     return train, test
+
+
+def stage(progress: ProgressFn | None, start: float, end: float, prefix: str = "") -> ProgressFn | None:
+    """``progress`` for one stage of a longer job: its 0..1 drawn from ``start`` to ``end`` of the
+    job's bar (one bar that never runs back), its text after ``prefix``."""
+    if progress is None:
+        return None
+    return lambda text, f: progress(prefix + text, start + (end - start) * min(max(float(f), 0.0), 1.0))
 
 
 # -- files ---------------------------------------------------------------------------------------
