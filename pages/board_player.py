@@ -7,6 +7,8 @@ destination; a promotion asks for the piece.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -14,8 +16,10 @@ import streamlit as st
 from ui import panels
 import ui
 from core.games.base import IllegalMoveError
+from core.interp.position_record import position_record
 from core.interp.predictions import top_k, top_moves
 from core.viz.board import board_figure, history_figure
+from ui.export import chart_config
 
 PROMOTION = panels.PROMOTION
 
@@ -116,6 +120,10 @@ with left:
         m1.form_submit_button("Play these moves", on_click=on_moves_text, args=(False,), width="stretch")
         m2.form_submit_button("Load as a new game", on_click=on_moves_text, args=(True,), width="stretch")
     st.code(game.format_moves(state.moves) or "(no moves yet)", language=None)
+    params = {"model": spec.name, **({"moves": game.url_moves(state.moves)} if state.moves else {})}
+    record = position_record(spec.name, game, state, pred, link=ui.share_link(params))
+    st.download_button("Download this position's analysis (JSON)", json.dumps(record, indent=1), file_name=f"boardlens-{spec.name}-{len(state.moves)}-moves.json", mime="application/json",
+                       icon=":material/download:", width="stretch", help="The moves, the legal moves, the model's top moves with their probabilities and legality, the illegal mass and the prediction after every move, with a link back here.")
 
 with right:
     st.subheader(f"Model: {spec.name}")
@@ -175,7 +183,7 @@ with right:
         top1 = [game.square_label(int(s)) if s >= 0 else "—" for s in pred.history_top1]
         st.markdown("**History: the prediction after each move**")
         n_pred = len(pred.history_top1_legal)
-        st.plotly_chart(history_figure(pred.history_top1_legal, pred.history_illegal_mass, labels[:n_pred], top1), key="history", config={"displayModeBar": False})
+        st.plotly_chart(history_figure(pred.history_top1_legal, pred.history_illegal_mass, labels[:n_pred], top1), key="history", config=chart_config())
         rate = np.nanmean(pred.history_top1_legal)
         note = f"Top-1 legal on {np.isfinite(pred.history_top1_legal).sum()} positions of this game: {rate:.1%}."
         if pred.history_second_top1_legal is not None and np.isfinite(pred.history_second_top1_legal).any():

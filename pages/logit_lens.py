@@ -17,6 +17,7 @@ from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, char_lens_figure, dla_figure, gap_figure, lens_legality_figure
 from ui.unit_dashboard import unit_dashboard, unit_search
 from core.words import count
+from ui.export import chart_config
 
 spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: True)
 game = handle.game
@@ -37,7 +38,7 @@ def share(p: float) -> str:
 top_left, top_right = st.columns([3, 2])
 with top_right:
     legality = ui.corpus_result(handle, corpus_results.lens_legality_result(handle, corpus))
-    st.plotly_chart(lens_legality_figure(legality), key="lens_legality", config={"displayModeBar": False})
+    st.plotly_chart(lens_legality_figure(legality), key="lens_legality", config=chart_config())
     if legality.get("by_kind"):
         st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(legality["by_kind"]) + "; in brackets, how many positions predict one).")
 with top_left:
@@ -133,7 +134,7 @@ if section == SECTIONS[0]:
                + ("." if token_view else "; for moves, both over the legal moves, each read-out renormalised on them."))
     if not token_view:
         legal_first = L.legal_tokens_now(moves, game, batch=batch)
-        st.plotly_chart(char_lens_figure(mlens.next_token, labels, game.vocab, legal_first), key="char_lens", config={"displayModeBar": False})
+        st.plotly_chart(char_lens_figure(mlens.next_token, labels, game.vocab, legal_first), key="char_lens", config=chart_config())
         st.caption("The same read-outs one character at a time: the probability of the very next character (the first of the next move), "
                    "after each layer. ␣ is a space; a dot marks characters some legal move starts with.")
 
@@ -187,7 +188,7 @@ if section == SECTIONS[1]:
 
 
     g1, g2 = st.columns([3, 2])
-    g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", on_select=on_dla_click, selection_mode="points", config={"displayModeBar": False})
+    g1.plotly_chart(dla_figure(values, attr.labels, attr.kinds, attr.layers, handle.cfg.n_heads, title), key="dla", on_select=on_dla_click, selection_mode="points", config=chart_config())
     with g2:
         st.markdown(f"**Top neurons** (direct effect on the {what_sums})")
         neurons = pd.DataFrame(L.top_neurons(unit_attr, unit_token, k=10, readout=readout))
@@ -201,7 +202,7 @@ if section == SECTIONS[1]:
     show = st.radio("Positions predicting", ["every token"] + list(game.token_kinds), horizontal=True, key="gap_kind") if len(game.token_kinds) > 1 else "every token"
     cols_shown = [i for i in range(len(token_labels)) if gap_valid[i] and (show == "every token" or kinds_here[i] == show)]
     if cols_shown:
-        st.plotly_chart(gap_figure(gap[:, cols_shown], gap_labels, [token_labels[i] for i in cols_shown]), key="gap", config={"displayModeBar": False})
+        st.plotly_chart(gap_figure(gap[:, cols_shown], gap_labels, [token_labels[i] for i in cols_shown]), key="gap", config=chart_config())
         st.caption("Each cell: the component's direct effect on the mean logit of the legal next tokens minus the mean over the illegal ones (" + ("squares" if token_view else "characters") + "), at the position read (x: the token read there). Blue: pushes towards legal moves, as in the chart above.")
     else:
         st.caption("No position of this kind in the game yet.")
@@ -222,7 +223,7 @@ if section == SECTIONS[2]:
         st.session_state["attention_view"] = VIEWS[0]
     view = st.segmented_control("Attention view", VIEWS, key="attention_view", label_visibility="collapsed") or VIEWS[0]
     if view == "Every head":
-        st.plotly_chart(head_grid_thumbnails(patterns, labels_moves), key="attention_thumbs", width="content", config={"displayModeBar": False})
+        st.plotly_chart(head_grid_thumbnails(patterns, labels_moves), key="attention_thumbs", width="content", config=chart_config())
         st.caption("Each square is one head's pattern on this game (hover for the positions and weight). Open \"One head\" to see one large.")
     elif view == "One head":
         # Default: the head that looks furthest from the current token (the diagonal is the boring case).
@@ -231,7 +232,7 @@ if section == SECTIONS[2]:
             st.session_state["attention_head"] = head_names[int(np.argmax(off_diagonal))]
         head = st.selectbox("Head", head_names, key="attention_head")
         layer_i, head_i = (int(x) for x in head[1:].split("H"))
-        st.plotly_chart(head_pattern_figure(patterns[layer_i, head_i], labels_moves, head, current=len(labels_moves) - 1), key="attention_head_big", width="content", config={"displayModeBar": False})
+        st.plotly_chart(head_pattern_figure(patterns[layer_i, head_i], labels_moves, head, current=len(labels_moves) - 1), key="attention_head_big", width="content", config=chart_config())
         st.caption("Orange frame: the current position (the last token), whose attention decides the prediction on this page.")
     else:
         if len(labels_moves) > 1:
@@ -239,7 +240,7 @@ if section == SECTIONS[2]:
         else:
             dest = 0  # one move: the only destination (a slider needs two values)
             st.caption("Destination: move 1, the only move so far.")
-        st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config={"displayModeBar": False})
+        st.plotly_chart(attention_grid_figure(patterns, dest, labels_moves), key="attention", config=chart_config())
 
 if section == SECTIONS[3]:
     st.subheader("Neuron view")
@@ -291,7 +292,7 @@ if section == SECTIONS[3]:
         st.markdown(f"**Correlation of L{layer}N{neuron} with each square's state** over the same {len(index.games)} games (mine = the player who just moved)")
         empty = np.zeros((size, size), dtype=np.int8)
         for col, (c, name) in zip(st.columns(3), enumerate(["empty", "mine", "theirs"])):
-            col.plotly_chart(board_figure(empty, corr[neuron, c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config={"displayModeBar": False})
+            col.plotly_chart(board_figure(empty, corr[neuron, c], value_name="corr", colorscale="RdBu", zmin=-1, zmax=1, title=f"Corr. with '{name}'", cell_px=24, show_scale=c == 2), key=f"neuron_corr_{c}", width="content", config=chart_config())
 
 link = {} if section == SECTIONS[0] else {"section": SECTION_PARAMS[SECTIONS.index(section)]}
 if section == SECTIONS[3]:

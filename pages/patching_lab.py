@@ -17,6 +17,7 @@ from core.interp.lens import lens_square_probs
 from core.interp.predictions import game_tokens
 from core.viz.board import board_figure
 from core.viz.patching import HEAD_NAMES, agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
+from ui.export import chart_config
 
 spec, state, handle = ui.analysis_page("Patching lab", serves=lambda g: True)
 game = handle.game
@@ -112,7 +113,7 @@ b1, b2 = st.columns(2)
 outline = target if token_view else game.move_squares(target)[0] if tail else None
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
     probs = lens_square_probs(logits[None], game)[0] if token_view else ui.cached_predictions(handle.name, st_.moves).probs
-    col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=outline, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config={"displayModeBar": False})
+    col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=outline, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config=chart_config())
 if token_view:
     st.caption(f"Purple frame: the target {'move' if game.square_moves else 'from-square'} {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
 elif tail:
@@ -254,7 +255,7 @@ def on_site_click() -> None:
 
 st.plotly_chart(
     block_maps_figure(block_show, token_labels, f"{what} per patched site ({metric_kind} of {target_text}, {'denoising' if denoising else 'noising'}) · click a cell to open it below"),
-    key="block_maps", on_select=on_site_click, selection_mode="points", config={"displayModeBar": False},
+    key="block_maps", on_select=on_site_click, selection_mode="points", config=chart_config(),
 )
 def on_head_click() -> None:
     """A click on a head's cell opens that head below the grid."""
@@ -266,7 +267,7 @@ def on_head_click() -> None:
 
 if heads_show is not None:
     st.plotly_chart(head_grid_figure(heads_show, f"{what}: each head patched at every position · click a cell to open the head"), key="head_grid",
-                    on_select=on_head_click, selection_mode="points", config={"displayModeBar": False})
+                    on_select=on_head_click, selection_mode="points", config=chart_config())
     part, head_layer, head_i = st.session_state.get("pl_head") or (0, *np.unravel_index(int(np.abs(heads_show[0]).argmax()), heads_show.shape[1:]))
     if not (0 <= part < 5 and 0 <= head_layer < n_layers and 0 <= head_i < handle.cfg.n_heads):
         part, head_layer, head_i = 0, 0, 0
@@ -305,15 +306,15 @@ if token_view:
     site_probs = lens_square_probs(site_logits[None], game)[0]
     base_probs = lens_square_probs((corr_logits if denoising else clean_logits)[None], game)[0]
     d1, d2 = st.columns(2)
-    d1.plotly_chart(board_figure(base_state.board, site_probs, legal=base_state.legal, outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34, **game.board_style), key="site_probs", width="content", config={"displayModeBar": False})
+    d1.plotly_chart(board_figure(base_state.board, site_probs, legal=base_state.legal, outline=target, outline_color="#9467bd", title="Patched run: next-move probabilities", cell_px=34, **game.board_style), key="site_probs", width="content", config=chart_config())
     delta = site_probs - base_probs
     lim = float(np.abs(delta).max()) or 1.0
-    d2.plotly_chart(board_figure(base_state.board, delta, legal=base_state.legal, colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34, **game.board_style), key="site_delta", width="content", config={"displayModeBar": False})
+    d2.plotly_chart(board_figure(base_state.board, delta, legal=base_state.legal, colorscale="RdBu", zmin=-lim, zmax=lim, value_name="Δ prob", title="Change from the unpatched run", cell_px=34, **game.board_style), key="site_delta", width="content", config=chart_config())
 else:
     read_at = max(pos, n_game - 1)  # a patch changes nothing before its own position
     site_logits = PT.patched_logits(handle, base_t, source_t, PT.BLOCK_KINDS[comp], layer, pos, read_at=read_at)
     base_logits = pair[0][1 if denoising else 0, read_at].float().cpu()
-    st.plotly_chart(next_token_change_figure(base_logits.softmax(-1).numpy(), site_logits.softmax(-1).numpy(), game.vocab, f"Next character at position {read_at + 1} ({token_labels[read_at]}): unpatched and patched run"), key="site_chars", config={"displayModeBar": False})
+    st.plotly_chart(next_token_change_figure(base_logits.softmax(-1).numpy(), site_logits.softmax(-1).numpy(), game.vocab, f"Next character at position {read_at + 1} ({token_labels[read_at]}): unpatched and patched run"), key="site_chars", config=chart_config())
 
 # -- seed parity: diffed neurons; attribution patching -------------------------------------------
 n1, n2 = st.columns(2)
@@ -327,9 +328,9 @@ with n2:
     if block is None:
         st.caption("Attribution against exact patching, site by site, appears here once the exact sweep has run.")
     elif normalised and what != "patched metric":
-        st.plotly_chart(agreement_figure(score(block), score(approx), token_labels, "share of the difference"), key="agreement", config={"displayModeBar": False})
+        st.plotly_chart(agreement_figure(score(block), score(approx), token_labels, "share of the difference"), key="agreement", config=chart_config())
     else:
-        st.plotly_chart(agreement_figure(block, approx, token_labels), key="agreement", config={"displayModeBar": False})
+        st.plotly_chart(agreement_figure(block, approx, token_labels), key="agreement", config=chart_config())
     if block is not None:
         st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
 

@@ -16,6 +16,7 @@ from core.interp import probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
 from core.words import count
+from ui.export import chart_config
 
 spec, state, handle = ui.analysis_page("Probe viewer", serves=lambda g: True)  # probes need only where a move ends
 game = handle.game
@@ -93,7 +94,7 @@ with right:
         shown = dict(summary)
         if on_file:
             shown[f"{target} on {corpus.name[:40]}"] = {"hooks": list(on_file), "accuracy": [s["accuracy"] for s in on_file.values()]}
-        st.plotly_chart(layer_accuracy_figure(shown), key="accuracy_chart", config={"displayModeBar": False})
+        st.plotly_chart(layer_accuracy_figure(shown), key="accuracy_chart", config=chart_config())
         entry = summary.get(target)
         if entry:
             trained_on = probes[hook].meta.get("corpus", "random legal games")
@@ -107,7 +108,7 @@ with right2:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
         occupied = f", on occupied squares {meta['occupied_accuracy']:.2%}" if meta.get("occupied_accuracy") is not None else ""
         st.markdown(f"**{panels.layer_label(hook)}**: accuracy {meta['accuracy']:.2%}{occupied}, whole board right {meta['board_exact']:.1%}; per class (recall): {per_class}")
-        st.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26, rank1_bottom=game.board_style.get("rank1_bottom", False)), key="per_square", width="content", config={"displayModeBar": False})
+        st.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), np.array(meta["per_square"]).reshape(-1), value_name="accuracy", colorscale="Viridis", zmin=min(0.5, float(np.min(meta["per_square"]))), zmax=1.0, title="Accuracy per square", cell_px=26, rank1_bottom=game.board_style.get("rank1_bottom", False)), key="per_square", width="content", config=chart_config())
 
 if all_layers and state.moves:
     st.subheader("Every layer")
@@ -115,7 +116,7 @@ if all_layers and state.moves:
     every_layer = P.probe_position(handle, probes, state.moves, run=run)  # read off the page's one pass
     for i, h in enumerate(hooks):
         with cols[i % len(cols)]:
-            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False, probs=every_layer[h]), key=f"small_{h}", width="content", config={"displayModeBar": False})
+            st.plotly_chart(panels.probe_board(handle, state, target, h, probes, cell_px=22, show_scale=False, probs=every_layer[h]), key=f"small_{h}", width="content", config=chart_config())
 
 skill_probe_panel(handle, corpus)  # when the chosen games file has players' ratings
 
@@ -134,7 +135,7 @@ def edit_boards(res, square: int, edited_title: str, style: dict) -> None:
         (board_figure(res.edited, res.probs_edited, legal=res.legal_edited, title=f"Model after: error {res.error_edited}", cell_px=30, zmax=top, show_scale=False, **style), "after_board"),
     ]
     for col, (fig, key) in zip(st.columns(3), boards):
-        col.plotly_chart(fig, key=key, width="content", config={"displayModeBar": False})
+        col.plotly_chart(fig, key=key, width="content", config=chart_config())
     st.caption(f"Purple frame: the edited square; rings: legal on the edited board. Before and after: the model's probabilities on one scale, white 0 to darkest {top:.2f}; error = legal-set error of its top-N (N = legal moves).")
 
 
@@ -187,7 +188,7 @@ def othello_interventions() -> None:
     if st.button("Scale sweep with random-direction control"):
         batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], game)
         sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 0.5, 1, 2, 4, 8, 16])
-        st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
+        st.plotly_chart(sweep_figure(sweep), key="sweep", config=chart_config())
 
 
 def piece_edit_controls():
@@ -248,7 +249,7 @@ def piece_interventions() -> None:
     if st.button("Scale sweep with random-direction control"):
         batch = I.make_batch([state.moves], [square], [new_value + 6], game)
         sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 1, 2, 4, 8, 16, 32], run=E.run_edited)
-        st.plotly_chart(sweep_figure(sweep), key="sweep", config={"displayModeBar": False})
+        st.plotly_chart(sweep_figure(sweep), key="sweep", config=chart_config())
 
 
 
@@ -266,8 +267,8 @@ def piece_move_interventions() -> None:
         ui.error(f"Cannot make this edit: {exc}")
         return
     b1, b2 = st.columns(2)
-    b1.plotly_chart(board_figure(res.board, None, legal=res.legal_real, outline=square, outline_color="#9467bd", title="Real board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="real_board", width="content", config={"displayModeBar": False})
-    b2.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="edited_board", width="content", config={"displayModeBar": False})
+    b1.plotly_chart(board_figure(res.board, None, legal=res.legal_real, outline=square, outline_color="#9467bd", title="Real board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="real_board", width="content", config=chart_config())
+    b2.plotly_chart(board_figure(res.edited, None, legal=res.legal_edited, outline=square, outline_color="#9467bd", title="Edited board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="edited_board", width="content", config=chart_config())
     st.markdown(f"**{res.verdict()}**")
     st.caption(f"The edit is made at the latest of {game.read_positions}, and kept while the model writes its move, greedily, up to the space that ends it. "
                f"The probe's reading of {game.square_label(square)}: {piece_readings(res.readings)}.")
@@ -276,7 +277,7 @@ def piece_move_interventions() -> None:
         bar = st.progress(0.0, text="Writing the moves at every scale…")
         sweep = ME.removal_sweep(handle, by_layer, examples, layers, [0, 1, 2, 4, 8, 16], progress=lambda text, f: bar.progress(f, text=text))
         bar.empty()
-        st.plotly_chart(sweep_figure(sweep, "moves legal on the edited board"), key="sweep", config={"displayModeBar": False})
+        st.plotly_chart(sweep_figure(sweep, "moves legal on the edited board"), key="sweep", config=chart_config())
         st.caption("Karvonen's measurement: one piece of the side to move removed per position; the share of the model's next moves that are legal on the edited board (higher is better), edited along the probe and along random directions of the same size.")
 
 

@@ -17,9 +17,9 @@ from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure
 from core.viz.sae import curve_figure, density_histogram
 from ui.unit_dashboard import unit_dashboard, unit_search
+from ui.export import chart_config
 
 FEATURE = "sae_feature"
-NO_BAR = {"displayModeBar": False}
 
 spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: True)
 game = handle.game
@@ -118,7 +118,7 @@ if metrics:
     curve = card.get("curve")
     if curve:
         where = q2 if board else st
-        where.plotly_chart(curve_figure(curve), key="curve", config=NO_BAR)
+        where.plotly_chart(curve_figure(curve), key="curve", config=chart_config())
         budgets = sorted({p["tokens"] for p in curve if not p.get("this") and p.get("tokens")})
         own = next((p for p in curve if p.get("this")), None)
         where.caption(
@@ -143,7 +143,7 @@ with f1:
     games_of = "held-out random games" if corpus is None else ui.plain(f"games of {corpus.name}")
     st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} {games_of}, read at {game.read_positions} (the SAE itself trains and is scored on every token). Click a column's header to sort, any cell of a row to open its feature.")
 with f2:
-    st.plotly_chart(density_histogram(index.density), key="density_hist", config=NO_BAR)
+    st.plotly_chart(density_histogram(index.density), key="density_hist", config=chart_config())
 
 # -- features active now ---------------------------------------------------------------------------------
 st.subheader("Features active now")
@@ -153,7 +153,7 @@ if not now:
     st.info("Play a move (here or on the Board player) to see which features fire at the current position.")
 else:
     a1, a2 = st.columns([1, 3])
-    a1.plotly_chart(board_figure(state.board, None, last_move=state.last_squares, title=f"Current position (move {len(state.moves)})", cell_px=28, **game.board_style), key="now_board", width="content", config=NO_BAR)
+    a1.plotly_chart(board_figure(state.board, None, last_move=state.last_squares, title=f"Current position (move {len(state.moves)})", cell_px=28, **game.board_style), key="now_board", width="content", config=chart_config())
     with a2:
         cols = st.columns(6)
         best_names = np.array(index.property_names + ["—"], dtype=object)
@@ -221,7 +221,7 @@ if len(values):
         pcols = st.columns(len(cos))
         for col, (label, values_sq) in zip(pcols, cos.items()):
             lim = max(float(np.abs(values_sq).max()), 1e-6)
-            col.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30, rank1_bottom=rank1_bottom), key=f"cos_{label}", width="content", config=NO_BAR)
+            col.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30, rank1_bottom=rank1_bottom), key=f"cos_{label}", width="content", config=chart_config())
     else:
         st.info(f"No {target} probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.games import othello
 from core.games.play import game_state
-from core.models.registry import default_model_name, list_models
+from core.models.registry import default_model_name, list_models, load_model
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -182,3 +182,29 @@ def test_switching_to_a_model_of_another_size_starts_a_new_game():
     assert at.session_state["moves"] == () and at.session_state["model"] == other.name
     button(at, "Random move").click().run()
     assert len(at.session_state["moves"]) == 1 and at.session_state["moves"][0] < other.board_size**2
+
+
+@pytest.mark.parametrize("model, moves", [("othello8", "d3c5f6"), ("chess", "e2e4e7e5"), ("chess-pgn", "")])
+def test_a_position_downloads_as_json_and_charts_save_in_the_chosen_format(model, moves):
+    """What a paper needs: the position's analysis as JSON (the page's own numbers: its top move is
+    the page's), and every chart's download button in PNG or SVG."""
+    import json
+
+    from core.interp.position_record import position_record
+    from ui import cached_predictions
+
+    at = open_app(model=model, **({"moves": moves} if moves else {}))
+    assert any(b.label.startswith("Download this position's analysis") for b in at.get("download_button"))
+    handle = load_model(model)
+    state = handle.game.state(at.session_state["moves"])
+    record = json.loads(json.dumps(position_record(model, handle.game, state, cached_predictions(model, state.moves), link="x"), allow_nan=False))
+    assert record["link_moves"] == moves and len(record["legal_moves"]) == len(state.legal_moves)
+    top = record["prediction"]["top_moves"][0]
+    if handle.game.square_moves:
+        assert top["move"] == metric(at, "Top-1 move") and len(record["prediction"]["history"]) == len(state.moves)
+    assert 0 <= record["prediction"]["illegal_mass"] <= 1 and top["probability"] >= record["prediction"]["top_moves"][1]["probability"]
+    charts = at.get("plotly_chart")
+    assert charts and all('"png"' in c.proto.config for c in charts)
+    at.session_state["chart_format"] = "svg"
+    at.run()
+    assert all('"svg"' in c.proto.config for c in at.get("plotly_chart"))

@@ -29,6 +29,7 @@ from core.models.handle import ModelHandle
 from core.devices import APP_DEVICE_ENV, app_device
 from core.models.registry import ASSETS, ModelSpec, broken_bundles, default_model_name, list_models, load_model
 from core.viz.training import learning_curve_figure, learning_curve_table, stage_commands, training_summary
+from ui.export import chart_config, format_control
 
 MODEL, MOVES, MESSAGES, TRAINED_PROBES = "model", "moves", "messages", "trained_probes"
 PROMPT = "prompt"  # a text model's prompt (session state and link parameter)
@@ -274,6 +275,7 @@ def sidebar() -> None:
             st.warning(plain(problem))
         for folder, reason in broken_model_folders().items():
             st.warning(plain(f"Model folder {folder!r} is not listed: {reason}"))
+    format_control()
 
 
 def model_card_expander(name: str) -> None:
@@ -308,7 +310,7 @@ def model_card_expander(name: str) -> None:
         history = [h for h in card.get("history", []) if isinstance(h, dict) and "step" in h and "top1_legal" in h]
         if len(history) > 1:
             st.caption("Held-out top-1 legal rate by training step")
-            st.plotly_chart(learning_curve_figure(learning_curve_table(history), "top-1 legal", percent=True), key="model_card_curve", config={"displayModeBar": False})
+            st.plotly_chart(learning_curve_figure(learning_curve_table(history), "top-1 legal", percent=True), key="model_card_curve", config=chart_config())
         st.code(stage_commands(card), language="bash", wrap_lines=True)
 
 

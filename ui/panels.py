@@ -11,6 +11,7 @@ from core.interp import probes as P
 from core.models.handle import ModelHandle
 from core.viz.board import board_figure
 from core.viz.probes import probe_board_figure
+from ui.export import chart_config
 
 
 MEASURED_SAE_METRICS = "measured_sae_metrics"  # (model, SAE, corpus tag) -> metrics measured in this session
@@ -31,7 +32,7 @@ def playable_chart(fig, name: str, state: GameState, **chart_args) -> None:
     move gets a fresh chart: no plotly selection survives to dim the board or swallow a click.
     """
     key = f"{name}_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{st.session_state.get(ui.PICKED)}_{st.session_state.get(CLICKS, 0)}"
-    st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config={"displayModeBar": False}, **chart_args)
+    st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config=chart_config(), **chart_args)
 
 
 def picked_square(state: GameState) -> int | None:
@@ -165,7 +166,7 @@ def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> No
     if fig is None:
         st.caption("Play a move to see the probe's board.")
     else:
-        st.plotly_chart(fig, key=f"{key}_board", width="content", config={"displayModeBar": False})
+        st.plotly_chart(fig, key=f"{key}_board", width="content", config=chart_config())
         st.caption("Pieces: what the mine/theirs/empty probe reads (faint = unsure); red crosses: squares it gets wrong.")
 
 

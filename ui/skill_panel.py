@@ -11,6 +11,7 @@ from core.interp.skill_probe import skill_probe
 from core.models.handle import ModelHandle
 from core.viz.probes import skill_figure
 from core.words import count
+from ui.export import chart_config
 
 RESULTS = "skill_probe_results"  # (model, corpus tag) -> result, this session's
 
@@ -46,7 +47,7 @@ def skill_probe_panel(handle: ModelHandle, corpus: GameCorpus | None) -> None:
             return
         bar.empty()
     result = store[key]
-    st.plotly_chart(skill_figure(result), key="skill_chart", config={"displayModeBar": False})
+    st.plotly_chart(skill_figure(result), key="skill_chart", config=chart_config())
     best = int(np.argmax(result["accuracy"]))
     baseline = result.get("random_accuracy")
     control = f"random-init model {baseline[best]:.1%} there; " if baseline else ""

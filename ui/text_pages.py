@@ -22,8 +22,8 @@ from core.interp import token_views as TV
 from core.viz.patching import block_maps_figure, head_grid_figure
 from core.viz.text import contribution_figure, histogram_figure, label, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
 from ui import text_panels as TP
+from ui.export import chart_config
 
-NO_BAR = {"displayModeBar": False}
 LENS_ROWS = 40  # positions the lens table shows (the last ones: where the prompt is going)
 
 
@@ -66,10 +66,10 @@ def prompt_player() -> None:
         pos = _position_control(len(tokens), "text_pos")
         names = [TP.token_name(handle, t) for t in pred.top_ids[pos]]
         real = f"; the text goes on with {TP.token_name(handle, pred.actual[pos])!r} (p {pred.actual_prob[pos]:.1%}, rank {pred.actual_rank[pos]})" if pred.actual[pos] >= 0 else " (the end of the prompt: what the model would write next)"
-        st.plotly_chart(top_tokens_figure(names, pred.top_probs[pos], html.escape(f"Next token after {visible(labels[pos])!r}")), config=NO_BAR, key="next_bar")
+        st.plotly_chart(top_tokens_figure(names, pred.top_probs[pos], html.escape(f"Next token after {visible(labels[pos])!r}")), config=chart_config(), key="next_bar")
         st.caption(ui.plain(f"Entropy {pred.entropy[pos]:.2f} nats{real}."))
     with left:
-        st.plotly_chart(loss_strip_figure(labels, pred.loss), config=NO_BAR, key="loss_strip")
+        st.plotly_chart(loss_strip_figure(labels, pred.loss), config=chart_config(), key="loss_strip")
         table = pd.DataFrame({
             "token": [visible(t) for t in labels],
             "next (real)": [TP.token_name(handle, a) if a >= 0 else "" for a in pred.actual],
@@ -107,7 +107,7 @@ def logit_lens() -> None:
     first = max(0, len(tokens) - LENS_ROWS)
     if first:
         st.caption(f"Showing the last {LENS_ROWS} of {len(tokens)} positions.")
-    st.plotly_chart(lens_table_figure(points, labels[first:], [row[first:] for row in names], probs[:, first:, 0], first), config=NO_BAR, key="lens_table")
+    st.plotly_chart(lens_table_figure(points, labels[first:], [row[first:] for row in names], probs[:, first:, 0], first), config=chart_config(), key="lens_table")
     pos = _position_control(len(tokens), "text_lens_pos")
     pred = TP.cached_next_tokens(handle.name, tokens)
     candidates = list(dict.fromkeys(([int(pred.actual[pos])] if pred.actual[pos] >= 0 else []) + [int(t) for t in pred.top_ids[pos]]))
@@ -119,7 +119,7 @@ def logit_lens() -> None:
     target = int(typed_ids[0]) if typed_ids else int(picked)
     attr = TV.attribute_tokens(handle, run, pos)
     values = attr.dla[:, target].numpy()
-    st.plotly_chart(contribution_figure(attr.labels, values, html.escape(f"Direct effect on the logit of {TP.token_name(handle, target)!r} at position {pos} (after {visible(labels[pos])!r})")), config=NO_BAR, key="dla_bars")
+    st.plotly_chart(contribution_figure(attr.labels, values, html.escape(f"Direct effect on the logit of {TP.token_name(handle, target)!r} at position {pos} (after {visible(labels[pos])!r})")), config=chart_config(), key="dla_bars")
     total = float(values.sum() + attr.bias[target])
     st.caption(f"The parts and the bias add up to the logit: {total:.3f} (the model's {float(attr.logits[target]):.3f}). "
                f"Probability after each point: " + ", ".join(f"{p} {q:.1%}" for p, q in zip(points, TV.lens_token_probs(handle, run, target, incl_mid)[:, pos])))
@@ -242,7 +242,7 @@ def _prompt_view(handle, sae_name: str) -> None:
                    f"(Δ {np.nanmean(spliced_loss - clean_loss):+.3f}); top-1 agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} positions.")
     else:
         st.caption(f"Top-1 with and without the SAE agrees at {(c_ids[:, 0] == s_ids[:, 0]).mean():.0%} of {len(tokens)} position(s); type a longer prompt to compare the loss of real next tokens.")
-    st.plotly_chart(loss_strip_figure(labels, clean_loss, spliced_loss), config=NO_BAR, key="sae_loss_strip")
+    st.plotly_chart(loss_strip_figure(labels, clean_loss, spliced_loss), config=chart_config(), key="sae_loss_strip")
     st.dataframe(pd.DataFrame({
         "token": [visible(t) for t in labels],
         "loss": clean_loss, "loss with SAE": spliced_loss, "Δ": spliced_loss - clean_loss,
@@ -292,7 +292,7 @@ def _feature_view(handle, sae, sae_name: str, hook: str, index, where: str, defa
     st.caption(f"Feature {feature}: fires on {index.density[feature]:.2%} of {index.n_positions:,} tokens ({where}); max activation {index.max_activation[feature]:.3f}. "
                f"Most often on: " + ", ".join(f"{TP.token_name(handle, t)} ×{n}" for t, n in index.token_counts(feature, 6)))
     if len(values):
-        st.plotly_chart(histogram_figure(values, f"Activations of feature {feature} where it fires"), config=NO_BAR, key="feature_hist")
+        st.plotly_chart(histogram_figure(values, f"Activations of feature {feature} where it fires"), config=chart_config(), key="feature_hist")
     st.markdown("**Top activations** (distinct contexts; the firing token outlined, hover for the value)")
     for w, t, v in TS.top_contexts(index, feature, k=20):
         st.html(f'<div style="display:flex;gap:8px"><code style="min-width:4em">{v:.2f}</code>{_context_html(handle, index, w, t, feature)}</div>')
@@ -333,10 +333,10 @@ def patching_lab() -> None:
     st.caption(ui.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
                         f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
     labels = [label(t.strip()[:6] or t[:6]) for t in TP.spans(handle, clean)]  # the figure numbers them
-    st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=NO_BAR, key="text_block_maps")
+    st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=chart_config(), key="text_block_maps")
     if st.toggle("Also patch every attention head (output, query, key, value, pattern) at all positions", key="text_heads"):
         heads = _head_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
-        st.plotly_chart(head_grid_figure(PT.normalise(heads, clean_value, corrupted_value).numpy(), "Patching one head at every position"), config=NO_BAR, key="text_head_maps")
+        st.plotly_chart(head_grid_figure(PT.normalise(heads, clean_value, corrupted_value).numpy(), "Patching one head at every position"), config=chart_config(), key="text_head_maps")
     ui.sync_url()
 
 

@@ -19,6 +19,7 @@ from core.interp import token_views as TV
 from core.models.handle import ModelHandle
 from core.viz.text import visible
 from core.viz.training import learning_curve_figure, training_summary
+from ui.export import chart_config
 
 PROMPT_WIDGET = "prompt_editor"
 RUNS_KEPT = 8
@@ -125,5 +126,5 @@ def text_card(card: dict, ev: dict) -> None:
         table = pd.DataFrame({"held-out CE": [h["held_out_ce"] for h in history]}, index=[h["step"] for h in history])
         if isinstance(bi, float):
             table["bigram baseline"] = bi
-        st.plotly_chart(learning_curve_figure(table, "nats per token", dashed=("bigram baseline",)), key="model_card_curve", config={"displayModeBar": False})
+        st.plotly_chart(learning_curve_figure(table, "nats per token", dashed=("bigram baseline",)), key="model_card_curve", config=chart_config())
     st.code(str(card.get("command", "")), language="bash", wrap_lines=True)

@@ -21,8 +21,8 @@ from core.interp import sae_features as F
 from core.viz.board import board_figure
 from core.viz.lens import token_effects_figure
 from core.viz.sae import activation_histogram, board_grid_figure
+from ui.export import chart_config
 
-NO_BAR = {"displayModeBar": False}
 HOVER_MOVES = 16  # the last moves of a game shown on an example board's hover
 
 
@@ -118,16 +118,16 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
     if prop >= 0:
         st.caption(label_check(index.fingerprint, unit, _index=index, _game=game))
     left, right = st.columns([2, 3])
-    left.plotly_chart(activation_histogram(values, index.n_positions, name), key=f"{key}_hist", config=NO_BAR)
+    left.plotly_chart(activation_histogram(values, index.n_positions, name), key=f"{key}_hist", config=chart_config())
     if len(effects) == game.n_squares:
         lim = float(np.abs(effects).max()) or 1.0
         right.plotly_chart(
             board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), effects, value_name="logit effect", colorscale="RdBu", zmin=-lim, zmax=lim, title=effects_title, cell_px=30, rank1_bottom=game.board_style.get("rank1_bottom", False)),
-            key=f"{key}_effects", width="content", config=NO_BAR,
+            key=f"{key}_effects", width="content", config=chart_config(),
         )
         up, down = F.extreme_squares(effects, game)
     else:  # one value per token: the tokens are not squares (PGN characters)
-        right.plotly_chart(token_effects_figure(effects, game.vocab, effects_title), key=f"{key}_effects", config=NO_BAR)
+        right.plotly_chart(token_effects_figure(effects, game.vocab, effects_title), key=f"{key}_effects", config=chart_config())
         order = np.argsort(effects)
         up = [(repr(game.vocab[t]), float(effects[t])) for t in order[::-1][:4]]
         down = [(repr(game.vocab[t]), float(effects[t])) for t in order[:4]]
@@ -141,7 +141,7 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
         + "; hover a board for the moves that led there"
         + (f"; purple: {game.square_label(matched)}, the square of the best-matching property" if matched is not None else "") + ")"
     )
-    st.plotly_chart(top_figure, key=f"{key}_top", config=NO_BAR)
+    st.plotly_chart(top_figure, key=f"{key}_top", config=chart_config())
     if any(c is not None for c in contexts):
         with st.expander(f"The text around each top example (in brackets, the character it fires on: one of {game.read_positions})", expanded=True):
             st.code("\n".join(
@@ -149,7 +149,7 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
             ), language=None)
     for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
         col.markdown(f"**Samples at {band}**")
-        col.plotly_chart(figure, key=f"{key}_band_{band}", config=NO_BAR)
+        col.plotly_chart(figure, key=f"{key}_band_{band}", config=chart_config())
     o1, o2 = st.columns([3, 1])
     pick = o1.selectbox("Open a top example as the shared game", range(len(examples)), key=f"{key}_open", format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
     o2.button("Open in every page", key=f"{key}_open_button", on_click=ui.set_moves, args=(examples[pick].moves,), width="stretch")
