@@ -232,6 +232,8 @@ def score(values: np.ndarray) -> np.ndarray:
 
 
 sites = block if block is not None else approx  # the exact map, or its attribution estimate until it runs
+if normalised and (warning := PT.small_gap_warning(clean_v, corr_v)):
+    st.warning(warning)
 if normalised:
     try:
         block_show, heads_show = score(sites), None if heads is None else score(heads)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from core.interp import patching as PT
 from core.interp.sae_store import list_saes
 from core.models.registry import list_models, load_model
 from tests.test_board_player_page import open_app, open_page
@@ -28,6 +31,16 @@ def test_an_empty_prompt_shows_no_nan_and_no_exception(page):
     at.run()
     assert at.session_state["prompt"] == "" and not at.exception and not errors(at), (at.exception, errors(at))
     assert not nan_words(at), nan_words(at)
+
+
+def test_the_text_lab_warns_when_the_metric_gap_is_too_small_to_normalise_by():
+    """The default prompt's default tokens: the metric barely differs between the two prompts."""
+    at = open_page("pages/patching_lab.py", model=TEXT_MODEL)
+    caption = next(c.value for c in at.caption if "Metric: logit of" in c.value)
+    clean, corrupted = (float(x) for x in re.findall(r"(?:clean|corrupted) (-?\d+\.\d+)", caption))
+    small = abs(clean - corrupted) < max(0.5, 0.25 * max(abs(clean), abs(corrupted)))
+    assert any("differ by only" in w.value for w in at.warning) == small, (caption, [w.value for w in at.warning])
+    assert PT.small_gap_warning(1.21, 1.49) and not PT.small_gap_warning(3.0, -2.0) and PT.small_gap_warning(10.0, 8.0)
 
 
 def errors(at) -> list[str]:
@@ -87,7 +100,7 @@ def test_switching_between_a_game_model_and_the_text_model_keeps_both_states():
 
 def test_the_text_lab_patches_blocks_and_heads_of_prompts_of_one_length():
     at = open_page("pages/patching_lab.py", model=TEXT_MODEL, prompt="x = 1\ny = 2\nprint(x")
-    assert not at.warning and any("Metric: logit of" in c.value for c in at.caption)
+    assert not [w for w in at.warning if "same number of tokens" in w.value] and any("Metric: logit of" in c.value for c in at.caption)
     assert at.session_state["text_corrupted"] != at.session_state["prompt"]  # a same-length variant
     at.toggle(key="text_heads").set_value(True).run()
     assert not at.exception and len(at.get("plotly_chart")) == 2

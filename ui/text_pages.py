@@ -332,6 +332,8 @@ def patching_lab() -> None:
     maps, clean_value, corrupted_value = _block_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
     st.caption(ui.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
                         f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
+    if warning := PT.small_gap_warning(clean_value, corrupted_value):
+        st.warning(warning)
     labels = [label(t.strip()[:6] or t[:6]) for t in TP.spans(handle, clean)]  # the figure numbers them
     st.plotly_chart(block_maps_figure(PT.normalise(maps, clean_value, corrupted_value).numpy(), labels, "Patching one block output at one position (clean → corrupted)"), config=chart_config(), key="text_block_maps")
     if st.toggle("Also patch every attention head (output, query, key, value, pattern) at all positions", key="text_heads"):

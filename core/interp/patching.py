@@ -252,6 +252,22 @@ def normalise(patched: torch.Tensor, clean_value: float, corrupted_value: float)
     return (patched - corrupted_value) / span
 
 
+SMALL_GAP = 0.5  # logits or nats: below this the clean/corrupted difference is within a site's noise
+SMALL_SHARE = 0.25  # or below this share of the metric's own size
+
+
+def small_gap_warning(clean_value: float, corrupted_value: float) -> str:
+    """A sentence when the clean and corrupted metrics are too close to normalise by ("" when
+    they are not): normalised scores divide by their gap, so a small gap turns small effects
+    into large scores. Small means under ``SMALL_GAP`` or under ``SMALL_SHARE`` of the larger
+    metric's size."""
+    gap = abs(clean_value - corrupted_value)
+    if gap >= max(SMALL_GAP, SMALL_SHARE * max(abs(clean_value), abs(corrupted_value))):
+        return ""
+    return (f"The clean and corrupted runs differ by only {gap:.2f} on this metric ({clean_value:.2f} vs {corrupted_value:.2f}): normalised scores divide by that gap, "
+            "so small effects look large. Choose a target with a larger difference, or read the raw metric (switch Normalise off).")
+
+
 def attribution_patch_block_every(model, corrupted_tokens: torch.Tensor, clean_tokens: torch.Tensor, metric: Metric, clean_cache: dict | None = None) -> torch.Tensor:
     """The gradient approximation of ``act_patch_block_every``: two forwards and one backward
     (one forward and one backward when ``clean_cache`` already holds the clean run's block
