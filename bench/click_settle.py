@@ -4,7 +4,9 @@
 
 Starts ``streamlit run app.py`` on a free port and Debian's Chromium, opens each page on a game,
 then clicks its "Random move" button (the patching lab: its direction switch) ``--clicks`` times
-(a rerun like any click, square or slider). Each click is timed until the page has settled: the script run it started has
+(a rerun like any click, square or slider). Two more entries click what a researcher opens:
+``lens_sections`` opens the lens's sections in turn (Attention, Neuron view, Attribution, Layer by
+layer), ``sae_features`` opens the features active at the position one after another. Each click is timed until the page has settled: the script run it started has
 ended (no element is left stale: Streamlit marks the previous run's elements until the new run
 replaces them) and the game in the URL has the new move. Prints p50 / p95 / max per page. Goals: board player p95 <= 0.8 s, analysis
 pages p95 <= 1.5 s. Run it on an otherwise idle machine: the browser, the server and this script
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.e2e.helpers import SETTLED, chromium, streamlit_server  # noqa: E402
 
-PAGES = {"board_player": "", "probe_viewer": "probe_viewer", "logit_lens": "logit_lens", "sae_browser": "sae_browser", "patching_lab": "patching_lab"}
+PAGES = {"board_player": "", "probe_viewer": "probe_viewer", "logit_lens": "logit_lens", "sae_browser": "sae_browser", "patching_lab": "patching_lab",
+         "lens_sections": "logit_lens", "sae_features": "sae_browser"}
+LENS_SECTIONS = ["Attention", "Neuron view", "Attribution", "Layer by layer"]  # each click opens the next one
 GOAL_S = {"board_player": 0.8}
 
 
@@ -60,6 +65,14 @@ def time_page(browser, url: str, page_name: str, model: str, clicks: int) -> np.
         before = link(page)
         if page_name == "patching_lab":  # no "Random move" there: switch the patching direction
             target = page.get_by_text("noising: corrupted → clean run" if "direction=denoising" in before or "direction" not in before else "denoising: clean → corrupted run").first
+        elif page_name == "lens_sections":  # open the next section of the lens
+            target = page.locator("[data-testid=stMain]").get_by_text(LENS_SECTIONS[len(times) % len(LENS_SECTIONS)], exact=True).first
+        elif page_name == "sae_features":  # open another of the features active at this position
+            buttons = page.locator("[class*=st-key-now_] button:visible").filter(has_text="#")  # the features firing at this position
+            open_now = re.search(r"feature=(\d+)", before)
+            numbers = [buttons.nth(i).inner_text().split(":")[0].strip().lstrip("#") for i in range(min(buttons.count(), 6))]
+            others = [i for i, n in enumerate(numbers) if not open_now or n != open_now.group(1)]  # never the feature already open
+            target = buttons.nth(others[len(times) % len(others)])
         else:
             target = page.get_by_role("button", name="Random move").first
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from core.interp import probes as P
 from core.interp import sae_features as F
 from core.interp.sae_metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
-from core.viz.board import board_figure
+from core.viz.board import board_figure, value_boards_figure
 from core.viz.sae import curve_figure, density_histogram
 from ui.unit_dashboard import unit_dashboard, unit_search
 from ui.export import chart_config
@@ -218,10 +218,7 @@ if len(values):
             cos = F.class_cosines(directions[feature], weight, list(P.targets_for(game)[target]))
             what = f"the {target} probe's class directions (class − mean of classes), the two it aligns with most"
         st.markdown(f"**Decoder direction vs {what} at {panels.layer_label(probe_hook)}** (cosine per square)")
-        pcols = st.columns(len(cos))
-        for col, (label, values_sq) in zip(pcols, cos.items()):
-            lim = max(float(np.abs(values_sq).max()), 1e-6)
-            col.plotly_chart(board_figure(np.zeros((game.rows, game.cols), dtype=np.int8), values_sq, value_name="cosine", colorscale="RdBu", zmin=-lim, zmax=lim, title=label, cell_px=30, rank1_bottom=rank1_bottom), key=f"cos_{label}", width="content", config=chart_config())
+        st.plotly_chart(value_boards_figure(list(cos.values()), list(cos), game.rows, rank1_bottom=rank1_bottom), key="probe_cosines", width="content", config=chart_config("feature-probe-cosines"))
     else:
         st.info(f"No {target} probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 

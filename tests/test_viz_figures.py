@@ -56,9 +56,12 @@ def test_chess_board_and_grids_are_valid():
     style = get_game("chess", tokenizer="uci-squares").board_style
     validated(board_figure(rep.boards[0, 5], None, legal=np.arange(64) < 3, last_move=(12, 28), **style))
     grid = validated(board_grid_figure([rep.boards[0, t] for t in range(5)], [(1, 2)] * 5, [f"move {t}" for t in range(5)], cols=2, matched=4, **style))
-    assert len(grid.layout.annotations) == 5 and grid.layout.shapes  # a title per board, pieces as shapes
-    othello = validated(board_grid_figure([othello_board()] * 7, [3] * 7, ["x"] * 7, cols=3, hover=["moves"] * 7))
-    assert "moves" in othello.data[0].hovertemplate and othello.data[0].text[0] == "a1"
+    titles = next(t for t in grid.data if t.mode == "text" and list(t.text) == [f"move {t}" for t in range(5)])  # a title per board, one trace
+    assert len(titles.x) == 5 and grid.layout.shapes  # pieces as shapes
+    othello = validated(board_grid_figure([othello_board()] * 7, [3] * 7, [f"x{i}" for i in range(7)], cols=3, hover=[f"moves {i}" for i in range(7)]))
+    hover = next(t for t in othello.data if t.hovertext is not None)
+    assert list(hover.hovertext) == [f"x{i}<br>moves {i}" for i in range(7)] and len(hover.x) == 7  # one hover per board, over the whole board
+    assert len(othello.data[0].x) == 7 * 64 and len(othello.data) <= 8  # every square in one trace: a few traces, whatever the number of boards
 
 
 def test_head_grid_is_valid_with_a_label_per_layer_and_head():

@@ -47,7 +47,14 @@ def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict
         )
 
     contexts = [_game.token_context(_index.games[e.game], e.move) for e in examples]
-    return examples, grid(examples, 7, 15), [(band, grid(chosen, 2)) for band, chosen in F.quantile_examples(_index, unit)], contexts
+    # The bands share one figure, a row each (one plotly figure draws in the browser in a fraction
+    # of the time three do: opening a unit re-draws every figure of its dashboard).
+    bands = [(band.split(" ")[0], e) for band, chosen in F.quantile_examples(_index, unit) for e in chosen]
+    band_grid = board_grid_figure(
+        [e.board for _, e in bands], [e.last_move for _, e in bands], [f"{band}: {e.value:.2f}" for band, e in bands], cols=4, cell_px=15,
+        matched=matched, hover=[moves_hover(_game, e.moves) for _, e in bands], **style,
+    ) if bands else None
+    return examples, grid(examples, 7, 15), band_grid, contexts
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -134,7 +141,7 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
     right.caption("Promotes " + ", ".join(f"{s} {v:+.2f}" for s, v in up) + "; suppresses " + ", ".join(f"{s} {v:+.2f}" for s, v in down) + f" ({effects_note}; blue up, red down, as every diverging scale here).")
 
     matched = matched_square(index, unit, game)
-    examples, top_figure, band_figures, contexts = example_boards(index.fingerprint, unit, matched, game.board_style, _index=index, _game=game)
+    examples, top_figure, band_figure, contexts = example_boards(index.fingerprint, unit, matched, game.board_style, _index=index, _game=game)
     st.markdown(
         "**Top-activating positions**, each position once (amber: the move just played"
         + ("; its player is 'mine' in the mine / theirs properties" if game.square_moves else "")
@@ -147,9 +154,9 @@ def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, e
             st.code("\n".join(
                 f"#{i + 1:<2} {e.value:6.2f}  {('' if c[0].startswith(';') else '…') + c[0]:>25}[{c[1]}]{c[2]}…" for i, (e, c) in enumerate(zip(examples, contexts)) if c is not None
             ), language=None)
-    for col, (band, figure) in zip(st.columns(max(len(band_figures), 1)), band_figures):
-        col.markdown(f"**Samples at {band}**")
-        col.plotly_chart(figure, key=f"{key}_band_{band}", config=chart_config())
+    if band_figure is not None:
+        st.markdown("**Samples below the top**: random positions from each third of the maximum activation (title: the band, then the activation)")
+        st.plotly_chart(band_figure, key=f"{key}_bands", config=chart_config())
     o1, o2 = st.columns([3, 1])
     pick = o1.selectbox("Open a top example as the shared game", range(len(examples)), key=f"{key}_open", format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
     o2.button("Open in every page", key=f"{key}_open_button", on_click=ui.set_moves, args=(examples[pick].moves,), width="stretch")

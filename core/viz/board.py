@@ -156,3 +156,34 @@ def history_figure(top1_legal: np.ndarray, illegal_mass: np.ndarray, moves: list
         yaxis=dict(rangemode="tozero"), legend=dict(orientation="h", y=1.15), bargap=0.1,
     )
     return fig
+
+
+def value_boards_figure(values: list[np.ndarray], titles: list[str], size: int, *, value_name: str = "cosine", colorscale: str = "RdBu", rank1_bottom: bool = False, cell_px: int = 30) -> go.Figure:
+    """Boards of square values side by side in one figure, on one symmetric colour scale (one
+    colour bar): e.g. a feature's cosine with each probe direction per square. One figure draws
+    in the browser in a fraction of the time of one figure per board."""
+    lim = max(max(float(np.abs(v).max()) for v in values), 1e-6) if values else 1.0
+    squares, cols, rows = _grid(size)
+    shown_row = (size - 1 - rows) if rank1_bottom else rows
+    gap = 2.0
+    data, annotations, text_x, text_y, text = [], [], [], [], []
+    for i, (v, title) in enumerate(zip(values, titles)):
+        x0 = i * (size + gap)
+        data.append(dict(
+            type="scatter", x=(x0 + cols).tolist(), y=shown_row.tolist(), mode="markers", showlegend=False,
+            marker=dict(symbol="square", size=cell_px - 2, color=np.asarray(v, float).reshape(-1).tolist(), colorscale=colorscale, cmin=-lim, cmax=lim,
+                        showscale=i == len(values) - 1, colorbar=dict(thickness=12, title=dict(text=value_name, side="right"))),
+            customdata=squares.tolist(), text=[f"{square_label(int(s), size)}: {float(x):+.3f}" for s, x in zip(squares, np.asarray(v).reshape(-1))], hovertemplate="%{text}<extra></extra>",
+        ))
+        annotations.append(dict(text=title, x=x0 + (size - 1) / 2, y=-1.0, xref="x", yref="y", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
+        text_x += [x0 + k for k in range(size)] + [x0 - 0.9] * size
+        text_y += [size - 0.3] * size + list(range(size))
+        text += [chr(ord("a") + k) for k in range(size)] + [str(size - k if rank1_bottom else k + 1) for k in range(size)]
+    data.append(dict(type="scatter", x=text_x, y=text_y, mode="text", text=text, textfont=dict(size=10, color="#666666"), hoverinfo="skip", showlegend=False))
+    width_units = len(values) * (size + gap)
+    axis = dict(showgrid=False, zeroline=False, fixedrange=True, showticklabels=False, ticks="")
+    return figure(data, dict(
+        xaxis=dict(axis, range=[-gap + 0.5, width_units - gap + 0.5]), yaxis=dict(axis, range=[size + 0.3, -1.8], scaleanchor="x"),
+        annotations=annotations, width=int(width_units * cell_px) + 110, height=int((size + 2.4) * cell_px) + 20, margin=dict(l=10, r=10, t=10, b=10),
+        plot_bgcolor="white", dragmode=False,
+    ))

@@ -20,9 +20,9 @@ def board_grid_figure(
     each, columns and rows labelled on every board, ``hover`` (e.g. the moves that led there) on
     every square of its board.
 
-    All boards share one plot, side by side in data coordinates: one trace per board for its squares
-    (their hover) and one for all the discs of a colour, all amber frames, all purple frames and all
-    labels. Subplots made three to five traces and an axis pair per board, which plotly copies and
+    All boards share one plot, side by side in data coordinates: one trace for every square, one
+    for each board's hover (an invisible marker covering the board), one for all the discs of a
+    colour, all amber frames, all purple frames, all labels and all titles. Subplots made three to five traces and an axis pair per board, which plotly copies and
     checks on every run (~45 ms for 21 boards). ``last_moves``: one square per board, or a tuple
     of squares (a chess move's from and to). ``pieces="chess"`` draws signed piece types with the
     board player's piece outlines (shapes, not font glyphs) on a checkered board, rank 1 at the
@@ -37,19 +37,25 @@ def board_grid_figure(
     squares = np.arange(size * size)
     r, c = np.divmod(squares, size)
     shown_row = (size - 1 - r) if rank1_bottom else r  # one downward axis: rank 1 at the bottom for chess
-    labels = [square_label(int(s), size) for s in squares]
     square_colour = np.where((r + c) % 2 == 1, "#ebd8b7", "#b58863").tolist() if pieces == "chess" else "#2e8b57"
     data: list[dict] = []
     discs: dict[int, tuple[list, list]] = {1: ([], []), -1: ([], [])}
     frames: dict[str, tuple[list, list]] = {"#ffbf00": ([], []), "#9467bd": ([], [])}
     shapes: list[dict] = []
     text_x, text_y, text = [], [], []
-    annotations = []
+    title_x: list[float] = []
+    title_y: list[float] = []
+    square_x: list[float] = []
+    square_y: list[float] = []
+    centre_x: list[float] = []
+    centre_y: list[float] = []
     for i, (board, last) in enumerate(zip(boards, last_moves)):
         x0, y0 = (i % cols) * (size + gap_x), (i // cols) * (size + gap_y)
         xs, ys = x0 + c, y0 + shown_row
-        template = "%{text}" + (f"<br>{hover[i]}" if hover else "") + "<extra></extra>"
-        data.append(dict(type="scatter", x=xs, y=ys, mode="markers", marker=dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2), color=square_colour), text=labels, hovertemplate=template, showlegend=False))
+        square_x += xs.tolist()
+        square_y += ys.tolist()
+        centre_x.append(x0 + (size - 1) / 2)
+        centre_y.append(y0 + (size - 1) / 2)
         flat = board.reshape(-1)
         if pieces == "chess":
             shapes += piece_shapes(board[::-1] if rank1_bottom else board, False, offset=(x0, y0))
@@ -65,7 +71,15 @@ def board_grid_figure(
         text_x += [x0 + k for k in range(size)] + [x0 - 0.9] * size
         text_y += [y0 + size] * size + [y0 + k for k in range(size)]
         text += [chr(ord("a") + k) for k in range(size)] + [str(size - k if rank1_bottom else k + 1) for k in range(size)]
-        annotations.append(dict(text=titles[i], x=x0 + (size - 1) / 2, y=y0 - 0.6, xref="x", yref="y", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11)))
+        title_x.append(x0 + (size - 1) / 2)
+        title_y.append(y0 - 1.0)
+    # Every board's squares in one trace, and one invisible marker the size of a board at each
+    # board's centre carrying its hover (its title and the moves that led there): two traces where
+    # a trace per board cost plotly ~15 ms a board to draw in a browser.
+    data.insert(0, dict(type="scatter", x=square_x, y=square_y, mode="markers", marker=dict(symbol="square", size=cell_px - (1 if pieces == "chess" else 2),
+                                                                                              color=square_colour if isinstance(square_colour, str) else square_colour * n), hoverinfo="skip", showlegend=False))
+    data.append(dict(type="scatter", x=centre_x, y=centre_y, mode="markers", marker=dict(symbol="square", size=cell_px * size, opacity=0), showlegend=False,
+                     hovertext=[titles[i] + (f"<br>{hover[i]}" if hover else "") for i in range(len(centre_x))], hoverinfo="text"))
     for value, (px, py) in discs.items():
         colour, edge = ("#111111", "#444444") if value == 1 else ("#fafafa", "#777777")
         data.append(dict(type="scatter", x=px, y=py, mode="markers", marker=dict(symbol="circle", size=cell_px * 0.62, color=colour, line=dict(color=edge, width=1)), hoverinfo="skip", showlegend=False))
@@ -73,11 +87,13 @@ def board_grid_figure(
         size_px, width = (cell_px - 2, 3) if colour == "#ffbf00" else (cell_px + 1, 2)
         data.append(dict(type="scatter", x=px, y=py, mode="markers", marker=dict(symbol="square-open", size=size_px, color=colour, line=dict(width=width)), hoverinfo="skip", showlegend=False))
     data.append(dict(type="scatter", x=text_x, y=text_y, mode="text", text=text, textfont=dict(size=7, color="#666666"), hoverinfo="skip", showlegend=False))
+    # The titles: one text trace (plotly lays out each annotation on its own, ~10 ms apiece in a browser).
+    data.append(dict(type="scatter", x=title_x, y=title_y, mode="text", text=list(titles[: len(title_x)]), textfont=dict(size=11, color="#222222"), hoverinfo="skip", showlegend=False))
     width_units, height_units = cols * (size + gap_x), rows * (size + gap_y)
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, showticklabels=False, ticks="")
     layout = dict(
         xaxis=dict(axis, range=[-gap_x + 0.3, width_units - gap_x + 0.3]), yaxis=dict(axis, range=[height_units - gap_y + 0.6, -gap_y + 0.6], scaleanchor="x"),
-        annotations=annotations, width=int(width_units * cell_px) + 20, height=int(height_units * cell_px) + 20, margin=dict(l=10, r=10, t=10, b=10),
+        width=int(width_units * cell_px) + 20, height=int(height_units * cell_px) + 20, margin=dict(l=10, r=10, t=10, b=10),
         plot_bgcolor="white", dragmode=False, hovermode="closest",
     )
     if shapes:
