@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.viz.fast import figure, grid_axes
+from core.viz.fast import figure
 
 THUMB_POSITIONS = 40  # thumbnails show the last positions only: 64 heads x 256^2 cells would be ~4M values
 
@@ -31,33 +31,45 @@ def head_pattern_figure(pattern: np.ndarray, labels: list[str], head: str, curre
     return fig
 
 
+def thumbnail_block(patterns: np.ndarray, layer: int, head: int) -> tuple[slice, slice]:
+    """Where head ``(layer, head)`` sits in ``head_grid_thumbnails``'s one matrix: ``(rows, columns)``."""
+    shown = min(patterns.shape[2], THUMB_POSITIONS)
+    step = shown + 1  # one empty row and column between heads
+    return slice(layer * step, layer * step + shown), slice(head * step, head * step + shown)
+
+
 def head_grid_thumbnails(patterns: np.ndarray, labels: list[str]) -> go.Figure:
     """Layer x head grid of small patterns on one 0..1 scale (the last ``THUMB_POSITIONS``
     positions of a long game), hover naming the head and both positions (``labels``: the tokens,
-    for the positions' count)."""
+    for the positions' count).
+
+    One heatmap holds every head (a gap row and column between heads): a subplot per head made 64
+    axis pairs for an 8 x 8 model, which took a browser over a second to lay out each time the
+    section opened. Each row and column has its own label (``L3 · 5``: layer 3, position 5;
+    ``H2 · 4``), so the hover names the head and both positions without a string per cell."""
     n_layers, n_heads, n = patterns.shape[:3]
     first = max(0, n - THUMB_POSITIONS)
-    refs, axes, domains = grid_axes(n_layers, n_heads, 0.01, 0.01)
-    positions = list(range(first + 1, n + 1))
-    data = []
-    for i, (xref, yref) in enumerate(refs):
-        layer, h = divmod(i, n_heads)
-        # Position numbers and a template, not a label per cell: 64 heads x 59^2 hover strings
-        # took 0.5 s and 2.8 MB per redraw (the large view below has the move labels).
-        data.append(dict(
-            type="heatmap", z=np.round(patterns[layer, h, first:, first:], 3), x=positions, y=positions, xaxis=xref, yaxis=yref,
-            hovertemplate=f"L{layer}H{h}: position %{{y}} attends to %{{x}}: %{{z:.2f}}<extra></extra>",
-            colorscale="Blues", zmin=0, zmax=1, showscale=i == 0, colorbar=dict(thickness=10, title=dict(text="attn"), len=0.5, x=1.06, xanchor="left"),
-        ))
-    for name in axes:
-        axes[name].update(showticklabels=False, **({"autorange": "reversed"} if name.startswith("y") else {}))
-    # The L/H labels, where make_subplots puts row and column titles.
-    label = dict(xref="paper", yref="paper", showarrow=False, font=dict(size=11))
-    titles = [dict(label, text=f"H{h}", x=(domains[h][0] + domains[h][1]) / 2, y=1.0, xanchor="center", yanchor="bottom") for h in range(n_heads)]
-    titles += [dict(label, text=f"L{layer}", x=1.0, y=(domains[layer * n_heads][2] + domains[layer * n_heads][3]) / 2, xanchor="left", yanchor="middle", xshift=4, textangle=90) for layer in range(n_layers)]
+    shown = n - first
+    step = shown + 1
+    z = np.full((n_layers * step - 1, n_heads * step - 1), np.nan)
+    for layer in range(n_layers):
+        for h in range(n_heads):
+            rows, cols = thumbnail_block(patterns, layer, h)
+            z[rows, cols] = np.round(patterns[layer, h, first:, first:], 3)
+    positions = range(first + 1, n + 1)
+    # Gap rows and columns need labels of their own (categories are unique): spaces of growing length.
+    y = [label for layer in range(n_layers) for label in [f"L{layer} · {p}" for p in positions] + ([" " * (layer + 1)] if layer < n_layers - 1 else [])]
+    x = [label for h in range(n_heads) for label in [f"H{h} · {p}" for p in positions] + (["\u2009" * (h + 1)] if h < n_heads - 1 else [])]
+    data = [dict(type="heatmap", z=z, x=x, y=y, hoverongaps=False, hovertemplate="destination %{y} attends to source %{x}: %{z:.2f}<extra></extra>",
+                 colorscale="Blues", zmin=0, zmax=1, colorbar=dict(thickness=10, title=dict(text="attn"), len=0.5, x=1.06, xanchor="left"))]
+    label = dict(xref="x", yref="y", showarrow=False, font=dict(size=11))
+    titles = [dict(label, text=f"H{h}", x=h * step + (shown - 1) / 2, y=-0.6, xanchor="center", yanchor="bottom") for h in range(n_heads)]
+    titles += [dict(label, text=f"L{layer}", x=n_heads * step - 1, y=layer * step + (shown - 1) / 2, xanchor="left", yanchor="middle", xshift=4, textangle=90) for layer in range(n_layers)]
     cell = 62
+    axis = dict(type="category", showticklabels=False, showgrid=False, zeroline=False, ticks="")
     layout = dict(
-        axes, annotations=titles, height=cell * n_layers + 100, width=cell * n_heads + 160, margin=dict(l=10, r=100, t=75, b=10),  # the colour bar right of the L labels
+        xaxis=axis, yaxis=dict(axis, autorange="reversed"), annotations=titles, plot_bgcolor="white",
+        height=cell * n_layers + 100, width=cell * n_heads + 160, margin=dict(l=10, r=100, t=75, b=10),  # the colour bar right of the L labels
         title=dict(text="Every head (rows: layers; each square: destination down, source across)" + (f", last {THUMB_POSITIONS} positions" if first else ""), font=dict(size=12), y=0.98, yanchor="top"),
     )
     return figure(data, layout)

@@ -61,7 +61,7 @@ OUTLINES: dict[int, list[Outline]] = {
 def _path(outline: Outline, x0: float, y0: float, y_sign: float) -> str:
     """Outline in the unit square -> SVG path for the square centred at (x0, y0)."""
     pts = [(x0 - 0.5 + x, y0 + y_sign * (y - 0.5)) for x, y in outline]
-    return "M " + " L ".join(f"{x:.3f},{y:.3f}" for x, y in pts) + " Z"
+    return "M" + "L".join(f"{x:.2f},{y:.2f}" for x, y in pts) + "Z"  # 1/100 of a square: finer than any board here draws
 
 
 def piece_shapes(board: np.ndarray, rank1_bottom: bool = True, opacity: np.ndarray | None = None, offset: tuple[float, float] = (0.0, 0.0)) -> list[dict]:
@@ -74,15 +74,22 @@ def piece_shapes(board: np.ndarray, rank1_bottom: bool = True, opacity: np.ndarr
     outline (a grid of 21 boards had ~1,500 shapes to copy and send on every run). Parts are
     drawn in order, so a piece's top still covers its body's outline, as before.
     """
+    return boards_piece_shapes([(board, offset)], rank1_bottom, opacity)
+
+
+def boards_piece_shapes(boards: list[tuple[np.ndarray, tuple[float, float]]], rank1_bottom: bool = True, opacity: np.ndarray | None = None) -> list[dict]:
+    """``piece_shapes`` of several boards, each at its offset, as one handful of shapes for them
+    all: a grid of 21 boards is ~6 paths, not ~6 a board (a browser lays out each shape apart)."""
     groups: dict[tuple[int, bool, float], list[str]] = {}
-    flat = board.reshape(-1)
-    size = board.shape[1]
-    for square in np.flatnonzero(flat):
-        value = int(flat[square])
-        row, col = divmod(int(square), size)
-        alpha = 1.0 if opacity is None else round(float(np.clip(opacity[square], 0.15, 1.0)), 2)
-        for part, outline in enumerate(OUTLINES[abs(value)]):
-            groups.setdefault((part, value > 0, alpha), []).append(_path(outline, col + offset[0], row + offset[1], 1.0 if rank1_bottom else -1.0))
+    for board, offset in boards:
+        flat = board.reshape(-1)
+        size = board.shape[1]
+        for square in np.flatnonzero(flat):
+            value = int(flat[square])
+            row, col = divmod(int(square), size)
+            alpha = 1.0 if opacity is None else round(float(np.clip(opacity[square], 0.15, 1.0)), 2)
+            for part, outline in enumerate(OUTLINES[abs(value)]):
+                groups.setdefault((part, value > 0, alpha), []).append(_path(outline, col + offset[0], row + offset[1], 1.0 if rank1_bottom else -1.0))
     return [
         dict(
             type="path", path=" ".join(paths), layer="above", fillcolor="#fdfdfd" if white else "#1b1b1b",

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.viz.board import square_label
-from core.viz.chess_pieces import piece_shapes
+from core.viz.chess_pieces import boards_piece_shapes
 from core.viz.fast import figure
 
 
@@ -41,8 +41,8 @@ def board_grid_figure(
     data: list[dict] = []
     discs: dict[int, tuple[list, list]] = {1: ([], []), -1: ([], [])}
     frames: dict[str, tuple[list, list]] = {"#ffbf00": ([], []), "#9467bd": ([], [])}
-    shapes: list[dict] = []
     text_x, text_y, text = [], [], []
+    on_boards: list[tuple[np.ndarray, tuple[float, float]]] = []  # chess boards and where they go: their pieces as one set of shapes
     title_x: list[float] = []
     title_y: list[float] = []
     square_x: list[float] = []
@@ -58,7 +58,7 @@ def board_grid_figure(
         centre_y.append(y0 + (size - 1) / 2)
         flat = board.reshape(-1)
         if pieces == "chess":
-            shapes += piece_shapes(board[::-1] if rank1_bottom else board, False, offset=(x0, y0))
+            on_boards.append((board[::-1] if rank1_bottom else board, (x0, y0)))
         else:
             for value, (px, py) in discs.items():
                 at = flat == value
@@ -96,8 +96,8 @@ def board_grid_figure(
         width=int(width_units * cell_px) + 20, height=int(height_units * cell_px) + 20, margin=dict(l=10, r=10, t=10, b=10),
         plot_bgcolor="white", dragmode=False, hovermode="closest",
     )
-    if shapes:
-        layout["shapes"] = shapes
+    if on_boards:
+        layout["shapes"] = boards_piece_shapes(on_boards, False)
     return figure(data, layout)
 
 
