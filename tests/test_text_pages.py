@@ -43,6 +43,15 @@ def test_the_text_lab_warns_when_the_metric_gap_is_too_small_to_normalise_by():
     assert PT.small_gap_warning(1.21, 1.49) and not PT.small_gap_warning(3.0, -2.0) and PT.small_gap_warning(10.0, 8.0)
 
 
+def test_the_text_lens_shows_attention_with_token_labels_and_links_the_head():
+    at = open_page("pages/logit_lens.py", model=TEXT_MODEL, prompt=PROMPT, pos="5", head="L0H1")
+    assert not at.exception and not errors(at) and at.selectbox(key="text_attention_head").value == "L0H1"
+    big = next(c for c in at.get("plotly_chart") if "text_attention_head_big" in c.proto.id)
+    assert "L0H1: destination (rows) attends to source (columns)" in big.proto.spec and at.query_params["head"] == "L0H1"
+    bad = open_page("pages/logit_lens.py", model=TEXT_MODEL, prompt=PROMPT, head="L9H99")
+    assert not bad.exception and any("attention head" in e for e in errors(bad))
+
+
 def errors(at) -> list[str]:
     return [e.value for e in at.error]
 

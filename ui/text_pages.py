@@ -19,6 +19,7 @@ from core.interp import sae_features as F
 from core.interp import sae_store
 from core.interp import token_sae as TS
 from core.interp import token_views as TV
+from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.patching import block_maps_figure, head_grid_figure
 from core.viz.text import contribution_figure, histogram_figure, label, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
 from ui import text_panels as TP
@@ -126,7 +127,29 @@ def logit_lens() -> None:
     from core.interp.lens import top_neurons
 
     st.dataframe(pd.DataFrame(top_neurons(attr, target, k=10)), height=250)
-    ui.sync_url({"pos": str(pos)})
+    head = _attention_view(handle, run, labels, pos)
+    ui.sync_url({"pos": str(pos), "head": head})
+
+
+def _attention_view(handle, run, labels: list[str], pos: int) -> str:
+    """Every head's pattern as thumbnails, and one head large up to the chosen position, with the
+    tokens as labels (as the board models' lens shows them); returns the head shown."""
+    from core.interp.lens import attention_patterns
+
+    st.subheader("Attention")
+    patterns = attention_patterns(handle, (), run=run)
+    names = [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)]
+    ui.linked_setting("text_attention_head", "head", names, names, "attention head (L<layer>H<head>)",
+                      names[int(np.argmax(patterns[:, :, pos, :pos].sum(-1).reshape(-1)))] if pos else names[0])  # default: the head that looks furthest back from here
+    head = st.selectbox("Head", names, key="text_attention_head", help="Rows: the position attending (destination); columns: the positions it reads (source).")
+    layer, h = (int(x) for x in head[1:].split("H"))
+    first = max(0, pos + 1 - LENS_ROWS)  # the last positions up to the chosen one: a readable matrix
+    shown = [label(t) for t in labels[first : pos + 1]]
+    st.plotly_chart(head_pattern_figure(patterns[layer, h, first : pos + 1, first : pos + 1], shown, head, current=len(shown) - 1), config=chart_config(f"attention-{head}"), key="text_attention_head_big")
+    st.caption(f"{head}: what each position up to {pos} attends to" + (f" (the last {LENS_ROWS} positions)" if first else "") + "; orange frame: the chosen position.")
+    with st.expander("Every head (thumbnails)"):
+        st.plotly_chart(head_grid_thumbnails(patterns, labels), config=chart_config("attention-every-head"), key="text_attention_thumbs")
+    return head
 
 
 # -- SAE browser ----------------------------------------------------------------------------------
