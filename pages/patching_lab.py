@@ -196,7 +196,6 @@ if handle.name not in record["rates"]:
     record["rates"][handle.name] = block_rates(handle, base_t)
 differ = (base_t[0] != source_t[0]).nonzero()
 work_tokens, work_calls = PT.sweep_work(n_layers, handle.cfg.n_heads, n_pos, int(differ[0, 0]) if len(differ) else n_pos)
-work_tokens, work_calls = work_tokens + 6 * n_pos * n_layers, work_calls + 6 * n_layers  # each sweep's reference passes
 per_token, per_call = record["rates"][handle.name]
 priced = work_tokens * per_token + work_calls * per_call
 measured = handle.name in record["correction"]

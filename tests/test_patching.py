@@ -144,8 +144,8 @@ def test_attribution_from_the_pair_pass_equals_its_own_clean_pass(setup):
 
 def test_sweep_work_counts_what_the_exact_sweep_runs(setup):
     """The lab prices a sweep by ``sweep_work``: every position of every row through every block
-    that the block and head sweeps run, counted by a hook on each block, equals its count (plus
-    the sweeps' own reference passes: two cached passes and one base pass each)."""
+    that the block and head sweeps run (their reference passes included), counted by a hook on
+    each block, equals its count."""
     handle, clean, corrupted, metric = setup
     model, cfg = handle.model, handle.cfg
     seen = {"tokens": 0, "calls": 0}
@@ -163,7 +163,5 @@ def test_sweep_work_counts_what_the_exact_sweep_runs(setup):
             h.remove()
     n_pos = clean.shape[1]
     first = int((clean[0] != corrupted[0]).nonzero()[0, 0])
-    tokens, calls = P.sweep_work(cfg.n_layers, cfg.n_heads, n_pos, first)
-    reference = 6 * n_pos * cfg.n_layers  # per sweep: the corrupted and clean cached passes and the base pass
-    assert (seen["tokens"], seen["calls"]) == (tokens + reference, calls + 6 * cfg.n_layers)
-    assert P.sweep_work(cfg.n_layers, cfg.n_heads, n_pos, n_pos) == (0, 0)
+    assert (seen["tokens"], seen["calls"]) == P.sweep_work(cfg.n_layers, cfg.n_heads, n_pos, first)
+    assert P.sweep_work(cfg.n_layers, cfg.n_heads, n_pos, n_pos) == (6 * n_pos * cfg.n_layers, 6 * cfg.n_layers)  # nothing differs: the reference passes only

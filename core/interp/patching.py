@@ -167,16 +167,18 @@ def sweep_work(n_layers: int, n_heads: int, n_pos: int, first_changed: int, buck
     """What the exact sweep (``act_patch_block_every`` then ``act_patch_head_all_pos_every``) will
     compute for two games that first differ at position ``first_changed``: ``(token-blocks,
     block calls)``, a token-block being one position of one row through one block, a block call
-    one batched call of one block. Sites before the first difference are equal in both runs and
-    are not run; a block site runs its group's rows from its bucket's start on, from its layer up;
-    a head site runs every position from its layer up. Sites that happen to be equal later on are
-    counted as run: the count is an upper bound, exact for games that differ from there on.
+    one batched call of one block. Each sweep first runs three whole passes of one row (the two
+    games' cached passes and the base pass). Sites before the first difference are equal in both
+    runs and are not run; a block site runs its group's rows from its bucket's start on, from its
+    layer up; a head site runs every position from its layer up. Sites that happen to be equal
+    later on are counted as run: the count is an upper bound, exact for games that differ from
+    there on.
 
     It prices a sweep before it runs: forward passes of the game alone price it badly, since the
     sweep's batches are larger and shorter (measured: 18x too high on othello8, 4x too low on chess)."""
+    tokens, calls = 2 * 3 * n_pos * n_layers, 2 * 3 * n_layers  # the reference passes of both sweeps
     if first_changed >= n_pos:
-        return 0, 0
-    tokens = calls = 0
+        return tokens, calls
     for layer in range(n_layers):
         depth = n_layers - layer
         for start in range(first_changed - first_changed % bucket, n_pos, bucket):

@@ -40,7 +40,7 @@ def test_a_click_on_a_patching_cell_opens_that_site(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{app_url}/patching_lab?moves=d3c5f6f5e6e3")
     H.run_exact_sweep(page)
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=60_000)  # the lab renders whole
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 6", timeout=120_000)  # the lab renders whole (a loaded machine: the sweep's run first)
     assert page.locator('[data-testid="stException"]').count() == 0 and "moves=d3c5f6f5e6e3" in page.url
     # The block maps: the plot whose title names the patched sites; click mlp_out (third map), layer 1, position 4.
     H.click_cell(page, "per patched site", 3, 1, axis="3")
