@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import streamlit as st
 
@@ -139,6 +141,11 @@ def edit_boards(res, square: int, edited_title: str, style: dict) -> None:
     st.caption(f"Purple frame: the edited square; rings: legal on the edited board. Before and after: the model's probabilities on one scale, white 0 to darkest {top:.2f}; error = legal-set error of its top-N (N = legal moves).")
 
 
+def emphasised(verdict: str) -> str:
+    """The verdict with its conclusion in bold: what changed reads first, the conclusion stands out."""
+    return re.sub(r"(Conclusion: [^.]*\.)", r"**\1**", verdict)
+
+
 def othello_interventions() -> None:
     mte = ui.probe_set(handle.name, "mine_theirs_empty")
     if not mte:
@@ -169,9 +176,8 @@ def othello_interventions() -> None:
         ui.error(exc)
         return
     edit_boards(res, square, "Edited board: its legal moves", {})
-    changed = np.flatnonzero(res.legal_edited != res.legal_real)
     changes = I.move_changes(res.legal_real, res.legal_edited, res.probs_clean, res.probs_edited, game.square_label)
-    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), changes=changes)}**")
+    st.markdown(emphasised(I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), changes=changes)))
     if not any(c[4] in ("dropped", "took up") for c in changes):
         accuracy = {layer: by_layer[layer].meta.get("held_out", {}).get("accuracy") for layer in layers}
         read = ", ".join(f"L{layer} {a:.0%}" for layer, a in accuracy.items() if isinstance(a, float))
@@ -181,10 +187,8 @@ def othello_interventions() -> None:
             "(raise the scale, or run the sweep below: it tries 0–16 beside a random direction of the same size). "
             "Squares marked ★ change the legal moves when flipped; other squares may not change any."
         )
-    st.markdown(
-        "Moves whose legality the edit changes: "
-        + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
-    )
+    if not changes:
+        st.caption("The edit changes no move's legality on the edited board.")
     if st.button("Scale sweep with random-direction control"):
         batch = I.make_batch([state.moves], [square], [I.STATES.index(new_state)], game)
         sweep = I.scale_sweep(handle, by_layer, batch, res.legal_edited[None], layers, [0, 0.5, 1, 2, 4, 8, 16])
@@ -240,7 +244,7 @@ def piece_interventions() -> None:
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
     readings = piece_readings(res.readings)
     changes = I.move_changes(res.legal_real, res.legal_edited, res.probs_clean, res.probs_edited, game.square_label)
-    st.markdown(f"**{I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), unit='squares a next move starts on', changes=changes)}**")
+    st.markdown(emphasised(I.verdict(res.error_clean, res.error_edited, res.error_random, int(res.legal_edited.sum()), unit='squares a next move starts on', changes=changes)))
     st.markdown(
         f"The model's next token is the square the next move starts on; its probability on {game.square_label(square)}: {res.probs_clean[square]:.1%} → {res.probs_edited[square]:.1%}. "
         f"Squares whose legality the edit changes: " + (", ".join(game.square_label(int(s)) + (" (now legal)" if res.legal_edited[s] else " (now illegal)") for s in changed) or "none")
