@@ -30,5 +30,6 @@ EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health', timeout=4)"
 
-# The same command README.md gives; port and address come from the STREAMLIT_* variables above.
-CMD ["streamlit", "run", "app.py"]
+# README.md's `streamlit run app.py`, warmed first (imports, the default model) so that the health
+# check answers when a first page is quick; port and address come from the STREAMLIT_* variables above.
+CMD ["python", "-m", "ui.serve"]
