@@ -181,9 +181,7 @@ if section == SECTIONS[1]:
         points = st.session_state["dla"].get("selection", {}).get("points", [])
         data = points[0].get("customdata") if points else None
         if isinstance(data, list) and len(data) == 2:
-            st.session_state["attention_head"] = f"L{int(data[0])}H{int(data[1])}"
-            st.session_state["attention_view"] = "One head"
-            st.session_state["lens_section"] = "Attention"
+            panels.open_head_in_lens(f"L{int(data[0])}H{int(data[1])}")
             ui.flash("info", f"L{int(data[0])}H{int(data[1])}'s attention pattern, opened from its attribution cell.")
 
 
@@ -217,7 +215,7 @@ if section == SECTIONS[2]:
     VIEWS = ["Every head", "One head", "All heads from one position"]
     linked_head = ui.url_choice("head", head_names, "attention head (L<layer>H<head>)")
     if linked_head is not None:
-        st.session_state.update(attention_head=linked_head, attention_view="One head")
+        panels.open_head_in_lens(linked_head, open_section=False)
     ui.show_messages()
     if st.session_state.get("attention_view") not in VIEWS:
         st.session_state["attention_view"] = VIEWS[0]

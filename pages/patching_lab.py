@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 import ui
+from ui import panels
 from core.words import count
 from core.interp import patching as PT
 from core.interp import lens as L
@@ -276,7 +277,7 @@ if heads_show is not None:
     h1, h2 = st.columns([3, 2], vertical_alignment="center")
     h1.markdown(f"**{head_name}**, {HEAD_NAMES[part]} patched at every position: {heads_show[part, head_layer, head_i]:+.3f} ({what}).")
     if h2.button(f"Open {head_name}'s attention on the logit lens", key="pl_open_head", width="stretch"):
-        st.session_state.update(attention_head=head_name, attention_view="One head", lens_section="Attention")
+        panels.open_head_in_lens(head_name)
         ui.flash("info", f"{head_name}'s attention pattern on the clean game, opened from the patching lab.")
         st.switch_page("pages/logit_lens.py")
 else:

@@ -117,6 +117,14 @@ def layer_label(hook: str) -> str:
     return f"L{parts[1]} {parts[-1].removeprefix('hook_')}"
 
 
+def open_head_in_lens(head: str, open_section: bool = True) -> None:
+    """Show head ``head`` (``L1H2``) large in the logit lens's attention section: from a click on a
+    head's attribution cell or the patching lab's head (the lens then opens that section on its
+    next run), or from a link's ``head=`` read inside the section (``open_section=False``: the
+    section's control is drawn already)."""
+    st.session_state.update(attention_head=head, attention_view="One head", **({"lens_section": "Attention"} if open_section else {}))
+
+
 def hook_link(hook: str) -> str:
     """A probe's hook as a link shows it: ``blocks.3.hook_resid_post`` -> ``3``; another point of
     the stream keeps its name (``3-resid_mid``)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.viz.board import square_label
 from core.viz.chess_pieces import boards_piece_shapes
 from core.viz.fast import figure
 
