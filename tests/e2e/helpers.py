@@ -134,23 +134,32 @@ def no_warning_left(page) -> None:
 
 
 SETTLED = """() => !document.querySelector('[data-stale="true"]')"""  # every element is the latest run's: Streamlit marks the previous run's until they are replaced
-RUN_ENDED = """() => !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""  # settled, and no run in progress
+
+
+LAB_STATE = """() => {
+    const settled = !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]');
+    const text = document.body.innerText;
+    if (!settled || !text.includes('per patched site')) return null;
+    if (text.includes('a fast preview of the exact sweep')) return 'exact';
+    const button = [...document.querySelectorAll('button')].some(b => b.innerText.startsWith('Run the exact sweep'));
+    return button ? 'button' : null;
+}"""  # the lab's last caption says which map a finished run drew; null while a run is in flight
 
 
 def run_exact_sweep(page) -> None:
     """Click "Run the exact sweep" when the lab priced it above its budget (before a first sweep
-    on a model it prices one from a forward pass); the maps then hold exact patching either way."""
+    on a model it prices one from a forward pass), until a finished run shows the exact maps.
+
+    The state is read only from a settled page that the lab has drawn to its last caption: a
+    check between two runs could find neither the button nor the exact maps and give up early."""
     page.get_by_text("One site: its effect").wait_for(timeout=120_000)
-    page.wait_for_function("() => document.body.innerText.includes('per patched site')", timeout=60_000)  # the maps are drawn
-    page.wait_for_function(RUN_ENDED, timeout=120_000)  # and the run that drew them has ended: the button, if any, is on the page
-    button = page.get_by_role("button", name=re.compile("^Run the exact sweep"))
-    if button.count():
-        button.first.click()
-        page.wait_for_function("() => window.location.search.includes('exact=1')", timeout=120_000)
-        # The run that makes the sweep ends with the maps exact: the button is gone (a loaded
-        # machine may take a while for a chess model's sweep).
-        page.wait_for_function("() => ![...document.querySelectorAll('button')].some(b => b.innerText.startsWith('Run the exact sweep'))", timeout=240_000)
-        page.get_by_text("One site: its effect").wait_for(timeout=120_000)
+    for _ in range(3):
+        state = page.wait_for_function(LAB_STATE, timeout=240_000).json_value()
+        if state == "exact":
+            return
+        page.get_by_role("button", name=re.compile("^Run the exact sweep")).first.click()
+        page.wait_for_function("() => window.location.search.includes('exact=1')", timeout=240_000)
+    assert page.wait_for_function(LAB_STATE, timeout=240_000).json_value() == "exact", "the lab never showed the exact sweep"
 
 
 def metric_value(page, label: str, pattern: str, timeout: int = 30_000) -> str:
