@@ -119,7 +119,7 @@ with left:
         m1, m2 = st.columns(2)
         m1.form_submit_button("Play these moves", on_click=on_moves_text, args=(False,), width="stretch")
         m2.form_submit_button("Load as a new game", on_click=on_moves_text, args=(True,), width="stretch")
-    st.code(game.format_moves(state.moves) or "(no moves yet)", language=None)
+    ui.monospace(game.format_moves(state.moves) or "(no moves yet)")
     params = {"model": spec.name, **({"moves": game.url_moves(state.moves)} if state.moves else {})}
     record = position_record(spec.name, game, state, pred, link=ui.share_link(params))
     st.download_button("Download this position's analysis (JSON)", json.dumps(record, indent=1), file_name=f"boardlens-{spec.name}-{len(state.moves)}-moves.json", mime="application/json",

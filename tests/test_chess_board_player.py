@@ -30,7 +30,7 @@ def test_link_restores_a_chess_game_and_shows_the_model_panel():
     assert (legal["probability"].diff().dropna() <= 1e-9).all()
     assert len(illegal) == 10
     assert dict(at.query_params) == {"model": CHESS, "moves": "e2e4e7e5g1f3"}
-    assert any("1. e4 e5 2. Nf3" in c.value for c in at.code)
+    assert any("`1. e4 e5 2. Nf3" in m.value for m in at.markdown)
 
 
 def test_typed_san_pgn_and_uci_moves_play_and_update_the_link():

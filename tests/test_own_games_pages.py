@@ -83,7 +83,7 @@ def test_a_sample_file_is_in_the_link_and_a_bad_one_is_reported():
     at.switch_page("pages/board_player.py").run()
     assert at.session_state["corpus_pick"] == "othello_random_vs_greedy"
     assert "othello_random_vs_greedy.txt: 200 games" in captions(at)
-    assert "corpus=othello_random_vs_greedy" in "\n".join(str(c.proto) for c in at.code)
+    assert "corpus=othello_random_vs_greedy" in "\n".join(m.value for m in at.markdown)
     at = AppTest.from_file(APP, default_timeout=300)
     at.query_params["model"] = "othello8"
     at.query_params["corpus"] = "../../etc/passwd"

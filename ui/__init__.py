@@ -173,11 +173,21 @@ def share_link(params: dict[str, str]) -> str:
     return f"{base}?{query}" if query else base
 
 
+def monospace(text: str) -> None:
+    """Text in a fixed-width font, line by line, without ``st.code``: its syntax highlighter is a
+    1.5 MB script that took 0.3-0.4 s of a 2-core visitor's first page for three short lines."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if any("`" in line for line in lines):
+        st.text(text)
+    else:
+        st.markdown("  \n".join(f"`{line}`" for line in lines))
+
+
 def share_control(params: dict[str, str]) -> None:
-    """"Share this view" in the sidebar: the link as plain text with a copy button."""
+    """"Share this view" in the sidebar: the link, which is also the address bar's."""
     with st.sidebar.popover("Share this view", icon=":material/share:", width="stretch"):
-        st.caption("This link opens this page with the same model, game and page settings.")
-        st.code(share_link(params), language=None, wrap_lines=True)
+        st.caption("This link (also in the address bar) opens this page with the same model, game and page settings.")
+        monospace(share_link(params))
 
 
 def model_spec() -> ModelSpec:
@@ -287,7 +297,12 @@ def model_card_expander(name: str) -> None:
     card = bundled_card(name)
     if not card:
         return
-    with st.expander("Model card"):
+    # Drawn only while open: a closed card's learning curve was a third of the board player's
+    # plots, paid on every page load.
+    card_box = st.expander("Model card", key="model_card_open", on_change="rerun")
+    if not card_box.open:
+        return
+    with card_box:
         ev = card.get("eval", {}) if isinstance(card.get("eval"), dict) else {}
         if spec.kind == "text":
             from ui.text_panels import text_card
@@ -311,7 +326,7 @@ def model_card_expander(name: str) -> None:
         if len(history) > 1:
             st.caption("Held-out top-1 legal rate by training step")
             st.plotly_chart(learning_curve_figure(learning_curve_table(history), "top-1 legal", percent=True), key="model_card_curve", config=chart_config())
-        st.code(stage_commands(card), language="bash", wrap_lines=True)
+        monospace(stage_commands(card))
 
 
 def hub_card_notes(name: str) -> None:

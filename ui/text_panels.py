@@ -127,4 +127,4 @@ def text_card(card: dict, ev: dict) -> None:
         if isinstance(bi, float):
             table["bigram baseline"] = bi
         st.plotly_chart(learning_curve_figure(table, "nats per token", dashed=("bigram baseline",)), key="model_card_curve", config=chart_config())
-    st.code(str(card.get("command", "")), language="bash", wrap_lines=True)
+    ui.monospace(str(card.get("command", "")))

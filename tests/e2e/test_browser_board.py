@@ -154,3 +154,24 @@ def test_chess_link_click_a_piece_then_its_destination(app_url, browser):
     after = H.metric_value(page, "Top-1 move", uci)
     assert re.fullmatch(uci, after) and re.fullmatch(uci, before)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_model_card_is_drawn_when_opened(app_url, browser):
+    """The card is drawn only while open (its learning curve is not paid on every page load):
+    closed, the sidebar has no figure; one click opens the card's figures, its numbers and the
+    command that trained the model."""
+    from ui import bundled_card
+
+    card = bundled_card(default_model_name())
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/?model={default_model_name()}&moves=d3c5f6")
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=60_000)
+    page.wait_for_function(H.SETTLED, timeout=60_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.locator(".js-plotly-plot").count() == 0
+    sidebar.get_by_text("Model card").click()
+    sidebar.get_by_text("Held-out top-1 legal rate by training step").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stSidebar] .js-plotly-plot').length == 1", timeout=60_000)
+    sidebar.get_by_text(f"{card['eval']['top1_legal']:.2%}").first.wait_for(timeout=10_000)
+    assert "python -m core.train" in sidebar.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0
