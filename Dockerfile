@@ -12,8 +12,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN useradd --create-home boardlens
 WORKDIR /home/boardlens/app
 
+# The package indexes are build arguments so that a build without internet access can name a local
+# index (README, Deploy); the defaults are the public ones.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_INDEX_URL=https://pypi.org/simple
 COPY requirements.txt .
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && pip install -r requirements.txt
+RUN pip install torch==2.13.0 --index-url "$TORCH_INDEX_URL" && pip install --index-url "$PIP_INDEX_URL" -r requirements.txt
 
 COPY --chown=boardlens . .
 USER boardlens

@@ -1,24 +1,27 @@
 """The first visitor after a server starts: health check, then the first page in headless Chromium.
 
-    python bench/first_page.py [--runs 3]
+    python bench/first_page.py [--runs 3] [--image boardlens]
 
 For each start command, a fresh server process on a free port: the seconds until its health check
 answers, then until the board player (the default page) has rendered and settled for the first
 visitor, then for a second visitor. ``streamlit run app.py`` makes the first visitor wait for the
 imports and the default model; ``python -m ui.serve`` (the container's command) does that work
-before it listens. Goal: the first page <= 3 s after healthy. The same measurement inside the
-container image needs Docker (README's deploy section).
+before it listens. ``--image NAME`` adds the same measurement of a fresh container of that image
+(``docker run``, its own command; building it: docs/deploy.md). Goal: the first page <= 3 s after
+healthy.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -29,15 +32,33 @@ from tests.e2e.helpers import CHROMIUM, CHROMIUM_FLAGS, SETTLED, free_port  # no
 COMMANDS = {"streamlit run app.py": ["-m", "streamlit", "run", "app.py"], "python -m ui.serve": ["-m", "ui.serve"]}
 
 
-def first_visits(args: list[str]) -> tuple[float, float, float]:
-    """``(seconds to healthy, first page after healthy, second page)`` for one fresh server."""
+def start_process(args: list[str], port: int) -> Callable[[], None]:
+    """A server process of this checkout on ``port``; returns its stop function."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STREAMLIT_SERVER_PORT": str(port), "STREAMLIT_SERVER_ADDRESS": "127.0.0.1",
+           "STREAMLIT_SERVER_HEADLESS": "true", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(20)
+    return stop
+
+
+def start_container(image: str, port: int) -> Callable[[], None]:
+    """A fresh container of ``image`` (its own command, port 7860 inside) on ``port``."""
+    name = f"boardlens-bench-{port}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:7860", image], check=True, stdout=subprocess.DEVNULL)
+    return lambda: subprocess.run(["docker", "stop", "-t", "5", name], check=False, stdout=subprocess.DEVNULL)
+
+
+def first_visits(start: Callable[[int], Callable[[], None]]) -> tuple[float, float, float]:
+    """``(seconds to healthy, first page after healthy, second page)`` for one fresh server
+    that ``start(port)`` starts (it returns the server's stop function)."""
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STREAMLIT_SERVER_PORT": str(port), "STREAMLIT_SERVER_ADDRESS": "127.0.0.1",
-           "STREAMLIT_SERVER_HEADLESS": "true", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = start(port)
     try:
         while True:
             try:
@@ -62,16 +83,19 @@ def first_visits(args: list[str]) -> tuple[float, float, float]:
             browser.close()
         return healthy, pages[0], pages[1]
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--image", help="also measure a fresh container of this Docker image")
     args = parser.parse_args()
-    for name, command in COMMANDS.items():
-        runs = np.array([first_visits(command) for _ in range(args.runs)])
+    starts = {name: functools.partial(start_process, command) for name, command in COMMANDS.items()}
+    if args.image:
+        starts[f"docker run {args.image}"] = functools.partial(start_container, args.image)
+    for name, start in starts.items():
+        runs = np.array([first_visits(start) for _ in range(args.runs)])
         healthy, first, second = np.median(runs, axis=0)
         print(f"{name:22s} healthy after {healthy:5.1f} s; first page {first:5.2f} s after that, second {second:5.2f} s (median of {args.runs}; goal first <= 3 s)", flush=True)
 
