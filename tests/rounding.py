@@ -68,3 +68,22 @@ def assert_as_exact(label: str, ours: torch.Tensor, peer: torch.Tensor, truth: t
     worst, bound = err.abs().max().item(), LAMBDA * math.sqrt(n) * effect
     assert rms <= RMS_FACTOR * peer_rms + U, f"{label}: RMS error {rms:.3g} against the peer's {peer_rms:.3g}"
     assert worst <= bound, f"{label}: worst error {worst:.3g} over the rounding bound {bound:.3g} (peer's worst {peer_err.abs().max().item():.3g})"
+
+
+def pair_bound(model, run: Callable[[object], torch.Tensor], positions: int) -> float:
+    """The most two float32 evaluations of ``run(model)`` by different kernels (ours and a peer's,
+    or one path and another of ours) may differ: each is within ``LAMBDA * sqrt(n)`` one-rounding
+    effects of the float64 value (module docstring), so together within twice that. ``run`` maps
+    a model to the compared quantity (logits, a metric); for a quantity computed from patched or
+    edited runs of the model, the same quantity of its plain run stands in: the same layers, the
+    same sums."""
+    n = longest_sum(model.cfg, positions)
+    return 2 * LAMBDA * math.sqrt(n) * one_rounding_effect(float64_copy(model), run)
+
+
+def metric_bound(model, tokens: torch.Tensor, metric: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """How far two patching sweeps (ours and TransformerLens's) may differ on one site: both are
+    the metric of a float32 forward of the same patched game, batched differently (ours runs many
+    sites as rows of one pass, TransformerLens one site per pass), so within ``pair_bound`` of the
+    metric of the plain forward. A wrong site or position moves a metric by 1e-2 or more."""
+    return pair_bound(model, lambda m: metric(m(tokens)), tokens.shape[-1])

@@ -11,6 +11,7 @@ from core.games.registry import get_game
 from core.interp import patching as P
 from core.models.convert import build_hooked_transformer
 from core.models.handle import ModelHandle, ModelInfo
+from tests.rounding import metric_bound
 
 
 def test_chess_block_and_head_patching_equal_transformer_lens():
@@ -42,7 +43,8 @@ def test_chess_block_and_head_patching_equal_transformer_lens():
         theirs = tl_patching.get_act_patch_block_every(model, corrupted_x, clean_cache, metric)
         theirs_heads = tl_patching.get_act_patch_attn_head_all_pos_every(model, corrupted_x, clean_cache, metric)
     assert ours.shape == theirs.shape == (3, 2, clean_x.shape[1])
-    assert (ours - theirs).abs().max().item() <= 1e-4 and (heads - theirs_heads).abs().max().item() <= 1e-4
+    bound = metric_bound(handle.model, clean_x, metric)  # float32 rounding of the metric (tests/rounding.py)
+    assert (ours - theirs).abs().max().item() <= bound and (heads - theirs_heads).abs().max().item() <= bound
     assert ours.std() > 0
     # Sanity: the metric is the move's log-probability that the board player multiplies out.
     with torch.no_grad():
@@ -50,7 +52,7 @@ def test_chess_block_and_head_patching_equal_transformer_lens():
     from core.interp.predictions import predict
 
     pred = predict(handle, game.state(clean_moves))
-    assert np.isclose(np.log(pred.move_probs[C.parse_moves("O-O", clean_moves)[0]]), direct, atol=1e-4)
+    assert np.isclose(np.log(pred.move_probs[C.parse_moves("O-O", clean_moves)[0]]), direct, atol=bound)  # the board player's rows pass against a plain forward
 
 
 def test_patching_lab_serves_a_chess_link():
