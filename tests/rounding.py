@@ -87,3 +87,10 @@ def metric_bound(model, tokens: torch.Tensor, metric: Callable[[torch.Tensor], t
     sites as rows of one pass, TransformerLens one site per pass), so within ``pair_bound`` of the
     metric of the plain forward. A wrong site or position moves a metric by 1e-2 or more."""
     return pair_bound(model, lambda m: metric(m(tokens)), tokens.shape[-1])
+
+
+def forward_bound(model, tokens: torch.Tensor) -> float:
+    """How far two float32 implementations of the model's forward (ours and a reference's, or a
+    loaded copy and the trainer's) may differ on any logit: ``pair_bound`` of the logits. A wrong
+    weight layout, a missing bias or a transposed matrix moves logits by 1e-2 or more."""
+    return pair_bound(model, lambda m: m(tokens), tokens.shape[-1])

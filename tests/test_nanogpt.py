@@ -14,6 +14,7 @@ from core.models import registry
 from core.models.errors import ModelLoadError
 from core.models.nanogpt import NANOGPT_OTHELLO6_REPO, load_nanogpt_checkpoint, load_published_othello6
 from tests.nanogpt_reference import NanoGPT
+from tests.rounding import pair_bound
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
@@ -46,10 +47,13 @@ def test_converted_logits_equal_nanogpt_on_random_games(tmp_path, bias):
     with torch.no_grad():
         ours = model(tokens)
         theirs = reference(tokens - 1)  # nanoGPT has no pad token: its token i is our i + 1
-    diff = (ours[..., 1:] - theirs).abs().max().item()
-    assert diff <= 1e-4, diff
-    # the pad token is never predicted, so the move distributions are the same
-    torch.testing.assert_close(ours.softmax(-1)[..., 1:], theirs.softmax(-1), atol=1e-6, rtol=0)
+    # float32 rounding of the move logits (tests/rounding.py); the pad token's logit is a large
+    # negative constant that nanoGPT does not have, so its column is left out of the bound too.
+    diff, bound = (ours[..., 1:] - theirs).abs().max().item(), pair_bound(model, lambda m: m(tokens)[..., 1:], tokens.shape[-1])
+    assert diff <= bound, (diff, bound)
+    # the pad token is never predicted, so the move distributions are the same (a probability moves
+    # by at most its logits' change, twice over through the softmax's sum)
+    torch.testing.assert_close(ours.softmax(-1)[..., 1:], theirs.softmax(-1), atol=2 * bound, rtol=0)
     assert ours.softmax(-1)[..., 0].max().item() == 0.0
 
 
@@ -61,7 +65,7 @@ def test_head_count_from_known_repo_when_config_is_missing(tmp_path):
     assert config["n_heads"] == 4
     tokens = our_tokens(4)
     with torch.no_grad():
-        assert (model(tokens)[..., 1:] - reference(tokens - 1)).abs().max().item() <= 1e-4
+        assert (model(tokens)[..., 1:] - reference(tokens - 1)).abs().max().item() <= pair_bound(model, lambda m: m(tokens)[..., 1:], tokens.shape[-1])
 
 
 def test_bad_nanogpt_files_are_named(tmp_path):
