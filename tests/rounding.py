@@ -94,3 +94,12 @@ def forward_bound(model, tokens: torch.Tensor) -> float:
     loaded copy and the trainer's) may differ on any logit: ``pair_bound`` of the logits. A wrong
     weight layout, a missing bias or a transposed matrix moves logits by 1e-2 or more."""
     return pair_bound(model, lambda m: m(tokens), tokens.shape[-1])
+
+
+def parts_bound(parts: torch.Tensor, dim: int = 0) -> float:
+    """How far a float32 sum of ``parts`` along ``dim`` may be from another float32 evaluation of
+    the same total (one that adds the parts in another order or before a product, as the model's
+    residual stream does before its unembedding): each of the two is within
+    ``LAMBDA * sqrt(k) * u * sum |part|`` of the exact total, ``k`` the number of parts."""
+    k = parts.shape[dim]
+    return 2 * LAMBDA * math.sqrt(k) * U * parts.abs().sum(dim).max().item()

@@ -10,6 +10,7 @@ from core.games import othello
 from core.interp import lens as L
 from core.interp.legality import evaluate_legality
 from core.models.registry import list_models, load_model
+from tests.rounding import forward_bound, parts_bound
 
 BUNDLED = [s.name for s in list_models() if s.source == "bundled" and s.game == "othello"]
 
@@ -20,25 +21,36 @@ def handle(request):
 
 
 def test_last_lens_point_is_the_model(handle):
+    """The lens's last point is the model's logits within their float32 rounding bound
+    (``tests.rounding.forward_bound``): the lens recomputes the final LayerNorm and unembedding
+    from the cached residual stream."""
     size = handle.board_size
     games = othello.random_games(8, size, seed=1)[:, : othello.context_length(size)]
     tokens = torch.from_numpy(othello.squares_to_tokens(games, size).astype(np.int64))
     labels, logits = L.logit_lens(handle, tokens)
     assert labels[0] == "embed" and len(labels) == 1 + 2 * handle.cfg.n_layers
-    assert (logits[-1] - handle.forward(tokens)).abs().max().item() <= 1e-4
+    assert (logits[-1] - handle.forward(tokens)).abs().max().item() <= forward_bound(handle.model, tokens)
 
 
 def test_dla_parts_sum_to_the_logit_minus_biases(handle):
+    """The direct attributions add up to the logits less the biases. The bound: the logits'
+    rounding (``forward_bound``) plus the rounding of a sum of the parts in another order
+    (``parts_bound``: a few u of the parts' absolute sum per part, as the parts cancel)."""
     size = handle.board_size
     game = othello.random_games(3, size, seed=2)[0]
     for t in (1, 10, 25):
         attr = L.attribute(handle, tuple(int(m) for m in game[:t]))
-        assert (attr.dla.sum(0) - (attr.logits - attr.bias)).abs().max().item() <= 1e-3
+        tokens = torch.from_numpy(othello.squares_to_tokens(game[None, :t], size).astype(np.int64))
+        bound = forward_bound(handle.model, tokens) + parts_bound(attr.dla)
+        assert (attr.dla.sum(0) - (attr.logits - attr.bias)).abs().max().item() <= bound
         token = int(attr.logits.argmax())
         assert attr.head_grid(token).shape == (handle.cfg.n_layers, handle.cfg.n_heads)
 
 
 def test_lens_legality_ends_at_the_model_rate(handle):
+    """The lens's last layer has the model's top-1 legal rate: a count over positions, equal
+    unless rounding flips an argmax between two logits tied within ~1e-5 (none here); 1e-6 is
+    below one position in 1,800, so the counts themselves must agree."""
     size = handle.board_size
     games = othello.random_games(60, size, seed=3)
     result = L.lens_legality(handle, games)
@@ -49,6 +61,9 @@ def test_lens_legality_ends_at_the_model_rate(handle):
 
 
 def test_attention_and_neuron_views(handle):
+    """Attention rows sum to 1: a float32 sum of at most 12 probabilities is within 12 u
+    (7e-7) of the exact sum, which is 1 to a u after the softmax's division; atol 1e-5 holds on
+    any CPU. Correlations are at most 1 plus a few u of their float32 normalisation."""
     size = handle.board_size
     moves = tuple(int(m) for m in othello.random_games(1, size, seed=4)[0, :12])
     patterns = L.attention_patterns(handle, moves)
@@ -63,6 +78,8 @@ def test_attention_and_neuron_views(handle):
 
 
 def test_attention_figures_show_every_head_and_one_head_with_labels(handle):
+    """The thumbnail holds each head's pattern rounded to 3 decimals (the figure's data is
+    rounded to keep it small): within 5e-4, half of the last kept digit."""
     from core.viz.attention import THUMB_POSITIONS, head_grid_thumbnails, head_pattern_figure, thumbnail_block
 
     size = handle.board_size
@@ -85,6 +102,10 @@ def test_attention_figures_show_every_head_and_one_head_with_labels(handle):
 
 
 def test_views_read_from_one_cached_pass_equal_their_own_passes(handle):
+    """Views read from one cached pass equal the same views from passes of their own: the same
+    kernels on the same inputs, so equal to a few u (``assert_close``'s float32 defaults, and
+    1e-6 for probabilities and gaps of order 1). The neuron readout's shares sum to the MLP's
+    direct effect within ``parts_bound`` of the d_mlp shares plus the effect's own rounding."""
     moves = tuple(int(m) for m in othello.random_games(1, handle.board_size, seed=6)[0, :15])
     run = L.run_position(handle, moves)
     _, own = L.logit_lens(handle, run.tokens)
@@ -104,7 +125,8 @@ def test_views_read_from_one_cached_pass_equal_their_own_passes(handle):
         b_out = handle.model.blocks[layer].mlp.b_out
         w = handle.model.ln_final.w if hasattr(handle.model.ln_final, "w") else torch.ones(handle.cfg.d_model)
         bias_effect = ((b_out - b_out.mean()) / scale) @ (w[:, None] * handle.model.W_U)
-        torch.testing.assert_close(b.neuron_dla[layer].sum(0) + bias_effect, b.dla[row], atol=1e-3, rtol=1e-3)
+        bound = parts_bound(b.neuron_dla[layer]) + parts_bound(b.dla)
+        torch.testing.assert_close(b.neuron_dla[layer].sum(0) + bias_effect, b.dla[row], atol=bound, rtol=0)
 
 
 def test_agreement_with_final_rank_and_kl():
@@ -114,6 +136,8 @@ def test_agreement_with_final_rank_and_kl():
 
     logits = torch.tensor([[0.0, 2.0, 1.0], [1.0, 0.0, 3.0], [0.0, 1.0, 5.0]])  # the output's top-1 is token 2
     rank, kl = agreement_with_final(logits)
+    # float32 KL of 3 terms of order 1: a few u (6e-8) each; the last layer's own KL is exactly 0
+    # up to the same rounding.
     assert rank.tolist() == [2, 1, 1]
     p = logits.log_softmax(-1)
     expected = (p[-1].exp() * (p[-1] - p)).sum(-1)
