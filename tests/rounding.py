@@ -103,3 +103,11 @@ def parts_bound(parts: torch.Tensor, dim: int = 0) -> float:
     ``LAMBDA * sqrt(k) * u * sum |part|`` of the exact total, ``k`` the number of parts."""
     k = parts.shape[dim]
     return 2 * LAMBDA * math.sqrt(k) * U * parts.abs().sum(dim).max().item()
+
+
+def product_bound(x: torch.Tensor, w: torch.Tensor) -> float:
+    """How far two float32 evaluations of ``x @ w`` (an SAE's encoder or decoder, a probe) may
+    differ: each entry of either is within ``LAMBDA * sqrt(n) * u * (|x| @ |w|)`` of the exact
+    product (Higham and Mary; ``n`` the inner length)."""
+    n = x.shape[-1]
+    return 2 * LAMBDA * math.sqrt(n) * U * (x.double().abs() @ w.double().abs()).max().item()
