@@ -16,6 +16,7 @@ from core.interp.probes import collect
 from core.interp.sae_store import SAELoadError, list_saes, load_sae, save_sae
 from core.models.registry import load_model
 from core.train.sae import SAETrainConfig, card_for, train_sae
+from tests.rounding import product_bound
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -43,22 +44,38 @@ def dense_features(handle, sae, index):
         return sae.encode(acts).float()
 
 
+def encode_bound(handle, sae, index) -> float:
+    """How far two float32 encodings of the same activations (batched differently: the index's
+    chunks, a dense pass, one position) may differ: the rounding of the encoder's product at its
+    operands' magnitudes (``tests.rounding.product_bound``). Features near 0 have no relative
+    accuracy, so bounds are absolute."""
+    acts = collect(handle, index.games, [HOOK]).acts[HOOK]
+    return product_bound(acts.abs() + sae.b_dec.detach().abs(), sae.W_enc.detach())
+
+
 def test_index_holds_every_nonzero_activation_sorted(handle, sae, index):
+    """The index holds the dense encoding's values within the encoder's rounding
+    (``encode_bound``); densities are counts of positive values, equal unless rounding moves an
+    activation across 0 (none here: 1e-6 is below one position in the index)."""
     dense = dense_features(handle, sae, index)
+    bound = encode_bound(handle, sae, index)
     assert index.n_positions == len(dense)
     assert len(index.values) == int((dense > 0).sum())
     for f in range(index.d_sae):
         positions, values = index.activations(f)
         assert np.all(np.diff(values) <= 0)
-        np.testing.assert_allclose(values, dense[positions, f].numpy(), rtol=1e-5)
+        np.testing.assert_allclose(values, dense[positions, f].numpy(), rtol=0, atol=bound)
         assert len(values) == int((dense[:, f] > 0).sum())
     np.testing.assert_allclose(index.density, (dense > 0).float().mean(0).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(index.max_activation, dense.max(0).values.clamp(min=0).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(index.max_activation, dense.max(0).values.clamp(min=0).numpy(), rtol=0, atol=bound)
     with pytest.raises(ValueError):
         index.activations(index.d_sae)
 
 
 def test_best_property_f1_matches_a_dense_computation(handle, sae, index):
+    """F1 is a ratio of counts: both computations count the same firings (thresholds are
+    fractions of the same maximum), so they agree to float32's relative rounding of the ratio, a
+    few u; rel 1e-5 would still fail on one position counted differently (1 in ~1,500)."""
     dense = dense_features(handle, sae, index)
     rep = othello.replay(index.games, handle.board_size)
     props, names = board_properties(rep, np.arange(rep.mover.shape[1])[None, :] < rep.lengths[:, None])
@@ -103,11 +120,17 @@ def test_examples_are_the_boards_of_their_positions(handle, index):
 
 
 def test_features_now_and_splice(handle, sae, index):
+    """The features of one position equal the dense encoding's within the encoder's rounding
+    (``encode_bound``); the page's one pass gives the probabilities of the separate passes within
+    1e-5, where a probability moves by at most its logits' change: the logits' float32 rounding
+    (``tests.rounding.forward_bound``, ~1e-6 for this model) is well inside it, and a wrong splice
+    moves probabilities by 1e-2 or more."""
     moves = tuple(int(m) for m in index.games[0, :7])
+    bound = encode_bound(handle, sae, index)
     now = F.features_now(handle, sae, HOOK, moves, k=5)
     dense = dense_features(handle, sae, index)
     row = dense[6]  # game 0 after move 7 is the index's 7th position
-    assert now[0][0] == int(row.argmax()) and now[0][1] == pytest.approx(float(row.max()), rel=1e-5)
+    assert now[0][0] == int(row.argmax()) and now[0][1] == pytest.approx(float(row.max()), abs=bound)
     spliced = F.spliced_probs(handle, sae, HOOK, moves)
     from core.games.play import game_state
     from core.interp.predictions import predict
@@ -118,7 +141,7 @@ def test_features_now_and_splice(handle, sae, index):
     assert F.features_now(handle, sae, HOOK, ()) == []
     # The page's one pass (the spliced pass resumed at the hook's block) gives the same three.
     one = F.splice_now(handle, sae, HOOK, moves, k=5)
-    assert [f for f, _ in one.features] == [f for f, _ in now] and np.allclose([v for _, v in one.features], [v for _, v in now], rtol=1e-5)
+    assert [f for f, _ in one.features] == [f for f, _ in now] and np.allclose([v for _, v in one.features], [v for _, v in now], rtol=0, atol=bound)
     assert np.abs(one.clean - next_token_probs(handle, moves)).max() <= 1e-6
     assert np.abs(one.spliced - F.spliced_next_tokens(handle, sae, HOOK, moves)).max() <= 1e-5
     assert np.abs(F.on_squares(handle.game, one.spliced) - spliced).max() <= 1e-5
@@ -126,6 +149,9 @@ def test_features_now_and_splice(handle, sae, index):
 
 
 def test_weight_views(handle, sae):
+    """Logit effects are the direction times W_U, centred: a d_model-long float32 product, a few
+    u of |d| |W_U| (~1e-6 here) from the hand-written one, inside rtol 1e-4 + atol 1e-6. A cosine is
+    a ratio of such products, within 1e-5 of the hand-written one by the same argument."""
     d = F.residual_directions(handle, sae, HOOK)
     effects = F.logit_effects(handle, d, 0)
     size = handle.board_size
@@ -160,6 +186,8 @@ def test_store_round_trip_and_damaged_folders(handle, sae, tmp_path):
 
 
 def test_decoder_neighbours_and_extreme_squares(sae):
+    """Cosines of unit vectors: the same normalised float32 product in both computations, a few
+    u apart (1e-6 is ~16 u)."""
     w = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=-1)
     neighbours = F.decoder_neighbours(sae, 3, k=4)
     cos = (w @ w[3]).numpy()
@@ -174,7 +202,11 @@ def test_decoder_neighbours_and_extreme_squares(sae):
 
 @pytest.mark.parametrize("hook", ["blocks.0.mlp.hook_post", "blocks.1.hook_mlp_out"])
 def test_other_hooks_browse_too(handle, hook):
-    """An SAE on the MLP neurons (d_mlp wide) writes to the residual stream through W_out."""
+    """An SAE on the MLP neurons (d_mlp wide) writes to the residual stream through W_out. Its
+    directions are W_dec @ W_out, one float32 product computed the same way on both sides
+    (``assert_close``'s float32 defaults); the one-pass splice gives the separate pass's
+    probabilities within 1e-6 because, for a hook inside a block, both run the whole model with
+    the same hook (the same kernels on the same inputs)."""
     cfg = SAETrainConfig(hook=hook, d_sae=32, k=4, lr=2e-3, total_tokens=5_120, batch_size=256, buffer_tokens=2048, games_per_refill=40)
     sae, _ = train_sae(handle, cfg)
     width = handle.cfg.d_mlp if hook.endswith("hook_post") else handle.cfg.d_model
