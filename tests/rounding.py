@@ -111,3 +111,12 @@ def product_bound(x: torch.Tensor, w: torch.Tensor) -> float:
     product (Higham and Mary; ``n`` the inner length)."""
     n = x.shape[-1]
     return 2 * LAMBDA * math.sqrt(n) * U * (x.double().abs() @ w.double().abs()).max().item()
+
+
+def activations_bound(model, tokens: torch.Tensor, names: list[str]) -> float:
+    """``pair_bound`` of the activations ``names`` of a forward of ``tokens`` (residual streams,
+    neurons): how far a fast path's activations may be from TransformerLens's cached ones."""
+    def acts(m) -> torch.Tensor:
+        _, cache = m.run_with_cache(tokens, names_filter=lambda n: n in names)
+        return torch.cat([cache[n].flatten() for n in names])
+    return pair_bound(model, acts, tokens.shape[-1])

@@ -19,6 +19,8 @@ def metric(at, label: str) -> str:
 
 
 def test_link_restores_a_chess_game_and_shows_the_model_panel():
+    """The table is sorted by probability: each step down is <= 0, with 1e-9 of slack for float64
+    noise in the page's percentages."""
     at = open_app(model=CHESS, moves="e2e4e7e5g1f3")
     assert at.session_state["moves"] == tuple(C.parse_moves("e4 e5 Nf3"))
     assert status(at).startswith("**Black to move")

@@ -109,6 +109,9 @@ def write_chessgpt_hub_cache(cache: Path, model, meta: bytes | None = None) -> P
 
 
 def test_karvonen_chessgpt_loads_offline_and_matches_nanogpt(tmp_path):
+    """The loaded checkpoint's logits equal the reference nanoGPT's within their float32 rounding
+    (``tests.rounding.forward_bound``); a move's probability, a product over its characters,
+    within the rounding of its summed log-probabilities (``pair_bound``)."""
     from tests.nanogpt_reference import NanoGPT
 
     with pytest.raises(ModelLoadError, match="network access"):

@@ -70,6 +70,9 @@ def test_edit_examples_remove_a_movable_piece():
 
 @needs_model
 def test_edit_makes_the_probe_read_the_target_and_leaves_the_model_clean():
+    """The clean probabilities of the edit's batch equal the page's own clean pass (the same
+    kernels; 1e-6 at probabilities <= 1 is ~16 u), and the model is left exactly as it was
+    (``assert_close``'s defaults on the same inputs)."""
     handle = load_model(CHESS)
     probes = P.load_probe_set(P.PROBE_ROOT / CHESS, "piece", handle.cfg.d_model, 8)
     by_layer = {p.meta["layer"]: p for p in probes.values()}

@@ -15,6 +15,9 @@ from tests.rounding import metric_bound
 
 
 def test_chess_block_and_head_patching_equal_transformer_lens():
+    """Every patched site equals TransformerLens's within the metric's float32 rounding
+    (``tests.rounding.metric_bound``), and the metric is the board player's log-probability of
+    the move within the same bound."""
     torch.manual_seed(0)
     config = dict(n_layers=2, d_model=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=77, n_ctx=64, act_fn="gelu", normalization_type="LN")
     handle = ModelHandle(build_hooked_transformer(config), ModelInfo("tiny-chess", "chess", 8, {}, "test", "uci-squares"))

@@ -20,7 +20,7 @@ from core.interp.predictions import game_tokens, predict
 from core.models import registry
 from tests.nanogpt_reference import NanoGPT
 from tests.test_chess_hub_models import write_chessgpt_hub_cache
-from tests.rounding import forward_bound, metric_bound
+from tests.rounding import forward_bound, metric_bound, parts_bound
 
 SPECIAL_FENS = [
     "r3k2r/pppq1ppp/2n2n2/3pp3/1b1PP1b1/2N2N2/PPPQBPPP/R3K2R w KQkq - 0 1",  # both castlings
@@ -94,6 +94,9 @@ def _reference_weights(moves: list[int]) -> tuple[str, np.ndarray]:
 
 
 def test_pgn_targets_equal_a_spelled_out_reference():
+    """Target weights are counts of legal continuations normalised in float64 on both sides: equal
+    to a few float64 ulps (1e-6 is far above them, and a wrong count moves a weight by 1e-2 or
+    more)."""
     game = get_game("chess", 8, "pgn-chars", 4096)
     board = chess.Board(SPECIAL_FENS[0])
     castles = [C.encode_move(m) for m in board.legal_moves if board.is_castling(m)]
@@ -137,6 +140,12 @@ def test_move_positions_are_where_each_board_is_complete():
 
 
 def test_move_lens_is_the_board_players_distribution_and_attribution_adds_up(pgn_handle):
+    """The move lens's last layer is the board player's distribution: probabilities from the same
+    logits through another product of character probabilities, within 1e-5 (a probability moves
+    by at most its log-probabilities' rounding, ~1e-6 here). Lens points without the cached run
+    and the softmax of the last logits are the same kernels on the same inputs (1e-6 is ~16 u).
+    Whole-move DLA adds up within the logits' float32 rounding per character (``forward_bound``)
+    and that of summing the parts in another order (``parts_bound``)."""
     handle, game = pgn_handle, pgn_handle.game
     state = game.state(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O"))
     run = L.run_position(handle, state.moves)
@@ -156,10 +165,11 @@ def test_move_lens_is_the_board_players_distribution_and_attribution_adds_up(pgn
     assert "".join(game.vocab[t] for t in toks) == "Be7 "
     logits = handle.forward(torch.from_numpy(np.concatenate([prefix, toks[:-1]])[None]))[0]
     summed = sum(float(logits[len(prefix) - 1 + j, t]) for j, t in enumerate(toks))
-    assert abs(float(attr.logits[0]) - summed) <= 1e-4
-    assert abs(float(attr.dla[:, 0].sum() + attr.bias[0]) - summed) <= 1e-4
+    bound = len(toks) * forward_bound(handle.model, torch.from_numpy(np.concatenate([prefix, toks[:-1]])[None]))  # one logit's rounding per character summed
+    assert abs(float(attr.logits[0]) - summed) <= bound
+    assert abs(float(attr.dla[:, 0].sum() + attr.bias[0]) - summed) <= bound + parts_bound(attr.dla[:, :1])
     first = L.attribute(handle, state.moves, run=run)
-    assert abs(float(first.dla[:, toks[0]].sum() + first.bias[toks[0]] - first.logits[toks[0]])) <= 1e-4
+    assert abs(float(first.dla[:, toks[0]].sum() + first.bias[toks[0]] - first.logits[toks[0]])) <= parts_bound(first.dla[:, toks[0] : toks[0] + 1])
     top = L.top_neurons(attr, 0, k=3)
     assert len(top) == 3 and abs(top[0]["direct effect"]) >= abs(top[-1]["direct effect"])
     with pytest.raises(ValueError, match="not a legal move"):
@@ -183,6 +193,9 @@ def test_lens_legality_splits_positions_by_character_kind(pgn_handle):
 
 
 def test_pgn_patching_equals_transformer_lens(pgn_handle):
+    """Every patched site equals TransformerLens's within the metric's float32 rounding
+    (``tests.rounding.metric_bound``), for both metrics; the whole-move metric is the board
+    player's log-probability of the move within the same bound."""
     handle, game = pgn_handle, pgn_handle.game
     moves = tuple(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6"))
     # Nf3 -> Nh3 keeps three characters; the rest replays.
@@ -356,6 +369,8 @@ def test_python_chess_judges_a_written_move_as_push_san_would():
 
 
 def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
+    """Probe readings from the cached run and from a pass of their own: the same kernels on the
+    same inputs, probabilities of order 1 within 1e-6 (~16 u)."""
     from core.interp import move_edits as ME
     from core.interp import probes as P
     from core.interp.interventions import make_batch

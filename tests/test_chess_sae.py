@@ -67,6 +67,8 @@ def test_chess_board_scores_have_the_published_reconstruction_beside_baselines(h
 
 
 def test_class_cosines_pick_the_most_aligned_classes(handle):
+    """A direction built from one class's probe weight has cosine 1 with it to float32's rounding
+    of a normalised d_model-long product (a few u; 1e-5 is ~160 u)."""
     from core.interp import probes as P
 
     probes = P.load_probe_set(P.PROBE_ROOT / CHESS, "piece", handle.cfg.d_model, 8)

@@ -104,6 +104,10 @@ def in_process(train_here, run: Path, *extra: str) -> str:
 
 
 def test_two_gloo_ranks_train_what_one_rank_trains_and_resume_in_one_process(tmp_path, train_here):
+    """Two ranks average two half-batch gradients where one rank sums the whole batch: the same
+    float32 sums in another order, a few u of each gradient; after 20 Adam steps (a normalised
+    update) the weights differ by ~1e-6 relative, and 1e-5 still fails on a wrong shard, a lost
+    step or a schedule off by one (each moves weights by 1e-3 or more)."""
     one, two = tmp_path / "one", tmp_path / "two"
     in_process(train_here, one, "--steps", "30", "--until-step", "20")
     out = finish(launch(two, 2, "--steps", "30", "--until-step", "20"))
@@ -140,6 +144,8 @@ def _rank_pid(run: Path, rank: int) -> int | None:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_sigkill_of_one_rank_then_resume_on_another_rank_count(tmp_path, train_here):
+    """As the two-rank test: a different rank count sums the same gradients in another order (a few
+    u per step); 1e-5 relative after resuming fails on a lost or repeated step."""
     killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
     proc = launch(killed, 2, "--steps", "120", "--checkpoint-every-s", "0.3")
     deadline = time.monotonic() + 120

@@ -113,6 +113,8 @@ def lens_board_maxima(at) -> list[float]:
 
 
 def test_lens_boards_on_their_own_or_one_shared_scale_and_the_link_keeps_it():
+    """One shared scale: every board's colour maximum is the same float64 number (rounded to 6
+    digits to compare), the largest of the boards' own maxima (1e-6 of slack for that rounding)."""
     at = open_lens(moves="d3c5f6f5e6")
     own = lens_board_maxima(at)
     assert len(own) == 7 and len(set(round(m, 6) for m in own)) > 1  # each board its own maximum

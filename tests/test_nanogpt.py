@@ -38,6 +38,9 @@ def our_tokens(n: int, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_converted_logits_equal_nanogpt_on_random_games(tmp_path, bias):
+    """The converted model's move logits equal nanoGPT's within their float32 rounding
+    (``tests.rounding.pair_bound``, the pad column left out); probabilities move by at most
+    twice the logits' change through the softmax."""
     torch.manual_seed(0)
     reference = NanoGPT(vocab_size=32, block_size=31, n_layer=2, n_head=4, n_embd=64, bias=bias).eval()
     write_nanogpt_hub_cache(tmp_path, reference)

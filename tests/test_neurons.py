@@ -24,6 +24,8 @@ def layer_index(handle):
 
 
 def test_index_holds_exactly_the_positive_activations(handle, layer_index):
+    """The index holds the activations of the same collection pass over the same games (the same
+    batches, the same kernels), copied: equal to float32's last bit (rtol 1e-6 is ~16 u)."""
     index, _ = layer_index
     games = handle.game.random_games(40, seed=5)
     acts = collect(handle, games, [mlp_hook(1)]).acts[mlp_hook(1)]
@@ -37,12 +39,17 @@ def test_index_holds_exactly_the_positive_activations(handle, layer_index):
 
 
 def test_correlations_equal_the_lens_computation_on_the_same_games(handle, layer_index):
+    """Correlations are ratios of sums over ~2,000 positions: two float32 evaluations in another
+    order differ by about sqrt(2000) u (3e-6) of values of order 1; atol 1e-4 is 30 times that,
+    and a correlation with the wrong square or neuron differs by 1e-2 or more."""
     _, corr = layer_index
     expected = L.layer_board_correlations(handle, 1, handle.game.random_games(40, seed=5))
     np.testing.assert_allclose(corr, expected, atol=1e-4)
 
 
 def test_search_ranks_units_by_their_f1_for_the_named_properties(layer_index):
+    """The search returns the F1 table's own float32 values (``approx``'s default 1e-6 relative is
+    ~16 u)."""
     index, _ = layer_index
     names = index.property_names
     exact, n = F.search_units(index, "mine c3", k=5)
@@ -58,6 +65,9 @@ def test_search_ranks_units_by_their_f1_for_the_named_properties(layer_index):
 
 
 def test_best_property_is_the_best_column_of_the_f1_table(layer_index):
+    """Best F1 is the table's maximum; the table is stored as float16 (its rounding: 2**-11
+    relative, below 5e-4 at F1 <= 1), so atol 1e-3 covers the stored table against the float32
+    maximum."""
     index, _ = layer_index
     fired = np.diff(index.ptr) > 0
     table = index.f1.astype(np.float32)

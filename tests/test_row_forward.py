@@ -10,7 +10,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from core.models import row_forward as RF
 from core.models.registry import load_model
-from tests.rounding import assert_as_exact, float64_copy, longest_sum, one_rounding_effect
+from tests.rounding import activations_bound, assert_as_exact, float64_copy, forward_bound, longest_sum, one_rounding_effect
 
 SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64, d_vocab=23, seed=0)
 NAMES = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.1.hook_resid_mid", "blocks.0.mlp.hook_post", "blocks.1.mlp.hook_pre"]
@@ -40,6 +40,9 @@ def _prefix_keys(model, prefix: torch.Tensor):
 
 @pytest.mark.parametrize("overrides", [{}, {"act_fn": "gelu_new"}, {"act_fn": "relu", "normalization_type": "LNPre"}, {"attn_only": True}, {"normalization_type": None}])
 def test_rows_equal_the_whole_forward_of_prefix_and_row(overrides):
+    """Rows run after a cached prefix equal TransformerLens's whole pass within the float32
+    rounding of the logits and of the activations (``tests.rounding.forward_bound``,
+    ``activations_bound``): the same network, its sums blocked differently."""
     model = _tiny(**overrides)
     assert RF.supports(model)
     names = _served(model)
@@ -50,9 +53,11 @@ def test_rows_equal_the_whole_forward_of_prefix_and_row(overrides):
     logits, acts = RF.run_rows(model, _prefix_keys(model, prefix), rows, names)
     with torch.inference_mode():
         full, cache = model.run_with_cache(torch.cat([prefix.expand(len(rows), -1), rows], 1))
-    torch.testing.assert_close(logits, full[:, len(prefix):], atol=1e-4, rtol=1e-5)
+    whole_tokens = torch.cat([prefix.expand(len(rows), -1), rows], 1)
+    torch.testing.assert_close(logits, full[:, len(prefix):], atol=forward_bound(model, whole_tokens), rtol=0)
+    bound = activations_bound(model, whole_tokens, names)
     for name in names:
-        torch.testing.assert_close(acts[name], cache[name][:, len(prefix):], atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(acts[name], cache[name][:, len(prefix):], atol=bound, rtol=0)
 
 
 @pytest.mark.parametrize("overrides", [{"positional_embedding_type": "rotary", "rotary_dim": 8}, {"n_key_value_heads": 2}, {"parallel_attn_mlp": True}, {"attn_scores_soft_cap": 30.0}])
@@ -98,6 +103,9 @@ def test_a_handles_rows_equal_its_forward_on_the_bundled_pgn_model():
 
 @pytest.mark.parametrize("overrides", [{}, {"act_fn": "gelu_new"}, {"act_fn": "relu", "normalization_type": "LNPre"}, {"attn_only": True}, {"normalization_type": None}])
 def test_whole_sequences_equal_transformer_lens_residual_streams_and_neurons(overrides):
+    """The fused whole pass, a pass resumed from the stream and an early stop equal
+    TransformerLens's within the float32 rounding of the logits and activations
+    (``tests.rounding.forward_bound``, ``activations_bound``)."""
     model = _tiny(**overrides)
     names = _served(model)
     torch.manual_seed(4)
@@ -106,16 +114,17 @@ def test_whole_sequences_equal_transformer_lens_residual_streams_and_neurons(ove
     with torch.inference_mode():
         logits, cache = model.run_with_cache(tokens)
     whole, kept = RF.forward_whole(model, tokens, names[:1])
-    torch.testing.assert_close(whole, logits, atol=1e-4, rtol=1e-5)
+    logit_bound, act_bound = forward_bound(model, tokens), activations_bound(model, tokens, names + ["blocks.0.hook_resid_post"])
+    torch.testing.assert_close(whole, logits, atol=logit_bound, rtol=0)
     assert torch.equal(kept[names[0]], acts[names[0]])  # the same pass as run_whole's
     for start in (0, 1, 2):  # resumed from the stream before block ``start`` (2: only the unembedding)
         resid = cache[f"blocks.{start}.hook_resid_pre"] if start < 2 else cache["blocks.1.hook_resid_post"]
-        torch.testing.assert_close(RF.forward_from(model, resid, start), logits, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(RF.forward_from(model, resid, start), logits, atol=logit_bound, rtol=0)
     assert set(acts) == set(names)
     for name in names:
-        torch.testing.assert_close(acts[name], cache[name], atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(acts[name], cache[name], atol=act_bound, rtol=0)
     early = RF.run_whole(model, tokens, ["blocks.0.hook_resid_post"], stop_at_layer=1)
-    torch.testing.assert_close(early["blocks.0.hook_resid_post"], cache["blocks.0.hook_resid_post"], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(early["blocks.0.hook_resid_post"], cache["blocks.0.hook_resid_post"], atol=act_bound, rtol=0)
 
 
 def test_a_handles_corpus_activations_equal_transformer_lens_and_are_as_exact():

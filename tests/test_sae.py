@@ -30,6 +30,9 @@ def test_stream_is_shuffled_fresh_games_and_refills_at_half(handle):
 
 @pytest.mark.parametrize("architecture", ["topk", "standard"])
 def test_train_save_load_and_metrics(handle, tmp_path, architecture):
+    """A saved and reloaded SAE encodes and decodes as the trained one: the same weights
+    (safetensors keeps float32 bits) through SAELens's own kernels, so a few u apart (atol 1e-5
+    at reconstructions of order 1, rtol 1e-4)."""
     cfg = SAETrainConfig(hook="blocks.1.hook_resid_post", architecture=architecture, d_sae=128, k=8, l1_coefficient=0.05, lr=2e-3, total_tokens=40_960, batch_size=512, buffer_tokens=8192, games_per_refill=100)
     sae, stats = train_sae(handle, cfg)
     assert stats["activations_generated"] >= cfg.total_tokens and stats["generation_rate_per_s"] > 0
@@ -56,6 +59,8 @@ def test_train_save_load_and_metrics(handle, tmp_path, architecture):
 
 
 def test_token_activations_are_the_move_positions_for_othello(handle):
+    """The token activations are the collected activations at the move positions: the same pass
+    read two ways, compared with ``assert_close``'s float32 defaults (a few u)."""
     from core.interp.probes import collect, token_activations
 
     games = handle.game.random_games(6, seed=5)

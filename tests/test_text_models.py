@@ -105,6 +105,7 @@ def test_tokens_are_cached_by_the_content_of_documents_and_tokenizer(tmp_path):
 
 
 def test_ngram_baselines_match_a_hand_count():
+    """Cross-entropies of n-gram counts, float64 on both sides (``approx``'s 1e-6 relative)."""
     train = np.array([1, 2, 1, 2, 1, 3])
     windows = torch.tensor([[1, 2, 1]])
     out = NT.ngram_baselines(train, windows, vocab=4)
@@ -139,6 +140,9 @@ def test_a_resumed_text_run_equals_an_unbroken_one(tmp_path, monkeypatch):
 
 @needs_model
 def test_the_bundled_text_model_beats_the_bigram_baseline_on_held_out_text(handle):
+    """The card's held-out loss measured again on another CPU: a mean over ~10,000 tokens of
+    float32 log-probabilities, each within ~1e-6 of the card's; the mean moves by far less than
+    1e-4, and a changed model or corpus moves it by 1e-2 or more."""
     card = json.loads((ROOT / "assets" / "models" / TEXT_MODEL / "card.json").read_text())
     ev = card["eval"]
     assert ev["held_out_ce"] < ev["bigram_ce"] < ev["unigram_ce"]
@@ -158,6 +162,8 @@ def test_the_tokenizer_round_trips_text_and_spans_join_to_it(handle):
 
 @needs_model
 def test_the_next_token_table_equals_the_model_logits(handle):
+    """The table's losses are the log-softmax of the same logits: a few u of values of order 10
+    (1e-5)."""
     tokens = torch.tensor([0] + handle.tokenizer.encode("import os\nimport sys\nimport "))
     logits = handle.forward(tokens[None])[0]
     table = TV.next_tokens(logits, tokens, k=5)
@@ -212,6 +218,9 @@ def test_the_bundled_text_sae_meets_its_targets_and_its_card(handle, sae_entry):
 
 @needs_model
 def test_text_sae_metrics_equal_sae_lens_evals(handle, sae_entry):
+    """Our metrics and SAELens's evals are means over the same tokens of float32 quantities
+    computed in another order: a few u relative each, far below 1e-4 for L0 (a count), FVU and
+    losses of order 1-10."""
     from sae_lens.evals import get_recons_loss, get_sparsity_and_variance_metrics
     from sae_lens.training.activation_scaler import ActivationScaler
 
@@ -263,6 +272,8 @@ def test_spliced_logits_equal_a_hand_written_splice(handle, sae_entry):
 
 @needs_model
 def test_the_token_index_holds_every_activation_of_its_windows(handle, sae_entry):
+    """The index holds the encoder's float32 values for the same windows, copied (1e-6 at
+    activations of order 1 is ~16 u); the density is a count (``approx``'s 1e-6 relative)."""
     sae = load_sae(sae_entry.folder, d_in=handle.hook_width(sae_entry.hook))
     windows = TS.shard_windows(bundled_shard(handle), 64, 6)
     index = TS.build_token_index(handle, sae, sae_entry.hook, windows, batch=4)

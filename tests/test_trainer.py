@@ -39,6 +39,8 @@ def finish(proc: subprocess.Popen) -> str:
 
 
 def test_kill_resume_is_exact_and_export_matches_trainer(tmp_path, train_here):
+    """A killed and resumed run ends with the uninterrupted run's weights bit for bit; its export's
+    logits equal the trainer's within their float32 rounding (``tests.rounding.forward_bound``)."""
     killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
     proc = start(["next-move", str(killed), *FLAGS, "--checkpoint-every-s", "0", "--threads", "1"])
     deadline = time.monotonic() + 120
@@ -92,6 +94,8 @@ def test_extending_a_finished_run_keeps_its_schedule(tmp_path):
 
 
 def test_chess_run_trains_exports_and_reports_legality_per_token_kind(tmp_path):
+    """The exported chess bundle's logits equal the trainer's within their float32 rounding
+    (``tests.rounding.forward_bound``)."""
     from core.models.registry import load_model
     from core.train.export import export_run
 

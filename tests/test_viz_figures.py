@@ -32,6 +32,8 @@ def othello_board() -> np.ndarray:
 
 @pytest.mark.parametrize("scale", ["RdBu", "Blues", "Purples", "Greens", "Viridis"])
 def test_named_scales_resolve_as_plotly_python_reads_them(scale):
+    """Colour-scale stops are float64 numbers written by two readers of the same definition: equal
+    to 1e-12."""
     expected = go.Scatter(marker=dict(colorscale=scale)).marker.colorscale
     ours = resolve_colorscale(scale)
     assert [c for _, c in ours] == [c for _, c in expected]
@@ -39,6 +41,8 @@ def test_named_scales_resolve_as_plotly_python_reads_them(scale):
 
 
 def test_othello_board_with_every_option_is_valid_and_keeps_its_values():
+    """The figure keeps the values it was given: float64 copies (``assert_allclose``'s 1e-7
+    relative)."""
     values = np.linspace(-1, 1, 64)
     fig = board_figure(
         othello_board(), values, legal=np.arange(64) % 5 == 0, outline=3, last_move=5, title="t", colorscale="RdBu", zmin=-1, zmax=1,
