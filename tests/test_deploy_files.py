@@ -39,8 +39,10 @@ def test_start_command_is_readmes():
 def test_torch_pin_and_requirements_match():
     pin = re.search(r"^torch==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     install = re.search(r"^RUN pip install (.*)$", DOCKERFILE, re.M).group(1)
-    assert f"torch=={pin} --index-url https://download.pytorch.org/whl/cpu" in install  # the CPU build
-    assert "pip install -r requirements.txt" in install
+    assert f'torch=={pin} --index-url "$TORCH_INDEX_URL"' in install  # the CPU build, from the index below by default
+    assert re.search(r"^ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu$", DOCKERFILE, re.M)
+    assert re.search(r"^ARG PIP_INDEX_URL=https://pypi.org/simple$", DOCKERFILE, re.M)
+    assert 'pip install --index-url "$PIP_INDEX_URL" -r requirements.txt' in install
     assert f"pip install torch=={pin}" in (ROOT / ".ci" / "run").read_text()
 
 
