@@ -21,7 +21,7 @@ import chess
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.games import chess as C  # noqa: E402
+from core.games.chess import rules as C  # noqa: E402
 from core.games.registry import get_game  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.games import othello  # noqa: E402
+from core.games.othello import engine as othello  # noqa: E402
 from tests.scalar_othello import ScalarOthello  # noqa: E402
 
 

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.interp import interventions as I  # noqa: E402
-from core.interp import piece_edits as E  # noqa: E402
-from core.interp import probes as P  # noqa: E402
+from core.interp.probes import interventions as I  # noqa: E402
+from core.interp.probes import piece_edits as E  # noqa: E402
+from core.interp.probes import linear_probes as P  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 

@@ -32,7 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from core.interp.predictions import predict, top_k  # noqa: E402
+from core.interp.shared.predictions import predict, top_k  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 from core.viz.board import board_figure, history_figure  # noqa: E402
 
@@ -105,7 +105,7 @@ def rerun_after_moves(at, page: str, game_moves: list[int], start: int, n_moves:
 
 def text_prompts(handle, n: int, width: int = 128) -> list[tuple[int, ...]]:
     """``n`` prompts of ``width`` tokens: the start token and held-out text after it."""
-    from core.interp.token_sae import shard_windows
+    from core.interp.sae.token_sae import shard_windows
     from core.text.shard import bundled_shard
 
     windows = shard_windows(bundled_shard(handle), width - 1, n)
@@ -113,8 +113,8 @@ def text_prompts(handle, n: int, width: int = 128) -> list[tuple[int, ...]]:
 
 
 def text_main(args: argparse.Namespace, handle) -> None:
-    from core.interp import token_sae as TS
-    from core.interp.sae_store import list_saes, load_sae
+    from core.interp.sae import token_sae as TS
+    from core.interp.sae.store import list_saes, load_sae
 
     entry = list_saes(handle.name)[0]
     sae = load_sae(entry.folder, d_in=handle.hook_width(entry.hook))

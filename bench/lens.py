@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
-from core.games import othello  # noqa: E402
-from core.interp import lens as L  # noqa: E402
+from core.games.othello import engine as othello  # noqa: E402
+from core.interp.lens import logit_lens as L  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.interp import patching as P  # noqa: E402
+from core.interp.patching import sweeps as P  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 
 

@@ -21,10 +21,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
-from core.interp import sae_features as F  # noqa: E402
-from core.interp.probes import collect  # noqa: E402
-from core.interp.sae_store import list_saes, load_sae  # noqa: E402
-from core.games import othello  # noqa: E402
+from core.interp.sae import features as F  # noqa: E402
+from core.interp.probes.linear_probes import collect  # noqa: E402
+from core.interp.sae.store import list_saes, load_sae  # noqa: E402
+from core.games.othello import engine as othello  # noqa: E402
 from core.viz.board import board_figure  # noqa: E402
 from core.viz.sae import activation_histogram, board_grid_figure  # noqa: E402
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from core import precomputed as S
 from core.game_corpus import GameCorpus, corpus_games, corpus_name, corpus_tag
-from core.interp import lens as L
-from core.interp.neurons import neuron_index
-from core.interp.sae_features import FeatureIndex, build_index
+from core.interp.lens import logit_lens as L
+from core.interp.lens.neurons import neuron_index
+from core.interp.sae.features import FeatureIndex, build_index
 from core.models.handle import ModelHandle
 from core.words import count
 
@@ -78,7 +78,7 @@ def lens_legality_result(handle: ModelHandle, corpus: GameCorpus | None = None) 
 
 
 def neurons_result(handle: ModelHandle, layer: int, corpus: GameCorpus | None = None) -> Result:
-    from core.interp.neurons import NEURON_SEED, neuron_games
+    from core.interp.lens.neurons import NEURON_SEED, neuron_games
 
     suffix, extra = _on(corpus)
 
@@ -104,7 +104,7 @@ def neurons_result(handle: ModelHandle, layer: int, corpus: GameCorpus | None = 
 
 
 def sae_index_result(handle: ModelHandle, sae, hook: str, sae_name: str, corpus: GameCorpus | None = None) -> Result:
-    from core.interp.sae_features import BROWSER_SEED, index_games
+    from core.interp.sae.features import BROWSER_SEED, index_games
 
     suffix, extra = _on(corpus)
 
@@ -123,7 +123,7 @@ def token_index_result(handle: ModelHandle, sae, hook: str, sae_name: str, windo
     """A text model's SAE feature index over ``windows`` of held-out text (keyed by their digest)."""
     import hashlib
 
-    from core.interp.token_sae import TokenIndex, build_token_index
+    from core.interp.sae.token_sae import TokenIndex, build_token_index
 
     digest = hashlib.sha256(np.ascontiguousarray(windows, dtype=np.int64).tobytes()).hexdigest()[:16]
 
@@ -178,7 +178,7 @@ def neuron_home_layer(handle: ModelHandle) -> int:
 def shipped_results(handle: ModelHandle) -> list[Result]:
     """Everything a page builds on its first visit for this model: the lens legality chart, the
     neuron index of the layer the neuron view opens on and every bundled SAE's feature index."""
-    from core.interp.sae_store import list_saes, load_sae
+    from core.interp.sae.store import list_saes, load_sae
 
     if handle.kind == "text":  # its SAEs' feature indexes over the windows the browser reads
         from core.text.shard import index_windows

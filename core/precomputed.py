@@ -40,12 +40,12 @@ SHIPPED = ROOT / "assets" / "precomputed"
 FORMAT = 1
 
 # What each kind of result is computed by; the games' rules, tokenizers and the fused forward pass feed every kind.
-_COMMON = ("core/games/*.py", "core/interp/probes.py", "core/interp/predictions.py", "core/models/row_forward.py", "core/precomputed.py")
+_COMMON = ("core/games/**/*.py", "core/interp/shared/*.py", "core/models/row_forward.py", "core/precomputed.py")
 SOURCES = {
-    "lens_legality": ("core/interp/lens.py",),
-    "neurons": ("core/interp/neurons.py", "core/interp/sae_features.py", "core/interp/board_metrics.py", "core/interp/lens.py"),
-    "sae_index": ("core/interp/sae_features.py", "core/interp/board_metrics.py"),
-    "token_index": ("core/interp/token_sae.py",),
+    "lens_legality": ("core/interp/lens/logit_lens.py",),
+    "neurons": ("core/interp/lens/neurons.py", "core/interp/lens/logit_lens.py", "core/interp/sae/features.py", "core/interp/sae/board_metrics.py"),
+    "sae_index": ("core/interp/sae/features.py", "core/interp/sae/board_metrics.py"),
+    "token_index": ("core/interp/sae/token_sae.py", "core/interp/sae/metrics.py"),
 }
 
 

@@ -59,7 +59,7 @@ def othello_games(n: int, size: int = 8, seed: int = 0) -> str:
     """``n`` Othello games, one per line (``d3 c5 …``); a comment line names each game's sides."""
     import numpy as np
 
-    from core.games import othello
+    from core.games.othello import engine as othello
     from core.games.registry import get_game
 
     game = get_game("othello", size)

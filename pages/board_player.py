@@ -16,8 +16,8 @@ import streamlit as st
 from ui import panels
 import ui
 from core.games.base import IllegalMoveError
-from core.interp.position_record import position_record
-from core.interp.predictions import top_k, top_moves
+from core.interp.shared.position_record import position_record
+from core.interp.shared.predictions import top_k, top_moves
 from core.viz.board import board_figure, history_figure
 from ui.export import chart_config
 

@@ -10,8 +10,8 @@ from ui import corpus as ui_corpus
 from ui import panels
 import ui
 from core import corpus_results
-from core.interp import lens as L
-from core.interp import move_lens as ML
+from core.interp.lens import logit_lens as L
+from core.interp.lens import move_lens as ML
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
 from core.viz.lens import attention_grid_figure, char_lens_figure, dla_figure, gap_figure, lens_legality_figure

@@ -12,10 +12,10 @@ import torch
 import ui
 from ui import panels
 from core.words import count
-from core.interp import patching as PT
-from core.interp import lens as L
-from core.interp.lens import lens_square_probs
-from core.interp.predictions import game_tokens
+from core.interp.patching import sweeps as PT
+from core.interp.lens import logit_lens as L
+from core.interp.lens.logit_lens import lens_square_probs
+from core.interp.shared.predictions import game_tokens
 from core.viz.board import board_figure
 from core.viz.patching import HEAD_NAMES, agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
 from ui.export import chart_config

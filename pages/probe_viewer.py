@@ -11,10 +11,10 @@ from ui import corpus as ui_corpus
 from ui import panels
 from ui.skill_panel import skill_probe_panel
 import ui
-from core.interp import interventions as I
-from core.interp import move_edits as ME
-from core.interp import piece_edits as E
-from core.interp import probes as P
+from core.interp.probes import interventions as I
+from core.interp.probes import move_edits as ME
+from core.interp.probes import piece_edits as E
+from core.interp.probes import linear_probes as P
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
 from core.words import count

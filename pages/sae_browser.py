@@ -9,10 +9,10 @@ import streamlit as st
 from ui import corpus as ui_corpus
 from ui import panels
 import ui
-from core.interp import lens as L
-from core.interp import probes as P
-from core.interp import sae_features as F
-from core.interp.sae_metrics import sae_metrics
+from core.interp.lens import logit_lens as L
+from core.interp.probes import linear_probes as P
+from core.interp.sae import features as F
+from core.interp.sae.metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure, value_boards_figure
 from core.viz.sae import curve_figure, density_histogram

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.games import othello
-from core.interp import board_metrics as B
-from core.interp.probes import valid_positions
+from core.games.othello import engine as othello
+from core.interp.sae import board_metrics as B
+from core.interp.probes.linear_probes import valid_positions
 
 
 def properties(n_games: int = 60):
@@ -71,7 +71,7 @@ def test_published_board_reconstruction_counts_squares_as_the_paper_does():
 
 def test_chess_board_properties_are_the_published_set():
     from core.games.registry import get_game
-    from core.interp.probes import valid_positions
+    from core.interp.probes.linear_probes import valid_positions
 
     game = get_game("chess")
     games = game.random_games(10, seed=3)

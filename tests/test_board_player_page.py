@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.games import othello
-from core.games.play import game_state
+from core.games.othello import engine as othello
+from core.games.othello.play import game_state
 from core.models.registry import default_model_name, list_models, load_model
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -190,7 +190,7 @@ def test_a_position_downloads_as_json_and_charts_save_in_the_chosen_format(model
     the page's), and every chart's download button in PNG or SVG."""
     import json
 
-    from core.interp.position_record import position_record
+    from core.interp.shared.position_record import position_record
     from ui import cached_predictions
 
     at = open_app(model=model, **({"moves": moves} if moves else {}))

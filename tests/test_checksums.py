@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.interp import probes as P
-from core.interp.sae_store import SAELoadError, load_sae, save_sae
+from core.interp.probes import linear_probes as P
+from core.interp.sae.store import SAELoadError, load_sae, save_sae
 from core.models import registry
 from core.models.bundle import CONFIG, WEIGHTS
 from core.models.errors import ModelLoadError

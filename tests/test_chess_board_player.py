@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.models.registry import list_models
 from tests.test_board_player_page import button, open_app, status
 

@@ -6,8 +6,8 @@ import chess
 import numpy as np
 import pytest
 
-from core.games import chess as C
-from core.games.chess_lockstep import run_lockstep
+from core.games.chess import rules as C
+from core.games.chess.lockstep import run_lockstep
 
 
 def signed_board(board: chess.Board) -> np.ndarray:
@@ -138,7 +138,7 @@ def engines():
     """Every engine that can play random games: (name, run(uniforms) -> (games, Replay))."""
     out = [("lockstep", lambda u: run_lockstep(len(u), u.shape[1], u)), ("python-chess", lambda u: C._run_python_chess(len(u), u.shape[1], None, u))]
     if C.ENGINE == "cozy-chess":
-        from core.games.chess_fast import run_cozy
+        from core.games.chess.fast import run_cozy
 
         out.append(("cozy-chess", lambda u: run_cozy(len(u), u.shape[1], None, u)))
     return out
@@ -196,7 +196,7 @@ def test_lockstep_replay_equals_the_per_position_replay_and_reports_the_same_fir
     games[100, :] = -1
     per_position = C._run_python_chess
     if C.ENGINE == "cozy-chess":
-        from core.games.chess_fast import run_cozy as per_position
+        from core.games.chess.fast import run_cozy as per_position
     lock_games, lock = run_lockstep(n, T, None, games)
     ref_games, ref = per_position(n, T, games, None)
     assert np.array_equal(lock_games, ref_games)

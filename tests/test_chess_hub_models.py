@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.games.chess_tokens import published_vocab
+from core.games.chess.tokens import published_vocab
 from core.models import registry
 from core.models.errors import ModelLoadError
 from core.models.hf_gpt2 import CHESS_GPT2_REPO, load_hf_gpt2
@@ -129,8 +129,8 @@ def test_karvonen_chessgpt_loads_offline_and_matches_nanogpt(tmp_path):
         expected = reference(tokens)
     assert (handle.forward(tokens) - expected).abs().max().item() <= forward_bound(handle.model, tokens)  # float32 rounding (tests/rounding.py)
     # A move's probability is the product of its characters' probabilities, as scored on the page.
-    from core.games import chess as C
-    from core.interp.predictions import predict
+    from core.games.chess import rules as C
+    from core.interp.shared.predictions import predict
 
     state = game.state(C.parse_moves("e4 e5"))
     pred = predict(handle, state)
@@ -181,7 +181,7 @@ def test_karvonen_chessgpt_probes_read_where_each_board_is_complete(tmp_path):
     """Character-level PGN: as in Karvonen's probes, the board after a move is read at the end of
     the separator that follows it (the space before Black's move, the '.' before White's), both
     in training and on the page."""
-    from core.interp import probes as P
+    from core.interp.probes import linear_probes as P
     from tests.nanogpt_reference import NanoGPT
 
     torch.manual_seed(4)
@@ -191,7 +191,7 @@ def test_karvonen_chessgpt_probes_read_where_each_board_is_complete(tmp_path):
     games = game.random_games(3, seed=5)
     positions = game.move_positions(games)
     text = game.tokenizer.records([int(m) for m in games[0] if m >= 0])[0]
-    from core.games import chess as C
+    from core.games.chess import rules as C
 
     sans = C.san_moves([int(m) for m in games[0] if m >= 0])
     for t in range(3):

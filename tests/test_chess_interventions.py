@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.registry import get_game
-from core.interp import interventions as I
-from core.interp import piece_edits as E
-from core.interp import probes as P
+from core.interp.probes import interventions as I
+from core.interp.probes import piece_edits as E
+from core.interp.probes import linear_probes as P
 from core.models.registry import list_models, load_model
 
 CHESS = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
@@ -109,7 +109,7 @@ def test_removal_sweep_probe_beats_random_at_large_scale():
 
 
 def test_verdict_says_whether_the_edit_beats_the_random_control():
-    from core.interp.interventions import verdict
+    from core.interp.probes.interventions import verdict
 
     assert "the model follows the edited board. The probe edit lowers the legal-move error from 4 to 1; a random edit of the same size gives 5." in verdict(4, 1, 5, 7)
     assert "no better than a random edit" in verdict(4, 3, 2, 7)
@@ -123,7 +123,7 @@ def test_verdict_says_what_changed_before_the_summary():
     verdict says the model follows part of the edit, not that it does not follow."""
     import numpy as np
 
-    from core.interp.interventions import move_changes, verdict
+    from core.interp.probes.interventions import move_changes, verdict
 
     legal_real, legal_edited = np.array([1, 1, 0, 1, 0], bool), np.array([0, 1, 1, 0, 0], bool)
     before, after = np.array([0.31, 0.5, 0.001, 0.005, 0.1]), np.array([0.004, 0.6, 0.002, 0.004, 0.3])

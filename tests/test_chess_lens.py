@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.interp import lens as L
-from core.interp.legality import evaluate_legality
+from core.interp.lens import logit_lens as L
+from core.interp.shared.legality import evaluate_legality
 from core.models.registry import list_models, load_model
 from tests.test_board_player_page import open_page
 from tests.rounding import forward_bound, parts_bound

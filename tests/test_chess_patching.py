@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from transformer_lens import patching as tl_patching
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.registry import get_game
-from core.interp import patching as P
+from core.interp.patching import sweeps as P
 from core.models.convert import build_hooked_transformer
 from core.models.handle import ModelHandle, ModelInfo
 from tests.rounding import metric_bound
@@ -52,7 +52,7 @@ def test_chess_block_and_head_patching_equal_transformer_lens():
     # Sanity: the metric is the move's log-probability that the board player multiplies out.
     with torch.no_grad():
         direct = float(metric(handle.forward(clean_x)))
-    from core.interp.predictions import predict
+    from core.interp.shared.predictions import predict
 
     pred = predict(handle, game.state(clean_moves))
     assert np.isclose(np.log(pred.move_probs[C.parse_moves("O-O", clean_moves)[0]]), direct, atol=bound)  # the board player's rows pass against a plain forward

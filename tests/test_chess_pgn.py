@@ -9,14 +9,14 @@ import pytest
 import torch
 from transformer_lens import patching as tl_patching
 
-from core.games import chess as C
-from core.games.chess_san import legal_sans
-from core.games.chess_tokens import CHAR_KIND_NAMES
+from core.games.chess import rules as C
+from core.games.chess.san import legal_sans
+from core.games.chess.tokens import CHAR_KIND_NAMES
 from core.games.registry import get_game
-from core.interp import lens as L
-from core.interp import move_lens as ML
-from core.interp import patching as PT
-from core.interp.predictions import game_tokens, predict
+from core.interp.lens import logit_lens as L
+from core.interp.lens import move_lens as ML
+from core.interp.patching import sweeps as PT
+from core.interp.shared.predictions import game_tokens, predict
 from core.models import registry
 from tests.nanogpt_reference import NanoGPT
 from tests.test_chess_hub_models import write_chessgpt_hub_cache
@@ -347,7 +347,7 @@ def _naive_greedy(handle, prefix: list[int], steps: int = 8) -> list[int]:
 
 
 def test_greedy_moves_from_cut_caches_equal_step_by_step_decoding(pgn_handle):
-    from core.interp.move_legality import greedy_after, whole_move_legality
+    from core.interp.shared.move_legality import greedy_after, whole_move_legality
 
     handle, game = pgn_handle, pgn_handle.game
     games = game.random_games(3, seed=9)
@@ -371,9 +371,9 @@ def test_python_chess_judges_a_written_move_as_push_san_would():
 def test_piece_edits_on_a_pgn_model_write_a_move_under_the_edit(pgn_handle):
     """Probe readings from the cached run and from a pass of their own: the same kernels on the
     same inputs, probabilities of order 1 within 1e-6 (~16 u)."""
-    from core.interp import move_edits as ME
-    from core.interp import probes as P
-    from core.interp.interventions import make_batch
+    from core.interp.probes import move_edits as ME
+    from core.interp.probes import linear_probes as P
+    from core.interp.probes.interventions import make_batch
 
     handle, game = pgn_handle, pgn_handle.game
     probes = P.train_probes(handle, "piece", ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], train_games=12, test_games=4)
@@ -434,10 +434,10 @@ def test_pages_say_so_when_the_next_move_no_longer_fits_the_context(pgn_hub_mode
 def test_greedy_moves_under_an_edit_equal_decoding_with_the_edit_on_every_pass(pgn_handle):
     """The edited prefix runs once and the move is written from cached keys and values: the same
     characters as re-running the whole edited sequence for every character."""
-    from core.interp import move_edits as ME
-    from core.interp import probes as P
-    from core.interp.interventions import edit_hooks, make_batch
-    from core.interp.piece_edits import edit_vectors
+    from core.interp.probes import move_edits as ME
+    from core.interp.probes import linear_probes as P
+    from core.interp.probes.interventions import edit_hooks, make_batch
+    from core.interp.probes.piece_edits import edit_vectors
 
     handle, game = pgn_handle, pgn_handle.game
     probes = P.train_probes(handle, "piece", ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], train_games=8, test_games=4)

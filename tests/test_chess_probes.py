@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.registry import get_game
-from core.interp import probes as P
+from core.interp.probes import linear_probes as P
 from core.models.registry import list_models, load_model
 
 CHESS = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import chess
 import numpy as np
 
-from core.games import chess as C
-from core.games.chess_properties import castling_rights, en_passant_legal, pinned_pieces, side_to_move_castling
-from core.games.chess_records import decode_move
+from core.games.chess import rules as C
+from core.games.chess.properties import castling_rights, en_passant_legal, pinned_pieces, side_to_move_castling
+from core.games.chess.records import decode_move
 
 
 def python_chess_facts(games: np.ndarray):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.games import chess as C
-from core.interp import sae_features as F
-from core.interp.sae_metrics import board_scores, sae_metrics
-from core.interp.sae_store import list_saes
+from core.games.chess import rules as C
+from core.interp.sae import features as F
+from core.interp.sae.metrics import board_scores, sae_metrics
+from core.interp.sae.store import list_saes
 from core.models.registry import load_model, randomly_initialised
 from core.train.sae import SAETrainConfig, train_sae
 from tests.test_chess_interventions import CHESS
@@ -52,7 +52,7 @@ def test_chess_index_examples_mark_the_move_just_played(handle, sae):
             value = 0 if piece is None else piece.piece_type * (1 if piece.color else -1)
             assert e.board.reshape(-1)[square] == value
     assert len(index.property_names) == 13 * 64 + 64 + 6  # pieces, legal destinations, check, castling (3), en passant, a pin
-    from core.interp.predictions import predict
+    from core.interp.shared.predictions import predict
 
     clean, spliced = predict(handle, handle.game.state(e.moves)).probs, F.spliced_probs(handle, sae, HOOK, e.moves)
     assert clean.shape == spliced.shape == (64,) and 0.99 < clean.sum() <= 1 + 1e-5 and 0 < spliced.sum() <= 1 + 1e-5
@@ -69,7 +69,7 @@ def test_chess_board_scores_have_the_published_reconstruction_beside_baselines(h
 def test_class_cosines_pick_the_most_aligned_classes(handle):
     """A direction built from one class's probe weight has cosine 1 with it to float32's rounding
     of a normalised d_model-long product (a few u; 1e-5 is ~160 u)."""
-    from core.interp import probes as P
+    from core.interp.probes import linear_probes as P
 
     probes = P.load_probe_set(P.PROBE_ROOT / CHESS, "piece", handle.cfg.d_model, 8)
     weight = next(iter(probes.values())).weight

@@ -61,6 +61,13 @@ def test_neuron_index_round_trip_is_exact(tiny, empty_stores):
     assert b.fingerprint == a.fingerprint
 
 
+def test_every_source_pattern_names_files():
+    """A result's code digest covers the files that compute it: a pattern left behind by a move
+    would match nothing and silently stop marking copies stale."""
+    for pattern in S._COMMON + sum(S.SOURCES.values(), ()):
+        assert list(S.ROOT.glob(pattern)), pattern
+
+
 def test_other_weights_code_or_parameters_make_a_copy_stale(tiny, empty_stores, monkeypatch):
     result = R.lens_legality_result(tiny)
     R.load_or_build(tiny, result)
@@ -70,7 +77,7 @@ def test_other_weights_code_or_parameters_make_a_copy_stale(tiny, empty_stores, 
     other_weights = R.Result(**{**result.__dict__, "key": {**result.key, "model": "0" * 32}})
     assert R.load(tiny, other_weights) == (None, "stale")
     S.code_version.cache_clear()
-    monkeypatch.setitem(S.SOURCES, "lens_legality", S.SOURCES["lens_legality"] + ("core/interp/patching.py",))
+    monkeypatch.setitem(S.SOURCES, "lens_legality", S.SOURCES["lens_legality"] + ("core/interp/patching/sweeps.py",))
     try:
         assert R.lens_legality_result(tiny).key["code"] != result.key["code"]
     finally:

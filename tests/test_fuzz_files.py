@@ -13,8 +13,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.interp import probes as P
-from core.interp.sae_store import SAELoadError, load_sae, save_sae
+from core.interp.probes import linear_probes as P
+from core.interp.sae.store import SAELoadError, load_sae, save_sae
 from core.models import registry
 from core.models.errors import ModelLoadError
 from core.train.next_move import CHECKPOINT_RECORD, CheckpointError, TrainConfig, Trainer
@@ -295,7 +295,7 @@ def dl_zip(tmp_path_factory) -> Path:
 @fuzz(FILE_CASES)
 @given(how=BYTE_DAMAGE)
 def test_dictionary_learning_zips(dl_zip, tmp_path_factory, how):
-    from core.interp.published_saes import dl_sae_from_zip
+    from core.interp.sae.published import dl_sae_from_zip
 
     count("files: dictionary_learning zip bytes")
     path = tmp_path_factory.getbasetemp() / "fuzz_dl.zip"
@@ -309,7 +309,7 @@ def test_dictionary_learning_zips(dl_zip, tmp_path_factory, how):
 @fuzz(FILE_CASES)
 @given(which=st.sampled_from(["weights", "config"]), how=BYTE_DAMAGE)
 def test_nanda_sae_files(tmp_path_factory, which, how):
-    from core.interp.published_saes import nanda_sae_from_files
+    from core.interp.sae.published import nanda_sae_from_files
     from tests.test_text_hub import write_nanda_sae
 
     count("files: Nanda-format SAE bytes")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.base import IllegalMoveError
 from core.games.registry import get_game
 from tests.fuzzing import count, fuzz

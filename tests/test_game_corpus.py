@@ -33,7 +33,7 @@ def test_a_thousand_game_pgn_with_malformed_games_becomes_a_corpus():
     assert set(np.unique(ratings)) == {800.0, 1200.0}
     first = chess.pgn.read_game(open(CHESS_SAMPLE))  # python-chess's own reading of game 1
     codes = [m for m in corpus.games[0] if m >= 0]
-    from core.games.chess_records import decode_move
+    from core.games.chess.records import decode_move
 
     assert [decode_move(int(c)) for c in codes] == list(first.mainline_moves())[: len(codes)]
     game = get_game("chess", 8, "uci-squares", 256)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.registry import get_game
-from core.interp.legality import evaluate_legality
-from core.interp.predictions import predict, top_k
+from core.interp.shared.legality import evaluate_legality
+from core.interp.shared.predictions import predict, top_k
 from core.models.convert import build_hooked_transformer
 from core.models.handle import ModelHandle, ModelInfo
 
@@ -23,7 +23,7 @@ GAME_MODULE = re.compile(r"^\s*(from|import)\s+core\.games(\.(othello|chess|play
 
 
 def test_interp_viz_ui_and_pages_import_no_game_module():
-    files = [*ROOT.glob("core/interp/*.py"), *ROOT.glob("core/viz/*.py"), *ROOT.glob("ui/*.py"), ROOT / "app.py", *ROOT.glob("pages/*.py")]
+    files = [*ROOT.glob("core/interp/**/*.py"), *ROOT.glob("core/viz/*.py"), *ROOT.glob("ui/*.py"), ROOT / "app.py", *ROOT.glob("pages/*.py")]
     assert len(files) > 15
     offenders = [f"{f.relative_to(ROOT)}: {m.group(0).strip()}" for f in files for m in GAME_MODULE.finditer(f.read_text())]
     assert not offenders, offenders

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import othello
-from core.interp import lens as L
-from core.interp.legality import evaluate_legality
+from core.games.othello import engine as othello
+from core.interp.lens import logit_lens as L
+from core.interp.shared.legality import evaluate_legality
 from core.models.registry import list_models, load_model
 from tests.rounding import forward_bound, parts_bound
 
@@ -134,7 +134,7 @@ def test_agreement_with_final_rank_and_kl():
     within 1e-7 and the others equal the hand-written formula within 1e-6."""
     import torch
 
-    from core.interp.lens import agreement_with_final
+    from core.interp.lens.logit_lens import agreement_with_final
 
     logits = torch.tensor([[0.0, 2.0, 1.0], [1.0, 0.0, 3.0], [0.0, 1.0, 5.0]])  # the output's top-1 is token 2
     rank, kl = agreement_with_final(logits)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import othello
+from core.games.othello import engine as othello
 from core.models import registry
 from core.models.bundle import load_bundle
 from core.models.convert import build_hooked_transformer

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import othello
+from core.games.othello import engine as othello
 from core.models import registry
 from core.models.errors import ModelLoadError
 from core.models.nanogpt import NANOGPT_OTHELLO6_REPO, load_nanogpt_checkpoint, load_published_othello6

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.interp import lens as L
-from core.interp import sae_features as F
-from core.interp.neurons import mlp_hook, neuron_index
-from core.interp.probes import collect
+from core.interp.lens import logit_lens as L
+from core.interp.sae import features as F
+from core.interp.lens.neurons import mlp_hook, neuron_index
+from core.interp.probes.linear_probes import collect
 from core.models.registry import load_model
 
 

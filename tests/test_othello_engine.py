@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.games import othello
+from core.games.othello import engine as othello
 from tests.scalar_othello import ScalarOthello
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from core.interp.probes import PROBE_ROOT
-from core.interp.sae_store import list_saes
+from core.interp.probes.linear_probes import PROBE_ROOT
+from core.interp.sae.store import list_saes
 from core.models.registry import list_models
 from tests.test_board_player_page import open_page
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformer_lens import patching as tl_patching
 
-from core.games import othello
-from core.interp import patching as P
+from core.games.othello import engine as othello
+from core.interp.patching import sweeps as P
 from core.models.registry import default_model_name, load_model
 from tests.rounding import metric_bound
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from core.games import othello
+from core.games.othello import engine as othello
 
 from tests.test_board_player_page import open_page
 

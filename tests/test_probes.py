@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import othello
-from core.interp import interventions as I
-from core.interp import probes as P
+from core.games.othello import engine as othello
+from core.interp.probes import interventions as I
+from core.interp.probes import linear_probes as P
 from core.models.registry import default_model_name, load_model, randomly_initialised
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.interp.published_saes import dl_sae_from_zip, dl_trainers_in_zip, fit_problem, load_saelens_from_hub
-from core.interp.sae_store import SAELoadError
+from core.interp.sae.published import dl_sae_from_zip, dl_trainers_in_zip, fit_problem, load_saelens_from_hub
+from core.interp.sae.store import SAELoadError
 from tests.rounding import product_bound
 
 D_IN, D_SAE = 32, 96
@@ -190,11 +190,11 @@ def test_a_sae_lens_folder_loads_from_the_hub_cache_and_encodes_as_its_formula(t
 
 
 def test_folding_the_centring_encodes_x_as_the_sae_encodes_x_minus_its_mean():
-    from core.interp.published_saes import PublishedSAE, fold_centring, prepare_for
+    from core.interp.sae.published import PublishedSAE, fold_centring, prepare_for
     from tests.test_published_saes import dl_sae_from_zip  # noqa: F401 - the same module
 
     for cls in ("AutoEncoder", "GatedAutoEncoder", "AutoEncoderTopK"):
-        from core.interp.published_saes import dl_sae_from_state
+        from core.interp.sae.published import dl_sae_from_state
 
         state, config = dl_state(cls), dl_config(cls)
         config["trainer"]["lm_name"] = "Baidicoot/Othello-GPT-Transformer-Lens"
@@ -247,7 +247,7 @@ def othello_hub_with_saes(tmp_path, monkeypatch):
 
 
 def test_the_sae_browser_opens_a_published_sae_from_the_hub_cache_and_refuses_one_that_does_not_fit(othello_hub_with_saes):
-    from core.interp.published_saes import discover
+    from core.interp.sae.published import discover
     from tests.test_board_player_page import open_page
 
     refs = discover("othello-gpt-synthetic")
@@ -262,7 +262,7 @@ def test_the_sae_browser_opens_a_published_sae_from_the_hub_cache_and_refuses_on
 
 
 def test_every_bundled_board_game_sae_card_has_the_papers_metrics_for_every_unit_kind():
-    from core.interp.sae_store import list_saes
+    from core.interp.sae.store import list_saes
     from core.models.registry import list_models
 
     cards = [(spec.name, e.name, e.card) for spec in list_models() if spec.source == "bundled" and spec.kind == "game" for e in list_saes(spec.name)]
@@ -278,7 +278,7 @@ def test_every_bundled_board_game_sae_card_has_the_papers_metrics_for_every_unit
 
 
 def test_a_published_sae_is_measured_on_demand_with_the_papers_metrics(othello_hub_with_saes):
-    from core.interp.published_saes import discover
+    from core.interp.sae.published import discover
     from tests.test_board_player_page import open_page
 
     label = discover("othello-gpt-synthetic")[0].label

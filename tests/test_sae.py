@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from core.interp.sae_metrics import sae_metrics
+from core.interp.sae.metrics import sae_metrics
 from core.models.registry import load_model
-from core.interp.sae_store import load_sae, save_sae
+from core.interp.sae.store import load_sae, save_sae
 from core.train.sae import ActivationStream, SAETrainConfig, card_for, train_sae
 
 
@@ -42,7 +42,7 @@ def test_train_save_load_and_metrics(handle, tmp_path, architecture):
     if architecture == "topk":
         assert metrics["l0"] <= 8 + 1e-6
     if architecture == "topk":
-        from core.interp.sae_metrics import board_scores
+        from core.interp.sae.metrics import board_scores
         from core.models.registry import randomly_initialised
 
         board = board_scores(handle, sae, cfg.hook, n_games=30, random_handle=randomly_initialised(handle))
@@ -61,7 +61,7 @@ def test_train_save_load_and_metrics(handle, tmp_path, architecture):
 def test_token_activations_are_the_move_positions_for_othello(handle):
     """The token activations are the collected activations at the move positions: the same pass
     read two ways, compared with ``assert_close``'s float32 defaults (a few u)."""
-    from core.interp.probes import collect, token_activations
+    from core.interp.probes.linear_probes import collect, token_activations
 
     games = handle.game.random_games(6, seed=5)
     hook = "blocks.1.hook_resid_post"
@@ -71,7 +71,7 @@ def test_token_activations_are_the_move_positions_for_othello(handle):
 def test_token_activations_cover_every_chess_token():
     """An SAE spliced into a chess model replaces every token (start, from, to, promotion): it
     trains and is scored on all of them, not only where a move ends."""
-    from core.interp.probes import collect, token_activations
+    from core.interp.probes.linear_probes import collect, token_activations
     from tests.test_chess_interventions import CHESS
 
     if CHESS is None:

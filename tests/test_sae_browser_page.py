@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.interp.sae_store import list_saes
+from core.interp.sae.store import list_saes
 from core.models.registry import default_model_name
 from tests.test_board_player_page import button, open_page
 

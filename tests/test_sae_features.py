@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import othello
-from core.interp import sae_features as F
-from core.interp.board_metrics import board_properties
-from core.interp.predictions import next_token_probs
-from core.interp.probes import collect
-from core.interp.sae_store import SAELoadError, list_saes, load_sae, save_sae
+from core.games.othello import engine as othello
+from core.interp.sae import features as F
+from core.interp.sae.board_metrics import board_properties
+from core.interp.shared.predictions import next_token_probs
+from core.interp.probes.linear_probes import collect
+from core.interp.sae.store import SAELoadError, list_saes, load_sae, save_sae
 from core.models.registry import load_model
 from core.train.sae import SAETrainConfig, card_for, train_sae
 from tests.rounding import product_bound
@@ -96,7 +96,7 @@ def test_examples_are_the_boards_of_their_positions(handle, index):
     f = int(np.argmax(index.density))
     examples = F.top_examples(index, f, k=5)
     assert [e.value for e in examples] == sorted((e.value for e in examples), reverse=True)
-    from core.games.play import game_state
+    from core.games.othello.play import game_state
 
     for e in examples:
         state = game_state(e.moves, handle.board_size)
@@ -132,8 +132,8 @@ def test_features_now_and_splice(handle, sae, index):
     row = dense[6]  # game 0 after move 7 is the index's 7th position
     assert now[0][0] == int(row.argmax()) and now[0][1] == pytest.approx(float(row.max()), abs=bound)
     spliced = F.spliced_probs(handle, sae, HOOK, moves)
-    from core.games.play import game_state
-    from core.interp.predictions import predict
+    from core.games.othello.play import game_state
+    from core.interp.shared.predictions import predict
 
     clean = predict(handle, game_state(moves, handle.board_size)).probs
     assert 0 < spliced.sum() <= 1 + 1e-5
@@ -229,7 +229,7 @@ def test_other_hooks_browse_too(handle, hook):
 def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last():
     from types import SimpleNamespace
 
-    from core.interp.sae_features import feature_table
+    from core.interp.sae.features import feature_table
 
     index = SimpleNamespace(
         property_names=["a", "b"], density=np.array([0.0, 0.2, 0.1, 0.3]), max_activation=np.array([0.0, 1.0, 2.0, 3.0]),
@@ -243,7 +243,7 @@ def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last(
 def test_activation_bands_show_distinct_positions_when_games_share_them():
     """Ten games with the same opening: the feature fires at the same position in each, with
     values spread over one band; the band shows that position once, not four times."""
-    from core.interp.sae_features import FeatureIndex, quantile_examples
+    from core.interp.sae.features import FeatureIndex, quantile_examples
 
     G, T = 10, 3
     games = np.tile(np.array([19, 18, 17]), (G, 1))

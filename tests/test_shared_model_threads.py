@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.interp import interventions as I
-from core.interp import patching as PT
-from core.interp import piece_edits as E
-from core.interp import probes as P
-from core.interp import sae_features as F
-from core.interp.predictions import predict
-from core.interp.sae_store import list_saes, load_sae
+from core.interp.probes import interventions as I
+from core.interp.patching import sweeps as PT
+from core.interp.probes import piece_edits as E
+from core.interp.probes import linear_probes as P
+from core.interp.sae import features as F
+from core.interp.shared.predictions import predict
+from core.interp.sae.store import list_saes, load_sae
 from core.models.registry import list_models, load_model
 
 OTHELLO = "othello8"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.interp.published_saes import NANDA_SAE_REPO, load_nanda_sae, nanda_sae_from_files
-from core.interp.sae_store import SAELoadError
+from core.interp.sae.published import NANDA_SAE_REPO, load_nanda_sae, nanda_sae_from_files
+from core.interp.sae.store import SAELoadError
 from core.models import registry
 from core.models.errors import ModelLoadError
 from core.models.text_hub import GELU_1L_FILE, GELU_1L_REPO, NEOX_DIGITS_REPO

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.interp import patching as PT
-from core.interp import token_sae as TS
-from core.interp import token_views as TV
-from core.interp.sae_store import list_saes, load_sae
+from core.interp.patching import sweeps as PT
+from core.interp.sae import token_sae as TS
+from core.interp.lens import token_lens as TV
+from core.interp.sae.store import list_saes, load_sae
 from core.models.registry import list_models, load_model
 from core.text import corpus as C
 from core.text.shard import bundled_shard

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from core.interp import patching as PT
-from core.interp.sae_store import list_saes
+from core.interp.patching import sweeps as PT
+from core.interp.sae.store import list_saes
 from core.models.registry import list_models, load_model
 from tests.test_board_player_page import open_app, open_page
 from tests.test_pages_every_model import nan_words

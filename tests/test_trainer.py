@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.games import othello
+from core.games.othello import engine as othello
 from core.models.bundle import load_bundle
 from core.train.next_move import Trainer, TrainConfig
 from tests.rounding import forward_bound

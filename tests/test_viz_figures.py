@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.registry import get_game
 from core.viz.attention import head_grid_thumbnails
 from core.viz.board import board_figure

@@ -19,9 +19,11 @@ import torch
 
 from core.games.base import Game, GameState, IllegalMoveError
 from core import corpus_results
-from core.interp import probes as P
-from core.interp import published_saes, sae_features, sae_store
-from core.interp.predictions import Predictions, predict
+from core.interp.probes import linear_probes as P
+from core.interp.sae import published as published_saes
+from core.interp.sae import features as sae_features
+from core.interp.sae import store as sae_store
+from core.interp.shared.predictions import Predictions, predict
 from core.links import read_choice, read_game_link, read_prompt_link
 from core.models.bundle import CARD, read_json
 from core.models.errors import ModelLoadError

@@ -178,7 +178,7 @@ def probe_scores(handle, target: str, probes: dict, corpus: GameCorpus) -> dict[
     """Held-out scores of ``probes`` on the corpus, computed once per session and probe set (with a
     progress bar): on its held-out fifth when the probes were trained on this corpus, else on all
     of its games, as many as the probes' own held-out set (comparable sample sizes)."""
-    from core.interp.probes import score_probes
+    from core.interp.probes.linear_probes import score_probes
 
     store = st.session_state.setdefault(PROBE_SCORES, {})
     key = (handle.name, target, corpus_tag(corpus), id(next(iter(probes.values()))))

@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from core.games.base import GameState
-from core.interp import probes as P
+from core.interp.probes import linear_probes as P
 from core.models.handle import ModelHandle
 from core.viz.board import board_figure
 from core.viz.probes import probe_board_figure
@@ -183,8 +183,8 @@ def measured_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str, car
     published SAE or on a researcher's corpus, measured here on demand (a minute or so), with the
     paper's own figures beside Karvonen et al.'s SAEs; ``{}`` until measured."""
     from core.game_corpus import corpus_games, corpus_tag, moves_width
-    from core.interp import published_saes
-    from core.interp.sae_metrics import SAE_EVAL_SEED, board_scores, sae_metrics
+    from core.interp.sae import published as published_saes
+    from core.interp.sae.metrics import SAE_EVAL_SEED, board_scores, sae_metrics
     from core.models.registry import randomly_initialised
 
     published = ui.cached_published_sae(handle.name, sae_name) if card.get("published") else None

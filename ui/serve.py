@@ -23,7 +23,7 @@ def warm() -> float:
     import ui  # streamlit, torch, TransformerLens, core
     from core.models.registry import default_model_name
 
-    from core.interp.predictions import predict
+    from core.interp.shared.predictions import predict
 
     handle = ui.cached_model(default_model_name())  # st.cache_resource: the cache the sessions read
     game = handle.game

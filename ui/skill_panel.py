@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from core.game_corpus import GameCorpus, corpus_games, corpus_tag
-from core.interp.skill_probe import skill_probe
+from core.interp.probes.skill_probe import skill_probe
 from core.models.handle import ModelHandle
 from core.viz.probes import skill_figure
 from core.words import count

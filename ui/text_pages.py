@@ -14,11 +14,11 @@ import streamlit as st
 import torch
 
 import ui
-from core.interp import patching as PT
-from core.interp import sae_features as F
-from core.interp import sae_store
-from core.interp import token_sae as TS
-from core.interp import token_views as TV
+from core.interp.patching import sweeps as PT
+from core.interp.sae import features as F
+from core.interp.sae import store as sae_store
+from core.interp.sae import token_sae as TS
+from core.interp.lens import token_lens as TV
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.patching import block_maps_figure, head_grid_figure
 from core.viz.text import contribution_figure, histogram_figure, label, lens_table_figure, loss_strip_figure, token_html, top_tokens_figure, visible
@@ -124,7 +124,7 @@ def logit_lens() -> None:
     total = float(values.sum() + attr.bias[target])
     st.caption(f"The parts and the bias add up to the logit: {total:.3f} (the model's {float(attr.logits[target]):.3f}). "
                f"Probability after each point: " + ", ".join(f"{p} {q:.1%}" for p, q in zip(points, TV.lens_token_probs(handle, run, target, incl_mid)[:, pos])))
-    from core.interp.lens import top_neurons
+    from core.interp.lens.logit_lens import top_neurons
 
     st.dataframe(pd.DataFrame(top_neurons(attr, target, k=10)), height=250)
     head = _attention_view(handle, run, labels, pos)
@@ -134,7 +134,7 @@ def logit_lens() -> None:
 def _attention_view(handle, run, labels: list[str], pos: int) -> str:
     """Every head's pattern as thumbnails, and one head large up to the chosen position, with the
     tokens as labels (as the board models' lens shows them); returns the head shown."""
-    from core.interp.lens import attention_patterns
+    from core.interp.lens.logit_lens import attention_patterns
 
     st.subheader("Attention")
     patterns = attention_patterns(handle, (), run=run)
@@ -159,7 +159,7 @@ def _sae_choices(handle) -> dict[str, tuple[str, object]]:
     """SAE name -> (where it comes from, how to load it)."""
     out = {e.name: ("bundled", e) for e in sae_store.list_saes(handle.name)}
     if handle.name == "gelu-1l":
-        from core.interp.published_saes import NANDA_SAE_REPO, NANDA_VERSIONS
+        from core.interp.sae.published import NANDA_SAE_REPO, NANDA_VERSIONS
         from core.models.fetch import cached_path
 
         for label, number in NANDA_VERSIONS.items():
@@ -175,7 +175,7 @@ def _load_sae(name: str, sae_name: str):
     source, what = _sae_choices(handle)[sae_name]
     if source == "bundled":
         return ui.cached_bundled_sae(name, sae_name), what.hook, what.card
-    from core.interp.published_saes import load_nanda_sae
+    from core.interp.sae.published import load_nanda_sae
 
     published = load_nanda_sae(what)
     if published.sae.cfg.d_in != handle.hook_width(published.hook):

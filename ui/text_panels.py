@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 import ui
-from core.interp import token_views as TV
+from core.interp.lens import token_lens as TV
 from core.models.handle import ModelHandle
 from core.viz.text import visible
 from core.viz.training import learning_curve_figure, training_summary

@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui
 from core.games.base import Game
-from core.interp import sae_features as F
+from core.interp.sae import features as F
 from core.viz.board import board_figure
 from core.viz.lens import token_effects_figure
 from core.viz.sae import activation_histogram, board_grid_figure

@@ -15,11 +15,11 @@ def get_game(name: str = "othello", board_size: int = 8, tokenizer: str = "", n_
 
     ``vocab``: a checkpoint's own token list, when it ships one (chess ``uci-squares``)."""
     if name == "othello":
-        from core.games.othello_game import OthelloGame
+        from core.games.othello.game import OthelloGame
 
         return OthelloGame(int(board_size))
     if name == "chess":
-        from core.games.chess_game import ChessGame
+        from core.games.chess.game import ChessGame
 
         return ChessGame(tokenizer or "uci-squares", int(n_ctx or 0), vocab=vocab)
     raise ValueError(f"unknown game {name!r} (known: {', '.join(GAMES)})")

@@ -24,7 +24,7 @@ from pathlib import Path
 from core.models.errors import ModelLoadError
 from core.models.hf_gpt2 import CHESS_GPT2_PGN_REPO, CHESS_GPT2_REPO
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO
-from core.interp.published_saes import NANDA_SAE_REPO, NANDA_VERSIONS
+from core.interp.sae.published import NANDA_SAE_REPO, NANDA_VERSIONS
 from core.models.text_hub import GELU_1L_FILE, GELU_1L_REPO, NEOX_DIGITS_REPO
 from core.models.nanogpt import CHESS_GPT_FILE, CHESS_GPT_META, CHESS_GPT_REPO, NANOGPT_OTHELLO6_REPO
 

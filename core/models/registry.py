@@ -284,7 +284,7 @@ def load_model(name: str, device: str = "cpu", cache_dir: str | Path | None = No
 
 def vocab_check(vocab: tuple[str, ...], layout: str) -> str:
     """How a checkpoint's own token list compares with the published layout (said, then used)."""
-    from core.games.chess_tokens import published_vocab
+    from core.games.chess.tokens import published_vocab
 
     published = published_vocab(layout)
     if tuple(vocab) == published:

@@ -69,7 +69,7 @@ def index_windows(handle) -> tuple[np.ndarray | None, str]:
     """Windows of held-out text for a text model's feature index, and where they come from: its
     own shard, else NeelNanda/c4-code-20k from the hub cache, else the standard library's held-out
     files (on every machine) in the model's tokenizer. Bigger models index fewer windows."""
-    from core.interp.token_sae import shard_windows
+    from core.interp.sae.token_sae import shard_windows
     from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents, stdlib_documents
 
     width = min(handle.cfg.n_ctx, 128)

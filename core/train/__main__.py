@@ -106,7 +106,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from core.interp.legality import evaluate_legality
+    from core.interp.shared.legality import evaluate_legality
     from core.models.registry import load_model
     from core.train.next_move import held_out_games
 
@@ -117,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_probes(args: argparse.Namespace) -> None:
-    from core.interp import probes as P
+    from core.interp.probes import linear_probes as P
     from core.models.registry import load_model, randomly_initialised
 
     handle = load_model(args.model)
@@ -147,8 +147,8 @@ def cmd_probes(args: argparse.Namespace) -> None:
 def _text_sae(args, handle, base: dict, progress, bar) -> None:
     """A text model's SAE: trained on random windows of its training corpus (the standard
     library's training files, or ``--corpus``), measured on windows of its held-out shard."""
-    from core.interp.sae_store import save_sae
-    from core.interp.token_sae import shard_windows, window_sae_metrics
+    from core.interp.sae.store import save_sae
+    from core.interp.sae.token_sae import shard_windows, window_sae_metrics
     from core.text.corpus import cached_tokens, read_documents, stdlib_documents
     from core.text.shard import bundled_shard
     from core.train.sae import SAETrainConfig, card_for, train_sae
@@ -171,8 +171,8 @@ def _text_sae(args, handle, base: dict, progress, bar) -> None:
 
 
 def cmd_sae(args: argparse.Namespace) -> None:
-    from core.interp.sae_metrics import board_scores, sae_metrics
-    from core.interp.sae_store import save_sae
+    from core.interp.sae.metrics import board_scores, sae_metrics
+    from core.interp.sae.store import save_sae
     from core.models.registry import load_model, randomly_initialised
     from core.train.sae import SAETrainConfig, card_for, train_sae
 
@@ -223,7 +223,7 @@ def _curve_points(handle, cfg, ks: list[int], tokens: int, eval_games: int, prog
     activations (the SAE's own k included, so every point of the curve had the same data)."""
     from dataclasses import replace
 
-    from core.interp.sae_metrics import sae_metrics
+    from core.interp.sae.metrics import sae_metrics
     from core.train.sae import train_sae
 
     points = []
@@ -238,7 +238,7 @@ def _curve_points(handle, cfg, ks: list[int], tokens: int, eval_games: int, prog
 def cmd_sae_curve(args: argparse.Namespace) -> None:
     """Rebuild a bundled SAE card's FVU-vs-L0 curve at one token budget: every k (the card's own
     included) retrained on ``--tokens`` activations, beside the SAE itself (its own budget)."""
-    from core.interp.sae_store import read_card
+    from core.interp.sae.store import read_card
     from core.models.registry import load_model
     from core.train.sae import SAETrainConfig
 
@@ -328,8 +328,8 @@ def cmd_export_text(args: argparse.Namespace) -> None:
 def cmd_sae_rescore(args: argparse.Namespace) -> None:
     """Recompute a bundled SAE card's board-game metrics (coverage, board reconstruction on the
     paper's definition, beside MLP neurons and a random-init model) with the current code."""
-    from core.interp.sae_metrics import board_scores
-    from core.interp.sae_store import load_sae, read_card
+    from core.interp.sae.metrics import board_scores
+    from core.interp.sae.store import load_sae, read_card
     from core.models.registry import load_model, randomly_initialised
 
     folder = Path(args.folder)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from core.interp.legality import evaluate_legality
+from core.interp.shared.legality import evaluate_legality
 from core.models.bundle import load_bundle, save_bundle
 from core.models.convert import gpt_to_tl_state_dict, tl_config_for
 from core.train.next_move import Trainer, held_out_games
@@ -53,7 +53,7 @@ def export_run(trainer: Trainer, out_dir: str | Path, name: str, command: str, e
     metrics = evaluate_legality(model, games, game)
     card["eval"] = {**metrics, "games_seed": "held-out seed (never a training seed)"}
     if game.move_end_token is not None:  # moves of several characters: also the moves it writes
-        from core.interp.move_legality import whole_move_legality
+        from core.interp.shared.move_legality import whole_move_legality
         from core.models.registry import load_model
 
         n = min(eval_games, WHOLE_MOVE_GAMES)

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from core.games import othello
+from core.games.othello import engine as othello
 
 SEEDINGS = ("per-game", "per-step")
 _MASK64 = (1 << 64) - 1

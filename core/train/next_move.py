@@ -28,7 +28,7 @@ from core.checksums import mismatch, sha256_of
 from core.devices import bf16_is_fast
 from core.games.base import Game
 from core.games.registry import as_game, get_game
-from core.interp.legality import evaluate_legality
+from core.interp.shared.legality import evaluate_legality
 from core.train import distributed
 from core.train.game_stream import GameStream, step_games
 from core.models.gpt import GPT, GPTConfig

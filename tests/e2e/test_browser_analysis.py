@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core.games import othello
+from core.games.othello import engine as othello
 from core.models.registry import default_model_name
 
 from tests.e2e import helpers as H
@@ -68,8 +68,8 @@ def third_row_feature() -> int:
     """The feature in the third row of the default model's first SAE table (the rows are ordered
     by F1), from the index the server reads (the shipped one)."""
     from core import corpus_results
-    from core.interp import sae_features as F
-    from core.interp.sae_store import list_saes, load_sae
+    from core.interp.sae import features as F
+    from core.interp.sae.store import list_saes, load_sae
     from core.models.registry import load_model
 
     handle = load_model(default_model_name())
@@ -80,7 +80,7 @@ def third_row_feature() -> int:
 
 
 def test_a_click_on_any_cell_of_the_sae_table_opens_that_feature(app_url, browser):
-    from core.interp.sae_store import list_saes
+    from core.interp.sae.store import list_saes
 
     if not list_saes(default_model_name()):
         pytest.skip("no bundled SAE for the default model")

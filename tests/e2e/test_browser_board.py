@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from core.games import othello
-from core.games.play import game_state
+from core.games.othello import engine as othello
+from core.games.othello.play import game_state
 from core.models.registry import default_model_name
 
 from tests.e2e import helpers as H
@@ -50,7 +50,7 @@ def test_share_link_then_click_a_legal_square(app_url, browser):
     after = H.metric_value(page, "Top-1 move", "[a-h][1-8]")
     assert re.fullmatch(r"[a-h][1-8]", after)
     # The panel shows the model's real top-1 for the new position.
-    from core.interp.predictions import predict
+    from core.interp.shared.predictions import predict
     from core.models.registry import load_model
 
     expected = othello.square_to_label(predict(load_model(default_model_name()), after_state).top1)
@@ -127,7 +127,7 @@ def test_link_text_is_shown_as_plain_text_never_as_a_link_or_image(app_url, brow
 
 
 def test_chess_link_click_a_piece_then_its_destination(app_url, browser):
-    from core.games import chess as C
+    from core.games.chess import rules as C
     from core.models.registry import list_models
 
     chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)

@@ -50,7 +50,7 @@ CHESS_PAGES = [
 
 @pytest.mark.parametrize("page_name, texts, figures", CHESS_PAGES)
 def test_chess_link_renders_each_analysis_page_in_chromium(app_url, browser, page_name, texts, figures):
-    from core.interp.sae_store import list_saes
+    from core.interp.sae.store import list_saes
     from core.models.registry import list_models
 
     chess_model = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)

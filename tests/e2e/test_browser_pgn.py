@@ -24,7 +24,7 @@ PGN_PAGES = [
 @pytest.mark.parametrize("page_name, texts, figures", PGN_PAGES)
 def test_pgn_chess_link_renders_every_page_in_chromium(app_url, browser, page_name, texts, figures):
     """Karvonen's PGN-character layout (the bundled model trained in it): one link per page."""
-    from core.interp.sae_store import list_saes
+    from core.interp.sae.store import list_saes
     from core.models.registry import list_models
 
     model = next((s.name for s in list_models() if s.source == "bundled" and s.tokenizer == "pgn-chars"), None)

@@ -16,7 +16,7 @@ from itertools import chain
 import cozy_chess as cz
 import numpy as np
 
-from core.games import chess_records as C
+from core.games.chess import records as C
 
 _PIECES = (cz.Piece.Pawn, cz.Piece.Knight, cz.Piece.Bishop, cz.Piece.Rook, cz.Piece.Queen, cz.Piece.King)
 _P0, _P1, _P2, _P3, _P4, _P5 = _PIECES

@@ -9,10 +9,10 @@ from functools import cached_property
 import chess
 import numpy as np
 
-from core.games import chess as C
-from core.games.chess_san import legal_sans
+from core.games.chess import rules as C
+from core.games.chess.san import legal_sans
 from core.games.base import Game, GameState, IllegalMoveError, TokenBatch
-from core.games.chess_tokens import CHAR_KIND_NAMES, KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares, game_over
+from core.games.chess.tokens import CHAR_KIND_NAMES, KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares, game_over
 
 PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
 PIECE_CLASSES = tuple(PIECE_NAMES[v] for v in range(-6, 7))  # probe class = board value + 6
@@ -244,7 +244,7 @@ class ChessGame(Game):
         every square (13 x 64 = 832, class-major), every legal destination square, check, the
         side to move's castling rights (kingside, queenside, either), a legal en passant capture,
         and a pinned piece (either side's)."""
-        from core.games.chess_properties import en_passant_legal, pinned_pieces, side_to_move_castling
+        from core.games.chess.properties import en_passant_legal, pinned_pieces, side_to_move_castling
 
         piece = self.probe_classes(rep, "piece")[valid]  # (N, 64)
         board = (piece[:, None, :] == np.arange(13)[None, :, None]).reshape(len(piece), 13 * 64)

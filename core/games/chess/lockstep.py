@@ -21,7 +21,7 @@ from __future__ import annotations
 import chess
 import numpy as np
 
-from core.games import chess_records as C
+from core.games.chess import records as C
 
 U64 = np.uint64
 _FULL = 0xFFFF_FFFF_FFFF_FFFF

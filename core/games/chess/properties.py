@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.games.chess_records import Replay
+from core.games.chess.records import Replay
 
 PAWN, BISHOP, ROOK, QUEEN, KING = 1, 3, 4, 5, 6
 ORTHOGONAL = ((0, 1), (0, -1), (1, 0), (-1, 0))

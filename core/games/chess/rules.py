@@ -25,7 +25,7 @@ import re
 import chess
 import numpy as np
 
-from core.games.chess_records import (  # noqa: F401 - the records and rules every engine shares, re-exported
+from core.games.chess.records import (  # noqa: F401 - the records and rules every engine shares, re-exported
     WHITE,
     BLACK,
     N_SQUARES,
@@ -72,11 +72,11 @@ def _run(n: int, max_moves: int, games: np.ndarray | None, uniforms: np.ndarray 
     compiled move generator when it is installed, or python-chess (all give the same records)."""
     _check_pads(games)
     if n >= LOCKSTEP_MIN_GAMES:
-        from core.games.chess_lockstep import run_lockstep
+        from core.games.chess.lockstep import run_lockstep
 
         return run_lockstep(n, max_moves, uniforms, games)
     if ENGINE == "cozy-chess":
-        from core.games.chess_fast import run_cozy
+        from core.games.chess.fast import run_cozy
 
         return run_cozy(n, max_moves, games, uniforms)
     return _run_python_chess(n, max_moves, games, uniforms)

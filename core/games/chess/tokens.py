@@ -16,9 +16,9 @@ from pathlib import Path
 import chess
 import numpy as np
 
-from core.games.chess_san import legal_sans
+from core.games.chess.san import legal_sans
 
-from core.games import chess as C
+from core.games.chess import rules as C
 from core.games.base import TokenBatch
 
 VOCAB_FILE = Path(__file__).with_name("data") / "chess_vocab.json"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.games import othello
+from core.games.othello import engine as othello
 from core.games.base import Game, TokenBatch
-from core.games.play import GameState, explain_illegal, game_state
+from core.games.othello.play import GameState, explain_illegal, game_state
 
 
 class OthelloGame(Game):

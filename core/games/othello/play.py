@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.games import othello
+from core.games.othello import engine as othello
 from core.games.base import GameState as BaseState
 from core.games.base import IllegalMoveError
 

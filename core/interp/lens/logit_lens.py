@@ -22,7 +22,7 @@ import torch
 
 from core.games.base import Game
 from core.games.registry import as_game
-from core.interp.predictions import game_tokens
+from core.interp.shared.predictions import game_tokens
 from core.models import row_forward
 from core.models.handle import ModelHandle
 
@@ -311,7 +311,7 @@ def layer_board_correlations(handle: ModelHandle, layer: int, games: np.ndarray)
 
     One pass for the whole layer: the page shows any neuron without another pass over the games.
     """
-    from core.interp.probes import probe_targets, valid_positions
+    from core.interp.probes.linear_probes import probe_targets, valid_positions
 
     game = handle.game
     games = np.asarray(games)[:, : game.n_ctx]

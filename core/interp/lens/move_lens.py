@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from core.games.base import GameState
-from core.interp.lens import Attribution, PositionRun, agreement_with_final, attribute, lens_hooks
+from core.interp.lens.logit_lens import Attribution, PositionRun, agreement_with_final, attribute, lens_hooks
 from core.models.handle import ModelHandle
 
 

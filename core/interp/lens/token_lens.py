@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.interp.lens import Attribution, PositionRun, attribute, logit_lens
+from core.interp.lens.logit_lens import Attribution, PositionRun, attribute, logit_lens
 from core.models.handle import ModelHandle
 
 MAX_PROMPT_TOKENS = 1024  # what one page request may run (the bundled text model reads 128)

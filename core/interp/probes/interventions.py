@@ -20,7 +20,7 @@ import torch
 
 from core.games.base import Game
 from core.games.registry import as_game
-from core.interp.probes import Probe
+from core.interp.probes.linear_probes import Probe
 from core.models.handle import ModelHandle
 
 STATES = ("empty", "mine", "theirs")  # the mine_theirs_empty probe's classes, mine = last mover

@@ -434,7 +434,7 @@ def import_nanda_probe(path: str | Path, mode: str = "average") -> Probe:
 
 # -- probe sets on disk (bundled in assets/probes/<model>/) -------------------------------------
 
-PROBE_ROOT = Path(__file__).resolve().parents[2] / "assets" / "probes"
+PROBE_ROOT = Path(__file__).resolve().parents[3] / "assets" / "probes"
 SUMMARY = "summary.json"
 
 
@@ -530,7 +530,7 @@ def position_pass(handle: ModelHandle, moves: tuple[int, ...], hooks: list[str])
     and every layer's keys and values: the probes read it (``probe_position(run=...)``) and an
     intervention at that position continues from it (``move_edits.greedy_moves(run=...)``)
     instead of a pass of its own. None where ``probe_position`` reads nothing."""
-    from core.interp.lens import PositionRun
+    from core.interp.lens.logit_lens import PositionRun
 
     tokens = _read_tokens(handle.game, moves)
     if tokens is None:

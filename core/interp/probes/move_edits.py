@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from core.games.base import Game
-from core.interp.interventions import EditBatch, edit_hooks, make_batch
-from core.interp.move_legality import MAX_MOVE_TOKENS
-from core.interp.piece_edits import _classes, checked_edit, edit_vectors
-from core.interp.probes import Probe
+from core.interp.probes.interventions import EditBatch, edit_hooks, make_batch
+from core.interp.shared.move_legality import MAX_MOVE_TOKENS
+from core.interp.probes.piece_edits import _classes, checked_edit, edit_vectors
+from core.interp.probes.linear_probes import Probe
 from core.models.handle import ModelHandle
 
 

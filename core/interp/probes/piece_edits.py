@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from core.games.base import Game
-from core.interp.interventions import EditBatch, legal_set_error, make_batch, run_edits
-from core.interp.probes import Probe
+from core.interp.probes.interventions import EditBatch, legal_set_error, make_batch, run_edits
+from core.interp.probes.linear_probes import Probe
 from core.models.handle import ModelHandle
 
 MARGIN = 2.0

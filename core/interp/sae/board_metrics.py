@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from core.games.base import grid_label
-from core.interp.probes import probe_targets
+from core.interp.probes.linear_probes import probe_targets
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(11))
 PRECISION = 0.95

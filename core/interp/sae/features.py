@@ -22,9 +22,9 @@ import torch
 
 from core.games.base import Game
 from core.games.registry import as_game
-from core.interp.board_metrics import THRESHOLDS, board_classes, board_properties
-from core.interp.predictions import game_tokens
-from core.interp.probes import collect
+from core.interp.sae.board_metrics import THRESHOLDS, board_classes, board_properties
+from core.interp.shared.predictions import game_tokens
+from core.interp.probes.linear_probes import collect
 from core.models.handle import ModelHandle, block_of, resume_layer
 
 BROWSER_SEED = 3_000_051  # held-out games for the browser (not the SAE's training or metric games)

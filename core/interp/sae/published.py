@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from core.interp.sae_store import SAELoadError
+from core.interp.sae.store import SAELoadError
 
 NANDA_SAE_REPO = "NeelNanda/sparse_autoencoder"
 NANDA_VERSIONS = {"run1": 25, "run2": 47}  # the final checkpoints of his two gelu-1l runs
@@ -264,7 +264,7 @@ def load_saelens_from_hub(repo: str, folder: str, cache_dir: str | Path | None =
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from core.interp.sae_store import load_sae
+    from core.interp.sae.store import load_sae
 
     try:
         root = Path(snapshot_download(repo, cache_dir=cache_dir, local_files_only=True, allow_patterns=[f"{folder}/*"]))

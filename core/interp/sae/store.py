@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.checksums import mismatch, sha256_of
 
-SAE_ROOT = Path(__file__).resolve().parents[2] / "assets" / "saes"
+SAE_ROOT = Path(__file__).resolve().parents[3] / "assets" / "saes"
 
 
 class SAELoadError(ValueError):

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.interp.sae_metrics import summarise
-from core.interp.token_views import check_tokens
+from core.interp.sae.metrics import summarise
+from core.interp.lens.token_lens import check_tokens
 from core.models.handle import ModelHandle
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.games.base import Game, GameState
-from core.interp.predictions import Predictions, top_k
+from core.interp.shared.predictions import Predictions, top_k
 
 
 def _number(x: float) -> float | None:
