@@ -105,7 +105,7 @@ def rerun_after_moves(at, page: str, game_moves: list[int], start: int, n_moves:
 
 def text_prompts(handle, n: int, width: int = 128) -> list[tuple[int, ...]]:
     """``n`` prompts of ``width`` tokens: the start token and held-out text after it."""
-    from core.interp.sae.token_sae import shard_windows
+    from core.text.shard import shard_windows
     from core.text.shard import bundled_shard
 
     windows = shard_windows(bundled_shard(handle), width - 1, n)

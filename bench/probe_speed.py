@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.interp.probes.linear_probes import resid_hooks, train_probes  # noqa: E402
+from core.interp.probes.linear_probes import train_probes  # noqa: E402
+from core.interp.shared.activations import resid_hooks
 from core.models.registry import randomly_initialised  # noqa: E402
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 

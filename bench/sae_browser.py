@@ -22,20 +22,21 @@ import torch  # noqa: E402
 
 from bench.common import add_model_arguments, load_bench_model  # noqa: E402
 from core.interp.sae import features as F  # noqa: E402
-from core.interp.probes.linear_probes import collect  # noqa: E402
+from core.interp.shared import unit_index
+from core.interp.shared.activations import collect  # noqa: E402
 from core.interp.sae.store import list_saes, load_sae  # noqa: E402
 from core.games.othello import engine as othello  # noqa: E402
 from core.viz.board import board_figure  # noqa: E402
 from core.viz.sae import activation_histogram, board_grid_figure  # noqa: E402
 
 
-def open_feature(handle, index: F.FeatureIndex, directions: torch.Tensor, feature: int) -> int:
+def open_feature(handle, index: unit_index.FeatureIndex, directions: torch.Tensor, feature: int) -> int:
     """Everything the page builds for one feature; returns the bytes of JSON sent."""
     size = handle.board_size
     sent = 0
-    examples = F.top_examples(index, feature, k=20)
+    examples = unit_index.top_examples(index, feature, k=20)
     sent += len(board_grid_figure([e.board for e in examples], [e.last_move for e in examples], [f"{e.value:.2f}" for e in examples], cols=10).to_json())
-    for _, band in F.quantile_examples(index, feature):
+    for _, band in unit_index.quantile_examples(index, feature):
         sent += len(board_grid_figure([e.board for e in band], [e.last_move for e in band], [f"{e.value:.2f}" for e in band], cols=2).to_json())
     _, values = index.activations(feature)
     sent += len(activation_histogram(values, index.n_positions, "f").to_json())

@@ -28,7 +28,8 @@ from core import precomputed as S
 from core.game_corpus import GameCorpus, corpus_games, corpus_name, corpus_tag
 from core.interp.lens import logit_lens as L
 from core.interp.lens.neurons import neuron_index
-from core.interp.sae.features import FeatureIndex, build_index
+from core.interp.sae.features import build_index
+from core.interp.shared.unit_index import FeatureIndex
 from core.models.handle import ModelHandle
 from core.words import count
 

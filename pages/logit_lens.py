@@ -11,6 +11,8 @@ from ui import panels
 import ui
 from core import corpus_results
 from core.interp.lens import logit_lens as L
+from core.interp.shared import token_squares
+from core.interp.shared import position_run
 from core.interp.lens import move_lens as ML
 from core.viz.attention import head_grid_thumbnails, head_pattern_figure
 from core.viz.board import board_figure
@@ -72,8 +74,8 @@ if not game.square_moves and len(game.game_tokens(moves)) + room > game.n_ctx:
     ui.sync_url()
     st.stop()
 moves = moves[: game.n_ctx]
-run = L.run_position(handle, moves)  # one cached pass that every view below reads
-batch = L.game_batch(moves, game)  # and one replay of the game into tokens, legal tokens and kinds
+run = position_run.run_position(handle, moves)  # one cached pass that every view below reads
+batch = token_squares.game_batch(moves, game)  # and one replay of the game into tokens, legal tokens and kinds
 
 shared = False
 mlens = ML.move_lens(handle, state, incl_mid, run=run) if not token_view and section in SECTIONS[:2] else None  # PGN: every legal move's read-outs
@@ -87,7 +89,7 @@ if section == SECTIONS[0]:
     scale = st.segmented_control("Colour scale", SCALES, key="lens_scale", help="Each layer its own: every board runs white to its own most likely square, so a layer's ranking shows even where its read-out is flat. One for every layer: boards compare with each other.") or SCALES[0]
     shared = scale == SCALES[1]
     if token_view:
-        probs = L.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
+        probs = token_squares.lens_square_probs(lens_logits[:, 0, -1], game)  # (points, squares)
         rank, kl = L.agreement_with_final(lens_logits[:, 0, -1])
         tops = [int(probs[i].argmax()) for i in range(len(labels))]
         titles = [f"{label}: {game.square_label(top)} {'✓' if state.legal[top] else '✗'}" for label, top in zip(labels, tops)]
@@ -133,14 +135,14 @@ if section == SECTIONS[0]:
     st.caption("Rank 1: the read-out already ranks the model's final choice first. KL: how much the read-out's whole distribution still differs from the output's (0 at the output)"
                + ("." if token_view else "; for moves, both over the legal moves, each read-out renormalised on them."))
     if not token_view:
-        legal_first = L.legal_tokens_now(moves, game, batch=batch)
+        legal_first = token_squares.legal_tokens_now(moves, game, batch=batch)
         st.plotly_chart(char_lens_figure(mlens.next_token, labels, game.vocab, legal_first), key="char_lens", config=chart_config())
         st.caption("The same read-outs one character at a time: the probability of the very next character (the first of the next move), "
                    "after each layer. ␣ is a space; a dot marks characters some legal move starts with.")
 
 if section == SECTIONS[1]:
     attr = L.attribute(handle, moves, run=run)
-    legal_tok = L.legal_tokens_now(moves, game, batch=batch)
+    legal_tok = token_squares.legal_tokens_now(moves, game, batch=batch)
     candidates = game.candidate_tokens()
     st.subheader("Direct logit attribution")
     d1, d2 = st.columns([2, 3])

@@ -14,7 +14,8 @@ from ui import panels
 from core.words import count
 from core.interp.patching import sweeps as PT
 from core.interp.lens import logit_lens as L
-from core.interp.lens.logit_lens import lens_square_probs
+from core.interp.shared import token_squares
+from core.interp.shared.token_squares import lens_square_probs
 from core.interp.shared.predictions import game_tokens
 from core.viz.board import board_figure
 from core.viz.patching import HEAD_NAMES, agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
@@ -75,8 +76,8 @@ if token_view:
     target_label = "Target move" if game.square_moves else "Target from-square"
 else:
     # Characters: the next move's first character; those legal in one game but not the other first.
-    first_clean = L.legal_tokens_now(clean_moves, game)
-    first_corr = L.legal_tokens_now(corrupted_moves, game)
+    first_clean = token_squares.legal_tokens_now(clean_moves, game)
+    first_corr = token_squares.legal_tokens_now(corrupted_moves, game)
     differs = [int(t) for t in np.flatnonzero(first_clean != first_corr)]
     targets = [int(t) for t in np.flatnonzero(game.candidate_tokens())]
     target_name = lambda t: repr(game.vocab[t])  # noqa: E731

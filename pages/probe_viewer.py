@@ -15,6 +15,8 @@ from core.interp.probes import interventions as I
 from core.interp.probes import move_edits as ME
 from core.interp.probes import piece_edits as E
 from core.interp.probes import linear_probes as P
+from core.interp.shared import activations
+from core.interp.shared import board_targets
 from core.viz.board import board_figure
 from core.viz.probes import layer_accuracy_figure, sweep_figure
 from core.words import count
@@ -25,10 +27,10 @@ game = handle.game
 size = game.rows
 
 summary = ui.probe_summary(handle.name)
-targets = list(P.targets_for(game))
+targets = list(board_targets.targets_for(game))
 c1, c2, c3 = st.columns([3, 4, 2])
 ui.linked_setting("pv_target", "target", targets, targets, "probe target", targets[0])
-target = c1.selectbox("Probe target", targets, key="pv_target", format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in P.target_help(game).items()))
+target = c1.selectbox("Probe target", targets, key="pv_target", format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in board_targets.target_help(game).items()))
 probes = ui.probe_set(handle.name, target)
 all_layers = c3.toggle("All layers", value=False, help="Small multiples: the probe's board at every layer.")
 
@@ -50,7 +52,7 @@ with st.expander("Train probes on this model" if probes else "No probes for this
     if st.button(f"Train {target} probes (every layer)", type="primary", disabled=corpus is not None and not file_games):
         bar = st.progress(0.0, text="starting…")
         try:
-            hooks = P.resid_hooks(handle.cfg.n_layers)
+            hooks = activations.resid_hooks(handle.cfg.n_layers)
             trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text),
                                      games=file_games, corpus=ui_corpus.corpus_name(corpus))
             before = summary.get(target)
@@ -226,7 +228,7 @@ def piece_edit_controls():
 
 
 def piece_readings(readings: dict) -> str:
-    classes = P.targets_for(game)[game.board_target]
+    classes = board_targets.targets_for(game)[game.board_target]
     return "; ".join(f"L{layer}: {classes[b]} → {classes[a]}" for layer, (b, a) in readings.items())
 
 

@@ -9,9 +9,10 @@ import streamlit as st
 from ui import corpus as ui_corpus
 from ui import panels
 import ui
-from core.interp.lens import logit_lens as L
-from core.interp.probes import linear_probes as P
+from core.interp.shared import token_squares
+from core.interp.shared import board_targets
 from core.interp.sae import features as F
+from core.interp.shared import unit_index
 from core.interp.sae.metrics import sae_metrics
 from core.train.sae import ARCHITECTURES, SAETrainConfig, card_for, train_sae
 from core.viz.board import board_figure, value_boards_figure
@@ -128,7 +129,7 @@ if metrics:
         )
 
 # -- the feature table ---------------------------------------------------------------------------------
-table = pd.DataFrame(F.feature_table(index))
+table = pd.DataFrame(unit_index.feature_table(index))
 st.session_state["feature_table_ids"] = table["feature"].to_numpy()
 f1, f2 = st.columns([3, 2])
 with f1:
@@ -167,7 +168,7 @@ else:
             what = "next token" if game.square_moves else "next token (the square the next move starts on)"
         else:
             clean, spliced = splice.clean, splice.spliced
-            legal = L.legal_tokens_now(state.moves, game)
+            legal = token_squares.legal_tokens_now(state.moves, game)
             name = lambda t: repr(game.vocab[int(t)])  # noqa: E731
             what = "next character (the first of the next move)"
         top = np.argsort(-clean)[:5]
@@ -215,7 +216,7 @@ if len(values):
             cos = F.probe_cosines(directions[feature], weight)
             what = "the mine/theirs/empty probe"
         else:
-            cos = F.class_cosines(directions[feature], weight, list(P.targets_for(game)[target]))
+            cos = F.class_cosines(directions[feature], weight, list(board_targets.targets_for(game)[target]))
             what = f"the {target} probe's class directions (class − mean of classes), the two it aligns with most"
         st.markdown(f"**Decoder direction vs {what} at {panels.layer_label(probe_hook)}** (cosine per square)")
         st.plotly_chart(value_boards_figure(list(cos.values()), list(cos), game.rows, rank1_bottom=rank1_bottom), key="probe_cosines", width="content", config=chart_config("feature-probe-cosines"))

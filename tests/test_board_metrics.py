@@ -7,13 +7,14 @@ import torch
 
 from core.games.othello import engine as othello
 from core.interp.sae import board_metrics as B
-from core.interp.probes.linear_probes import valid_positions
+from core.interp.shared import board_properties
+from core.interp.shared.board_targets import valid_positions
 
 
 def properties(n_games: int = 60):
     games = othello.random_games(n_games, 8, seed=2)[:, :59]
     rep = othello.replay(games, 8)
-    return B.board_properties(rep, valid_positions(rep))
+    return board_properties.board_properties(rep, valid_positions(rep))
 
 
 def test_property_table_is_consistent():
@@ -71,18 +72,18 @@ def test_published_board_reconstruction_counts_squares_as_the_paper_does():
 
 def test_chess_board_properties_are_the_published_set():
     from core.games.registry import get_game
-    from core.interp.probes.linear_probes import valid_positions
+    from core.interp.shared.board_targets import valid_positions
 
     game = get_game("chess")
     games = game.random_games(10, seed=3)
     rep = game.replay(games)
-    props, names = B.board_properties(rep, valid_positions(rep), game)
+    props, names = board_properties.board_properties(rep, valid_positions(rep), game)
     assert props.shape[1] == len(names) == 13 * 64 + 64 + 6
     board = props[:, : 13 * 64].reshape(len(props), 13, 64)
     assert (board.sum(1) == 1).all()  # exactly one piece class per square
     assert names[6 * 64 + 12] == "empty e2" and names[13 * 64 + 64] == "side to move in check"
-    assert B.board_classes(game) == 13
-    sets = B.property_sets(game)
+    assert board_properties.board_classes(game) == 13
+    sets = board_properties.property_sets(game)
     assert [n for n in sets] == ["board (piece per square)", "board, blanks masked", "board, blanks and initial position masked", "legal destinations",
                                  "check", "castling rights (kingside, queenside, either)", "legal en passant", "pinned piece"]
     for name, (idx, mask) in sets.items():
@@ -98,7 +99,7 @@ def test_masked_board_reconstruction_leaves_out_the_masked_entries():
     """With no mask the set score and the plain score are the same float64 ratio of the same counts
     (1e-12 is ~4,500 ulps)."""
     props, _ = properties()
-    sets = B.property_sets()
+    sets = board_properties.property_sets()
     masks = {name: mask for name, (_, mask) in sets.items() if mask is not None}
     board = torch.from_numpy(props[:, :192].astype(np.float32))
     full = B.board_reconstruction_paper(board, props, 3, 64, masks=masks)

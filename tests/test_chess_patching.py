@@ -7,7 +7,6 @@ import torch
 from transformer_lens import patching as tl_patching
 
 from core.games.chess import rules as C
-from core.games.registry import get_game
 from core.interp.patching import sweeps as P
 from core.models.convert import build_hooked_transformer
 from core.models.handle import ModelHandle, ModelInfo

@@ -14,6 +14,7 @@ from core.games.chess.san import legal_sans
 from core.games.chess.tokens import CHAR_KIND_NAMES
 from core.games.registry import get_game
 from core.interp.lens import logit_lens as L
+from core.interp.shared import position_run
 from core.interp.lens import move_lens as ML
 from core.interp.patching import sweeps as PT
 from core.interp.shared.predictions import game_tokens, predict
@@ -148,7 +149,7 @@ def test_move_lens_is_the_board_players_distribution_and_attribution_adds_up(pgn
     and that of summing the parts in another order (``parts_bound``)."""
     handle, game = pgn_handle, pgn_handle.game
     state = game.state(C.parse_moves("e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O"))
-    run = L.run_position(handle, state.moves)
+    run = position_run.run_position(handle, state.moves)
     lens = ML.move_lens(handle, state, incl_mid=True, run=run)
     assert lens.labels[-1] == "L1 mlp" and len(lens.labels) == 5 and set(lens.moves) == set(state.legal_moves)
     pred = predict(handle, state)

@@ -10,6 +10,7 @@ import torch
 from core.games.chess import rules as C
 from core.games.registry import get_game
 from core.interp.probes import linear_probes as P
+from core.interp.shared import activations
 from core.models.registry import list_models, load_model
 
 CHESS = next((s.name for s in list_models() if s.source == "bundled" and s.game == "chess"), None)
@@ -44,7 +45,7 @@ def test_chess_probes_read_activations_where_each_move_ends():
     game = handle.game
     games = game.random_games(3, seed=7)
     hook = "blocks.2.hook_resid_post"
-    data = P.collect(handle, games, [hook])
+    data = activations.collect(handle, games, [hook])
     positions = game.move_positions(games)
     tokens = torch.from_numpy(game.batch_tokens(games))
     full = handle.activations(tokens, [hook])[hook]

@@ -8,6 +8,7 @@ import pytest
 
 from core.games.chess import rules as C
 from core.interp.sae import features as F
+from core.interp.shared import unit_index
 from core.interp.sae.metrics import board_scores, sae_metrics
 from core.interp.sae.store import list_saes
 from core.models.registry import load_model, randomly_initialised
@@ -43,7 +44,7 @@ def test_chess_index_examples_mark_the_move_just_played(handle, sae):
     index = F.build_index(handle, sae, HOOK, n_games=12)
     assert index.n_positions == int((handle.game.move_positions(index.games) >= 0).sum())  # where each move ends
     feature = int(np.argmax(np.diff(index.ptr)))
-    for e in F.top_examples(index, feature, k=5):
+    for e in unit_index.top_examples(index, feature, k=5):
         move = e.moves[-1]
         assert e.last_move == tuple(sorted({move % 64, (move // 64) % 64}))
         board = C.board_after(e.moves)
@@ -71,9 +72,10 @@ def test_class_cosines_pick_the_most_aligned_classes(handle):
     of a normalised d_model-long product (a few u; 1e-5 is ~160 u)."""
     from core.interp.probes import linear_probes as P
 
+    from core.interp.shared import board_targets
     probes = P.load_probe_set(P.PROBE_ROOT / CHESS, "piece", handle.cfg.d_model, 8)
     weight = next(iter(probes.values())).weight
-    classes = list(P.targets_for(handle.game)["piece"])
+    classes = list(board_targets.targets_for(handle.game)["piece"])
     direction = weight[:, 3, 4, 6 + 2] - weight[:, 3, 4].mean(-1)  # "white knight on e4" itself
     cos = F.class_cosines(direction, weight, classes, k=2)
     assert next(iter(cos)) == "white knight" and np.isclose(cos["white knight"][3 * 8 + 4], 1.0, atol=1e-5)

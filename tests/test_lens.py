@@ -8,6 +8,7 @@ import torch
 
 from core.games.othello import engine as othello
 from core.interp.lens import logit_lens as L
+from core.interp.shared import position_run
 from core.interp.shared.legality import evaluate_legality
 from core.models.registry import list_models, load_model
 from tests.rounding import forward_bound, parts_bound
@@ -107,7 +108,7 @@ def test_views_read_from_one_cached_pass_equal_their_own_passes(handle):
     1e-6 for probabilities and gaps of order 1). The neuron readout's shares sum to the MLP's
     direct effect within ``parts_bound`` of the d_mlp shares plus the effect's own rounding."""
     moves = tuple(int(m) for m in othello.random_games(1, handle.board_size, seed=6)[0, :15])
-    run = L.run_position(handle, moves)
+    run = position_run.run_position(handle, moves)
     _, own = L.logit_lens(handle, run.tokens)
     _, shared = L.logit_lens(handle, run.tokens, run=run)
     torch.testing.assert_close(shared, own)

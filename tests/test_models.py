@@ -16,7 +16,6 @@ from core.models import registry
 from core.models.bundle import load_bundle
 from core.models.convert import build_hooked_transformer
 from core.models.errors import ModelLoadError
-from core.models.handle import ModelHandle, ModelInfo
 from core.models.hub import OTHELLO_GPT_FILE, OTHELLO_GPT_REPO, load_published_othello_gpt
 from core.train.next_move import TrainConfig, Trainer
 from tests.rounding import forward_bound

@@ -8,8 +8,9 @@ import torch
 
 from core.interp.lens import logit_lens as L
 from core.interp.sae import features as F
+from core.interp.shared import unit_index
 from core.interp.lens.neurons import mlp_hook, neuron_index
-from core.interp.probes.linear_probes import collect
+from core.interp.shared.activations import collect
 from core.models.registry import load_model
 
 
@@ -52,16 +53,16 @@ def test_search_ranks_units_by_their_f1_for_the_named_properties(layer_index):
     ~16 u)."""
     index, _ = layer_index
     names = index.property_names
-    exact, n = F.search_units(index, "mine c3", k=5)
+    exact, n = unit_index.search_units(index, "mine c3", k=5)
     assert n == 1 and all(prop == "mine c3" for _, prop, _ in exact)
     column = index.f1[:, names.index("mine c3")].astype(np.float32)
     assert [u for u, _, _ in exact] == list(np.argsort(-column, kind="stable")[:5])
     assert exact[0][2] == pytest.approx(float(column.max()))
-    by_square, n = F.search_units(index, "C3", k=8)  # every property of c3, any case
+    by_square, n = unit_index.search_units(index, "C3", k=8)  # every property of c3, any case
     assert n == 5 and {p.split()[0] for _, p, _ in by_square} <= {"empty", "mine", "theirs", "legal", "flipped"}
     assert by_square[0][2] >= exact[0][2]
-    assert F.search_units(index, "queen z9") == ([], 0)
-    assert F.search_units(index, "   ") == ([], 0)
+    assert unit_index.search_units(index, "queen z9") == ([], 0)
+    assert unit_index.search_units(index, "   ") == ([], 0)
 
 
 def test_best_property_is_the_best_column_of_the_f1_table(layer_index):

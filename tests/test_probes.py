@@ -11,6 +11,8 @@ import torch
 from core.games.othello import engine as othello
 from core.interp.probes import interventions as I
 from core.interp.probes import linear_probes as P
+from core.interp.shared import activations
+from core.interp.shared import board_targets
 from core.models.registry import default_model_name, load_model, randomly_initialised
 
 
@@ -22,9 +24,9 @@ def handle():
 def test_targets_follow_the_engine_and_the_mover():
     games = othello.random_games(300, 8, seed=3)[:, :59]
     rep = othello.replay(games, 8)
-    valid = P.valid_positions(rep)
-    mte = P.probe_targets(rep, "mine_theirs_empty")[valid]
-    bwe = P.probe_targets(rep, "black_white_empty")[valid]
+    valid = board_targets.valid_positions(rep)
+    mte = board_targets.probe_targets(rep, "mine_theirs_empty")[valid]
+    bwe = board_targets.probe_targets(rep, "black_white_empty")[valid]
     mover = rep.mover[valid]
     black_moved = mover == 1
     # black just moved: mine = black; white just moved: mine = white (classes swap)
@@ -34,10 +36,10 @@ def test_targets_follow_the_engine_and_the_mover():
     # the square just played always belongs to the mover
     played = games[valid]
     assert (mte[np.arange(len(played)), played] == 1).all()
-    assert np.array_equal(P.probe_targets(rep, "empty")[valid], (bwe == 0).astype(np.int64))
-    assert np.array_equal(P.probe_targets(rep, "legal_next")[valid].astype(bool), rep.legal_next[valid])
+    assert np.array_equal(board_targets.probe_targets(rep, "empty")[valid], (bwe == 0).astype(np.int64))
+    assert np.array_equal(board_targets.probe_targets(rep, "legal_next")[valid].astype(bool), rep.legal_next[valid])
     with pytest.raises(ValueError, match="unknown probe target"):
-        P.probe_targets(rep, "nonsense")
+        board_targets.probe_targets(rep, "nonsense")
 
 
 def test_fit_recovers_a_planted_linear_code():
@@ -67,7 +69,7 @@ def test_the_closed_form_loss_and_gradient_equal_autograd_cross_entropy():
 
 
 def test_probes_on_the_bundled_model_beat_the_random_init_baseline(handle, tmp_path):
-    every = P.resid_hooks(handle.cfg.n_layers)
+    every = activations.resid_hooks(handle.cfg.n_layers)
     hooks = [every[0], every[len(every) // 2], every[-1]]  # embedding, middle and last layer
     probes = P.train_probes(handle, "mine_theirs_empty", hooks, train_games=300, test_games=100)
     baseline = P.train_probes(randomly_initialised(handle), "mine_theirs_empty", hooks, train_games=300, test_games=100)

@@ -61,7 +61,7 @@ def test_train_save_load_and_metrics(handle, tmp_path, architecture):
 def test_token_activations_are_the_move_positions_for_othello(handle):
     """The token activations are the collected activations at the move positions: the same pass
     read two ways, compared with ``assert_close``'s float32 defaults (a few u)."""
-    from core.interp.probes.linear_probes import collect, token_activations
+    from core.interp.shared.activations import collect, token_activations
 
     games = handle.game.random_games(6, seed=5)
     hook = "blocks.1.hook_resid_post"
@@ -71,7 +71,7 @@ def test_token_activations_are_the_move_positions_for_othello(handle):
 def test_token_activations_cover_every_chess_token():
     """An SAE spliced into a chess model replaces every token (start, from, to, promotion): it
     trains and is scored on all of them, not only where a move ends."""
-    from core.interp.probes.linear_probes import collect, token_activations
+    from core.interp.shared.activations import collect, token_activations
     from tests.test_chess_interventions import CHESS
 
     if CHESS is None:

@@ -10,9 +10,10 @@ import torch
 
 from core.games.othello import engine as othello
 from core.interp.sae import features as F
-from core.interp.sae.board_metrics import board_properties
+from core.interp.shared import unit_index
+from core.interp.shared.board_properties import board_properties
 from core.interp.shared.predictions import next_token_probs
-from core.interp.probes.linear_probes import collect
+from core.interp.shared.activations import collect
 from core.interp.sae.store import SAELoadError, list_saes, load_sae, save_sae
 from core.models.registry import load_model
 from core.train.sae import SAETrainConfig, card_for, train_sae
@@ -94,7 +95,7 @@ def test_best_property_f1_matches_a_dense_computation(handle, sae, index):
 
 def test_examples_are_the_boards_of_their_positions(handle, index):
     f = int(np.argmax(index.density))
-    examples = F.top_examples(index, f, k=5)
+    examples = unit_index.top_examples(index, f, k=5)
     assert [e.value for e in examples] == sorted((e.value for e in examples), reverse=True)
     from core.games.othello.play import game_state
 
@@ -103,19 +104,19 @@ def test_examples_are_the_boards_of_their_positions(handle, index):
         np.testing.assert_array_equal(state.board, e.board)
         assert (e.moves[-1],) == e.last_move and len(e.moves) == e.move + 1
     # distinct positions: no game prefix twice, and none of the skipped ones beats the last kept
-    many = F.top_examples(index, f, k=40)
+    many = unit_index.top_examples(index, f, k=40)
     assert len({e.moves for e in many}) == len(many)
     positions, values = index.activations(f)
     kept = {e.moves for e in many}
-    assert all(F._example(index, int(p), float(v)).moves in kept for p, v in zip(positions, values) if v > many[-1].value)
-    bands = F.quantile_examples(index, f)
+    assert all(unit_index._example(index, int(p), float(v)).moves in kept for p, v in zip(positions, values) if v > many[-1].value)
+    bands = unit_index.quantile_examples(index, f)
     top = examples[0].value
     for label, band in bands:
         assert band and all(0 < e.value <= top for e in band)
         assert len({e.moves for e in band}) == len(band), label  # distinct positions, as the top examples
     # The densest feature fires at many positions that random games share (their openings): the
     # bands still fill with distinct positions.
-    early = [F.quantile_examples(index, f, per_band=8, seed=s) for s in range(3)]
+    early = [unit_index.quantile_examples(index, f, per_band=8, seed=s) for s in range(3)]
     assert all(len({e.moves for e in band}) == len(band) for bands_ in early for _, band in bands_)
 
 
@@ -229,7 +230,7 @@ def test_other_hooks_browse_too(handle, hook):
 def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last():
     from types import SimpleNamespace
 
-    from core.interp.sae.features import feature_table
+    from core.interp.shared.unit_index import feature_table
 
     index = SimpleNamespace(
         property_names=["a", "b"], density=np.array([0.0, 0.2, 0.1, 0.3]), max_activation=np.array([0.0, 1.0, 2.0, 3.0]),
@@ -243,7 +244,7 @@ def test_feature_table_opens_with_the_best_tracking_features_and_dead_ones_last(
 def test_activation_bands_show_distinct_positions_when_games_share_them():
     """Ten games with the same opening: the feature fires at the same position in each, with
     values spread over one band; the band shows that position once, not four times."""
-    from core.interp.sae.features import FeatureIndex, quantile_examples
+    from core.interp.shared.unit_index import FeatureIndex, quantile_examples
 
     G, T = 10, 3
     games = np.tile(np.array([19, 18, 17]), (G, 1))
@@ -263,14 +264,14 @@ def test_a_property_is_checked_against_the_top_examples(handle, index):
     """"empty d4"-type properties hold exactly where the example boards have an empty square;
     every example's square holds exactly one class; a property beyond the board has no classes."""
     f = int(np.argmax(index.density))
-    examples = F.top_examples(index, f, k=12)
+    examples = unit_index.top_examples(index, f, k=12)
     n_sq = handle.game.n_squares
     for square in (0, 7, n_sq - 1):
-        hits, classes = F.property_in_examples(index, handle.game, examples, square)  # class 0 (empty) of the square
+        hits, classes = unit_index.property_in_examples(index, handle.game, examples, square)  # class 0 (empty) of the square
         assert hits == sum(int(e.board.reshape(-1)[square] == 0) for e in examples)
         assert sum(n for _, n in classes) == len(examples)
         assert dict(classes).get(index.property_names[square], 0) == hits
     legal = 3 * n_sq  # the first "legal" property, after the three board classes
-    hits, classes = F.property_in_examples(index, handle.game, examples, legal)
+    hits, classes = unit_index.property_in_examples(index, handle.game, examples, legal)
     assert classes == [] and 0 <= hits <= len(examples)
-    assert F.property_in_examples(index, handle.game, [], 0) == (0, [])
+    assert unit_index.property_in_examples(index, handle.game, [], 0) == (0, [])

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.game_corpus import corpus_games, read_corpus
 from core.interp.probes.skill_probe import rating_bins, skill_probe
-from core.models.registry import load_model, randomly_initialised
+from core.models.registry import load_model
 from tests.test_board_player_page import APP
 from tests.test_game_corpus import CHESS_SAMPLE
 

@@ -14,10 +14,11 @@ import torch
 from core.interp.patching import sweeps as PT
 from core.interp.sae import token_sae as TS
 from core.interp.lens import token_lens as TV
+from core.interp.shared import text_run
 from core.interp.sae.store import list_saes, load_sae
 from core.models.registry import list_models, load_model
 from core.text import corpus as C
-from core.text.shard import bundled_shard
+from core.text.shard import bundled_shard, shard_windows
 from core.text.tokenizer import save_tokenizer, train_bpe
 from core.train import next_token as NT
 
@@ -166,13 +167,13 @@ def test_the_next_token_table_equals_the_model_logits(handle):
     (1e-5)."""
     tokens = torch.tensor([0] + handle.tokenizer.encode("import os\nimport sys\nimport "))
     logits = handle.forward(tokens[None])[0]
-    table = TV.next_tokens(logits, tokens, k=5)
+    table = text_run.next_tokens(logits, tokens, k=5)
     logp = logits.log_softmax(-1)
     assert (table.top_ids[:, 0] == logp.argmax(-1).numpy()).all()
     assert table.loss[:-1] == pytest.approx((-logp[:-1].gather(-1, tokens[1:, None])[:, 0]).numpy(), abs=1e-5)
     assert np.isnan(table.loss[-1]) and table.actual[-1] == -1
     with pytest.raises(ValueError, match="more than the model reads"):
-        TV.check_tokens(torch.zeros(handle.cfg.n_ctx + 1, dtype=torch.long), handle)
+        text_run.check_tokens(torch.zeros(handle.cfg.n_ctx + 1, dtype=torch.long), handle)
 
 
 @needs_model
@@ -198,7 +199,7 @@ def test_the_lens_ends_at_the_model_and_dla_adds_up(handle):
     """The attributions add up to the last logits within the logits' float32 rounding plus that
     of summing the parts in another order (tests/rounding.py)."""
     tokens = torch.tensor([0] + handle.tokenizer.encode("for i in range(10):\n    print(i"))
-    run = TV.run_tokens(handle, tokens)
+    run = text_run.run_tokens(handle, tokens)
     labels, ids, probs = TV.lens_top_tokens(handle, run, k=3, incl_mid=True)
     assert labels[0] == "embed" and len(labels) == 1 + 2 * handle.cfg.n_layers
     assert (ids[-1, :, 0] == run.logits[0].argmax(-1).numpy()).all()
@@ -225,7 +226,7 @@ def test_text_sae_metrics_equal_sae_lens_evals(handle, sae_entry):
     from sae_lens.training.activation_scaler import ActivationScaler
 
     sae = load_sae(sae_entry.folder, d_in=handle.hook_width(sae_entry.hook))
-    windows = torch.from_numpy(TS.shard_windows(bundled_shard(handle), handle.cfg.n_ctx, 24))
+    windows = torch.from_numpy(shard_windows(bundled_shard(handle), handle.cfg.n_ctx, 24))
     ours = TS.window_sae_metrics(handle, sae, sae_entry.hook, windows)
 
     class Store:  # SAELens reads batches of tokens from an activation store; these are ours
@@ -275,7 +276,7 @@ def test_the_token_index_holds_every_activation_of_its_windows(handle, sae_entry
     """The index holds the encoder's float32 values for the same windows, copied (1e-6 at
     activations of order 1 is ~16 u); the density is a count (``approx``'s 1e-6 relative)."""
     sae = load_sae(sae_entry.folder, d_in=handle.hook_width(sae_entry.hook))
-    windows = TS.shard_windows(bundled_shard(handle), 64, 6)
+    windows = shard_windows(bundled_shard(handle), 64, 6)
     index = TS.build_token_index(handle, sae, sae_entry.hook, windows, batch=4)
     feats = sae.encode(handle.activations(torch.from_numpy(windows), [sae_entry.hook])[sae_entry.hook].reshape(-1, sae.cfg.d_in))
     live = int((feats > 0).sum(0).argmax())  # the feature that fires most often here
@@ -342,6 +343,6 @@ def test_sae_lens_trains_a_text_sae_on_windows_of_the_corpus(handle):
     assert torch.equal(stream._activations(123), expected)
     cfg = SAETrainConfig(hook="blocks.0.mlp.hook_post", d_sae=64, k=4, total_tokens=4096, batch_size=128, buffer_tokens=2048, games_per_refill=8, bf16_activations=False)
     sae, stats = train_sae(handle, cfg, tokens=tokens)
-    windows = torch.from_numpy(TS.shard_windows(tokens, 64, 4))
+    windows = torch.from_numpy(shard_windows(tokens, 64, 4))
     metrics = TS.window_sae_metrics(handle, sae, cfg.hook, windows)
     assert metrics["l0"] <= 4 and 0 < metrics["fvu"] < 1.5 and stats["activations_generated"] >= 4096

@@ -22,6 +22,7 @@ from core import corpus_results
 from core.interp.probes import linear_probes as P
 from core.interp.sae import published as published_saes
 from core.interp.sae import features as sae_features
+from core.interp.shared import unit_index
 from core.interp.sae import store as sae_store
 from core.interp.shared.predictions import Predictions, predict
 from core.links import read_choice, read_game_link, read_prompt_link
@@ -510,7 +511,7 @@ def cached_bundled_sae(name: str, sae_name: str):
     return sae_store.load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
 
 
-def cached_bundled_index(name: str, sae_name: str, corpus=None) -> sae_features.FeatureIndex:
+def cached_bundled_index(name: str, sae_name: str, corpus=None) -> unit_index.FeatureIndex:
     entry = {e.name: e for e in sae_store.list_saes(name)}[sae_name]
     handle = cached_model(name)
     return corpus_result(handle, corpus_results.sae_index_result(handle, cached_bundled_sae(name, sae_name), entry.hook, sae_name, corpus))
@@ -602,5 +603,5 @@ def linked_setting(key: str, param: str, options: list, labels: list[str], what:
         st.session_state[key] = default
 
 
-def store_trained_sae(name: str, sae_name: str, sae, card: dict, index: sae_features.FeatureIndex) -> None:
+def store_trained_sae(name: str, sae_name: str, sae, card: dict, index: unit_index.FeatureIndex) -> None:
     st.session_state.setdefault(TRAINED_SAES, {})[(name, sae_name)] = (sae, card, index)

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from core.game_corpus import HELD_OUT_EVERY, MAX_FILE_BYTES, GameCorpus, GameFileError, cached_corpus, corpus_games, corpus_name, corpus_tag, is_cached, sample_files
+from core.game_corpus import MAX_FILE_BYTES, GameCorpus, GameFileError, cached_corpus, corpus_games, corpus_tag, is_cached, sample_files
 from core.games.base import Game
 from core.words import count
 

@@ -8,6 +8,7 @@ import streamlit as st
 import ui
 from core.games.base import GameState
 from core.interp.probes import linear_probes as P
+from core.interp.shared import board_targets
 from core.models.handle import ModelHandle
 from core.viz.board import board_figure
 from core.viz.probes import probe_board_figure
@@ -154,7 +155,7 @@ def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, p
         return None
     if probs is None:
         probs = P.probe_position(handle, {hook: probes[hook]}, state.moves, run=run)[hook]
-    truth = P.true_classes(state.moves, handle.game, target)
+    truth = board_targets.true_classes(state.moves, handle.game, target)
     mover = state.mover
     accuracy = float((probs.argmax(-1) == truth).mean())
     board = handle.game.probe_board(probs.argmax(-1), target, mover)

@@ -160,7 +160,7 @@ def _sae_choices(handle) -> dict[str, tuple[str, object]]:
     out = {e.name: ("bundled", e) for e in sae_store.list_saes(handle.name)}
     if handle.name == "gelu-1l":
         from core.interp.sae.published import NANDA_SAE_REPO, NANDA_VERSIONS
-        from core.models.fetch import cached_path
+        from core.models.hub_files import cached_path
 
         for label, number in NANDA_VERSIONS.items():
             if cached_path(NANDA_SAE_REPO, f"{number}.pt"):

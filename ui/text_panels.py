@@ -16,6 +16,7 @@ import torch
 
 import ui
 from core.interp.lens import token_lens as TV
+from core.interp.shared import text_run
 from core.models.handle import ModelHandle
 from core.viz.text import visible
 from core.viz.training import learning_curve_figure, training_summary
@@ -31,7 +32,7 @@ def prompt_tokens(handle: ModelHandle) -> tuple[tuple[int, ...], str]:
     tok = handle.tokenizer
     ids = tok.encode(st.session_state.get(ui.PROMPT, ""))
     lead = [tok.end_of_text] if tok.end_of_text is not None else []
-    room = min(handle.cfg.n_ctx, TV.MAX_PROMPT_TOKENS) - len(lead)
+    room = min(handle.cfg.n_ctx, text_run.MAX_PROMPT_TOKENS) - len(lead)
     note = ""
     if len(ids) > room:
         note = f"The prompt is {len(ids):,} tokens; the model reads {room:,} at once, so only the first {room:,} are used."
@@ -76,10 +77,10 @@ def prompt_section(handle: ModelHandle, label: str = "Prompt") -> tuple[int, ...
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def cached_next_tokens(name: str, tokens: tuple[int, ...], k: int = 10) -> TV.NextTokens:
+def cached_next_tokens(name: str, tokens: tuple[int, ...], k: int = 10) -> text_run.NextTokens:
     handle = ui.cached_model(name)
     logits = handle.forward(torch.tensor([tokens]))[0]
-    return TV.next_tokens(logits, torch.tensor(tokens), k)
+    return text_run.next_tokens(logits, torch.tensor(tokens), k)
 
 
 @st.cache_resource(show_spinner=False)
@@ -95,7 +96,7 @@ def cached_run(name: str, tokens: tuple[int, ...]):
         if key in memo:
             memo.move_to_end(key)
             return memo[key]
-    run = TV.run_tokens(ui.cached_model(name), torch.tensor(tokens))
+    run = text_run.run_tokens(ui.cached_model(name), torch.tensor(tokens))
     with lock:
         memo[key] = run
         while len(memo) > RUNS_KEPT:

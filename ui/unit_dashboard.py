@@ -18,6 +18,7 @@ import streamlit as st
 import ui
 from core.games.base import Game
 from core.interp.sae import features as F
+from core.interp.shared import unit_index
 from core.viz.board import board_figure
 from core.viz.lens import token_effects_figure
 from core.viz.sae import activation_histogram, board_grid_figure
@@ -34,13 +35,13 @@ def moves_hover(game: Game, moves: tuple[int, ...]) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict, _index: F.FeatureIndex, _game: Game):
+def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict, _index: unit_index.FeatureIndex, _game: Game):
     """A unit's top and band examples and their board grids, once per unit: a move on the page
     leaves them as they are. Kept as objects (``cache_resource``, read-only), not pickled: a
     cache hit that unpickles a figure re-validates it, which cost ~90 ms a run."""
-    examples = F.top_examples(_index, unit, k=21)
+    examples = unit_index.top_examples(_index, unit, k=21)
 
-    def grid(chosen: list[F.Example], cols: int, cell_px: int = 17):
+    def grid(chosen: list[unit_index.Example], cols: int, cell_px: int = 17):
         return board_grid_figure(
             [e.board for e in chosen], [e.last_move for e in chosen], [f"{e.value:.2f} · move {e.move + 1}" for e in chosen], cols=cols, cell_px=cell_px,
             matched=matched, hover=[moves_hover(_game, e.moves) for e in chosen], **style,
@@ -49,7 +50,7 @@ def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict
     contexts = [_game.token_context(_index.games[e.game], e.move) for e in examples]
     # The bands share one figure, a row each (one plotly figure draws in the browser in a fraction
     # of the time three do: opening a unit re-draws every figure of its dashboard).
-    bands = [(band.split(" ")[0], e) for band, chosen in F.quantile_examples(_index, unit) for e in chosen]
+    bands = [(band.split(" ")[0], e) for band, chosen in unit_index.quantile_examples(_index, unit) for e in chosen]
     band_grid = board_grid_figure(
         [e.board for _, e in bands], [e.last_move for _, e in bands], [f"{band}: {e.value:.2f}" for band, e in bands], cols=4, cell_px=15,
         matched=matched, hover=[moves_hover(_game, e.moves) for _, e in bands], **style,
@@ -58,17 +59,17 @@ def example_boards(fingerprint: str, unit: int, matched: int | None, style: dict
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def label_check(fingerprint: str, unit: int, _index: F.FeatureIndex, _game: Game) -> str:
+def label_check(fingerprint: str, unit: int, _index: unit_index.FeatureIndex, _game: Game) -> str:
     """What the unit's best-matching property says about its top examples, once per unit (the
     examples' games are replayed to read the property there)."""
     prop = int(_index.best_property[unit])
-    examples = F.top_examples(_index, unit, k=21)
-    hits, classes = F.property_in_examples(_index, _game, examples, prop)
+    examples = unit_index.top_examples(_index, unit, k=21)
+    hits, classes = unit_index.property_in_examples(_index, _game, examples, prop)
     others = f" That square holds: {', '.join(f'{n} ({c})' for n, c in classes)}." if len(classes) > 1 else ""
     return f"{_index.property_names[prop]} holds at {hits} of the {len(examples)} positions below where it fires most.{others}"
 
 
-def matched_square(index: F.FeatureIndex, unit: int, game: Game) -> int | None:
+def matched_square(index: unit_index.FeatureIndex, unit: int, game: Game) -> int | None:
     """The square named by the unit's best-matching property (``mine d3`` -> d3), if any."""
     if index.best_property[unit] < 0:
         return None
@@ -87,7 +88,7 @@ def example_properties(names: list[str], k: int = 3) -> list[str]:
     return [by_kind[kind][min(len(by_kind[kind]) - 1, 19 * len(by_kind[kind]) // 64)] for kind in kinds][:k] or names[:k]
 
 
-def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick, unit_name=None) -> None:
+def unit_search(index: unit_index.FeatureIndex, unit_word: str, key: str, on_pick, unit_name=None) -> None:
     """"Which units track …": a board property in words, the units with the best F1 for it as
     buttons (``on_pick(unit)`` opens one) named by ``unit_name(unit)`` (default "feature 12")."""
     unit_name = unit_name or (lambda unit: f"{unit_word} {unit}")
@@ -98,7 +99,7 @@ def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick, unit_n
     )
     if not query.strip():
         return
-    found, n_props = F.search_units(index, query[:200], k=8)
+    found, n_props = unit_index.search_units(index, query[:200], k=8)
     if not n_props:
         st.caption(f"No board property matches {ui.plain(query, 60)}. Properties read like: {', '.join(examples)}.")
         return
@@ -111,7 +112,7 @@ def unit_search(index: F.FeatureIndex, unit_word: str, key: str, on_pick, unit_n
         cols[i % 3].button(f"{unit_name(unit)} · {prop} · F1 {f1:.2f}", key=f"{key}_{unit}", on_click=on_pick, args=(unit,), width="stretch", help=f"{unit_name(unit)}: best F1 {f1:.2f} for {prop}")
 
 
-def unit_dashboard(index: F.FeatureIndex, unit: int, game: Game, *, name: str, effects: np.ndarray, effects_title: str, effects_note: str, key: str):
+def unit_dashboard(index: unit_index.FeatureIndex, unit: int, game: Game, *, name: str, effects: np.ndarray, effects_title: str, effects_note: str, key: str):
     """Everything about one unit; returns the left column (under the histogram), where a page
     adds what only its kind of unit has (an SAE's nearest features)."""
     positions, values = index.activations(unit)

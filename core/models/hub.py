@@ -15,6 +15,8 @@ from core.models.convert import build_hooked_transformer
 from core.models.errors import ModelLoadError
 
 OTHELLO_GPT_REPO = "NeelNanda/Othello-GPT-Transformer-Lens"
+NANDA_SAE_REPO = "NeelNanda/sparse_autoencoder"
+NANDA_VERSIONS = {"run1": 25, "run2": 47}  # the final checkpoints of his two gelu-1l runs
 OTHELLO_GPT_FILE = "synthetic_model.pth"
 
 

@@ -229,7 +229,7 @@ def package_spec(name: str) -> ModelSpec:
 def hub_spec(name: str) -> ModelSpec:
     """A hub model's entry, saying whether its files are in the local cache already (then it
     needs no network: ``python -m core.models.fetch`` puts them there)."""
-    from core.models.fetch import in_cache
+    from core.models.hub_files import in_cache
 
     spec = HUB_MODELS[name]
     if not in_cache(name):

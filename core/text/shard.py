@@ -61,6 +61,12 @@ def bundled_shard(handle) -> np.ndarray | None:
     return read_shard(folder / name, hashes.get(name), handle.cfg.d_vocab)
 
 
+def shard_windows(tokens: np.ndarray, width: int, n_windows: int) -> np.ndarray:
+    """The first ``n_windows`` non-overlapping windows of ``width`` tokens of a shard."""
+    n = min(len(tokens) // width, n_windows)
+    return np.asarray(tokens[: n * width], dtype=np.int64).reshape(n, width)
+
+
 INDEX_WINDOWS = 400  # windows of held-out text a feature index reads (~51k tokens at 128)
 INDEX_FLOP_BUDGET = 4e12  # a bigger model indexes fewer windows (~10 s of this CPU)
 
@@ -69,7 +75,6 @@ def index_windows(handle) -> tuple[np.ndarray | None, str]:
     """Windows of held-out text for a text model's feature index, and where they come from: its
     own shard, else NeelNanda/c4-code-20k from the hub cache, else the standard library's held-out
     files (on every machine) in the model's tokenizer. Bigger models index fewer windows."""
-    from core.interp.sae.token_sae import shard_windows
     from core.text.corpus import CorpusError, cached_tokens, hub_dataset_documents, stdlib_documents
 
     width = min(handle.cfg.n_ctx, 128)

@@ -118,11 +118,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_probes(args: argparse.Namespace) -> None:
     from core.interp.probes import linear_probes as P
+    from core.interp.shared import activations
+    from core.interp.shared import board_targets
     from core.models.registry import load_model, randomly_initialised
 
     handle = load_model(args.model)
     out = Path(args.out or P.PROBE_ROOT / handle.name)
-    hooks = P.resid_hooks(handle.cfg.n_layers, tuple(args.hooks))
+    hooks = activations.resid_hooks(handle.cfg.n_layers, tuple(args.hooks))
     bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {desc}")
 
     def progress(text: str, fraction: float) -> None:
@@ -133,7 +135,7 @@ def cmd_probes(args: argparse.Namespace) -> None:
     data = P.probe_data(handle, hooks, args.train_games, args.test_games, progress)
     random_handle = randomly_initialised(handle) if args.baseline else None
     random_data = P.probe_data(random_handle, hooks, args.train_games, args.test_games) if random_handle else None
-    for target in args.targets or list(P.targets_for(handle.game)):
+    for target in args.targets or list(board_targets.targets_for(handle.game)):
         probes = P.train_probes(handle, target, hooks, args.train_games, args.test_games, progress, data=data)
         baseline = P.train_probes(random_handle, target, hooks, args.train_games, args.test_games, data=random_data) if random_data else None
         P.save_probe_set(probes, out)
@@ -148,7 +150,8 @@ def _text_sae(args, handle, base: dict, progress, bar) -> None:
     """A text model's SAE: trained on random windows of its training corpus (the standard
     library's training files, or ``--corpus``), measured on windows of its held-out shard."""
     from core.interp.sae.store import save_sae
-    from core.interp.sae.token_sae import shard_windows, window_sae_metrics
+    from core.interp.sae.token_sae import window_sae_metrics
+    from core.text.shard import shard_windows
     from core.text.corpus import cached_tokens, read_documents, stdlib_documents
     from core.text.shard import bundled_shard
     from core.train.sae import SAETrainConfig, card_for, train_sae

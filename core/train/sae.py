@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core.devices import bf16_is_fast
-from core.interp.probes.linear_probes import token_activations
+from core.interp.shared.activations import token_activations
 from core.models.handle import ModelHandle
 
 ARCHITECTURES = ("topk", "standard")

@@ -69,6 +69,7 @@ def third_row_feature() -> int:
     by F1), from the index the server reads (the shipped one)."""
     from core import corpus_results
     from core.interp.sae import features as F
+    from core.interp.shared import unit_index
     from core.interp.sae.store import list_saes, load_sae
     from core.models.registry import load_model
 
@@ -76,7 +77,7 @@ def third_row_feature() -> int:
     entry = list_saes(handle.name)[0]
     sae = load_sae(entry.folder, d_in=handle.hook_width(entry.hook))
     index, _ = corpus_results.load_or_build(handle, corpus_results.sae_index_result(handle, sae, entry.hook, entry.name))
-    return int(F.feature_table(index)["feature"][2])
+    return int(unit_index.feature_table(index)["feature"][2])
 
 
 def test_a_click_on_any_cell_of_the_sae_table_opens_that_feature(app_url, browser):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from functools import cached_property
 
 import chess
 import numpy as np
@@ -12,64 +9,9 @@ import numpy as np
 from core.games.chess import rules as C
 from core.games.chess.san import legal_sans
 from core.games.base import Game, GameState, IllegalMoveError, TokenBatch
+from core.games.chess.pgn_file import read_pgn_file
+from core.games.chess.state import FACTS, MAX_MOVES, PIECE_CLASSES, PIECE_NAMES, RELATIVE_CLASSES, ChessState
 from core.games.chess.tokens import CHAR_KIND_NAMES, KIND_NAMES, PGN_KIND_NAMES, PgnChars, UciSquares, game_over
-
-PIECE_NAMES = {0: "empty", **{v * sign: f"{colour} {chess.piece_name(v)}" for v in range(1, 7) for sign, colour in ((1, "white"), (-1, "black"))}}
-PIECE_CLASSES = tuple(PIECE_NAMES[v] for v in range(-6, 7))  # probe class = board value + 6
-RELATIVE_CLASSES = ("empty",) + tuple(f"mine {chess.piece_name(t)}" for t in range(1, 7)) + tuple(f"theirs {chess.piece_name(t)}" for t in range(1, 7))
-FACTS = ("side to move in check", "castling: side to move kingside", "castling: side to move queenside", "castling: side to move either side",
-         "legal en passant", "a pinned piece (either side)")  # one property each, after the board and the legal destinations
-MAX_MOVES = 512  # longest game a state may hold (a context of 1023 characters is ~150 moves)
-
-
-@dataclass(frozen=True)
-class ChessState(GameState):
-    moves: tuple[int, ...]
-    board: np.ndarray  # int8 (8, 8): signed piece types, row = rank
-    to_move: int  # +1 white, -1 black, 0 game over
-    legal_moves: tuple[int, ...]
-    legal: np.ndarray  # bool (64,): squares a legal move starts on
-    termination: str  # "" while the game goes on
-    in_check: bool
-
-    @property
-    def is_over(self) -> bool:
-        return self.to_move == 0
-
-    @property
-    def size(self) -> int:
-        return 8
-
-    @property
-    def mover(self) -> int:
-        """Who played the last move (+1 white, -1 black; 0 before the first)."""
-        if not self.moves:
-            return 0
-        return C.WHITE if len(self.moves) % 2 == 1 else C.BLACK
-
-    @property
-    def last_squares(self) -> tuple[int, ...]:
-        if not self.moves:
-            return ()
-        f, t, _ = C.move_parts(self.moves[-1])
-        return int(f), int(t)
-
-    @cached_property
-    def king_in_check(self) -> int | None:
-        if not self.in_check:
-            return None
-        king = 6 * (1 if len(self.moves) % 2 == 0 else -1)
-        return int(np.flatnonzero(self.board.reshape(-1) == king)[0])
-
-    def status(self) -> str:
-        side = "White" if len(self.moves) % 2 == 0 else "Black"
-        if self.termination == "checkmate":
-            winner = "black" if side == "White" else "white"
-            return f"Game over: checkmate, {winner} wins."
-        if self.is_over:
-            return f"Game over: draw by {self.termination}."
-        return f"{side} to move{' (check)' if self.in_check else ''}. Move {len(self.moves) // 2 + 1}."
-
 
 class ChessGame(Game):
     """Chess with one tokenizer (``uci-squares`` today)."""
@@ -113,47 +55,8 @@ class ChessGame(Game):
         return "".join(C.uci(m) for m in moves)
 
     def read_game_file(self, text: str, limit: int = 10_000, progress=None):
-        """A PGN file, read by python-chess: ``(games, skipped, headers)``. A game python-chess
-        reports errors for, or one that does not start from the initial position, is skipped with
-        the reason (its number in the file); each kept game's headers are kept (``WhiteElo``…)."""
-        import io
-
-        import chess.pgn
-
-        class QuietBuilder(chess.pgn.GameBuilder):
-            def handle_error(self, error: Exception) -> None:  # kept on the game, not logged: the skip list reports it
-                self.game.errors.append(error)
-
-        games, skipped, headers = [], [], []
-        stream, number = io.StringIO(text), 0
-        while True:
-            try:
-                game = chess.pgn.read_game(stream, Visitor=QuietBuilder)
-            except (ValueError, KeyError, IndexError) as exc:  # a header or movetext python-chess cannot take at all
-                number += 1
-                skipped.append((number, f"unreadable ({type(exc).__name__}: {str(exc)[:100]})"))
-                continue
-            if game is None:
-                break
-            number += 1
-            if len(games) >= limit:
-                skipped.append((number, f"past the first {limit:,} games"))
-                break
-            if game.errors:  # "illegal san: 'Qxf7' in <FEN>": the move, without the position
-                skipped.append((number, re.sub(r" in \S+/\S+ [wb] .*$", "", str(game.errors[0]))[:160]))
-                continue
-            if game.headers.get("SetUp") == "1" or "FEN" in game.headers:
-                skipped.append((number, "starts from a set-up position, not the initial one"))
-                continue
-            moves = tuple(C.encode_move(m) for m in game.mainline_moves())
-            if not moves:
-                skipped.append((number, "no moves"))
-                continue
-            games.append(moves)
-            headers.append({k: str(v)[:100] for k, v in game.headers.items()})
-            if progress and number % 100 == 0:
-                progress(f"reading games: {number:,} read", min(stream.tell() / max(len(text), 1), 1.0))
-        return games, skipped, headers
+        """A PGN file: ``(games, skipped, headers)`` (``pgn_file.read_pgn_file``)."""
+        return read_pgn_file(text, limit, progress)
 
     def move_label(self, move: int) -> str:
         return C.uci(move)

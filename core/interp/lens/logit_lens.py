@@ -20,28 +20,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from core.games.base import Game
-from core.games.registry import as_game
 from core.interp.shared.predictions import game_tokens
 from core.models import row_forward
 from core.models.handle import ModelHandle
-
-
-@dataclass
-class PositionRun:
-    """One forward pass of a game with every activation cached. The lens page's views (lens,
-    attribution, gap by position, attention) read this one pass instead of four of their own."""
-
-    tokens: torch.Tensor  # (1, pos)
-    logits: torch.Tensor  # (1, pos, d_vocab)
-    cache: object  # transformer_lens ActivationCache
-
-
-def run_position(handle: ModelHandle, moves: tuple[int, ...]) -> PositionRun:
-    tokens = game_tokens(moves, handle.game)
-    with handle.session() as model, torch.inference_mode():
-        logits, cache = model.run_with_cache(tokens)
-    return PositionRun(tokens, logits, cache)
+from core.interp.shared.position_run import PositionRun
+from core.interp.shared.token_squares import _on_squares, game_batch
 
 
 def lens_hooks(n_layers: int, incl_mid: bool = True) -> list[tuple[str, str]]:
@@ -311,7 +294,7 @@ def layer_board_correlations(handle: ModelHandle, layer: int, games: np.ndarray)
 
     One pass for the whole layer: the page shows any neuron without another pass over the games.
     """
-    from core.interp.probes.linear_probes import probe_targets, valid_positions
+    from core.interp.shared.board_targets import probe_targets, valid_positions
 
     game = handle.game
     games = np.asarray(games)[:, : game.n_ctx]
@@ -341,29 +324,3 @@ def board_correlations(acts: torch.Tensor, classes: np.ndarray) -> np.ndarray:
     return corr.reshape(corr.shape[0], 3, -1).float().numpy()
 
 
-def _on_squares(per_token: np.ndarray, game: Game) -> np.ndarray:
-    """``(..., d_vocab)`` values per token -> ``(..., n_squares)`` (tokens that name a square)."""
-    token_square = game.token_square()
-    named = np.flatnonzero(token_square >= 0)
-    named = named[named != game.pad_token]
-    out = np.zeros(per_token.shape[:-1] + (game.n_squares,), dtype=np.float32)
-    out[..., token_square[named]] = per_token[..., named]
-    return out
-
-
-def lens_square_probs(logits: torch.Tensor, game: Game | int) -> np.ndarray:
-    """Lens logits ``(..., d_vocab)`` -> probabilities per square ``(..., n_squares)``."""
-    return _on_squares(logits.float().softmax(-1).numpy(), as_game(game))
-
-
-def game_batch(moves: tuple[int, ...], game: Game | int):
-    """The game's ``TokenBatch`` (tokens, legal next tokens and token kinds at every position):
-    what the lens page's views read, made once per position."""
-    return as_game(game).token_batch(np.array([moves], dtype=np.int64).reshape(1, len(moves)))
-
-
-def legal_tokens_now(moves: tuple[int, ...], game: Game | int, batch=None) -> np.ndarray:
-    """``bool (d_vocab,)`` legal next tokens after the last of ``moves`` (that the model read)."""
-    game = as_game(game)
-    batch = batch if batch is not None else game_batch(moves, game)
-    return batch.legal[0, len(game.game_tokens(moves)) - 1]

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from core.games.base import GameState
-from core.interp.lens.logit_lens import Attribution, PositionRun, agreement_with_final, attribute, lens_hooks
+from core.interp.lens.logit_lens import Attribution, agreement_with_final, attribute, lens_hooks
+from core.interp.shared.position_run import PositionRun
 from core.models.handle import ModelHandle
 
 

@@ -14,8 +14,9 @@ import torch
 
 from core.games.base import Game
 from core.interp.lens.logit_lens import board_correlations
-from core.interp.probes.linear_probes import collect, probe_targets
-from core.interp.sae.features import FeatureIndex, assemble_index
+from core.interp.shared.activations import collect
+from core.interp.shared.board_targets import probe_targets
+from core.interp.shared.unit_index import FeatureIndex, assemble_index
 from core.models.handle import ModelHandle
 
 NEURON_SEED = 3_000_077  # held-out games for the neuron view (not the SAE browser's, not training's)

@@ -17,139 +17,25 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from core.checksums import mismatch, sha256_of
 from core.games.base import Game
-from core.games.registry import as_game
 from core.models.handle import ModelHandle
+from core.interp.shared.board_targets import TARGETS, targets_for
+from core.interp.shared.activations import ProbeData, ProgressFn, collect, resid_hooks
 
-# target -> class names (index = class id). "mine" = the player who made the latest move.
-TARGETS: dict[str, tuple[str, ...]] = {
-    "mine_theirs_empty": ("empty", "mine", "theirs"),
-    "black_white_empty": ("empty", "black", "white"),
-    "empty": ("occupied", "empty"),
-    "legal_next": ("not legal", "legal"),
-    "flipped": ("not flipped", "flipped"),
-}
-TARGET_HELP = {
-    "mine_theirs_empty": "each square as empty / the last mover's / the opponent's (the published world-model probe)",
-    "black_white_empty": "each square as empty / black / white (control: colour rather than player-relative)",
-    "empty": "whether each square is empty",
-    "legal_next": "whether each square is a legal next move",
-    "flipped": "whether the latest move flipped the piece on each square",
-}
 PROBE_TRAIN_SEED = 1_000_003  # games for fitting probes (not the model's training or eval seeds)
 PROBE_TEST_SEED = 1_000_033  # held-out games for scoring probes
 
-ProgressFn = Callable[[str, float], None]
 
 
 # -- targets -----------------------------------------------------------------------------------
 
 
-def targets_for(game: Game | None) -> dict[str, tuple[str, ...]]:
-    """The probe targets a game offers (name -> class names): its own, or Othello's ``TARGETS``."""
-    return getattr(game, "probe_targets", TARGETS) if game is not None else TARGETS
-
-
-def target_help(game: Game | None) -> dict[str, str]:
-    return getattr(game, "probe_help", TARGET_HELP) if game is not None else TARGET_HELP
-
-
-def probe_targets(rep, target: str, game: Game | None = None) -> np.ndarray:
-    """``int64 (n, T, n_squares)`` class per square after each move (see ``targets_for``)."""
-    if game is not None and hasattr(game, "probe_classes"):
-        return game.probe_classes(rep, target)
-    if target not in TARGETS:
-        raise ValueError(f"unknown probe target {target!r}; choose from {', '.join(TARGETS)}")
-    n, T = rep.mover.shape
-    boards = rep.boards.reshape(n, T, -1)
-    if target == "mine_theirs_empty":
-        rel = boards * rep.mover[:, :, None]
-        return np.where(rel == 0, 0, np.where(rel > 0, 1, 2)).astype(np.int64)
-    if target == "black_white_empty":
-        return np.where(boards == 0, 0, np.where(boards > 0, 1, 2)).astype(np.int64)
-    if target == "empty":
-        return (boards == 0).astype(np.int64)
-    if target == "legal_next":
-        return rep.legal_next.astype(np.int64)
-    return rep.flipped.astype(np.int64)
-
-
-def valid_positions(rep) -> np.ndarray:
-    """``bool (n, T)``: positions holding a move (not padding after the game ended)."""
-    return np.arange(rep.mover.shape[1])[None, :] < rep.lengths[:, None]
-
-
 # -- activations -------------------------------------------------------------------------------
-
-
-def resid_hooks(n_layers: int, kinds: tuple[str, ...] = ("resid_post",)) -> list[str]:
-    """Hook names in forward order, e.g. ``blocks.0.hook_resid_mid, blocks.0.hook_resid_post, ...``."""
-    order = ("resid_pre", "resid_mid", "resid_post")
-    return [f"blocks.{layer}.hook_{k}" for layer in range(n_layers) for k in order if k in kinds]
-
-
-@dataclass
-class ProbeData:
-    """Activations at valid positions of a set of games, with every target and position facts."""
-
-    acts: dict[str, torch.Tensor]  # hook -> float32 (N, d_model)
-    replay: object  # the game's Replay
-    valid: np.ndarray  # bool (n, T)
-    move_index: np.ndarray  # int (N,) the move t of each row
-    game: Game | None = None
-
-    def targets(self, target: str) -> np.ndarray:
-        """``int64 (N, n_squares)`` for the rows of ``acts``."""
-        return probe_targets(self.replay, target, self.game)[self.valid]
-
-
-def collect(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size: int = 200, progress: ProgressFn | None = None) -> ProbeData:
-    """One cached forward pass per batch for every hook at once; keeps only valid positions."""
-    game = handle.game
-    games = np.asarray(games)
-    if game.square_moves:
-        games = games[:, : game.n_ctx]
-    rep = game.replay(games)
-    positions = game.move_positions(games)  # the token that reads the board after each move
-    valid = valid_positions(rep) & (positions >= 0)
-    tokens = torch.from_numpy(game.batch_tokens(games))
-    chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
-    for start in range(0, len(games), batch_size):
-        cache = handle.activations(tokens[start : start + batch_size], hooks)
-        g, t = np.nonzero(valid[start : start + batch_size])
-        rows, cols = torch.from_numpy(g), torch.from_numpy(positions[start + g, t])
-        for h in hooks:
-            chunks[h].append(cache[h][rows, cols].float().clone())
-        if progress:
-            progress(f"activations: {min(start + batch_size, len(games))}/{len(games)} games", min(start + batch_size, len(games)) / len(games))
-    acts = {h: torch.cat(c) for h, c in chunks.items()}
-    move_index = np.broadcast_to(np.arange(valid.shape[1]), valid.shape)[valid]
-    return ProbeData(acts, rep, valid, move_index, game)
-
-
-def token_activations(handle: ModelHandle, games: np.ndarray, hooks: list[str], batch_size: int = 200) -> dict[str, torch.Tensor]:
-    """Activations ``hook -> float32 (N, width)`` at every token the games put in the context.
-
-    This is what an SAE sees when it is spliced into the model, so it trains and is scored here.
-    For a game with one token per move these are exactly ``collect``'s positions (in the same
-    order); for chess they add the tokens inside a move (from-square, promotion, start token).
-    """
-    game = handle.game
-    tokens = torch.from_numpy(game.batch_tokens(np.asarray(games)))
-    keep = torch.from_numpy(game.batch_token_mask(np.asarray(games)))
-    chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
-    for start in range(0, len(tokens), batch_size):
-        cache = handle.activations(tokens[start : start + batch_size], hooks)
-        mask = keep[start : start + batch_size]
-        for h in hooks:
-            chunks[h].append(cache[h][mask.to(cache[h].device)].float().clone())
-    return {h: torch.cat(c) for h, c in chunks.items()}
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -530,7 +416,7 @@ def position_pass(handle: ModelHandle, moves: tuple[int, ...], hooks: list[str])
     and every layer's keys and values: the probes read it (``probe_position(run=...)``) and an
     intervention at that position continues from it (``move_edits.greedy_moves(run=...)``)
     instead of a pass of its own. None where ``probe_position`` reads nothing."""
-    from core.interp.lens.logit_lens import PositionRun
+    from core.interp.shared.position_run import PositionRun
 
     tokens = _read_tokens(handle.game, moves)
     if tokens is None:
@@ -557,9 +443,3 @@ def probe_position(handle: ModelHandle, probes: dict[str, Probe], moves: tuple[i
     return {hook: probe.probs(cache[hook][0, -1]).numpy() for hook, probe in probes.items()}
 
 
-def true_classes(moves: tuple[int, ...], size: Game | int, target: str) -> np.ndarray:
-    """The engine's answer ``(rows, cols)`` for ``target`` after the last of ``moves``."""
-    game = as_game(size)
-    moves = game.fit_moves(moves)
-    rep = game.replay(np.array([moves]))
-    return probe_targets(rep, target, game)[0, -1].reshape(game.rows, game.cols)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from core.game_corpus import HELD_OUT_EVERY, held_out
-from core.interp.probes.linear_probes import collect, fit_probe, resid_hooks
+from core.interp.probes.linear_probes import fit_probe
+from core.interp.shared.activations import collect, resid_hooks
 from core.models.handle import ModelHandle
 
 Progress = Callable[[str, float], None]

@@ -28,45 +28,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.games.base import grid_label
-from core.interp.probes.linear_probes import probe_targets
+from core.interp.shared.board_properties import THRESHOLDS
 
-THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(11))
 PRECISION = 0.95
 MIN_FIRES = 5
-
-
-def board_properties(rep, valid: np.ndarray, game=None) -> tuple[np.ndarray, list[str]]:
-    """``bool (N, n_props)`` for the valid positions, and the property names.
-
-    The first ``board_classes(game) * n_squares`` properties are the board itself, class-major
-    (property ``c * n_squares + s``: square ``s`` holds class ``c``; exactly one class per square).
-    """
-    if game is not None and hasattr(game, "board_properties"):
-        return game.board_properties(rep, valid)
-    size = rep.size
-    mte = probe_targets(rep, "mine_theirs_empty")[valid]  # (N, sq)
-    parts = [mte == 0, mte == 1, mte == 2, rep.legal_next[valid], rep.flipped[valid]]
-    kinds = ["empty", "mine", "theirs", "legal", "flipped"]
-    names = [f"{k} {grid_label(s, size)}" for k in kinds for s in range(size * size)]
-    return np.concatenate(parts, axis=1), names
-
-
-def property_sets(game=None) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    """Set name -> ``(indices into board_properties, board mask (classes, squares) or None)``: the
-    game's own sets, else Othello's (board mine/theirs/empty, blanks masked, legal moves, flipped)."""
-    if game is not None and hasattr(game, "board_property_sets"):
-        return game.board_property_sets()
-    n_sq = game.n_squares if game is not None else 64
-    full = np.ones((3, n_sq), dtype=bool)
-    blanks = full.copy()
-    blanks[0] = False  # class 0: empty
-    return {
-        "board (mine / theirs / empty)": (np.arange(3 * n_sq), full),
-        "board, blanks masked": (np.arange(n_sq, 3 * n_sq), blanks),
-        "legal moves": (np.arange(3 * n_sq, 4 * n_sq), None),
-        "flipped by the last move": (np.arange(4 * n_sq, 5 * n_sq), None),
-    }
 
 
 def _fires(acts: torch.Tensor, t: float, max_act: torch.Tensor) -> torch.Tensor:
@@ -157,11 +122,6 @@ def board_reconstruction(acts: torch.Tensor, props: np.ndarray, split: float = 0
         if score > best["board_reconstruction"]:
             best = {"board_reconstruction": score, "threshold": t, "units_used": int(keep.any(1).sum())}
     return best
-
-
-def board_classes(game=None) -> int:
-    """How many mutually exclusive classes each square has in ``board_properties``."""
-    return getattr(game, "board_property_classes", 3)
 
 
 def board_reconstruction_paper(acts: torch.Tensor, props: np.ndarray, n_classes: int, n_squares: int, split: float = 0.5, min_fires: int = 10,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from core.games.base import Game
-from core.interp.probes.linear_probes import collect, token_activations
+from core.interp.shared.activations import collect, token_activations
 from core.models.handle import ModelHandle, resume_layer
 
 SAE_EVAL_SEED = 3_000_033
@@ -97,7 +97,8 @@ def board_scores(handle: ModelHandle, sae, hook: str, n_games: int = 300, seed: 
     """Coverage and board reconstruction of the SAE's features, beside the same layer's MLP neurons
     (and, if given, the MLP neurons of a randomly initialised copy of the model), overall and per
     property set of the paper (``"sets"``: coverage of each, board reconstruction of each board set)."""
-    from core.interp.sae.board_metrics import board_classes, board_properties, board_reconstruction, board_reconstruction_paper, coverage, property_sets
+    from core.interp.sae.board_metrics import board_reconstruction, board_reconstruction_paper, coverage
+    from core.interp.shared.board_properties import board_classes, board_properties, property_sets
 
     layer = int(hook.split(".")[1])
     neurons_hook = f"blocks.{layer}.mlp.hook_post"

@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 
 from core.interp.sae.store import SAELoadError
+from core.models.hub import NANDA_SAE_REPO, NANDA_VERSIONS
 
-NANDA_SAE_REPO = "NeelNanda/sparse_autoencoder"
-NANDA_VERSIONS = {"run1": 25, "run2": 47}  # the final checkpoints of his two gelu-1l runs
 MAX_SAE_BYTES = 2 * 1024**3
 MAX_D_SAE = 1 << 20
 

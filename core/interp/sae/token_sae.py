@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from core.interp.sae.metrics import summarise
-from core.interp.lens.token_lens import check_tokens
+from core.interp.shared.text_run import check_tokens
 from core.models.handle import ModelHandle
 
 
@@ -198,12 +198,6 @@ def band_contexts(index: TokenIndex, unit: int, bands: int = 3, per_band: int = 
         pick = np.sort(rng.choice(inside, size=min(per_band, len(inside)), replace=False))
         out.append((f"{lo:.2f}–{hi:.2f}", [(*divmod(int(positions[i]), index.width), float(values[i])) for i in pick]))
     return out
-
-
-def shard_windows(tokens: np.ndarray, width: int, n_windows: int) -> np.ndarray:
-    """The first ``n_windows`` non-overlapping windows of ``width`` tokens of a shard."""
-    n = min(len(tokens) // width, n_windows)
-    return np.asarray(tokens[: n * width], dtype=np.int64).reshape(n, width)
 
 
 def build_token_index(handle: ModelHandle, sae, hook: str, windows: np.ndarray, batch: int = 64, progress=None) -> TokenIndex:
