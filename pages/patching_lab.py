@@ -13,7 +13,6 @@ import ui
 from ui import panels
 from core.words import count
 from core.interp.patching import sweeps as PT
-from core.interp.lens import logit_lens as L
 from core.interp.shared import token_squares
 from core.interp.shared.token_squares import lens_square_probs
 from core.interp.shared.predictions import game_tokens
