@@ -11,6 +11,7 @@ from ui import corpus as ui_corpus
 from ui import panels
 from ui.skill_panel import skill_probe_panel
 import ui
+from core.game_corpus import HELD_OUT_EVERY, corpus_name
 from core.interp.probes import interventions as I
 from core.interp.probes import move_edits as ME
 from core.interp.probes import piece_edits as E
@@ -48,13 +49,13 @@ with st.expander("Train probes on this model" if probes else "No probes for this
         except ValueError as exc:
             ui.error(exc)
         train_games, test_games = (len(file_games[0]), len(file_games[1])) if file_games else (0, 0)
-        st.caption(ui.plain(f"Trains on {corpus.name}: {train_games} games, scored on the {test_games} held out (one game in {ui_corpus.HELD_OUT_EVERY})."))
+        st.caption(ui.plain(f"Trains on {corpus.name}: {train_games} games, scored on the {test_games} held out (one game in {HELD_OUT_EVERY})."))
     if st.button(f"Train {target} probes (every layer)", type="primary", disabled=corpus is not None and not file_games):
         bar = st.progress(0.0, text="starting…")
         try:
             hooks = activations.resid_hooks(handle.cfg.n_layers)
             trained = P.train_probes(handle, target, hooks, train_games, test_games, progress=lambda text, f: bar.progress(min(f, 1.0), text=text),
-                                     games=file_games, corpus=ui_corpus.corpus_name(corpus))
+                                     games=file_games, corpus=corpus_name(corpus))
             before = summary.get(target)
             entry = P.summary_entry(trained, None)
             if before and before.get("random_accuracy") and before.get("hooks") == entry.get("hooks"):
