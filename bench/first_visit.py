@@ -48,10 +48,9 @@ def child(model: str, n_moves: int, no_stored: bool) -> None:
     at.run()  # the board player: loads the model
     if at.exception:
         raise RuntimeError(f"board player: {at.exception[0].value}")
-    import ui
-
+    from ui import caches
     t0 = time.perf_counter()
-    ui.warm_up_in_background().join()  # a visitor reads the first page for longer than this takes
+    caches.warm_up_in_background().join()  # a visitor reads the first page for longer than this takes
     print(f"  {model:9s} background warm-up after the first page: {(time.perf_counter() - t0) * 1000:.0f} ms more", flush=True)
     worst = 0.0
     for page in PAGES:

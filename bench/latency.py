@@ -71,9 +71,8 @@ def page_latency(model: str, game, page: str, game_moves: list[int], start: int,
     at.switch_page(f"pages/{page}.py").run()
     if at.exception:
         raise RuntimeError(f"{page}: {at.exception[0].value}")
-    import ui
-
-    for name in ui.SLOW_IMPORTS:  # returns when the background import of the same module is done (the import lock)
+    from ui import caches
+    for name in caches.SLOW_IMPORTS:  # returns when the background import of the same module is done (the import lock)
         __import__(name)
     return rerun_after_moves(at, page, game_moves, start, n_moves)
 

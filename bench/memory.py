@@ -92,7 +92,7 @@ def main() -> None:
 
     stages.mark("import sae_lens", time.perf_counter() - t)
     t = time.perf_counter()
-    import ui  # noqa: F401
+    from ui import sae_caches, shell  # noqa: F401 - what every page imports
 
     stages.mark("import ui, core, plotly, pandas", time.perf_counter() - t)
     from core.models.registry import list_models

@@ -43,8 +43,8 @@ FORMAT = 1
 _COMMON = ("core/games/**/*.py", "core/interp/shared/*.py", "core/models/row_forward.py", "core/precomputed.py")
 SOURCES = {
     "lens_legality": ("core/interp/lens/logit_lens.py",),
-    "neurons": ("core/interp/lens/neurons.py", "core/interp/lens/logit_lens.py", "core/interp/sae/features.py", "core/interp/sae/board_metrics.py"),
-    "sae_index": ("core/interp/sae/features.py", "core/interp/sae/board_metrics.py"),
+    "neurons": ("core/interp/lens/neurons.py", "core/interp/lens/logit_lens.py"),
+    "sae_index": ("core/interp/sae/features.py",),
     "token_index": ("core/interp/sae/token_sae.py", "core/interp/sae/metrics.py"),
 }
 

@@ -14,7 +14,10 @@ import pandas as pd
 import streamlit as st
 
 from ui import panels
-import ui
+from ui import caches
+from ui import messages
+from ui import session
+from ui import shell
 from core.games.base import IllegalMoveError
 from core.interp.shared.position_record import position_record
 from core.interp.shared.predictions import top_k, top_moves
@@ -23,13 +26,13 @@ from ui.export import chart_config
 
 PROMOTION = panels.PROMOTION
 
-ui.ensure_shell()
-ui.init_state()  # idempotent: also when a link opens this page directly
-ui.serve_text_model("Board player")  # a text model: the prompt player
-ui.page_sidebar()
-spec = ui.model_spec()
-game = ui.current_game()
-state = ui.current_state()
+shell.ensure_shell()
+session.init_state()  # idempotent: also when a link opens this page directly
+shell.serve_text_model("Board player")  # a text model: the prompt player
+shell.page_sidebar()
+spec = session.model_spec()
+game = session.current_game()
+state = session.current_state()
 
 
 # -- actions (callbacks run before the page is drawn, so it always shows the new state) -------
@@ -39,40 +42,40 @@ def on_piece_picker() -> None:
     st.session_state.pop(PROMOTION, None)
     choice = st.session_state.get("piece_picker")
     if choice is None or choice < 0:
-        st.session_state.pop(ui.PICKED, None)
+        st.session_state.pop(session.PICKED, None)
     else:
-        st.session_state[ui.PICKED] = int(choice)
+        st.session_state[session.PICKED] = int(choice)
 
 
 def on_reset() -> None:
-    ui.set_moves(())
+    session.set_moves(())
 
 
 def on_moves_text(replace: bool) -> None:
     text = st.session_state.get("moves_text", "")
     notation = game.notations.get(st.session_state.get("notation", "auto"), "auto")
-    base = () if replace else st.session_state[ui.MOVES]
+    base = () if replace else st.session_state[session.MOVES]
     try:
         new, note = game.read_moves(text, base, notation)
         game.state(base + tuple(new))
     except (ValueError, IllegalMoveError) as exc:
         shown = text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"  # the reason must not be cut off
-        ui.flash("error", f"Could not play {shown!r}: {exc}")
+        messages.flash("error", f"Could not play {shown!r}: {exc}")
         return
-    ui.set_moves(base + tuple(new))
+    session.set_moves(base + tuple(new))
     if note:
-        ui.flash("info", note)
+        messages.flash("info", note)
     st.session_state["moves_text"] = ""
 
 
 st.title("Board player")
-ui.show_messages()
+messages.show_messages()
 
 left, right = st.columns([5, 4], gap="large")
-handle, load_error = ui.current_handle(show_error=False)  # shown beside the board, where the predictions go
-pred = ui.cached_predictions(spec.name, state.moves) if handle is not None else None
+handle, load_error = shell.current_handle(show_error=False)  # shown beside the board, where the predictions go
+pred = caches.cached_predictions(spec.name, state.moves) if handle is not None else None
 show_pred = pred is not None and not state.is_over
-picked = st.session_state.get(ui.PICKED)
+picked = st.session_state.get(session.PICKED)
 if picked is not None and not game.moves_from(state, picked):
     picked = None
 
@@ -109,9 +112,9 @@ with left:
         )
     panels.promotion_picker(state)
     b1, b2, b3 = st.columns(3)
-    b1.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
+    b1.button("Undo", on_click=session.undo_move, disabled=not state.moves, width="stretch")
     b2.button("Reset", on_click=on_reset, disabled=not state.moves, width="stretch")
-    b3.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
+    b3.button("Random move", on_click=session.play_random_move, disabled=state.is_over, width="stretch")
     with st.form("moves_form", border=False, enter_to_submit=True):  # Enter plays the typed moves
         st.text_input("Moves", key="moves_text", placeholder=game.move_placeholder, help=game.move_help + " Press Enter to play them.")
         if game.notations:
@@ -119,16 +122,16 @@ with left:
         m1, m2 = st.columns(2)
         m1.form_submit_button("Play these moves", on_click=on_moves_text, args=(False,), width="stretch")
         m2.form_submit_button("Load as a new game", on_click=on_moves_text, args=(True,), width="stretch")
-    ui.monospace(game.format_moves(state.moves) or "(no moves yet)")
+    messages.monospace(game.format_moves(state.moves) or "(no moves yet)")
     params = {"model": spec.name, **({"moves": game.url_moves(state.moves)} if state.moves else {})}
-    record = position_record(spec.name, game, state, pred, link=ui.share_link(params))
+    record = position_record(spec.name, game, state, pred, link=session.share_link(params))
     st.download_button("Download this position's analysis (JSON)", json.dumps(record, indent=1), file_name=f"boardlens-{spec.name}-{len(state.moves)}-moves.json", mime="application/json",
                        icon=":material/download:", width="stretch", help="The moves, the legal moves, the model's top moves with their probabilities and legality, the illegal mass and the prediction after every move, with a link back here.")
 
 with right:
     st.subheader(f"Model: {spec.name}")
     if handle is None:
-        ui.error(load_error)
+        messages.error(load_error)
     elif pred is None and state.moves and not state.is_over:
         st.info("The game no longer fits in the model's context: it cannot predict the next move.")
     elif pred is None and game.square_moves:
@@ -193,4 +196,4 @@ with right:
     if handle is not None and game.square_moves and st.toggle("Probe panel", key="probe_panel", help="What a linear probe reads off the residual stream, updated with every move."):
         panels.probe_panel(handle, state)
 
-ui.sync_url()
+session.sync_url()

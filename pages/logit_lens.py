@@ -8,7 +8,10 @@ import streamlit as st
 
 from ui import corpus as ui_corpus
 from ui import panels
-import ui
+from ui import caches
+from ui import messages
+from ui import session
+from ui import shell
 from core import corpus_results
 from core.interp.lens import logit_lens as L
 from core.interp.shared import token_squares
@@ -21,7 +24,7 @@ from ui.unit_dashboard import unit_dashboard, unit_search
 from core.words import count
 from ui.export import chart_config
 
-spec, state, handle = ui.analysis_page("Logit lens", serves=lambda g: True)
+spec, state, handle = shell.analysis_page("Logit lens", serves=lambda g: True)
 game = handle.game
 size = game.rows
 # A move is one token, or its first token names the square it starts on: the lens reads tokens.
@@ -39,31 +42,31 @@ def share(p: float) -> str:
 
 top_left, top_right = st.columns([3, 2])
 with top_right:
-    legality = ui.corpus_result(handle, corpus_results.lens_legality_result(handle, corpus))
+    legality = caches.corpus_result(handle, corpus_results.lens_legality_result(handle, corpus))
     st.plotly_chart(lens_legality_figure(legality), key="lens_legality", config=chart_config())
     if legality.get("by_kind"):
         st.caption("Dashed: top-1 legal for each kind of predicted token (" + ", ".join(legality["by_kind"]) + "; in brackets, how many positions predict one).")
 with top_left:
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves · `{game.format_moves(state.moves) or '(no moves)'}`")
     b1, b2, b3 = st.columns(3)
-    b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
-    b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
+    b1.button("Random move", on_click=session.play_random_move, disabled=state.is_over, width="stretch")
+    b2.button("Undo", on_click=session.undo_move, disabled=not state.moves, width="stretch")
     incl_mid = b3.toggle("After attention too", value=False, help="Read the lens after each attention layer as well as after each block.")
     over = (f"over {corpus_results.lens_games(handle)} random games (about 30,000 positions for every model: one with a longer context reads them from fewer games)"
-            if corpus is None else ui.plain(f"over {count(legality['games'], 'game') if isinstance(legality.get('games'), int) else '? games'} of {corpus.summary()}"))
+            if corpus is None else messages.plain(f"over {count(legality['games'], 'game') if isinstance(legality.get('games'), int) else '? games'} of {corpus.summary()}"))
     st.caption("The logit lens applies the final LayerNorm and unembedding to the residual stream after each layer: "
                f"the chart shows how often that early read-out is already a legal move, {over}.")
     # One section at a time (a control, not tabs: only the section shown is computed and drawn, so a
     # move redraws a fifth of the page), under the buttons; the link keeps it (`section=`).
     SECTIONS = ["Layer by layer", "Attribution", "Attention", "Neuron view"]
     SECTION_PARAMS = ["layers", "attribution", "attention", "neurons"]
-    ui.linked_setting("lens_section", "section", SECTIONS, SECTION_PARAMS, "lens section (layers, attribution, attention or neurons)", SECTIONS[0])
+    session.linked_setting("lens_section", "section", SECTIONS, SECTION_PARAMS, "lens section (layers, attribution, attention or neurons)", SECTIONS[0])
     section = st.segmented_control("Show", SECTIONS, key="lens_section", help="Layer by layer: the read-out after each layer. Attribution: what each head, MLP and neuron writes towards a move. "
                                    "Attention: the heads' patterns on this game. Neuron view: one MLP neuron over held-out games.") or SECTIONS[0]
 
 if not state.moves or state.is_over:
     st.info("Play some moves of an ongoing game (here or on the Board player) to see the lens for that position.")
-    ui.sync_url()
+    session.sync_url()
     st.stop()
 
 moves = tuple(state.moves)
@@ -71,7 +74,7 @@ moves = tuple(state.moves)
 room = 1 if token_view else 9
 if not game.square_moves and len(game.game_tokens(moves)) + room > game.n_ctx:
     st.info("The game no longer fits in the model's context: the lens needs a position where the model can read" + (" the next move." if token_view else " and write the next move."))
-    ui.sync_url()
+    session.sync_url()
     st.stop()
 moves = moves[: game.n_ctx]
 run = position_run.run_position(handle, moves)  # one cached pass that every view below reads
@@ -85,7 +88,7 @@ if section == SECTIONS[0]:
     labels, lens_logits = L.logit_lens(handle, run.tokens, incl_mid, run=run)
     st.subheader("The prediction after each layer")
     SCALES = ["Each layer its own", "One for every layer"]
-    ui.linked_setting("lens_scale", "scale", SCALES, ["layer", "shared"], "colour scale (layer or shared)", SCALES[0])
+    session.linked_setting("lens_scale", "scale", SCALES, ["layer", "shared"], "colour scale (layer or shared)", SCALES[0])
     scale = st.segmented_control("Colour scale", SCALES, key="lens_scale", help="Each layer its own: every board runs white to its own most likely square, so a layer's ranking shows even where its read-out is flat. One for every layer: boards compare with each other.") or SCALES[0]
     shared = scale == SCALES[1]
     if token_view:
@@ -184,7 +187,7 @@ if section == SECTIONS[1]:
         data = points[0].get("customdata") if points else None
         if isinstance(data, list) and len(data) == 2:
             panels.open_head_in_lens(f"L{int(data[0])}H{int(data[1])}")
-            ui.flash("info", f"L{int(data[0])}H{int(data[1])}'s attention pattern, opened from its attribution cell.")
+            messages.flash("info", f"L{int(data[0])}H{int(data[1])}'s attention pattern, opened from its attribution cell.")
 
 
     g1, g2 = st.columns([3, 2])
@@ -215,10 +218,10 @@ if section == SECTIONS[2]:
     # One view at a time (a control, not tabs): only the view shown is drawn, and a click on a DLA head
     # cell can switch to it.
     VIEWS = ["Every head", "One head", "All heads from one position"]
-    linked_head = ui.url_choice("head", head_names, "attention head (L<layer>H<head>)")
+    linked_head = session.url_choice("head", head_names, "attention head (L<layer>H<head>)")
     if linked_head is not None:
         panels.open_head_in_lens(linked_head, open_section=False)
-    ui.show_messages()
+    messages.show_messages()
     if st.session_state.get("attention_view") not in VIEWS:
         st.session_state["attention_view"] = VIEWS[0]
     view = st.segmented_control("Attention view", VIEWS, key="attention_view", label_visibility="collapsed") or VIEWS[0]
@@ -268,10 +271,10 @@ if section == SECTIONS[3]:
     # starts as the link's, or the top neuron of the last layer at the first position seen (that
     # layer's index is shipped; another layer's is computed on first use).
     neuron_names = [f"L{layer_i}N{i}" for layer_i in range(handle.cfg.n_layers) for i in range(handle.cfg.d_mlp)]
-    linked = ui.url_choice("neuron", neuron_names, "neuron (L<layer>N<index>)")
+    linked = session.url_choice("neuron", neuron_names, "neuron (L<layer>N<index>)")
     if linked is not None:
         open_neuron(*(int(x) for x in linked[1:].split("N")))
-    ui.show_messages()
+    messages.show_messages()
     if not (0 <= st.session_state.get(NEURON_LAYER, -1) < handle.cfg.n_layers and 0 <= st.session_state.get(NEURON, -1) < handle.cfg.d_mlp):
         open_neuron(*home_neuron)
     n1, n2, n3 = st.columns([1, 1, 2])
@@ -280,7 +283,7 @@ if section == SECTIONS[3]:
     n3.button(f"Open L{top_neuron[0]}N{top_neuron[1]}, this position's top neuron", on_click=open_neuron, args=top_neuron, disabled=top_neuron == (layer, neuron), width="stretch")
 
 
-    index, corr = ui.corpus_result(handle, corpus_results.neurons_result(handle, layer, corpus))
+    index, corr = caches.corpus_result(handle, corpus_results.neurons_result(handle, layer, corpus))
     ui_corpus.caption(f"Layer {layer}'s neuron index, {len(index.games)} games")
     unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit), unit_name=lambda unit: f"L{layer}N{unit}")
     unit_dashboard(
@@ -301,4 +304,4 @@ if section == SECTIONS[2] and view == "One head":
     link["head"] = head
 if shared:
     link["scale"] = "shared"
-ui.sync_url(link)
+session.sync_url(link)

@@ -9,7 +9,10 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import ui
+from ui import caches
+from ui import messages
+from ui import session
+from ui import shell
 from ui import panels
 from core.words import count
 from core.interp.patching import sweeps as PT
@@ -20,7 +23,7 @@ from core.viz.board import board_figure
 from core.viz.patching import HEAD_NAMES, agreement_figure, block_maps_figure, head_grid_figure, next_token_change_figure
 from ui.export import chart_config
 
-spec, state, handle = ui.analysis_page("Patching lab", serves=lambda g: True)
+spec, state, handle = shell.analysis_page("Patching lab", serves=lambda g: True)
 game = handle.game
 token_view = game.tokens_name_squares  # else (PGN characters) targets are characters or whole moves
 size = game.rows
@@ -30,7 +33,7 @@ while moves and len(game.game_tokens(moves)) + room > game.n_ctx:
     moves = moves[:-1]
 if len(moves) < 2:
     st.info("Play at least two moves (here via the Board player, or open a link with ?moves=...) to patch between two games.")
-    ui.sync_url()
+    session.sync_url()
     st.stop()
 
 labels = [game.move_label(m) if token_view else game.move_text(moves[:i], m) for i, m in enumerate(moves)]
@@ -39,18 +42,18 @@ st.markdown(f"**Clean game** ({len(moves)} moves): `{game.format_moves(moves)}`"
 # -- the corrupted game --------------------------------------------------------------------------
 c1, c2 = st.columns([3, 2])
 numbers = list(range(1, len(moves) + 1))
-ui.linked_setting("pl_change", "change", numbers, [str(n) for n in numbers], "move number of this game", max(1, len(moves) // 2))
+session.linked_setting("pl_change", "change", numbers, [str(n) for n in numbers], "move number of this game", max(1, len(moves) // 2))
 index = c1.slider("Move to change", 1, len(moves), key="pl_change", help="The corrupted game plays another legal move here; later moves are replayed while they stay legal.") - 1
 # Same number of tokens as the changed move, so both games' tokens line up position by position.
 n_changed = len(game.move_tokens(moves[index], moves[:index]))
 alternatives = [int(m) for m in game.state(moves[:index]).legal_moves if m != moves[index] and len(game.move_tokens(m, moves[:index])) == n_changed]
 if not alternatives:
     st.warning(f"Move {index + 1} ({labels[index]}) has no legal alternative written with as many tokens ({n_changed}): choose another move to change.")
-    ui.sync_url()
+    session.sync_url()
     st.stop()
 kept = {s: len(PT.corrupt_game(moves, index, s, game)[1]) for s in alternatives}
 alternatives.sort(key=lambda s: -kept[s])  # default: the replacement that keeps the most later moves legal
-ui.linked_setting("pl_instead", "instead", alternatives, [game.url_moves((s,)) for s in alternatives], f"legal replacement of move {index + 1}", alternatives[0])
+session.linked_setting("pl_instead", "instead", alternatives, [game.url_moves((s,)) for s in alternatives], f"legal replacement of move {index + 1}", alternatives[0])
 same_length = "" if token_view else f" (only moves written with {n_changed} characters keep the games aligned)"
 replacement = c2.selectbox(f"Play instead of {labels[index]}{same_length}", alternatives, key="pl_instead", format_func=lambda s: f"{game.move_label(s) if token_view else game.san(moves[:index], s)} (keeps {count(kept[s], 'move')})")
 clean_moves, corrupted_moves, dropped = PT.corrupt_game(moves, index, replacement, game)
@@ -63,7 +66,7 @@ legal_clean, legal_corr = clean_state.legal, corr_state.legal  # squares a legal
 # -- metric ---------------------------------------------------------------------------------------
 m1, m2, m3 = st.columns(3)
 METRICS = ["logit", "log-prob", "logit difference"] + ([] if token_view else ["whole-move log-prob"])
-ui.linked_setting("pl_metric", "metric", METRICS, [k.replace(" ", "-") for k in METRICS], "metric", METRICS[0])
+session.linked_setting("pl_metric", "metric", METRICS, [k.replace(" ", "-") for k in METRICS], "metric", METRICS[0])
 metric_kind = m1.radio("Metric", METRICS, key="pl_metric", help="Read at the last position: the prediction of the next move." + ("" if token_view else " Whole-move log-prob: the sum of the log-probabilities of a move's characters and the space after it, the move written after both games."))
 tail: tuple[int, ...] = ()  # tokens written after both games (a whole move scored character by character)
 if token_view:
@@ -85,17 +88,17 @@ else:
     target_label = "Target character"
 if metric_kind == "whole-move log-prob":
     legal_next = sorted(clean_state.legal_moves, key=lambda m: game.san(clean_moves, m))
-    ui.linked_setting("pl_target_move", "target_move", legal_next, [game.url_moves((m,)) for m in legal_next], "legal next move of the clean game", legal_next[0])
+    session.linked_setting("pl_target_move", "target_move", legal_next, [game.url_moves((m,)) for m in legal_next], "legal next move of the clean game", legal_next[0])
     target_move = m2.selectbox("Target move", legal_next, key="pl_target_move", format_func=lambda m: game.san(clean_moves, m), help="A legal next move of the clean game, written after both games.")
     tail = tuple(game.move_tokens(target_move, clean_moves)) + (game.vocab.index(" "),)
     tok = other_tok = tail[0]
     target, other, target_text = target_move, None, game.san(clean_moves, target_move)
 else:
     names = [target_name(q) for q in targets]
-    ui.linked_setting("pl_target", "target", targets, names, "target", default_target)
+    session.linked_setting("pl_target", "target", targets, names, "target", default_target)
     target = m2.selectbox(target_label, targets, key="pl_target", format_func=lambda s: f"{target_name(s)}{' (legality differs)' if s in differs else ''}", help=target_help)
     others = [q for q in targets if q != target]
-    ui.linked_setting("pl_minus", "minus", others, [target_name(q) for q in others], "target other than the first", others[0])
+    session.linked_setting("pl_minus", "minus", others, [target_name(q) for q in others], "target other than the first", others[0])
     other = m3.selectbox("minus", others, key="pl_minus", disabled=metric_kind != "logit difference", format_func=target_name)
     tok, other_tok = (game.square_token(target), game.square_token(other)) if token_view else (target, other)
     target_text = target_name(target)
@@ -113,7 +116,7 @@ clean_v, corr_v = (float(metric(pair[0][i : i + 1].float().cpu())[0]) for i in (
 b1, b2 = st.columns(2)
 outline = target if token_view else game.move_squares(target)[0] if tail else None
 for col, name, st_, logits, legal, value in ((b1, "Clean", clean_state, clean_logits, legal_clean, clean_v), (b2, "Corrupted", corr_state, corr_logits, legal_corr, corr_v)):
-    probs = lens_square_probs(logits[None], game)[0] if token_view else ui.cached_predictions(handle.name, st_.moves).probs
+    probs = lens_square_probs(logits[None], game)[0] if token_view else caches.cached_predictions(handle.name, st_.moves).probs
     col.plotly_chart(board_figure(st_.board, probs, legal=legal, outline=outline, outline_color="#9467bd", last_move=st_.last_squares, title=f"{name}: metric {value:+.3f}", cell_px=36, **game.board_style), key=f"board_{name}", width="content", config=chart_config())
 if token_view:
     st.caption(f"Purple frame: the target {'move' if game.square_moves else 'from-square'} {game.square_label(target)} ({'legal' if legal_clean[target] else 'illegal'} in the clean game, {'legal' if legal_corr[target] else 'illegal'} in the corrupted one). Colour: the model's next-move probabilities.")
@@ -125,12 +128,12 @@ else:
 # -- patching ---------------------------------------------------------------------------------------
 n_layers, n_pos = handle.cfg.n_layers, clean_t.shape[1]
 DIRECTIONS = ["denoising: clean → corrupted run", "noising: corrupted → clean run"]
-ui.linked_setting("pl_direction", "direction", DIRECTIONS, ["denoising", "noising"], "direction", DIRECTIONS[0])
+session.linked_setting("pl_direction", "direction", DIRECTIONS, ["denoising", "noising"], "direction", DIRECTIONS[0])
 direction = st.radio("Direction", DIRECTIONS, key="pl_direction", horizontal=True)
 denoising = direction.startswith("denoising")
 base_t, source_t = (corrupted_t, clean_t) if denoising else (clean_t, corrupted_t)
 st.caption(f"Block sweep: {3 * n_layers * n_pos} patched runs, batched by layer into {n_layers} groups; heads: {5 * n_layers * handle.cfg.n_heads} runs. Each starts at its layer from cached activations.")
-ui.linked_setting("pl_normalise", "normalise", [True, False], ["1", "0"], "switch (1 or 0)", abs(clean_v - corr_v) > 1e-6)
+session.linked_setting("pl_normalise", "normalise", [True, False], ["1", "0"], "switch (1 or 0)", abs(clean_v - corr_v) > 1e-6)
 normalised = st.toggle(
     "Normalise: 1 = the patch " + ("restores the clean result" if denoising else "destroys the clean result") + ", 0 = no effect",
     key="pl_normalise",
@@ -144,7 +147,7 @@ SWEEPS_KEPT = 32
 @st.cache_data(show_spinner="Patching every site…", max_entries=SWEEPS_KEPT)
 def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int, tail: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Activation patching at every block site and every head: one patched run per site."""
-    h = ui.cached_model(name)
+    h = caches.cached_model(name)
     b, s = (PT.with_tail(game_tokens(g, h.game), tail) for g in (base, source))
     m = PT.next_move_metric(kind, tok, other_tok, tail)
     return PT.act_patch_block_every(h, b, s, m).numpy(), PT.act_patch_head_all_pos_every(h, b, s, m).numpy()
@@ -154,7 +157,7 @@ def exact_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind:
 def attribution_sweep(name: str, base: tuple[int, ...], source: tuple[int, ...], kind: str, tok: int, other_tok: int, tail: tuple[int, ...], _source_cache: dict) -> np.ndarray:
     """Attribution patching: every block site from one forward and one backward (the source
     game's activations come from the page's pass over both games)."""
-    h = ui.cached_model(name)
+    h = caches.cached_model(name)
     b, s = (PT.with_tail(game_tokens(g, h.game), tail) for g in (base, source))
     return PT.attribution_patch_block_every(h, b, s, PT.next_move_metric(kind, tok, other_tok, tail), clean_cache=_source_cache).numpy()
 
@@ -203,9 +206,9 @@ per_token, per_call = record["rates"][handle.name]
 priced = work_tokens * per_token + work_calls * per_call
 measured = handle.name in record["correction"]
 estimate = priced * record["correction"].get(handle.name, 1.0)
-if ui.url_choice("exact", ["1"], "exact sweep (1)") == "1":
+if session.url_choice("exact", ["1"], "exact sweep (1)") == "1":
     st.session_state["pl_exact"] = sweep_key
-ui.show_messages()
+messages.show_messages()
 auto = st.toggle("Run the exact sweep after every change", key="pl_auto", value=False, help=f"Otherwise a sweep expected to take over {SWEEP_BUDGET_S:g} s waits for the button below; attribution patching (a fast linear estimate of the same map) shows at once.")
 exact_now = auto or estimate <= SWEEP_BUDGET_S or sweep_key in record["done"] or st.session_state.get("pl_exact") == sweep_key
 source_row = slice(0, 1) if denoising else slice(1, 2)  # run_pair: row 0 clean, row 1 corrupted
@@ -241,7 +244,7 @@ if normalised:
         block_show, heads_show = score(sites), None if heads is None else score(heads)
         what = "share of the difference " + ("restored" if denoising else "destroyed")
     except ValueError as exc:
-        st.warning(ui.plain(exc))
+        st.warning(messages.plain(exc))
         block_show, heads_show, what = sites, heads, "patched metric"
 else:
     block_show, heads_show, what = sites, heads, "patched metric"
@@ -280,7 +283,7 @@ if heads_show is not None:
     h1.markdown(f"**{head_name}**, {HEAD_NAMES[part]} patched at every position: {heads_show[part, head_layer, head_i]:+.3f} ({what}).")
     if h2.button(f"Open {head_name}'s attention on the logit lens", key="pl_open_head", width="stretch"):
         panels.open_head_in_lens(head_name)
-        ui.flash("info", f"{head_name}'s attention pattern on the clean game, opened from the patching lab.")
+        messages.flash("info", f"{head_name}'s attention pattern on the clean game, opened from the patching lab.")
         st.switch_page("pages/logit_lens.py")
 else:
     st.caption("Heads: patched one by one with the exact sweep (attribution patching estimates block sites only).")
@@ -298,9 +301,9 @@ if st.session_state.get("pl_site_of") != site:
     st.session_state["pl_site_of"] = site
     for key in ("pl_comp", "pl_layer", "pl_pos"):
         st.session_state.pop(key, None)
-ui.linked_setting("pl_comp", "component", [0, 1, 2], list(PT.BLOCK_KINDS), "component", int(best[0]))
-ui.linked_setting("pl_layer", "layer", list(range(n_layers)), [str(n) for n in range(n_layers)], "layer", int(best[1]))
-ui.linked_setting("pl_pos", "position", list(range(n_pos)), [str(p + 1) for p in range(n_pos)], "position", int(best[2]))
+session.linked_setting("pl_comp", "component", [0, 1, 2], list(PT.BLOCK_KINDS), "component", int(best[0]))
+session.linked_setting("pl_layer", "layer", list(range(n_layers)), [str(n) for n in range(n_layers)], "layer", int(best[1]))
+session.linked_setting("pl_pos", "position", list(range(n_pos)), [str(p + 1) for p in range(n_pos)], "position", int(best[2]))
 comp = s1.selectbox("Component", [0, 1, 2], key="pl_comp", format_func=lambda c: PT.BLOCK_KINDS[c])
 layer = s2.selectbox("Layer", list(range(n_layers)), key="pl_layer")
 pos = s3.selectbox("Position", list(range(n_pos)), key="pl_pos", format_func=lambda p: f"{p + 1}. {token_labels[p]}")
@@ -338,7 +341,7 @@ with n2:
     if block is not None:
         st.caption("Attribution patching: two forwards and one backward for every site at once; a fast preview of the exact sweep.")
 
-ui.sync_url(
+session.sync_url(
     {
         "change": str(index + 1),
         "instead": game.url_moves((replacement,)),

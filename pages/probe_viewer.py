@@ -10,7 +10,10 @@ import streamlit as st
 from ui import corpus as ui_corpus
 from ui import panels
 from ui.skill_panel import skill_probe_panel
-import ui
+from ui import caches
+from ui import messages
+from ui import session
+from ui import shell
 from core.game_corpus import HELD_OUT_EVERY, corpus_name
 from core.interp.probes import interventions as I
 from core.interp.probes import move_edits as ME
@@ -23,16 +26,16 @@ from core.viz.probes import layer_accuracy_figure, sweep_figure
 from core.words import count
 from ui.export import chart_config
 
-spec, state, handle = ui.analysis_page("Probe viewer", serves=lambda g: True)  # probes need only where a move ends
+spec, state, handle = shell.analysis_page("Probe viewer", serves=lambda g: True)  # probes need only where a move ends
 game = handle.game
 size = game.rows
 
-summary = ui.probe_summary(handle.name)
+summary = caches.probe_summary(handle.name)
 targets = list(board_targets.targets_for(game))
 c1, c2, c3 = st.columns([3, 4, 2])
-ui.linked_setting("pv_target", "target", targets, targets, "probe target", targets[0])
+session.linked_setting("pv_target", "target", targets, targets, "probe target", targets[0])
 target = c1.selectbox("Probe target", targets, key="pv_target", format_func=lambda t: f"{t}{'' if t in summary else ' (not trained)'}", help="\n".join(f"- **{t}**: {h}" for t, h in board_targets.target_help(game).items()))
-probes = ui.probe_set(handle.name, target)
+probes = caches.probe_set(handle.name, target)
 all_layers = c3.toggle("All layers", value=False, help="Small multiples: the probe's board at every layer.")
 
 corpus = ui_corpus.current_corpus()  # the games training and scoring read (sidebar)
@@ -47,9 +50,9 @@ with st.expander("Train probes on this model" if probes else "No probes for this
         try:
             file_games = tuple(ui_corpus.corpus_games(game, corpus, 10**6, 0, part) for part in ("train", "test"))
         except ValueError as exc:
-            ui.error(exc)
+            messages.error(exc)
         train_games, test_games = (len(file_games[0]), len(file_games[1])) if file_games else (0, 0)
-        st.caption(ui.plain(f"Trains on {corpus.name}: {train_games} games, scored on the {test_games} held out (one game in {HELD_OUT_EVERY})."))
+        st.caption(messages.plain(f"Trains on {corpus.name}: {train_games} games, scored on the {test_games} held out (one game in {HELD_OUT_EVERY})."))
     if st.button(f"Train {target} probes (every layer)", type="primary", disabled=corpus is not None and not file_games):
         bar = st.progress(0.0, text="starting…")
         try:
@@ -60,19 +63,19 @@ with st.expander("Train probes on this model" if probes else "No probes for this
             entry = P.summary_entry(trained, None)
             if before and before.get("random_accuracy") and before.get("hooks") == entry.get("hooks"):
                 entry["random_accuracy"] = before["random_accuracy"]  # the random-init control stays on the chart
-            ui.store_trained_probes(handle.name, target, trained, entry)
-            ui.flash("success", P.training_verdict(trained, before))
+            caches.store_trained_probes(handle.name, target, trained, entry)
+            messages.flash("success", P.training_verdict(trained, before))
             bar.progress(1.0, text="done")
             st.rerun()
         except (ValueError, RuntimeError) as exc:
-            ui.error(f"Training failed: {exc}")
+            messages.error(f"Training failed: {exc}")
 
 if not probes:
-    ui.sync_url({"target": target})  # the link and "Share this view" stay, as on every page
+    session.sync_url({"target": target})  # the link and "Share this view" stay, as on every page
     st.stop()
 
 hooks = list(probes)
-ui.linked_setting("pv_layer", "layer", hooks, [panels.hook_link(h) for h in hooks], "probe layer", panels.best_hook(handle.name, target, hooks))
+session.linked_setting("pv_layer", "layer", hooks, [panels.hook_link(h) for h in hooks], "probe layer", panels.best_hook(handle.name, target, hooks))
 hook = c2.select_slider("Layer", hooks, key="pv_layer", format_func=panels.layer_label)
 
 # One pass of the game: every layer's probe reading, and the keys and values the intervention below continues from.
@@ -83,8 +86,8 @@ with left:
     panels.promotion_picker(state)
     st.markdown(f"**{state.status()}** · {len(state.moves)} moves · " + panels.CLICK_HINT[game.square_moves])
     b1, b2 = st.columns(2)
-    b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over, width="stretch")
-    b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves, width="stretch")
+    b1.button("Random move", on_click=session.play_random_move, disabled=state.is_over, width="stretch")
+    b2.button("Undo", on_click=session.undo_move, disabled=not state.moves, width="stretch")
 with mid:
     fig = panels.probe_board(handle, state, target, hook, probes, run=run)
     if fig is None:
@@ -103,12 +106,12 @@ with right:
         entry = summary.get(target)
         if entry:
             trained_on = probes[hook].meta.get("corpus", "random legal games")
-            st.caption(ui.plain(f"Held-out accuracy per square over {count(entry['test_games'], 'game')} of {trained_on} (every position); dotted: the same probe on a randomly initialised copy of the model."
+            st.caption(messages.plain(f"Held-out accuracy per square over {count(entry['test_games'], 'game')} of {trained_on} (every position); dotted: the same probe on a randomly initialised copy of the model."
                                 + (f" Also: the same probes on {count(next(iter(on_file.values()))['games'], 'game')} of {corpus.name}." if on_file else "")))
 with right2:
     meta = on_file.get(hook) or probes[hook].meta.get("held_out")
     if on_file.get(hook):
-        st.caption(ui.plain(f"Scores on {count(on_file[hook]['games'], 'game')} of {corpus.name}:"))
+        st.caption(messages.plain(f"Scores on {count(on_file[hook]['games'], 'game')} of {corpus.name}:"))
     if meta:
         per_class = ", ".join(f"{name} {acc:.1%}" for name, acc in meta["per_class"].items() if acc is not None)
         occupied = f", on occupied squares {meta['occupied_accuracy']:.2%}" if meta.get("occupied_accuracy") is not None else ""
@@ -150,7 +153,7 @@ def emphasised(verdict: str) -> str:
 
 
 def othello_interventions() -> None:
-    mte = ui.probe_set(handle.name, "mine_theirs_empty")
+    mte = caches.probe_set(handle.name, "mine_theirs_empty")
     if not mte:
         st.info("Interventions use the mine_theirs_empty probes: train them above.")
         return
@@ -176,7 +179,7 @@ def othello_interventions() -> None:
     try:
         res = I.intervene(handle, by_layer, state.moves, square, new_state, layers, scale)
     except ValueError as exc:
-        ui.error(exc)
+        messages.error(exc)
         return
     edit_boards(res, square, "Edited board: its legal moves", {})
     changes = I.move_changes(res.legal_real, res.legal_edited, res.probs_clean, res.probs_edited, game.square_label)
@@ -202,7 +205,7 @@ def piece_edit_controls():
     """The chess edit's square, piece, layers and scale: ``(square, value, layers, scale, probes
     by layer)``, or None when there is nothing to edit yet (said on the page)."""
     target = game.board_target
-    piece_probes = ui.probe_set(handle.name, target)
+    piece_probes = caches.probe_set(handle.name, target)
     if not piece_probes:
         st.info(f"Interventions use the {target} probes: train them above.")
         return None
@@ -241,7 +244,7 @@ def piece_interventions() -> None:
     try:
         res = E.edit_piece(handle, by_layer, state.moves, square, new_value, layers, scale)
     except ValueError as exc:
-        ui.error(f"Cannot make this edit: {exc}")
+        messages.error(f"Cannot make this edit: {exc}")
         return
     edit_boards(res, square, "Edited board: squares with a legal move", game.board_style)
     changed = np.flatnonzero(res.legal_edited != res.legal_real)
@@ -271,7 +274,7 @@ def piece_move_interventions() -> None:
     try:
         res = ME.edit_piece_move(handle, by_layer, state.moves, square, new_value, layers, scale, run=run)
     except ValueError as exc:
-        ui.error(f"Cannot make this edit: {exc}")
+        messages.error(f"Cannot make this edit: {exc}")
         return
     b1, b2 = st.columns(2)
     b1.plotly_chart(board_figure(res.board, None, legal=res.legal_real, outline=square, outline_color="#9467bd", title="Real board: squares with a legal move", cell_px=30, show_scale=False, **game.board_style), key="real_board", width="content", config=chart_config())
@@ -299,4 +302,4 @@ elif hasattr(game, "edit_position"):
 else:
     st.info(f"Interventions serve models whose next token is a square; {game.title} models show what the probes read above.")
 
-ui.sync_url({"target": target, "layer": panels.hook_link(hook)})
+session.sync_url({"target": target, "layer": panels.hook_link(hook)})

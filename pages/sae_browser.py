@@ -8,7 +8,11 @@ import streamlit as st
 
 from ui import corpus as ui_corpus
 from ui import panels
-import ui
+from ui import caches
+from ui import messages
+from ui import sae_caches
+from ui import session
+from ui import shell
 from core.interp.shared import token_squares
 from core.interp.shared import board_targets
 from core.interp.sae import features as F
@@ -22,7 +26,7 @@ from ui.export import chart_config
 
 FEATURE = "sae_feature"
 
-spec, state, handle = ui.analysis_page("SAE feature browser", serves=lambda g: True)
+spec, state, handle = shell.analysis_page("SAE feature browser", serves=lambda g: True)
 game = handle.game
 token_view = game.tokens_name_squares  # else (PGN characters) effects and predictions are per character
 size = game.rows
@@ -42,7 +46,7 @@ def on_table_select() -> None:
 
 
 # -- which SAE ------------------------------------------------------------------------------------
-choices = ui.sae_choices(handle.name)
+choices = sae_caches.sae_choices(handle.name)
 with st.expander("Train an SAE on this model" if choices else "No SAE for this model yet: train one here", expanded=not choices):
     t1, t2, t3, t4 = st.columns(4)
     kind = t1.selectbox("Hook", ["hook_resid_post", "hook_mlp_out", "mlp.hook_post", "hook_resid_mid"], help="resid_post: the residual stream after the block; mlp_out: what the MLP writes; mlp.hook_post: the MLP's neurons.")
@@ -62,29 +66,29 @@ with st.expander("Train an SAE on this model" if choices else "No SAE for this m
             card = card_for(handle, cfg, stats, sae_metrics(handle, sae, hook, n_games=100))
             index = F.build_index(handle, sae, hook, n_games=F.index_games(game) * 3 // 5, progress=lambda text, f: bar.progress(0.9, text=text))
             name = f"{hook.replace('blocks.', 'L').replace('.hook_', ' ').replace('.mlp', ' mlp')} {arch} {d_sae} (this session)"
-            ui.store_trained_sae(handle.name, name, sae, card, index)
+            sae_caches.store_trained_sae(handle.name, name, sae, card, index)
             st.session_state["sae_pick"] = name
             bar.progress(1.0, text="done")
             st.rerun()
         except (ValueError, RuntimeError) as exc:
-            ui.error(f"Training failed: {exc}")
+            messages.error(f"Training failed: {exc}")
 if not choices:
-    ui.sync_url()  # the link and "Share this view" stay, as on every page
+    session.sync_url()  # the link and "Share this view" stay, as on every page
     st.stop()
 
 names = list(choices)
-from_link = ui.url_choice("sae", names, "bundled SAE")
+from_link = session.url_choice("sae", names, "bundled SAE")
 if from_link is not None:
     st.session_state["sae_pick"] = from_link
-ui.show_messages()
+messages.show_messages()
 if st.session_state.get("sae_pick") not in names:
     st.session_state["sae_pick"] = names[0]
 sae_name = st.selectbox("SAE", names, key="sae_pick", format_func=lambda n: f"{n} — {choices[n]['hook']}")
 card = choices[sae_name]
 corpus = ui_corpus.current_corpus()  # the games the index and the metrics read (sidebar)
-loaded = ui.sae_and_index(handle.name, sae_name, corpus)
+loaded = sae_caches.sae_and_index(handle.name, sae_name, corpus)
 if loaded is None:
-    ui.sync_url()
+    session.sync_url()
     st.stop()
 sae, index = loaded
 hook = card["hook"]
@@ -92,7 +96,7 @@ hook = card["hook"]
 # -- quality ----------------------------------------------------------------------------------------
 metrics = panels.measured_sae_metrics(handle, sae, card["hook"], sae_name, card, corpus)
 if metrics:
-    st.caption(ui.plain(f"Quality measured on {metrics.get('corpus', 'random legal games')} ({metrics.get('games', '?')} games)."))
+    st.caption(messages.plain(f"Quality measured on {metrics.get('corpus', 'random legal games')} ({metrics.get('games', '?')} games)."))
 if metrics:
     m = st.columns(6)
     m[0].metric("FVU", f"{metrics['fvu']:.3f}", help="Fraction of variance unexplained on held-out games (lower is better).")
@@ -141,7 +145,7 @@ with f1:
             "F1": st.column_config.NumberColumn(format="%.2f", help="Best F1 of 'fires above t × max' as a predictor of one board property."),
         },
     )
-    games_of = "held-out random games" if corpus is None else ui.plain(f"games of {corpus.name}")
+    games_of = "held-out random games" if corpus is None else messages.plain(f"games of {corpus.name}")
     st.caption(f"{index.d_sae} features over {index.n_positions:,} positions of {len(index.games)} {games_of}, read at {game.read_positions} (the SAE itself trains and is scored on every token). Click a column's header to sort, any cell of a row to open its feature.")
 with f2:
     st.plotly_chart(density_histogram(index.density), key="density_hist", config=chart_config())
@@ -161,7 +165,7 @@ else:
         for i, (feature, value) in enumerate(now):
             cols[i % 6].button(f"#{feature}: {value:.2f}", key=f"now_{feature}", on_click=select_feature, args=(feature,), help=f"best property: {best_names[index.best_property[feature]]} (F1 {index.best_f1[feature]:.2f})", width="stretch")
         if token_view:
-            clean = ui.cached_predictions(handle.name, state.moves).probs
+            clean = caches.cached_predictions(handle.name, state.moves).probs
             spliced = F.on_squares(game, splice.spliced)
             legal = state.legal.reshape(-1)
             name = lambda s: game.square_label(int(s))  # noqa: E731
@@ -176,16 +180,16 @@ else:
         fmt = lambda order, p: ", ".join(f"{name(s)}{'' if legal[s] else ' ✗'} {p[s]:.0%}" for s in order)  # noqa: E731
         st.markdown(f"**Top-5 {what} without the SAE:** {fmt(top, clean)}  \n**Top-5 with the SAE spliced in:** {fmt(top_sae, spliced)}  \n(✗ = illegal now; total variation distance {0.5 * np.abs(clean - spliced).sum():.3f})")
     b1, b2 = st.columns(2)
-    b1.button("Random move", on_click=ui.play_random_move, disabled=state.is_over)
-    b2.button("Undo", on_click=ui.undo_move, disabled=not state.moves)
+    b1.button("Random move", on_click=session.play_random_move, disabled=state.is_over)
+    b2.button("Undo", on_click=session.undo_move, disabled=not state.moves)
 
 # -- one feature ---------------------------------------------------------------------------------------
 st.subheader("Feature dashboard")
 default = int(now[0][0]) if now else int(np.argmax(index.best_f1))
-linked_feature = ui.url_choice("feature", range(index.d_sae), "feature number")
+linked_feature = session.url_choice("feature", range(index.d_sae), "feature number")
 if linked_feature is not None:
     st.session_state[FEATURE] = linked_feature
-ui.show_messages()
+messages.show_messages()
 if FEATURE not in st.session_state or not 0 <= st.session_state[FEATURE] < index.d_sae:
     st.session_state[FEATURE] = default
 s1, s2 = st.columns([1, 3])
@@ -209,7 +213,7 @@ if len(values):
     rank1_bottom = game.board_style.get("rank1_bottom", False)
     probe_hook = F.probe_hook_for(hook, n_layers)
     target = game.board_target
-    board_probes = ui.probe_set(handle.name, target)
+    board_probes = caches.probe_set(handle.name, target)
     if probe_hook and probe_hook in board_probes:
         weight = board_probes[probe_hook].weight
         if game.square_moves:
@@ -223,4 +227,4 @@ if len(values):
     else:
         st.info(f"No {target} probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 
-ui.sync_url({"sae": sae_name, "feature": str(feature)} if not sae_name.endswith("(this session)") else {"feature": str(feature)})
+session.sync_url({"sae": sae_name, "feature": str(feature)} if not sae_name.endswith("(this session)") else {"feature": str(feature)})

@@ -191,7 +191,7 @@ def test_a_position_downloads_as_json_and_charts_save_in_the_chosen_format(model
     import json
 
     from core.interp.shared.position_record import position_record
-    from ui import cached_predictions
+    from ui.caches import cached_predictions
 
     at = open_app(model=model, **({"moves": moves} if moves else {}))
     assert any(b.label.startswith("Download this position's analysis") for b in at.get("download_button"))

@@ -281,7 +281,7 @@ def pgn_hub_model(request, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
         mp.setenv("HF_HUB_OFFLINE", "1")
-        from ui import cached_model
+        from ui.caches import cached_model
 
         cached_model.clear()  # the other layout's model may be cached under another cache dir
         yield request.param

@@ -153,10 +153,8 @@ def assert_same_sparse_index(a, b, atol: float) -> None:
 
 def test_lens_page_rebuilds_missing_results_and_says_so(empty_stores):
     from streamlit.testing.v1 import AppTest
-
-    import ui
-
-    ui._corpus_store.clear()  # results other tests of this process already hold
+    from ui import caches
+    caches._corpus_store.clear()  # results other tests of this process already hold
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.query_params["model"] = "othello6"
     game = load_model("othello6").game
@@ -169,8 +167,8 @@ def test_lens_page_rebuilds_missing_results_and_says_so(empty_stores):
     assert any("neuron index" in n for n in notes), notes
     cached = sorted(p.name for p in (S.cache_root() / "othello6").glob("*.json"))
     assert cached == ["lens_legality.json", "neurons_L7.json"], cached
-    ui._corpus_store.clear()
+    caches._corpus_store.clear()
     at.run()  # a new process would read the cached copies: nothing is computed again
     assert not at.exception
     assert not [c.value for c in at.caption if c.value.startswith("Computed ")]
-    ui._corpus_store.clear()
+    caches._corpus_store.clear()

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from core.interp.lens import logit_lens as L
-from core.interp.sae import features as F
 from core.interp.shared import unit_index
 from core.interp.lens.neurons import mlp_hook, neuron_index
 from core.interp.shared.activations import collect

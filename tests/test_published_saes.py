@@ -237,7 +237,8 @@ def othello_hub_with_saes(tmp_path, monkeypatch):
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from ui import cached_model, published_sae_refs
+    from ui.caches import cached_model
+    from ui.sae_caches import published_sae_refs
 
     cached_model.clear()
     published_sae_refs.clear()

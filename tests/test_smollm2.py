@@ -37,7 +37,7 @@ def both():
     import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ui import cached_model
+    from ui.caches import cached_model
 
     handle = cached_model("smollm2-135m")  # the server's shared model: the prompt player's test below opens it again, without a second load
     path = smollm2_path()

@@ -156,7 +156,7 @@ def gelu_hub(tmp_path_factory):
         mp.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
         mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
         mp.setenv("HF_HUB_OFFLINE", "1")
-        from ui import cached_model
+        from ui.caches import cached_model
 
         cached_model.clear()
         yield cache

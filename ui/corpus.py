@@ -14,7 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-import ui
+from ui import messages
+from ui import session
 from core.game_corpus import MAX_FILE_BYTES, GameCorpus, GameFileError, cached_corpus, corpus_games, corpus_tag, is_cached, sample_files
 from core.games.base import Game
 from core.words import count
@@ -56,9 +57,9 @@ def _chosen_file(game: Game) -> tuple[str, bytes, str] | None:
 def current_corpus() -> GameCorpus | None:
     """The chosen corpus for the current game, or None for random games (also when the chosen
     file has no game this model's game can read: the sidebar says why)."""
-    if ui.model_spec().kind != "game":
+    if session.model_spec().kind != "game":
         return None
-    game = ui.current_game()
+    game = session.current_game()
     found = _chosen_file(game)
     if found is None:
         return None
@@ -71,7 +72,7 @@ def current_corpus() -> GameCorpus | None:
 def link_params() -> dict[str, str]:
     """``{"corpus": …}`` for the share link when the view reads a sample file."""
     pick = st.session_state.get(PICK, RANDOM)
-    return {PARAM: pick} if pick not in (RANDOM, OWN) and ui.model_spec().kind == "game" else {}
+    return {PARAM: pick} if pick not in (RANDOM, OWN) and session.model_spec().kind == "game" else {}
 
 
 def caption(what: str) -> None:
@@ -80,7 +81,7 @@ def caption(what: str) -> None:
     if corpus is None:
         st.caption(f"{what}: random legal games (pick your own games in the sidebar).")
     else:
-        st.caption(ui.plain(f"{what}: {corpus.summary()}"))
+        st.caption(messages.plain(f"{what}: {corpus.summary()}"))
 
 
 def _parse(game: Game, name: str, data: bytes, digest: str) -> GameCorpus | None:
@@ -89,14 +90,14 @@ def _parse(game: Game, name: str, data: bytes, digest: str) -> GameCorpus | None
         try:
             return cached_corpus(data, name, game, digest=digest)
         except GameFileError as exc:
-            st.sidebar.error(ui.plain(exc))
+            st.sidebar.error(messages.plain(exc))
             return None
     bar = st.sidebar.progress(0.0, text=f"Reading {name}…")
     try:
         corpus = cached_corpus(data, name, game, progress=lambda text, f: bar.progress(min(max(float(f), 0.0), 1.0), text=text), digest=digest)
     except GameFileError as exc:
         bar.empty()
-        st.sidebar.error(ui.plain(exc))
+        st.sidebar.error(messages.plain(exc))
         return None
     bar.empty()
     return corpus
@@ -104,12 +105,12 @@ def _parse(game: Game, name: str, data: bytes, digest: str) -> GameCorpus | None
 
 def sidebar_section() -> None:
     """The corpus chooser, the upload and a game-opener, in the sidebar of a game model's pages."""
-    if ui.model_spec().kind != "game":
+    if session.model_spec().kind != "game":
         return
-    game = ui.current_game()
+    game = session.current_game()
     choices = options(game)
     keys = list(choices)
-    linked = ui.url_choice(PARAM, [k for k in keys if k != OWN], "games file")
+    linked = session.url_choice(PARAM, [k for k in keys if k != OWN], "games file")
     if linked is not None:
         st.session_state[PICK] = linked
     # Written back before the widget is drawn: a page's widgets are new to Streamlit, which would
@@ -126,7 +127,7 @@ def sidebar_section() -> None:
         uploaded = sb.file_uploader(f"Your games: {kind}", key="corpus_file", help=f"At most {MAX_FILE_BYTES // 2**20} MB; games that cannot be read are skipped and counted with the reason.")
         if uploaded is not None:
             if uploaded.size > MAX_FILE_BYTES:
-                sb.error(f"{ui.plain(uploaded.name)}: {uploaded.size:,} bytes is more than a games file may have here ({MAX_FILE_BYTES:,}).")
+                sb.error(f"{messages.plain(uploaded.name)}: {uploaded.size:,} bytes is more than a games file may have here ({MAX_FILE_BYTES:,}).")
             elif (st.session_state.get(UPLOAD) or {}).get("file_id") != uploaded.file_id:  # a new upload: hashed once, not per rerun
                 data = uploaded.getvalue()
                 st.session_state[UPLOAD] = {"name": uploaded.name, "digest": hashlib.sha256(data).hexdigest(), "data": data, "file_id": uploaded.file_id}
@@ -140,7 +141,7 @@ def sidebar_section() -> None:
     if corpus is None:
         sb.caption("The statistics use random legal games.")
         return
-    sb.caption(ui.plain(corpus.summary()))
+    sb.caption(messages.plain(corpus.summary()))
     if corpus.skipped:
         sb.expander(f"{len(corpus.skipped):,} skipped game(s)").text("\n".join(f"game {n}: {why}" for n, why in corpus.skipped[:50]) + ("\n…" if len(corpus.skipped) > 50 else ""))
     _game_opener(corpus)
@@ -152,8 +153,8 @@ def _open_game(corpus_digest: str) -> None:
         return
     number = int(st.session_state.get("corpus_game", 1))
     row = corpus.games[min(max(number, 1), corpus.n_games) - 1]
-    ui.set_moves(tuple(int(m) for m in row[row >= 0]))
-    ui.flash("info", f"Opened game {number} of {corpus.name} ({int((row >= 0).sum())} moves).")
+    session.set_moves(tuple(int(m) for m in row[row >= 0]))
+    messages.flash("info", f"Opened game {number} of {corpus.name} ({int((row >= 0).sum())} moves).")
 
 
 def _game_opener(corpus: GameCorpus) -> None:
@@ -167,7 +168,7 @@ def _game_opener(corpus: GameCorpus) -> None:
     shown = [f"{headers[k]}" for k in ("White", "Black") if headers.get(k)]
     if shown:
         elo = [headers.get("WhiteElo", "?"), headers.get("BlackElo", "?")]
-        sb.caption(ui.plain(f"{shown[0]} ({elo[0]}) – {shown[-1]} ({elo[1]}), {headers.get('Result', '*')}"))
+        sb.caption(messages.plain(f"{shown[0]} ({elo[0]}) – {shown[-1]} ({elo[1]}), {headers.get('Result', '*')}"))
 
 
 

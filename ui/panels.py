@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-import ui
+from ui import caches
+from ui import messages
+from ui import sae_caches
+from ui import session
 from core.games.base import GameState
 from core.interp.probes import linear_probes as P
 from core.interp.shared import board_targets
@@ -32,14 +35,14 @@ def playable_chart(fig, name: str, state: GameState, **chart_args) -> None:
     The key names the position, the picked piece and the click count, so every click and every
     move gets a fresh chart: no plotly selection survives to dim the board or swallow a click.
     """
-    key = f"{name}_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{st.session_state.get(ui.PICKED)}_{st.session_state.get(CLICKS, 0)}"
+    key = f"{name}_{len(state.moves)}_{hash(state.moves) & 0xFFFF}_{st.session_state.get(session.PICKED)}_{st.session_state.get(CLICKS, 0)}"
     st.plotly_chart(fig, key=key, on_select=lambda: on_board_click(key), selection_mode="points", width="content", config=chart_config(), **chart_args)
 
 
 def picked_square(state: GameState) -> int | None:
     """The piece picked by a first click (chess), while it still has a legal move here."""
-    picked = st.session_state.get(ui.PICKED)
-    game = ui.current_game()
+    picked = st.session_state.get(session.PICKED)
+    game = session.current_game()
     return picked if picked is not None and not game.square_moves and game.moves_from(state, picked) else None
 
 
@@ -68,32 +71,32 @@ def on_board_click(key: str) -> None:
 
 def click_square(square: int) -> None:
     """Play a one-square move, or pick a piece / play the picked piece to ``square``."""
-    now = ui.current_state()
-    game = ui.current_game()
+    now = session.current_state()
+    game = session.current_game()
     if game.square_moves:
-        ui.play_square(square)
+        session.play_square(square)
         return
     st.session_state.pop(PROMOTION, None)
-    picked = st.session_state.get(ui.PICKED)
+    picked = st.session_state.get(session.PICKED)
     if picked is not None:
         moves = [m for m in game.moves_from(now, picked) if game.move_squares(m)[1] == square]
         if len(moves) == 1:
-            ui.play_move(moves[0])
+            session.play_move(moves[0])
             return
         if len(moves) > 1:  # a promotion: the piece is asked for
             st.session_state[PROMOTION] = moves
             return
         if square == picked:
-            st.session_state.pop(ui.PICKED, None)
+            st.session_state.pop(session.PICKED, None)
             return
     if game.moves_from(now, square):
-        st.session_state[ui.PICKED] = square
+        st.session_state[session.PICKED] = square
     elif now.is_over:
-        ui.flash("info", "The game is over: there is no move to play.")
+        messages.flash("info", "The game is over: there is no move to play.")
     elif picked is not None:
-        ui.flash("warning", f"Illegal move: {game.explain_illegal(now, picked + 64 * square)}")
+        messages.flash("warning", f"Illegal move: {game.explain_illegal(now, picked + 64 * square)}")
     else:
-        ui.flash("warning", f"No legal move starts on {game.square_label(square)}: pick one of your pieces that can move (ringed).")
+        messages.flash("warning", f"No legal move starts on {game.square_label(square)}: pick one of your pieces that can move (ringed).")
 
 
 def promotion_picker(state: GameState) -> None:
@@ -101,7 +104,7 @@ def promotion_picker(state: GameState) -> None:
     pending = st.session_state.get(PROMOTION)
     if not pending:
         return
-    game = ui.current_game()
+    game = session.current_game()
     st.markdown("**Promote to:**")
     for col, move in zip(st.columns(len(pending)), pending):
         col.button(game.san(state.moves, move), key=f"promote_{move}", on_click=on_promotion, args=(move,), width="stretch")
@@ -109,7 +112,7 @@ def promotion_picker(state: GameState) -> None:
 
 def on_promotion(move: int) -> None:
     st.session_state.pop(PROMOTION, None)
-    ui.play_move(move)
+    session.play_move(move)
 
 
 def layer_label(hook: str) -> str:
@@ -135,14 +138,14 @@ def hook_link(hook: str) -> str:
 
 
 def best_hook(name: str, target: str, hooks: list[str]) -> str:
-    entry = ui.probe_summary(name).get(target)
+    entry = caches.probe_summary(name).get(target)
     if entry and entry.get("hooks") == hooks:
         return hooks[int(np.argmax(entry["accuracy"]))]
     return hooks[len(hooks) // 2]
 
 
 def true_board_figure(state: GameState, cell_px: int = 40):
-    return board_figure(state.board, None, legal=state.legal, last_move=state.last_squares, title="True board (engine)", cell_px=cell_px, picked=picked_square(state), **ui.current_game().board_style)
+    return board_figure(state.board, None, legal=state.legal, last_move=state.last_squares, title="True board (engine)", cell_px=cell_px, picked=picked_square(state), **session.current_game().board_style)
 
 
 def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, probes: dict[str, P.Probe], cell_px: int = 40, show_scale: bool = True, title: str | None = None, probs: np.ndarray | None = None, run=None):
@@ -165,7 +168,7 @@ def probe_board(handle: ModelHandle, state: GameState, target: str, hook: str, p
 def probe_panel(handle: ModelHandle, state: GameState, key: str = "panel") -> None:
     """A compact "what the probe reads now" panel for the board player."""
     target = handle.game.board_target
-    probes = ui.probe_set(handle.name, target)
+    probes = caches.probe_set(handle.name, target)
     if not probes:
         st.info(f"No {target} probes for {handle.name} yet: train them on the Probe viewer page.")
         return
@@ -188,7 +191,7 @@ def measured_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str, car
     from core.interp.sae.metrics import SAE_EVAL_SEED, board_scores, sae_metrics
     from core.models.registry import randomly_initialised
 
-    published = ui.cached_published_sae(handle.name, sae_name) if card.get("published") else None
+    published = sae_caches.cached_published_sae(handle.name, sae_name) if card.get("published") else None
     if published is None and corpus is None:
         return card.get("metrics", {})
     game = handle.game.name
@@ -199,7 +202,7 @@ def measured_sae_metrics(handle: ModelHandle, sae, hook: str, sae_name: str, car
                    + ". Measured here on " + ("random legal games, not the paper's real games, so the two can differ." if corpus is None else "the games chosen in the sidebar."))
     store = st.session_state.setdefault(MEASURED_SAE_METRICS, {})
     key = (handle.name, sae_name, corpus_tag(corpus))
-    where = "held-out random games" if corpus is None else ui.plain(corpus.name)
+    where = "held-out random games" if corpus is None else messages.plain(corpus.name)
     if key not in store:
         if not st.button(f"Measure this SAE on {where} (FVU, L0, CE recovered, coverage, board reconstruction; a minute or more)", key="measure_sae"):
             if corpus is not None and card.get("metrics"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-import ui
+from ui import messages
 from core.game_corpus import GameCorpus, corpus_games, corpus_tag
 from core.interp.probes.skill_probe import skill_probe
 from core.models.handle import ModelHandle
@@ -32,7 +32,7 @@ def skill_probe_panel(handle: ModelHandle, corpus: GameCorpus | None) -> None:
     store = st.session_state.setdefault(RESULTS, {})
     key = (handle.name, corpus_tag(corpus))
     if key not in store:
-        st.caption(ui.plain(f"{count(n_rated, 'game')} of {corpus.name} have White's rating (WhiteElo). A linear probe per layer reads White's rating bin at every position "
+        st.caption(messages.plain(f"{count(n_rated, 'game')} of {corpus.name} have White's rating (WhiteElo). A linear probe per layer reads White's rating bin at every position "
                             "where a move ends, trained on four games in five and scored on the fifth, beside a randomly initialised copy of the model."))
         if not st.button("Train skill probes (every layer)", key="train_skill"):
             return
@@ -43,7 +43,7 @@ def skill_probe_panel(handle: ModelHandle, corpus: GameCorpus | None) -> None:
                                      progress=lambda text, f: bar.progress(min(max(float(f), 0.0), 1.0), text=text))
         except ValueError as exc:
             bar.empty()
-            ui.error(f"No skill probe: {exc}")
+            messages.error(f"No skill probe: {exc}")
             return
         bar.empty()
     result = store[key]
@@ -51,7 +51,7 @@ def skill_probe_panel(handle: ModelHandle, corpus: GameCorpus | None) -> None:
     best = int(np.argmax(result["accuracy"]))
     baseline = result.get("random_accuracy")
     control = f"random-init model {baseline[best]:.1%} there; " if baseline else ""
-    st.caption(ui.plain(
+    st.caption(messages.plain(
         f"White's rating bins: {', '.join(result['bins'])}. Held out: {result['test_positions']:,} positions of {result['test_games']} games; "
         f"best {result['hooks'][best].replace('blocks.', 'L').replace('.hook_resid_', ' ')} {result['accuracy'][best]:.1%} "
         f"({control}chance {result['chance']:.1%}). The random-init copy reads what the moves alone give a linear probe."

@@ -1,6 +1,6 @@
 """The five pages for a text model: prompt player, logit lens, SAE browser, patching lab, and the
 probe viewer's reason for not applying. ``serve(title)`` is called by the page files themselves
-(``ui.serve_text_model``), so a link to any page works for any model.
+(``shell.serve_text_model``), so a link to any page works for any model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import ui
+from ui import caches
+from ui import messages
+from ui import sae_caches
+from ui import session
+from ui import shell
 from core.interp.patching import sweeps as PT
 from core.interp.sae import features as F
 from core.interp.sae import store as sae_store
@@ -35,16 +39,16 @@ def serve(title: str) -> None:
 def _top(title: str):
     """Title, messages and the model (the page stops, keeping its link, when it cannot load)."""
     st.title(title)
-    ui.show_messages()
-    handle, _ = ui.current_handle()
+    messages.show_messages()
+    handle, _ = shell.current_handle()
     if handle is None:
-        ui.sync_url()
+        session.sync_url()
         st.stop()
     return handle
 
 
 def _position_control(n: int, key: str, label: str = "Position") -> int:
-    ui.linked_setting(key, "pos", list(range(n)), [str(i) for i in range(n)], "token position", n - 1)
+    session.linked_setting(key, "pos", list(range(n)), [str(i) for i in range(n)], "token position", n - 1)
     return int(st.slider(label, 0, max(n - 1, 1), key=key, disabled=n < 2, help="The token whose next-token prediction is read (0 is the start token)."))
 
 
@@ -68,7 +72,7 @@ def prompt_player() -> None:
         names = [TP.token_name(handle, t) for t in pred.top_ids[pos]]
         real = f"; the text goes on with {TP.token_name(handle, pred.actual[pos])!r} (p {pred.actual_prob[pos]:.1%}, rank {pred.actual_rank[pos]})" if pred.actual[pos] >= 0 else " (the end of the prompt: what the model would write next)"
         st.plotly_chart(top_tokens_figure(names, pred.top_probs[pos], html.escape(f"Next token after {visible(labels[pos])!r}")), config=chart_config(), key="next_bar")
-        st.caption(ui.plain(f"Entropy {pred.entropy[pos]:.2f} nats{real}."))
+        st.caption(messages.plain(f"Entropy {pred.entropy[pos]:.2f} nats{real}."))
     with left:
         st.plotly_chart(loss_strip_figure(labels, pred.loss), config=chart_config(), key="loss_strip")
         table = pd.DataFrame({
@@ -80,7 +84,7 @@ def prompt_player() -> None:
             "top 5": [" | ".join(TP.token_name(handle, t) for t in row[:5]) for row in pred.top_ids],
         })
         st.dataframe(table, height=300, column_config={"p(real)": st.column_config.NumberColumn(format="percent"), "loss": st.column_config.NumberColumn(format="%.2f")})
-    ui.sync_url({"pos": str(pos)})
+    session.sync_url({"pos": str(pos)})
 
 
 # -- probe viewer ---------------------------------------------------------------------------------
@@ -91,7 +95,7 @@ def probe_viewer() -> None:
     st.info("Probes read a board's state (whose piece stands on each square) from the residual stream. "
             "A text model has no board, so there is nothing for a board probe to read. For a text model, "
             "the SAE feature browser finds the directions it uses, and the logit lens shows how its next-token guess forms.")
-    ui.sync_url()
+    session.sync_url()
 
 
 # -- logit lens -----------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ def logit_lens() -> None:
 
     st.dataframe(pd.DataFrame(top_neurons(attr, target, k=10)), height=250)
     head = _attention_view(handle, run, labels, pos)
-    ui.sync_url({"pos": str(pos), "head": head})
+    session.sync_url({"pos": str(pos), "head": head})
 
 
 def _attention_view(handle, run, labels: list[str], pos: int) -> str:
@@ -139,7 +143,7 @@ def _attention_view(handle, run, labels: list[str], pos: int) -> str:
     st.subheader("Attention")
     patterns = attention_patterns(handle, (), run=run)
     names = [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)]
-    ui.linked_setting("text_attention_head", "head", names, names, "attention head (L<layer>H<head>)",
+    session.linked_setting("text_attention_head", "head", names, names, "attention head (L<layer>H<head>)",
                       names[int(np.argmax(patterns[:, :, pos, :pos].sum(-1).reshape(-1)))] if pos else names[0])  # default: the head that looks furthest back from here
     head = st.selectbox("Head", names, key="text_attention_head", help="Rows: the position attending (destination); columns: the positions it reads (source).")
     layer, h = (int(x) for x in head[1:].split("H"))
@@ -171,10 +175,10 @@ def _sae_choices(handle) -> dict[str, tuple[str, object]]:
 @st.cache_resource(show_spinner="Loading SAE…", max_entries=8)
 def _load_sae(name: str, sae_name: str):
     """``(sae, hook, card)`` of a bundled or published SAE of a text model."""
-    handle = ui.cached_model(name)
+    handle = caches.cached_model(name)
     source, what = _sae_choices(handle)[sae_name]
     if source == "bundled":
-        return ui.cached_bundled_sae(name, sae_name), what.hook, what.card
+        return sae_caches.cached_bundled_sae(name, sae_name), what.hook, what.card
     from core.interp.sae.published import load_nanda_sae
 
     published = load_nanda_sae(what)
@@ -190,13 +194,13 @@ def _index(handle, sae_name: str, sae, hook: str):
     windows, where = _index_windows(handle.name)
     if windows is None:
         return None, where
-    return ui.corpus_result(handle, corpus_results.token_index_result(handle, sae, hook, sae_name, windows, where)), where
+    return caches.corpus_result(handle, corpus_results.token_index_result(handle, sae, hook, sae_name, windows, where)), where
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _splice(name: str, sae_name: str, tokens: tuple[int, ...]):
     sae, hook, _ = _load_sae(name, sae_name)
-    handle = ui.cached_model(name)
+    handle = caches.cached_model(name)
     comparison = TS.splice_comparison(handle, sae, hook, torch.tensor(tokens))
     top = comparison.features.topk(min(8, comparison.features.shape[1]), dim=-1)
     return comparison.top_k(5), comparison.clean_loss, comparison.spliced_loss, top.indices.numpy(), top.values.numpy()
@@ -219,16 +223,16 @@ def sae_browser() -> None:
     choices = _sae_choices(handle)
     if not choices:
         st.info(f"No SAE for {handle.name} yet. Train one: `python -m core.train sae {handle.name} assets/saes/{handle.name}/L0_mlp_post --hook blocks.0.mlp.hook_post`.")
-        ui.sync_url()
+        session.sync_url()
         return
     names = list(choices)
-    ui.linked_setting("text_sae", "sae", names, names, "SAE", names[0])
+    session.linked_setting("text_sae", "sae", names, names, "SAE", names[0])
     sae_name = st.selectbox("SAE", names, key="text_sae")
     try:
         sae, hook, card = _load_sae(handle.name, sae_name)
     except sae_store.SAELoadError as exc:
-        ui.error(f"SAE {sae_name!r} could not be loaded: {exc}")
-        ui.sync_url({"sae": sae_name})
+        messages.error(f"SAE {sae_name!r} could not be loaded: {exc}")
+        session.sync_url({"sae": sae_name})
         return
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
     if metrics:
@@ -236,7 +240,7 @@ def sae_browser() -> None:
                    f"CE recovered {metrics.get('ce_recovered_zero', float('nan')):.1%} (zero ablation), {metrics.get('ce_recovered_mean', float('nan')):.1%} (mean); "
                    f"dead {metrics.get('dead_fraction', float('nan')):.1%}, dense {metrics.get('dense_fraction', float('nan')):.1%}; CE clean {metrics.get('ce_clean', float('nan')):.3f} → with the SAE {metrics.get('ce_sae', float('nan')):.3f} nats.")
     else:
-        st.caption(ui.plain(card.get("note", f"{int(sae.cfg.d_sae):,} features on {hook}")))
+        st.caption(messages.plain(card.get("note", f"{int(sae.cfg.d_sae):,} features on {hook}")))
     index, where = _index(handle, sae_name, sae, hook)
     tokens, _ = TP.prompt_tokens(handle)
     last_top = int(_splice(handle.name, sae_name, tokens)[3][-1, 0])  # the strongest feature at the prompt's last token
@@ -253,7 +257,7 @@ def sae_browser() -> None:
                                        "top tokens": [", ".join(TP.token_name(handle, t) for t, _ in index.token_counts(int(f), 3)) for f in order[:300]] + [""] * max(0, len(order) - 300)}),
                          height=400, column_config={"density": st.column_config.NumberColumn(format="percent")})
             st.caption(f"Features by how often they fire, over {where}; dead features last.")
-    ui.sync_url({"sae": sae_name, "feature": str(feature)})
+    session.sync_url({"sae": sae_name, "feature": str(feature)})
 
 
 def _prompt_view(handle, sae_name: str) -> None:
@@ -278,7 +282,7 @@ def _prompt_view(handle, sae_name: str) -> None:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _directions(name: str, sae_name: str, _sae, hook: str):
     """Each feature's direction in the residual stream (``W_dec @ W_out``), once per SAE, not per rerun."""
-    return F.residual_directions(ui.cached_model(name), _sae, hook)
+    return F.residual_directions(caches.cached_model(name), _sae, hook)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -287,12 +291,12 @@ def _index_windows(name: str):
     shard's hash check and read are not repeated on every rerun."""
     from core.text.shard import index_windows
 
-    return index_windows(ui.cached_model(name))
+    return index_windows(caches.cached_model(name))
 
 
 def _feature_view(handle, sae, sae_name: str, hook: str, index, where: str, default: int) -> int:
     d_sae = int(sae.cfg.d_sae)
-    ui.linked_setting("text_feature", "feature", list(range(d_sae)), [str(i) for i in range(d_sae)], "feature", default)
+    session.linked_setting("text_feature", "feature", list(range(d_sae)), [str(i) for i in range(d_sae)], "feature", default)
     st.caption("Opens on the strongest feature at the prompt's last token; the table under “All features” lists every one.")
     feature = int(st.number_input("Feature", 0, d_sae - 1, key="text_feature"))
     search = st.text_input("Which features fire on this token?", key="text_feature_search", help="Type a word or symbol; its first token is looked up in the index.")
@@ -302,14 +306,14 @@ def _feature_view(handle, sae, sae_name: str, hook: str, index, where: str, defa
         if hits:
             st.dataframe(pd.DataFrame([{"feature": u, "fires on": f"{share:.0%} of its occurrences", "mean activation": mean} for u, share, mean in hits]), height=200)
         else:
-            st.caption(ui.plain(f"No feature fires on {TP.token_name(handle, ids[0]) if ids else search!r} in the index."))
+            st.caption(messages.plain(f"No feature fires on {TP.token_name(handle, ids[0]) if ids else search!r} in the index."))
     effects = F.logit_effects_tokens(handle, _directions(handle.name, sae_name, sae, hook), feature)
     up, down = np.argsort(-effects)[:10], np.argsort(effects)[:10]
     c1, c2 = st.columns(2)
     c1.dataframe(pd.DataFrame({"promotes": [TP.token_name(handle, t) for t in up], "logit effect": effects[up]}), height=390)
     c2.dataframe(pd.DataFrame({"suppresses": [TP.token_name(handle, t) for t in down], "logit effect": effects[down]}), height=390)
     if index is None:
-        st.info(ui.plain(f"No corpus for the feature index: {where}."))
+        st.info(messages.plain(f"No corpus for the feature index: {where}."))
         return feature
     positions, values = index.activations(feature)
     st.caption(f"Feature {feature}: fires on {index.density[feature]:.2%} of {index.n_positions:,} tokens ({where}); max activation {index.max_activation[feature]:.3f}. "
@@ -336,13 +340,13 @@ def patching_lab() -> None:
     st.caption("Activation patching: run a corrupted prompt, copy one activation from the clean prompt's run into it, and see how far that moves the metric back.")
     clean = TP.prompt_section(handle, "Clean prompt")
     if CORRUPTED not in st.session_state:
-        st.session_state[CORRUPTED] = same_length_variant(handle.tokenizer, st.session_state.get(ui.PROMPT, ""))
+        st.session_state[CORRUPTED] = same_length_variant(handle.tokenizer, st.session_state.get(session.PROMPT, ""))
     st.text_area("Corrupted prompt (the same number of tokens)", key=CORRUPTED, height=120)
     lead = list(clean[:1]) if clean and clean[0] == handle.tokenizer.end_of_text else []
     corrupted = tuple(lead + handle.tokenizer.encode(st.session_state[CORRUPTED]))  # counted whole: the message says its real length
     if len(corrupted) != len(clean):
         st.warning(f"The clean prompt is {len(clean):,} tokens and the corrupted one {len(corrupted):,}: patching copies activations position by position, so both must have the same number of tokens.")
-        ui.sync_url()
+        session.sync_url()
         return
     pred = TP.cached_next_tokens(handle.name, clean)
     other_pred = TP.cached_next_tokens(handle.name, corrupted)
@@ -353,7 +357,7 @@ def patching_lab() -> None:
     other = _token_choice(c2, handle, "Other token (the corrupted prompt's top next tokens)", list(dict.fromkeys(corrupted_top)), "text_other")
     a_ids, o_ids = [answer], [other]
     maps, clean_value, corrupted_value = _block_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
-    st.caption(ui.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
+    st.caption(messages.plain(f"Metric: logit of {TP.token_name(handle, a_ids[0])!r} minus {TP.token_name(handle, o_ids[0])!r} at the last position: clean {clean_value:.3f}, corrupted {corrupted_value:.3f}. "
                         f"Maps: 1 = patching that site restores the clean value, 0 = no effect."))
     if warning := PT.small_gap_warning(clean_value, corrupted_value):
         st.warning(warning)
@@ -362,7 +366,7 @@ def patching_lab() -> None:
     if st.toggle("Also patch every attention head (output, query, key, value, pattern) at all positions", key="text_heads"):
         heads = _head_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
         st.plotly_chart(head_grid_figure(PT.normalise(heads, clean_value, corrupted_value).numpy(), "Patching one head at every position"), config=chart_config(), key="text_head_maps")
-    ui.sync_url()
+    session.sync_url()
 
 
 def _token_choice(column, handle, label_text: str, candidates: list[int], key: str) -> int:
@@ -393,14 +397,14 @@ def same_length_variant(tokenizer, text: str) -> str:
 
 @st.cache_data(show_spinner="Patching every head…", max_entries=64)
 def _head_maps(name: str, clean: tuple[int, ...], corrupted: tuple[int, ...], answer: int, other: int):
-    handle = ui.cached_model(name)
+    handle = caches.cached_model(name)
     metric = PT.next_move_metric("logit difference", answer, other)
     return PT.act_patch_head_all_pos_every(handle, torch.tensor([corrupted]), torch.tensor([clean]), metric)
 
 
 @st.cache_data(show_spinner="Patching every layer and position…", max_entries=64)
 def _block_maps(name: str, clean: tuple[int, ...], corrupted: tuple[int, ...], answer: int, other: int):
-    handle = ui.cached_model(name)
+    handle = caches.cached_model(name)
     metric = PT.next_move_metric("logit difference", answer, other)
     clean_t, corrupted_t = torch.tensor([clean]), torch.tensor([corrupted])
     maps = PT.act_patch_block_every(handle, corrupted_t, clean_t, metric)

@@ -14,8 +14,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-import ui
-from core.interp.lens import token_lens as TV
+from ui import caches
+from ui import messages
+from ui import session
 from core.interp.shared import text_run
 from core.models.handle import ModelHandle
 from core.viz.text import visible
@@ -30,7 +31,7 @@ def prompt_tokens(handle: ModelHandle) -> tuple[tuple[int, ...], str]:
     """The prompt's tokens (with the leading end-of-text token when the tokenizer has one), and a
     note when the prompt had to be cut to the model's context ("" otherwise)."""
     tok = handle.tokenizer
-    ids = tok.encode(st.session_state.get(ui.PROMPT, ""))
+    ids = tok.encode(st.session_state.get(session.PROMPT, ""))
     lead = [tok.end_of_text] if tok.end_of_text is not None else []
     room = min(handle.cfg.n_ctx, text_run.MAX_PROMPT_TOKENS) - len(lead)
     note = ""
@@ -55,12 +56,12 @@ def token_name(handle: ModelHandle, tid: int) -> str:
 
 
 def on_prompt_edit() -> None:
-    st.session_state[ui.PROMPT] = st.session_state.get(PROMPT_WIDGET, "")[: ui.PROMPT_LINK_LIMIT * 4]
+    st.session_state[session.PROMPT] = st.session_state.get(PROMPT_WIDGET, "")[: session.PROMPT_LINK_LIMIT * 4]
 
 
 def prompt_editor(label: str = "Prompt") -> None:
     """The prompt box every text page shares (editing it changes the prompt on every page)."""
-    st.session_state[PROMPT_WIDGET] = st.session_state.get(ui.PROMPT, "")
+    st.session_state[PROMPT_WIDGET] = st.session_state.get(session.PROMPT, "")
     st.text_area(label, key=PROMPT_WIDGET, on_change=on_prompt_edit, height=140, help="Type or paste any text; it is tokenised with the model's own tokenizer. Ctrl+Enter applies it.")
 
 
@@ -78,7 +79,7 @@ def prompt_section(handle: ModelHandle, label: str = "Prompt") -> tuple[int, ...
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def cached_next_tokens(name: str, tokens: tuple[int, ...], k: int = 10) -> text_run.NextTokens:
-    handle = ui.cached_model(name)
+    handle = caches.cached_model(name)
     logits = handle.forward(torch.tensor([tokens]))[0]
     return text_run.next_tokens(logits, torch.tensor(tokens), k)
 
@@ -96,7 +97,7 @@ def cached_run(name: str, tokens: tuple[int, ...]):
         if key in memo:
             memo.move_to_end(key)
             return memo[key]
-    run = text_run.run_tokens(ui.cached_model(name), torch.tensor(tokens))
+    run = text_run.run_tokens(caches.cached_model(name), torch.tensor(tokens))
     with lock:
         memo[key] = run
         while len(memo) > RUNS_KEPT:
@@ -128,4 +129,4 @@ def text_card(card: dict, ev: dict) -> None:
         if isinstance(bi, float):
             table["bigram baseline"] = bi
         st.plotly_chart(learning_curve_figure(table, "nats per token", dashed=("bigram baseline",)), key="model_card_curve", config=chart_config())
-    ui.monospace(str(card.get("command", "")))
+    messages.monospace(str(card.get("command", "")))

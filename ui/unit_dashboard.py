@@ -15,7 +15,8 @@ import re
 import numpy as np
 import streamlit as st
 
-import ui
+from ui import messages
+from ui import session
 from core.games.base import Game
 from core.interp.sae import features as F
 from core.interp.shared import unit_index
@@ -101,7 +102,7 @@ def unit_search(index: unit_index.FeatureIndex, unit_word: str, key: str, on_pic
         return
     found, n_props = unit_index.search_units(index, query[:200], k=8)
     if not n_props:
-        st.caption(f"No board property matches {ui.plain(query, 60)}. Properties read like: {', '.join(examples)}.")
+        st.caption(f"No board property matches {messages.plain(query, 60)}. Properties read like: {', '.join(examples)}.")
         return
     if not found:
         st.caption(f"No {unit_word} of this set fires with those {n_props} properties.")
@@ -160,5 +161,5 @@ def unit_dashboard(index: unit_index.FeatureIndex, unit: int, game: Game, *, nam
         st.plotly_chart(band_figure, key=f"{key}_bands", config=chart_config())
     o1, o2 = st.columns([3, 1])
     pick = o1.selectbox("Open a top example as the shared game", range(len(examples)), key=f"{key}_open", format_func=lambda i: f"#{i + 1}: activation {examples[i].value:.2f}, after move {examples[i].move + 1}")
-    o2.button("Open in every page", key=f"{key}_open_button", on_click=ui.set_moves, args=(examples[pick].moves,), width="stretch")
+    o2.button("Open in every page", key=f"{key}_open_button", on_click=session.set_moves, args=(examples[pick].moves,), width="stretch")
     return left

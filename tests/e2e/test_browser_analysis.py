@@ -68,7 +68,6 @@ def third_row_feature() -> int:
     """The feature in the third row of the default model's first SAE table (the rows are ordered
     by F1), from the index the server reads (the shipped one)."""
     from core import corpus_results
-    from core.interp.sae import features as F
     from core.interp.shared import unit_index
     from core.interp.sae.store import list_saes, load_sae
     from core.models.registry import load_model

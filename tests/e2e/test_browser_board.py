@@ -160,7 +160,7 @@ def test_model_card_is_drawn_when_opened(app_url, browser):
     """The card is drawn only while open (its learning curve is not paid on every page load):
     closed, the sidebar has no figure; one click opens the card's figures, its numbers and the
     command that trained the model."""
-    from ui import bundled_card
+    from ui.caches import bundled_card
 
     card = bundled_card(default_model_name())
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
