@@ -157,7 +157,7 @@ def test_every_engine_records_the_same_games():
 
 
 def test_large_batches_play_in_lockstep_and_small_ones_position_by_position():
-    """Both paths of ``chess._run`` are the ones the tests above check, and agree with each other."""
+    """Both paths of ``rules._run`` are the ones the tests above check, and agree with each other."""
     big = C.LOCKSTEP_MIN_GAMES
     few, many = C.random_games(5, 60, seed=4), C.random_games(big, 60, seed=4)
     assert np.array_equal(few, many[:5])

@@ -29,8 +29,8 @@ def test_start_command_is_readmes():
     """The container runs README's ``streamlit run app.py`` through ``ui.serve``, which warms the
     server first and then runs exactly that."""
     assert start_command() == ["python", "-m", "ui.serve"]
-    readme = (ROOT / "README.md").read_text()
-    assert "streamlit run app.py" in readme and "python -m ui.serve" in readme
+    readme, deploy = (ROOT / "README.md").read_text(), (ROOT / "docs" / "deploy.md").read_text()
+    assert "streamlit run app.py" in readme and "python -m ui.serve" in readme and "python -m ui.serve" in deploy
     from ui import serve
 
     assert serve.APP == ROOT / "app.py" and '["streamlit", "run", str(APP)' in (ROOT / "ui" / "serve.py").read_text()
@@ -53,7 +53,7 @@ def test_port_health_check_and_ignored_files():
     assert f"http://127.0.0.1:{port}/_stcore/health" in DOCKERFILE
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
     assert not ignored & {"assets", "core", "pages", "app.py", "ui", "requirements.txt", ".streamlit"}
-    assert f"app_port: {port}" in (ROOT / "README.md").read_text()  # the Space's front matter in the deploy steps
+    assert f"app_port: {port}" in (ROOT / "docs" / "deploy.md").read_text()  # the Space's front matter in the deploy steps
 
 
 def test_the_containers_settings_serve_the_app():

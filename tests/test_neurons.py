@@ -1,4 +1,4 @@
-"""MLP neurons as browsable units (core.interp.neurons) and the property search shared with SAEs."""
+"""MLP neurons as browsable units (core.interp.lens.neurons) and the property search shared with SAEs."""
 
 from __future__ import annotations
 

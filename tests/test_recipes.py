@@ -24,7 +24,7 @@ def test_recipe_is_a_training_config_of_the_published_shape(path):
     assert cfg.batch_size % 8 == 0, "the global batch must split over 8 GPUs"
     gpt = cfg.gpt_config()
     assert gpt.d_model % gpt.n_heads == 0
-    assert path.name in (ROOT / "README.md").read_text()
+    assert path.name in (ROOT / "docs" / "models.md").read_text()
 
 
 def test_bad_recipe_files_get_one_line_errors(tmp_path, capsys):

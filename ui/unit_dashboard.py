@@ -1,6 +1,6 @@
 """One dashboard for any unit that fires on positions (an SAE feature, an MLP neuron) and the
 search that finds units by the board property they track. Streamlit side; the data is a
-``core.interp.sae_features.FeatureIndex`` (``neurons.neuron_index`` builds one for neurons).
+``core.interp.shared.unit_index.FeatureIndex`` (``neurons.neuron_index`` builds one for neurons).
 
 Both the SAE browser and the logit lens's neuron view draw their units here, so a neuron and a
 feature are read the same way: how often and how strongly it fires, the distinct positions where it

@@ -182,14 +182,17 @@ def metric_value(page, label: str, pattern: str, timeout: int = 30_000) -> str:
 SCREENSHOTS_ENV = "BOARDLENS_SCREENSHOTS"
 
 
-def keep_screenshot(page, name: str) -> None:
-    """A full-page screenshot into the folder ``$BOARDLENS_SCREENSHOTS`` names, when it is set:
-    for a person to look at what the test saw. Off by default: a full page of figures takes
-    Chromium a second or more to paint, and no assertion reads the picture."""
+def keep_screenshot(page, name: str, full_page: bool = True) -> None:
+    """A screenshot into the folder ``$BOARDLENS_SCREENSHOTS`` names, when it is set: for a person
+    to look at what the test saw (full page), or for the README (``full_page=False``: the window a
+    visitor sees first). It waits for the run to settle first. Off by default: a full page of
+    figures takes Chromium a second or more to paint, and no assertion reads the picture."""
     folder = os.environ.get(SCREENSHOTS_ENV)
     if folder:
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
+        page.wait_for_timeout(1500)  # plotly's last redraw after the run
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
 
 
 def share_link_of(page) -> str:

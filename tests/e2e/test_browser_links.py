@@ -28,6 +28,7 @@ def test_share_link_opens_the_same_view_in_a_fresh_browser(app_url, browser, pat
     page.goto(f"{app_url}/{path}?{params}")
     page.get_by_role("heading", name=title).wait_for(timeout=180_000)
     page.get_by_role("button", name="Share this view").wait_for(timeout=180_000)
+    H.keep_screenshot(page, f"page_{path or 'board_player'}", full_page=False)  # README's pictures (docs/img)
     link = H.share_link_of(page)
     assert link.startswith(f"{app_url}/{path}?") and all(p in link for p in params.split("&")), link
     fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()

@@ -1,4 +1,4 @@
-"""The compiled chess move generator (cozy-chess, through its Python bindings) behind ``chess._run``.
+"""The compiled chess move generator (cozy-chess, through its Python bindings) behind ``rules._run``.
 
 It produces exactly the records of the python-chess engine (tests compare both with python-chess
 position by position), about an order of magnitude faster: a position's legal moves come back as

@@ -1,4 +1,4 @@
-"""Chess as a BoardLens game plug-in: python-chess rules (``core.games.chess``) + a tokenizer."""
+"""Chess as a BoardLens game plug-in: python-chess rules (``core.games.chess.rules``) + a tokenizer."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ rows ``(game, from-square, destinations)`` for the legal-move groups ``Replay`` 
 The rules are python-chess's, restated on bitboards: pins and checks restrict moves, a king may not
 step into an attacked square, castling needs its rights, empty path and unattacked transit squares,
 an en-passant capture is legal only if the king is not attacked after it (the capture is made and
-tested), promotions count as four moves. Ends as in ``chess._end``. Tests compare every record with
+tested), promotions count as four moves. Ends as in ``records._end``. Tests compare every record with
 python-chess position by position, and with the one-position-at-a-time engines field by field.
 Given games are replayed the same way; a move that is illegal or follows the end stops its game,
 and the first such game in batch order is reported, as the per-position engines report it.
@@ -322,7 +322,7 @@ def _insufficient(pos: _Position) -> np.ndarray:
 
 def run_lockstep(n: int, T: int, uniforms: np.ndarray | None = None, games: np.ndarray | None = None) -> tuple[np.ndarray, C.Replay]:
     """Play ``n`` random games of at most ``T`` moves (``uniforms (n, T)`` pick the moves), or
-    replay ``games (n, T)`` (move ints, -1 after a game's last move): the records ``chess._run``
+    replay ``games (n, T)`` (move ints, -1 after a game's last move): the records ``rules._run``
     makes, the same as its other engines, and the same ``MoveError`` for the first game (in batch
     order) with a move that is illegal or follows the end."""
     if uniforms is not None and uniforms.size and not (uniforms.min() >= 0 and uniforms.max() < 1):

@@ -2,8 +2,8 @@
 position is recorded, the end-of-game rules, and the python-chess engine the others are checked
 against.
 
-``core.games.chess`` (the game's rules and text, and which engine plays a batch), ``chess_fast``
-(cozy-chess, one position at a time) and ``chess_lockstep`` (numpy, a whole batch at once) import
+``rules`` (the game's rules and text, and which engine plays a batch), ``fast``
+(cozy-chess, one position at a time) and ``lockstep`` (numpy, a whole batch at once) import
 this module; none of them imports another at load time.
 """
 
