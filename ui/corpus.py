@@ -171,7 +171,6 @@ def _game_opener(corpus: GameCorpus) -> None:
         sb.caption(messages.plain(f"{shown[0]} ({elo[0]}) – {shown[-1]} ({elo[1]}), {headers.get('Result', '*')}"))
 
 
-
 PROBE_SCORES = "corpus_probe_scores"  # (model, target, corpus tag, probes id) -> {hook: score}
 
 

@@ -9,7 +9,6 @@ import re
 import streamlit as st
 
 
-
 MESSAGES = "messages"
 
 

@@ -4,7 +4,6 @@ link) and the checks that a page can serve the chosen model.
 
 from __future__ import annotations
 
-
 import streamlit as st
 import torch
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import chess
 import numpy as np
 

@@ -3,6 +3,10 @@ target (mine / theirs / empty, pieces, ...), which positions count, and a positi
 
 from __future__ import annotations
 
+import numpy as np
+
+from core.games.base import Game
+from core.games.registry import as_game
 
 # target -> class names (index = class id). "mine" = the player who made the latest move.
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -12,13 +16,6 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "legal_next": ("not legal", "legal"),
     "flipped": ("not flipped", "flipped"),
 }
-
-
-import numpy as np
-
-from core.games.base import Game
-from core.games.registry import as_game
-
 
 TARGET_HELP = {
     "mine_theirs_empty": "each square as empty / the last mover's / the opponent's (the published world-model probe)",

@@ -3,7 +3,6 @@ put on the board's squares. Every page that draws a board of the model's next mo
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
