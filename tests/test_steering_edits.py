@@ -168,3 +168,39 @@ def test_eight_threads_editing_the_shared_model_get_their_own_answers_and_leave_
     assert all(torch.equal(results[i], expected[i]) for i in range(8))
     assert all(not hp.fwd_hooks for hp in handle.model.hook_dict.values())
     assert all(torch.equal(v, weights[k]) for k, v in handle.model.state_dict().items())
+
+
+def test_mean_ablation_puts_in_the_units_mean_over_the_games(handle, sae, sae_entry, tokens):
+    """The mean a mean ablation uses is the unit's mean over the games' move positions, as a hand
+    count over TransformerLens's own cache of the same games gives it (float32 means of ~1,000
+    values: a few u relative, within 1e-5 at values of order 1); the ablation with it equals a
+    hand-written hook putting that mean in."""
+    from core.interp.shared.board_targets import valid_positions
+    from core.interp.steering.edits import unit_mean
+
+    game = handle.game
+    games = game.random_games(20, seed=3)
+    neuron, head = Neuron(3, 40), Head(2, 5)
+    rows, cols = np.nonzero(valid_positions(game.replay(games)) & (game.move_positions(games) >= 0))
+    positions = game.move_positions(games)[rows, cols]
+    with handle.session() as model, torch.inference_mode():
+        _, cache = model.run_with_cache(torch.from_numpy(game.batch_tokens(games)))
+    by_hand = {h: cache[h][torch.from_numpy(rows), torch.from_numpy(positions)].double() for h in (neuron.hook, head.hook, sae_entry.hook)}
+    assert len(rows) > 500
+    n_mean, h_mean = unit_mean(handle, neuron, games), unit_mean(handle, head, games)
+    assert abs(n_mean - float(by_hand[neuron.hook][:, 40].mean())) <= 1e-5
+    assert h_mean.shape == (handle.cfg.d_head,) and torch.allclose(h_mean.double(), by_hand[head.hook][:, 5].mean(0), atol=1e-5, rtol=0)
+    index, _ = active_feature(handle, sae, sae_entry.hook, tokens)
+    f_mean = unit_mean(handle, Feature(sae, sae_entry.hook, index), games)
+    f_all = sae.encode(by_hand[sae_entry.hook].float())[:, index].double()
+    assert abs(f_mean - float(f_all.mean())) <= 1e-5 * max(1.0, abs(f_mean))
+
+    def put_mean(act, hook):
+        act = act.clone()
+        act[:, -1:, 40] = n_mean
+        return act
+
+    with handle.session() as model, torch.inference_mode():
+        theirs = model.run_with_hooks(tokens, fwd_hooks=[(neuron.hook, put_mean)])
+    ours = run_with_edits(handle, tokens, [Edit(neuron, "mean", n_mean)])
+    assert (ours - theirs).abs().max().item() <= 1e-5

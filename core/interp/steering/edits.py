@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from core.interp.shared.activations import collect
 from core.models.handle import ModelHandle
 
 OPERATIONS = ("zero", "mean", "clamp", "add")
@@ -165,6 +166,20 @@ def hook_for(edit: Edit) -> tuple[str, Callable]:
         return out
 
     return unit.hook, head_hook
+
+
+def unit_mean(handle: ModelHandle, unit: Unit, games) -> float | torch.Tensor:
+    """The unit's mean over the positions where ``games`` are read (a move's position; every
+    position a board game's model predicts from): the value a mean ablation puts in. A number for
+    a feature or a neuron; a ``d_head`` vector for a head (its whole output, as it is replaced)."""
+    if isinstance(unit, Feature):
+        acts = collect(handle, games, [unit.hook]).acts[unit.hook]
+        with torch.no_grad():
+            return float(unit.sae.encode(acts.to(unit.sae.W_dec.dtype))[:, unit.index].mean())
+    acts = collect(handle, games, [unit.hook]).acts[unit.hook]
+    if isinstance(unit, Neuron):
+        return float(acts[:, unit.index].mean())
+    return acts[:, unit.index].mean(0)
 
 
 def run_with_edits(handle: ModelHandle, tokens: torch.Tensor, edits: list[Edit]) -> torch.Tensor:
