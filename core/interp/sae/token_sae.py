@@ -9,9 +9,7 @@ against the token that really comes next (targets are tokens, never logits).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -19,6 +17,7 @@ import torch.nn.functional as F
 
 from core.interp.sae.metrics import summarise
 from core.interp.shared.text_run import check_tokens
+from core.interp.shared.unit_index import SparseUnits
 from core.models.handle import ModelHandle
 
 
@@ -94,7 +93,7 @@ def window_sae_metrics(handle: ModelHandle, sae, hook: str, windows: torch.Tenso
 
 
 @dataclass(frozen=True)
-class TokenIndex:
+class TokenIndex(SparseUnits):
     """Sparse activations of a set of units over the windows of a token shard, grouped by unit
     (largest first): unit ``u``'s activations are ``values[ptr[u]:ptr[u+1]]`` at flat positions
     ``position[...]`` (window ``position // width``, token ``position % width``)."""
@@ -112,34 +111,6 @@ class TokenIndex:
     @property
     def n_positions(self) -> int:
         return self.windows.size
-
-    @property
-    def d_sae(self) -> int:
-        return len(self.ptr) - 1
-
-    @cached_property
-    def fingerprint(self) -> str:
-        digest = hashlib.blake2b(digest_size=16)
-        for array in (self.ptr, self.position, self.values):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
-
-    def activations(self, unit: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= unit < self.d_sae:
-            raise ValueError(f"feature must be in 0..{self.d_sae - 1}, got {unit}")
-        lo, hi = self.ptr[unit], self.ptr[unit + 1]
-        return self.position[lo:hi], self.values[lo:hi]
-
-    @property
-    def density(self) -> np.ndarray:
-        return np.diff(self.ptr) / max(self.n_positions, 1)
-
-    @property
-    def max_activation(self) -> np.ndarray:
-        out = np.zeros(self.d_sae, dtype=np.float32)
-        fired = np.diff(self.ptr) > 0
-        out[fired] = self.values[self.ptr[:-1][fired]]
-        return out
 
     def token_counts(self, unit: int, k: int = 10) -> list[tuple[int, int]]:
         """The ``k`` tokens the unit fires on most often, ``(token, firings)``."""

@@ -15,8 +15,57 @@ from core.games.base import Game
 from core.interp.shared.board_properties import THRESHOLDS, board_classes, board_properties
 
 
+class SparseUnits:
+    """What every sparse index of unit activations answers, grouped by unit, largest first: unit
+    ``u``'s activations are ``values[ptr[u]:ptr[u + 1]]`` at ``position[ptr[u]:ptr[u + 1]]``. The
+    board games' ``FeatureIndex`` and the text models' ``TokenIndex`` differ only in what a
+    position is."""
+
+    ptr: np.ndarray  # int64 (units + 1,)
+    position: np.ndarray  # int32 (nnz,)
+    values: np.ndarray  # float32 (nnz,)
+
+    @property
+    def n_positions(self) -> int:
+        raise NotImplementedError
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the activations, to key caches by content (a session's own SAE has no
+        stable name); computed once per index."""
+        digest = hashlib.blake2b(digest_size=16)
+        for array in (self.ptr, self.position, self.values):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    @property
+    def d_sae(self) -> int:
+        return len(self.ptr) - 1
+
+    def activations(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, values)`` of one unit, largest value first."""
+        self._check(feature)
+        lo, hi = self.ptr[feature], self.ptr[feature + 1]
+        return self.position[lo:hi], self.values[lo:hi]
+
+    @property
+    def density(self) -> np.ndarray:
+        return np.diff(self.ptr) / max(self.n_positions, 1)
+
+    @property
+    def max_activation(self) -> np.ndarray:
+        out = np.zeros(self.d_sae, dtype=np.float32)
+        fired = np.diff(self.ptr) > 0
+        out[fired] = self.values[self.ptr[:-1][fired]]
+        return out
+
+    def _check(self, feature: int) -> None:
+        if not 0 <= feature < self.d_sae:
+            raise ValueError(f"feature must be in 0..{self.d_sae - 1}, got {feature}")
+
+
 @dataclass(frozen=True)
-class FeatureIndex:
+class FeatureIndex(SparseUnits):
     """Sparse activations of a set of units over held-out games, grouped by unit (largest first).
 
     The units are an SAE's features or, with ``neurons.neuron_index``, a layer's MLP neurons
@@ -44,41 +93,6 @@ class FeatureIndex:
     @property
     def n_positions(self) -> int:
         return len(self.game)
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """A digest of the activations, to key caches by content (a session's own SAE has no
-        stable name); computed once per index."""
-        digest = hashlib.blake2b(digest_size=16)
-        for array in (self.ptr, self.position, self.values):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
-
-    @property
-    def d_sae(self) -> int:
-        return len(self.ptr) - 1
-
-    def activations(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(positions, values)`` of one feature, largest value first."""
-        self._check(feature)
-        lo, hi = self.ptr[feature], self.ptr[feature + 1]
-        return self.position[lo:hi], self.values[lo:hi]
-
-    @property
-    def density(self) -> np.ndarray:
-        return np.diff(self.ptr) / max(self.n_positions, 1)
-
-    @property
-    def max_activation(self) -> np.ndarray:
-        counts = np.diff(self.ptr)
-        out = np.zeros(self.d_sae, dtype=np.float32)
-        fired = counts > 0
-        out[fired] = self.values[self.ptr[:-1][fired]]
-        return out
-
-    def _check(self, feature: int) -> None:
-        if not 0 <= feature < self.d_sae:
-            raise ValueError(f"feature must be in 0..{self.d_sae - 1}, got {feature}")
 
 
 @dataclass(frozen=True)
