@@ -136,8 +136,11 @@ def no_warning_left(page) -> None:
 SETTLED = """() => !document.querySelector('[data-stale="true"]')"""  # every element is the latest run's: Streamlit marks the previous run's until they are replaced
 
 
+RUN_ENDED = """() => !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""  # settled, and no run in progress
+
+
 LAB_STATE = """() => {
-    const settled = !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]');
+    const settled = (""" + RUN_ENDED + """)();
     const text = document.body.innerText;
     if (!settled || !text.includes('per patched site')) return null;
     if (text.includes('a fast preview of the exact sweep')) return 'exact';
@@ -189,7 +192,7 @@ def keep_screenshot(page, name: str, full_page: bool = True) -> None:
     figures takes Chromium a second or more to paint, and no assertion reads the picture."""
     folder = os.environ.get(SCREENSHOTS_ENV)
     if folder:
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-stale=\"true\"]')", timeout=240_000)
+        page.wait_for_function(RUN_ENDED, timeout=240_000)
         page.wait_for_timeout(1500)  # plotly's last redraw after the run
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)

@@ -172,11 +172,10 @@ def unit_mean(handle: ModelHandle, unit: Unit, games) -> float | torch.Tensor:
     """The unit's mean over the positions where ``games`` are read (a move's position; every
     position a board game's model predicts from): the value a mean ablation puts in. A number for
     a feature or a neuron; a ``d_head`` vector for a head (its whole output, as it is replaced)."""
+    acts = collect(handle, games, [unit.hook]).acts[unit.hook]
     if isinstance(unit, Feature):
-        acts = collect(handle, games, [unit.hook]).acts[unit.hook]
         with torch.no_grad():
             return float(unit.sae.encode(acts.to(unit.sae.W_dec.dtype))[:, unit.index].mean())
-    acts = collect(handle, games, [unit.hook]).acts[unit.hook]
     if isinstance(unit, Neuron):
         return float(acts[:, unit.index].mean())
     return acts[:, unit.index].mean(0)
