@@ -12,6 +12,7 @@ from ui import caches
 from ui import messages
 from ui import session
 from ui import shell
+from ui import steering_panel as steer
 from core import corpus_results
 from core.interp.lens import logit_lens as L
 from core.interp.shared import token_squares
@@ -237,6 +238,7 @@ if section == SECTIONS[2]:
         layer_i, head_i = (int(x) for x in head[1:].split("H"))
         st.plotly_chart(head_pattern_figure(patterns[layer_i, head_i], labels_moves, head, current=len(labels_moves) - 1), key="attention_head_big", width="content", config=chart_config())
         st.caption("Orange frame: the current position (the last token), whose attention decides the prediction on this page.")
+        steer.steering_panel(handle, steer.head_unit(layer_i, head_i), "steer_head", state=state)
     else:
         if len(labels_moves) > 1:
             dest = st.slider("Destination: attention paid by the model at position" if not game.square_moves else "Destination: attention paid by the model at move", 1, len(labels_moves), len(labels_moves)) - 1
@@ -286,6 +288,7 @@ if section == SECTIONS[3]:
     index, corr = caches.corpus_result(handle, corpus_results.neurons_result(handle, layer, corpus))
     ui_corpus.caption(f"Layer {layer}'s neuron index, {len(index.games)} games")
     unit_search(index, "neuron", f"neuron_search_{layer}", lambda unit: open_neuron(layer, unit), unit_name=lambda unit: f"L{layer}N{unit}")
+    steer.steering_panel(handle, steer.neuron_unit(layer, neuron, index), "steer_neuron", state=state)
     unit_dashboard(
         index, neuron, game, name=f"L{layer}N{neuron}", effects=L.neuron_output_board(handle, layer, neuron) if token_view else L.neuron_output_tokens(handle, layer, neuron),
         effects_title="Output weights → moves (W_out·W_U)" if token_view else "Output weights → characters (W_out·W_U)", key="neuron",
@@ -300,8 +303,10 @@ if section == SECTIONS[3]:
 link = {} if section == SECTIONS[0] else {"section": SECTION_PARAMS[SECTIONS.index(section)]}
 if section == SECTIONS[3]:
     link["neuron"] = f"L{layer}N{neuron}"
+    link |= steer.link_params("steer_neuron")
 if section == SECTIONS[2] and view == "One head":
     link["head"] = head
+    link |= steer.link_params("steer_head")
 if shared:
     link["scale"] = "shared"
 session.sync_url(link)

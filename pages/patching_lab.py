@@ -14,6 +14,7 @@ from ui import messages
 from ui import session
 from ui import shell
 from ui import panels
+from ui import steering_panel as steer
 from core.words import count
 from core.interp.patching import sweeps as PT
 from core.interp.shared import token_squares
@@ -323,11 +324,21 @@ else:
     base_logits = pair[0][1 if denoising else 0, read_at].float().cpu()
     st.plotly_chart(next_token_change_figure(base_logits.softmax(-1).numpy(), site_logits.softmax(-1).numpy(), game.vocab, f"Next character at position {read_at + 1} ({token_labels[read_at]}): unpatched and patched run"), key="site_chars", config=chart_config())
 
+diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok, position=n_game - 1, pair=pair)
+# Steer a unit at this site: a head of its layer, or one of the layer's neurons the change moves most.
+layer_neurons = [int(i) for i in diffed[layer].abs().topk(min(5, diffed.shape[1])).indices]
+units = [f"L{layer}H{h}" for h in range(handle.cfg.n_heads)] + [f"L{layer}N{n}" for n in layer_neurons]
+session.linked_setting("pl_steer_unit", "steer_unit", units, units, "unit to steer (a head or listed neuron of the site's layer)", st.session_state.get("pl_steer_unit"))
+if st.session_state.get("pl_steer_unit") not in units:
+    st.session_state["pl_steer_unit"] = units[0] if PT.BLOCK_KINDS[comp] != "mlp_out" else units[handle.cfg.n_heads]
+picked = st.selectbox(f"Unit to steer at this site (position {pos + 1})", units, key="pl_steer_unit", help="A head of this layer, or one of its neurons whose activation the changed move moves most (the table below).")
+kind, number = picked[len(f"L{layer}"):][0], int(picked[len(f"L{layer}") + 1:])
+steer.steering_panel(handle, steer.head_unit(layer, number) if kind == "H" else steer.neuron_unit(layer, number), "steer_site", state=base_state, at_position=pos)
+
 # -- seed parity: diffed neurons; attribution patching -------------------------------------------
 n1, n2 = st.columns(2)
 with n1:
     st.markdown(f"**DLA of diffed neurons** on {target_text if token_view or not tail else repr(game.vocab[tok]) + ', its first character'}: (clean − corrupted activation) × direct effect")
-    diffed = PT.neuron_diff_dla(handle, clean_t, corrupted_t, tok, position=n_game - 1, pair=pair)
     top = diffed.abs().reshape(-1).topk(min(12, diffed.numel())).indices
     d_mlp = diffed.shape[1]
     st.dataframe(pd.DataFrame([{"neuron": f"L{int(i) // d_mlp}N{int(i) % d_mlp}", "contribution": float(diffed.reshape(-1)[i])} for i in top]), hide_index=True, width="stretch")
@@ -354,5 +365,7 @@ session.sync_url(
         "layer": str(layer),
         "position": str(pos + 1),
         **({"exact": "1"} if block is not None else {}),
+        **({"steer_unit": st.session_state["pl_steer_unit"]} if st.session_state.get("steer_site_on") else {}),
+        **steer.link_params("steer_site"),
     }
 )

@@ -13,6 +13,7 @@ from ui import messages
 from ui import sae_caches
 from ui import session
 from ui import shell
+from ui import steering_panel as steer
 from core.interp.shared import token_squares
 from core.interp.shared import board_targets
 from core.interp.sae import features as F
@@ -197,6 +198,8 @@ feature = int(s1.number_input("Feature", 0, index.d_sae - 1, key=FEATURE, step=1
 with s2:
     unit_search(index, "feature", "feature_search", select_feature)
 directions = F.residual_directions(handle, sae, hook)
+steer.steering_panel(handle, steer.feature_unit(sae, hook, sae_name, feature, index), "steer_feature", state=state)
+sets_link = steer.feature_sets_panel(handle, sae, hook, index, "ablate_sets", state=state, feature=feature)
 left = unit_dashboard(
     index, feature, game, name=f"Feature {feature}", effects=F.logit_effects(handle, directions, feature) if token_view else F.logit_effects_tokens(handle, directions, feature),
     effects_title="Direct logit effect of the decoder direction", key="feature",
@@ -227,4 +230,4 @@ if len(values):
     else:
         st.info(f"No {target} probe at this layer: train one on the Probe viewer to compare the feature with the probe directions.")
 
-session.sync_url({"sae": sae_name, "feature": str(feature)} if not sae_name.endswith("(this session)") else {"feature": str(feature)})
+session.sync_url(({"sae": sae_name, "feature": str(feature)} if not sae_name.endswith("(this session)") else {"feature": str(feature)}) | steer.link_params("steer_feature") | sets_link)

@@ -18,6 +18,7 @@ from ui import messages
 from ui import sae_caches
 from ui import session
 from ui import shell
+from ui import steering_panel as steer
 from core.interp.patching import sweeps as PT
 from core.interp.sae import features as F
 from core.interp.sae import store as sae_store
@@ -130,9 +131,30 @@ def logit_lens() -> None:
                f"Probability after each point: " + ", ".join(f"{p} {q:.1%}" for p, q in zip(points, TV.lens_token_probs(handle, run, target, incl_mid)[:, pos])))
     from core.interp.lens.logit_lens import top_neurons
 
-    st.dataframe(pd.DataFrame(top_neurons(attr, target, k=10)), height=250)
+    neurons = top_neurons(attr, target, k=10)
+    st.dataframe(pd.DataFrame(neurons), height=250)
     head = _attention_view(handle, run, labels, pos)
-    session.sync_url({"pos": str(pos), "head": head})
+    st.subheader("Steer a head or a neuron")
+    units = [head] + [f"L{int(n['layer'])}N{int(n['index'])}" for n in neurons]
+    _steer_unit_panel(handle, tokens, units, "text_lens_steer_unit")
+    session.sync_url({"pos": str(pos), "head": head} | _steer_link("text_lens_steer_unit"))
+
+
+def _steer_unit_panel(handle, tokens: tuple[int, ...], units: list[str], key: str) -> None:
+    """A choice of unit (``L1H3`` heads, ``L0N12`` neurons) and the steering panel for it, at the
+    prompt's last token; the greedy continuation follows the prompt."""
+    session.linked_setting(key, "steer_unit", units, units, "unit to steer (one of those listed)", units[0])
+    picked = st.selectbox("Unit to steer", units, key=key, help="The head shown above, or one of the neurons with the largest direct effect on the token attributed.")
+    layer, kind, number = re.fullmatch(r"L(\d+)([HN])(\d+)", picked).groups()
+    windows = _index_windows(handle.name)[0]
+    windows = None if windows is None else torch.as_tensor(windows[: steer.MEAN_GAMES], dtype=torch.int64)
+    unit = steer.head_unit(int(layer), int(number), windows=windows) if kind == "H" else steer.neuron_unit(int(layer), int(number), windows=windows)
+    steer.steering_panel(handle, unit, "steer_text_unit", tokens=torch.tensor(tokens))
+
+
+def _steer_link(key: str) -> dict[str, str]:
+    on = st.session_state.get("steer_text_unit_on")
+    return ({"steer_unit": st.session_state[key]} if on and key in st.session_state else {}) | steer.link_params("steer_text_unit")
 
 
 def _attention_view(handle, run, labels: list[str], pos: int) -> str:
@@ -257,7 +279,7 @@ def sae_browser() -> None:
                                        "top tokens": [", ".join(TP.token_name(handle, t) for t, _ in index.token_counts(int(f), 3)) for f in order[:300]] + [""] * max(0, len(order) - 300)}),
                          height=400, column_config={"density": st.column_config.NumberColumn(format="percent")})
             st.caption(f"Features by how often they fire, over {where}; dead features last.")
-    session.sync_url({"sae": sae_name, "feature": str(feature)})
+    session.sync_url({"sae": sae_name, "feature": str(feature)} | steer.link_params("steer_text_feature"))
 
 
 def _prompt_view(handle, sae_name: str) -> None:
@@ -307,6 +329,9 @@ def _feature_view(handle, sae, sae_name: str, hook: str, index, where: str, defa
             st.dataframe(pd.DataFrame([{"feature": u, "fires on": f"{share:.0%} of its occurrences", "mean activation": mean} for u, share, mean in hits]), height=200)
         else:
             st.caption(messages.plain(f"No feature fires on {TP.token_name(handle, ids[0]) if ids else search!r} in the index."))
+    windows = _index_windows(handle.name)[0]
+    windows = None if windows is None else torch.as_tensor(windows[: steer.MEAN_GAMES], dtype=torch.int64)
+    steer.steering_panel(handle, steer.feature_unit(sae, hook, sae_name, feature, index, windows=windows), "steer_text_feature", tokens=torch.tensor(TP.prompt_tokens(handle)[0]))
     effects = F.logit_effects_tokens(handle, _directions(handle.name, sae_name, sae, hook), feature)
     up, down = np.argsort(-effects)[:10], np.argsort(effects)[:10]
     c1, c2 = st.columns(2)
@@ -366,7 +391,9 @@ def patching_lab() -> None:
     if st.toggle("Also patch every attention head (output, query, key, value, pattern) at all positions", key="text_heads"):
         heads = _head_maps(handle.name, clean, corrupted, int(a_ids[0]), int(o_ids[0]))
         st.plotly_chart(head_grid_figure(PT.normalise(heads, clean_value, corrupted_value).numpy(), "Patching one head at every position"), config=chart_config(), key="text_head_maps")
-    session.sync_url()
+    st.subheader("Steer a head on the clean prompt")
+    _steer_unit_panel(handle, clean, [f"L{layer}H{h}" for layer in range(handle.cfg.n_layers) for h in range(handle.cfg.n_heads)], "text_pl_steer_unit")
+    session.sync_url(_steer_link("text_pl_steer_unit"))
 
 
 def _token_choice(column, handle, label_text: str, candidates: list[int], key: str) -> int:

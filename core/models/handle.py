@@ -167,7 +167,9 @@ class ModelHandle:
         return logits.cpu(), cache.to("cpu")
 
     @contextmanager
-    def prefix_session(self, prefix: torch.Tensor, cached=None) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
+    def prefix_session(
+        self, prefix: torch.Tensor, cached=None, prefix_hooks: Sequence[Hook] | None = None, row_hooks: Sequence[Hook] = ()
+    ) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
         """Run one shared prefix once, then continue it with batches of short rows.
 
         ``prefix (pos,)`` -> ``(prefix logits (pos, d_vocab), continue_rows)`` where
@@ -181,6 +183,11 @@ class ModelHandle:
         ``cached``: ``(logits (1, pos, d_vocab), ActivationCache)`` of a pass over exactly
         ``prefix`` that kept every layer's ``attn.hook_k`` and ``attn.hook_v`` (the lens page's
         one cached pass): the keys and values are read from it instead of a second prefix pass.
+
+        ``prefix_hooks`` (a list, even empty): run everything through TransformerLens with these
+        forward hooks on the prefix's pass and ``row_hooks`` on the rows' (positions there count
+        from the row's start): an edit of the prefix reaches the rows through its keys and values,
+        and a run with an edit and one without take the same kernels.
         """
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -190,7 +197,8 @@ class ModelHandle:
         with self._lock, torch.inference_mode():
             cache = TransformerLensKeyValueCache.init_cache(self.cfg, self.cfg.device, 1)
             names = [(f"blocks.{i}.attn.hook_k", f"blocks.{i}.attn.hook_v") for i in range(self.cfg.n_layers)]
-            if cached is not None and cached[0].shape[1] == len(prefix) and all(k in cached[1].cache_dict and v in cached[1].cache_dict for k, v in names):
+            hooked = prefix_hooks is not None
+            if not hooked and cached is not None and cached[0].shape[1] == len(prefix) and all(k in cached[1].cache_dict and v in cached[1].cache_dict for k, v in names):
                 # hook_k / hook_v hold exactly what a pass appends to the key-value cache.
                 for entry, (k, v) in zip(cache.entries, names):
                     entry.past_keys = cached[1][k].to(self.device, self.cfg.dtype)
@@ -198,10 +206,14 @@ class ModelHandle:
                 cache.previous_attention_mask = torch.ones((1, len(prefix)), dtype=torch.int, device=self.device)
                 prefix_logits = cached[0][0].cpu()
             else:
-                prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0].cpu()
+                try:
+                    with self._model.hooks(fwd_hooks=list(prefix_hooks or ()), reset_hooks_end=True):
+                        prefix_logits = self._model(prefix[None], past_kv_cache=cache, attention_mask=ones(prefix[None]))[0].cpu()
+                finally:
+                    self._model.reset_hooks(including_permanent=False)
             keys = [(e.past_keys, e.past_values) for e in cache.entries]
             mask = cache.previous_attention_mask
-            shared = row_forward.prefix_keys(keys) if row_forward.supports(self._model) else None
+            shared = row_forward.prefix_keys(keys) if row_forward.supports(self._model) and not hooked else None
 
             def continue_rows(rows: torch.Tensor, names: Sequence[str] = ()):
                 """Logits of the rows; with ``names``, also those hooks' activations
@@ -215,11 +227,15 @@ class ModelHandle:
                     entry.past_keys, entry.past_values = k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)
                 cache.previous_attention_mask = mask.expand(n, -1)
                 cache.freeze()
-                if not names:
-                    return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows)).cpu()
-                wanted = set(names)
-                logits, acts = self._model.run_with_cache(rows, past_kv_cache=cache, attention_mask=ones(rows), names_filter=lambda name: name in wanted)
-                return logits.cpu(), {h: acts[h].cpu() for h in names}
+                try:
+                    with self._model.hooks(fwd_hooks=list(row_hooks), reset_hooks_end=True):
+                        if not names:
+                            return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows)).cpu()
+                        wanted = set(names)
+                        logits, acts = self._model.run_with_cache(rows, past_kv_cache=cache, attention_mask=ones(rows), names_filter=lambda name: name in wanted)
+                        return logits.cpu(), {h: acts[h].cpu() for h in names}
+                finally:
+                    self._model.reset_hooks(including_permanent=False)
 
             yield prefix_logits, continue_rows
 

@@ -65,16 +65,22 @@ def _token_probs_on_squares(probs: np.ndarray, token_square: np.ndarray, n_squar
     return out
 
 
-def predict(handle: ModelHandle, state: GameState) -> Predictions | None:
-    """Predictions after the moves of ``state``; None before the first move (no input yet)."""
+Hooks = tuple[list, list]  # forward hooks on the game's pass and on the continuation rows' (positions from the row's start)
+
+
+def predict(handle: ModelHandle, state: GameState, hooks: Hooks | None = None) -> Predictions | None:
+    """Predictions after the moves of ``state``; None before the first move (no input yet).
+
+    ``hooks``: run through TransformerLens with these scoped hooks (an edit of the model); the
+    same call with empty lists is the unedited run on the same kernels, bit for bit comparable."""
     game = handle.game
     if not state.moves and game.square_moves:
         return None
     if game.n_squares != state.board.size:
         raise ValueError(f"model {handle.name} plays {game.title}; the game has {state.board.size} squares")
     if game.square_moves:
-        return _predict_square_moves(handle, game, state)
-    return _predict_token_moves(handle, game, state)
+        return _predict_square_moves(handle, game, state, hooks)
+    return _predict_token_moves(handle, game, state, hooks)
 
 
 def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kinds: tuple[int, ...] = (0,), batch: TokenBatch | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -103,10 +109,11 @@ def _history(game: Game, moves: tuple[int, ...], probs_tok: np.ndarray, kinds: t
     return out
 
 
-def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> Predictions:
+def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState, hooks: Hooks | None = None) -> Predictions:
     """One token per move: the next-token distribution is the move distribution."""
     tokens = game_tokens(state.moves, game)
-    probs_tok = handle.forward(tokens)[0].float().softmax(-1).numpy()  # (pos, d_vocab)
+    logits = handle.forward(tokens) if hooks is None else handle.run_with_hooks(tokens, hooks[0])
+    probs_tok = logits[0].float().softmax(-1).numpy()  # (pos, d_vocab)
     T = tokens.shape[1]
     token_square = game.token_square()
     probs_sq = _token_probs_on_squares(probs_tok, token_square, game.n_squares)
@@ -132,7 +139,7 @@ def _predict_square_moves(handle: ModelHandle, game: Game, state: GameState) -> 
     )
 
 
-def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState) -> Predictions | None:
+def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState, hooks: Hooks | None = None) -> Predictions | None:
     """Several tokens per move: score every legal move (and, when a move's first token names its
     from-square, the likeliest illegal ones) in one pass over the shared prefix."""
     prefix, move_rows = game.continuation_rows(state)
@@ -144,7 +151,8 @@ def _predict_token_moves(handle: ModelHandle, game: Game, state: GameState) -> P
     square_first = bool((token_square >= 0).any())
     legal = state.legal_moves
     legal_from = sorted({game.move_squares(m)[0] for m in legal})
-    with handle.prefix_session(torch.from_numpy(prefix)) as (prefix_logits, continue_rows):
+    hooked = {} if hooks is None else {"prefix_hooks": hooks[0], "row_hooks": hooks[1]}
+    with handle.prefix_session(torch.from_numpy(prefix), **hooked) as (prefix_logits, continue_rows):
         first = prefix_logits.float().softmax(-1).numpy()  # (L, d_vocab): the prediction after every token
         p_next = first[L - 1]
         if square_first:

@@ -1,6 +1,7 @@
 """One intervention mechanism for every unit: ablate it (to zero or to its corpus mean), clamp it
-to a value, or add its output direction times a strength, at the last position or at every
-position from move ``p`` on.
+to a value, scale it by a factor, or add its output direction times a strength, at one position
+or at every position from ``p`` on, in every row of the batch or in some (a batch can hold a
+strength sweep and its control: one value per row).
 
 A feature's edit goes through its SAE with the SAE's error term kept: the model's activation is
 the reconstruction plus an error the SAE does not explain, and only the edited feature's share of
@@ -23,7 +24,7 @@ import torch
 from core.interp.shared.activations import collect
 from core.models.handle import ModelHandle
 
-OPERATIONS = ("zero", "mean", "clamp", "add")
+OPERATIONS = ("zero", "mean", "clamp", "add", "scale")
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,22 @@ Unit = Neuron | Head | Feature
 @dataclass(frozen=True)
 class Edit:
     """``operation`` on ``unit``: ``zero``; ``mean`` (``value`` is the unit's corpus mean: a number,
-    or a ``d_head`` vector for a head); ``clamp`` to ``value``; ``add`` the unit's output direction
-    times ``value`` (a feature's decoder row, a neuron's output weights; not for heads). At the
-    last position, or at every position from ``from_position`` on."""
+    or a ``d_head`` vector for a head); ``clamp`` to ``value``; ``scale`` by ``value`` (0 is a zero
+    ablation, 1 no edit); ``add`` the unit's output direction times ``value`` (a feature's decoder
+    row, a neuron's output weights; not for heads).
+
+    Positions: ``at`` (one position, counted from the start of the input), else every position
+    from ``from_position`` on, else the last position of each pass. Rows: ``rows = (start, stop)``
+    of the batch (default every row); with ``per_row`` the value is a tensor of one number per
+    row of that range."""
 
     unit: Unit
     operation: str
     value: float | torch.Tensor = 0.0
     from_position: int | None = None
+    at: int | None = None
+    rows: tuple[int, int] | None = None
+    per_row: bool = False
 
 
 class EditError(ValueError):
@@ -98,18 +107,36 @@ def check(handle: ModelHandle, edit: Edit) -> None:
     else:
         raise EditError(f"not a unit: {unit!r}")
     if isinstance(unit, Head) and edit.operation in ("clamp", "add"):
-        raise EditError("a head can be ablated (zero or mean), not clamped or added")
+        raise EditError("a head can be ablated (zero or mean) or scaled, not clamped or added")
+    if edit.per_row and not (isinstance(edit.value, torch.Tensor) and edit.value.dim() == 1 and edit.operation in ("clamp", "add", "scale")):
+        raise EditError("a value per row is a 1-D tensor, for clamp, add or scale")
     values = edit.value.reshape(-1).tolist() if isinstance(edit.value, torch.Tensor) else [edit.value]
     if not all(isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= 1e6 for v in values):
         raise EditError(f"the value must be a finite number of size at most 1e6, got {edit.value!r}")
 
 
 def _positions(act: torch.Tensor, edit: Edit) -> slice:
-    """The positions (dimension 1 of every hooked activation) the edit changes."""
+    """The positions (dimension 1 of every hooked activation) the edit changes (none where ``at``
+    lies outside this pass)."""
     n = act.shape[1]
+    if edit.at is not None:
+        return slice(edit.at, edit.at + 1) if 0 <= edit.at < n else slice(0, 0)
     if edit.from_position is None:
         return slice(n - 1, n)
     return slice(min(max(edit.from_position, 0), n), n)
+
+
+def _rows(act: torch.Tensor, edit: Edit) -> slice:
+    return slice(0, act.shape[0]) if edit.rows is None else slice(*edit.rows)
+
+
+def _value(edit: Edit, like: torch.Tensor) -> torch.Tensor:
+    """The edit's value, shaped to broadcast over ``like (rows, positions, ...)``: one number, or
+    one per row."""
+    if edit.per_row:
+        v = edit.value.to(like.device, like.dtype)
+        return v.reshape((-1,) + (1,) * (like.dim() - 1))
+    return torch.as_tensor(float(edit.value), dtype=like.dtype, device=like.device)
 
 
 def feature_direction(sae, index: int) -> torch.Tensor:
@@ -132,47 +159,63 @@ def hook_for(edit: Edit) -> tuple[str, Callable]:
         direction = feature_direction(sae, unit.index)
 
         def feature_hook(act: torch.Tensor, hook=None) -> torch.Tensor:
-            at = _positions(act, edit)
-            x = act[:, at]
+            rows, at = _rows(act, edit), _positions(act, edit)
+            x = act[rows, at]
             if op == "add":
-                out = act.clone()
-                out[:, at] = x + edit.value * direction.to(x.dtype)
-                return out
-            f = sae.encode(x.to(direction.dtype))[..., unit.index]
-            target = torch.zeros_like(f) if op == "zero" else torch.full_like(f, float(edit.value))
-            delta = (target - f)[..., None] * direction  # only this feature's share of the reconstruction
+                delta = _value(edit, x[..., :1]) * direction.to(x.dtype)
+            else:
+                f = sae.encode(x.to(direction.dtype))[..., unit.index]
+                if op == "zero":
+                    target = torch.zeros_like(f)
+                elif op == "scale":
+                    target = f * _value(edit, f)
+                else:
+                    target = torch.zeros_like(f) + _value(edit, f)
+                delta = ((target - f)[..., None] * direction).to(x.dtype)  # only this feature's share of the reconstruction
             out = act.clone()
-            out[:, at] = x + delta.to(x.dtype)
+            out[rows, at] = x + delta
             return out
 
         return unit.hook, feature_hook
 
     if isinstance(unit, Neuron):
         def neuron_hook(act: torch.Tensor, hook=None) -> torch.Tensor:
+            rows, at = _rows(act, edit), _positions(act, edit)
+            a = act[rows, at, unit.index]
             out = act.clone()
-            at = _positions(act, edit)
             if op == "add":
-                out[:, at, unit.index] = act[:, at, unit.index] + edit.value
+                out[rows, at, unit.index] = a + _value(edit, a)
+            elif op == "scale":
+                out[rows, at, unit.index] = a * _value(edit, a)
             else:
-                out[:, at, unit.index] = 0.0 if op == "zero" else float(edit.value)
+                out[rows, at, unit.index] = torch.zeros_like(a) + (0.0 if op == "zero" else _value(edit, a))
             return out
 
         return unit.hook, neuron_hook
 
     def head_hook(act: torch.Tensor, hook=None) -> torch.Tensor:  # act (batch, pos, head, d_head)
+        rows, at = _rows(act, edit), _positions(act, edit)
+        z = act[rows, at, unit.index]
         out = act.clone()
-        at = _positions(act, edit)
-        out[:, at, unit.index] = 0.0 if op == "zero" else torch.as_tensor(edit.value, dtype=act.dtype)
+        if op == "scale":
+            out[rows, at, unit.index] = z * _value(edit, z)
+        else:
+            out[rows, at, unit.index] = torch.zeros_like(z) + (0.0 if op == "zero" else torch.as_tensor(edit.value, dtype=act.dtype, device=act.device))
         return out
 
     return unit.hook, head_hook
 
 
-def unit_mean(handle: ModelHandle, unit: Unit, games) -> float | torch.Tensor:
+def unit_mean(handle: ModelHandle, unit: Unit, games=None, tokens: torch.Tensor | None = None) -> float | torch.Tensor:
     """The unit's mean over the positions where ``games`` are read (a move's position; every
-    position a board game's model predicts from): the value a mean ablation puts in. A number for
-    a feature or a neuron; a ``d_head`` vector for a head (its whole output, as it is replaced)."""
-    acts = collect(handle, games, [unit.hook]).acts[unit.hook]
+    position a board game's model predicts from), or over every position of ``tokens (n, pos)``
+    (text windows): the value a mean ablation puts in. A number for a feature or a neuron; a
+    ``d_head`` vector for a head (its whole output, as it is replaced)."""
+    if tokens is not None:
+        acts = handle.activations(torch.as_tensor(tokens, dtype=torch.int64), [unit.hook])[unit.hook]
+        acts = acts.reshape((-1,) + tuple(acts.shape[2:])).float()
+    else:
+        acts = collect(handle, games, [unit.hook]).acts[unit.hook]
     if isinstance(unit, Feature):
         with torch.no_grad():
             return float(unit.sae.encode(acts.to(unit.sae.W_dec.dtype))[:, unit.index].mean())
