@@ -12,7 +12,7 @@ position only), ``sweep=1``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,8 @@ import torch
 from core.interp.shared.token_squares import legal_tokens_now
 from core.interp.steering import edits as E
 from core.interp.steering import outcome as O
-from core.interp.steering.sweep import STRENGTHS, active_features, output_norm, random_unit, strength_sweep
-from core.interp.steering.verdict import describe
+from core.interp.steering.sweep import STRENGTHS, active_features, batched_next, output_norm, random_unit, strength_sweep
+from core.interp.steering.verdict import describe, nats
 from core.models.handle import ModelHandle
 from core.viz.board import board_figure
 from core.viz.steering import sweep_figure
@@ -171,6 +171,18 @@ def _control(handle: ModelHandle, target: SteerUnit, edit: E.Edit, strength: flo
     return E.Edit(other, edit.operation, value, from_position=edit.from_position, at=edit.at), name, factor
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _unedited(model: str, moves: tuple[int, ...], rows_hooked: bool, _handle: ModelHandle, _state) -> O.Unedited:
+    """A position's unedited predictions, once per position: every edit of it compares with them."""
+    return O.unedited(_handle, _state, rows_hooked)
+
+
+def _control_kl(handle: ModelHandle, tokens: torch.Tensor, control: E.Edit) -> float:
+    """The control's KL on the very next token: one batch of two short rows (unedited, edited)."""
+    probs = batched_next(handle, tokens, 2, [replace(control, rows=(1, 2))])
+    return O.kl_divergence(probs[0], probs[1])
+
+
 def _settings(handle: ModelHandle, target: SteerUnit, key: str, n_positions: int, position_word: str):
     """The panel's controls; None while it is off."""
     operations = HEAD_OPERATIONS if target.kind == "head" else tuple(OPERATION_NAMES)
@@ -230,7 +242,7 @@ def _sweep(handle, target, tokens, edit, op, strength, legal, chosen, start, at)
     control, control_name, factor = _control(handle, target, E.Edit(target.unit, sweep_op, 0.0, from_position=template.from_position, at=at), 1.0, tokens)
     scale = (target.max_activation or 1.0) if sweep_op in ("clamp", "add") else 1.0
     sw = strength_sweep(handle, tokens, template, control, strengths * scale, strengths * (factor if sweep_op != "scale" else 1.0), legal=legal, chosen=chosen, control_name=control_name)
-    panels = [(f"P({token_name(handle, sw.top_token)}), top before", sw.p_top, True), (f"P({token_name(handle, sw.chosen_token)})", sw.p_chosen, True)]
+    panels = [(f"P({token_name(handle, sw.top_token)}), top before", sw.p_top, True), (f"P({token_name(handle, sw.chosen_token)}), top with the edit", sw.p_chosen, True)]
     if sw.illegal is not None:
         panels.append(("illegal mass", sw.illegal, True))
     panels.append(("KL (nats)", sw.kl, False))
@@ -268,11 +280,10 @@ def steering_panel(handle: ModelHandle, target: SteerUnit, key: str, state=None,
         edit = _edit(handle, target, op, strength, at, from_position)
         control, control_name, _ = _control(handle, target, edit, strength, tokens)
         if board:
-            result = O.steer_position(handle, state, [edit])
-            control_result = O.steer_position(handle, state, [control])
+            result = O.steer_position(handle, state, [edit], before=_unedited(handle.name, state.moves, O.rows_hooked([edit]), _handle=handle, _state=state))
         else:
             result = O.steer_text(handle, tokens, [edit])
-            control_result = O.steer_text(handle, tokens, [control], steps=0)
+        control_kl = _control_kl(handle, tokens, control)
     except (E.EditError, ValueError) as exc:
         messages.error(f"This edit cannot run: {exc}")
         return
@@ -281,17 +292,18 @@ def steering_panel(handle: ModelHandle, target: SteerUnit, key: str, state=None,
         _board_view(handle, state, result, key)
         p = {r.move: r for r in result.rows}
         text = describe(words, "move", (result.move_before, p[result.move_before].before if result.move_before in p else None, result.move_before_legal),
-                        (result.move_after, p[result.move_after].after if result.move_after in p else None, result.move_after_legal), result.kl, control_result.kl, control_name,
+                        (result.move_after, p[result.move_after].after if result.move_after in p else None, result.move_after_legal), result.kl, control_kl, control_name,
                         (result.illegal_before, result.illegal_after))
         st.info(text)
         legal = legal_tokens_now(state.moves, game)
-        chosen = None
+        # The sweep follows the token the model puts first with the edit as set.
+        chosen = int(np.argmax(result.after.next_token)) if result.after.next_token is not None else game.square_token(int(result.after.top1))
     else:
         _text_view(handle, result)
         top_b, top_a = int(np.argmax(result.probs_before)), int(np.argmax(result.probs_after))
         decode = lambda t: handle.tokenizer.decode([t])  # noqa: E731
-        st.info(describe(words, "token", (decode(top_b), float(result.probs_before[top_b]), None), (decode(top_a), float(result.probs_after[top_a]), None), result.kl, control_result.kl, control_name))
-        legal, chosen = None, None
+        st.info(describe(words, "token", (decode(top_b), float(result.probs_before[top_b]), None), (decode(top_a), float(result.probs_after[top_a]), None), result.kl, control_kl, control_name))
+        legal, chosen = None, top_a
     if sweep:
         _sweep(handle, target, tokens, edit, op, strength, legal, chosen, from_position, at)
 
@@ -308,9 +320,9 @@ def _board_view(handle: ModelHandle, state, result: O.BoardOutcome, key: str) ->
             key=f"{key}_{title[:5]}", width="content", config=chart_config(f"steering-{title[:5].lower()}"),
         )
     m1, m2, m3 = st.columns(3)
-    m1.metric("Move", result.move_after or "none", delta=None if result.move_after == result.move_before else f"was {result.move_before or 'none'}", delta_color="off")
+    m1.metric("Move", result.move_after or "none", delta=None if result.move_after == result.move_before else f"was {result.move_before or 'none'}", delta_color="off", delta_arrow="off")
     m2.metric("Illegal probability", f"{result.illegal_after:.1%}", delta=f"{result.illegal_after - result.illegal_before:+.1%}", delta_color="inverse")
-    m3.metric("KL(before ‖ after)", f"{result.kl:.3f} nats")
+    m3.metric("KL(before ‖ after)", f"{nats(result.kl)} nats")
     if not game.square_moves:
         how = "writes greedily, character by character to the space, with the edit in place" if game.move_end_token is not None else "scores highest (the product of its tokens' probabilities)"
         st.caption(f"The move the model {how}: {result.move_before or 'none'} ({'legal' if result.move_before_legal else 'illegal'}) before, "
@@ -326,7 +338,7 @@ def _text_view(handle: ModelHandle, result: O.TextOutcome) -> None:
     c1, c2 = st.columns([2, 3])
     c1.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config={c: st.column_config.NumberColumn(format="percent") for c in ("before", "after", "change")})
     with c2:
-        st.metric("KL(before ‖ after)", f"{result.kl:.3f} nats")
+        st.metric("KL(before ‖ after)", f"{nats(result.kl)} nats")
         st.markdown(f"**Greedy continuation, {O.CONTINUATION_TOKENS} tokens**")
         st.text("Without the edit:\n" + decode(result.continuation_before) + "\n\nWith the edit:\n" + decode(result.continuation_after))
 

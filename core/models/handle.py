@@ -168,7 +168,7 @@ class ModelHandle:
 
     @contextmanager
     def prefix_session(
-        self, prefix: torch.Tensor, cached=None, prefix_hooks: Sequence[Hook] | None = None, row_hooks: Sequence[Hook] = ()
+        self, prefix: torch.Tensor, cached=None, prefix_hooks: Sequence[Hook] | None = None, row_hooks: Sequence[Hook] | None = None
     ) -> Iterator[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]:
         """Run one shared prefix once, then continue it with batches of short rows.
 
@@ -184,10 +184,11 @@ class ModelHandle:
         ``prefix`` that kept every layer's ``attn.hook_k`` and ``attn.hook_v`` (the lens page's
         one cached pass): the keys and values are read from it instead of a second prefix pass.
 
-        ``prefix_hooks`` (a list, even empty): run everything through TransformerLens with these
-        forward hooks on the prefix's pass and ``row_hooks`` on the rows' (positions there count
-        from the row's start): an edit of the prefix reaches the rows through its keys and values,
-        and a run with an edit and one without take the same kernels.
+        ``prefix_hooks`` (a list, even empty): run the prefix through TransformerLens with these
+        forward hooks, and the rows with ``row_hooks`` (a list, even empty; positions there count
+        from the row's start) or, with none (None), as without hooks: an edit of the prefix reaches
+        the rows through its keys and values. Two runs that differ only in their hooks take the
+        same kernels, so an edit that changes nothing gives the same numbers bit for bit.
         """
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -213,7 +214,7 @@ class ModelHandle:
                     self._model.reset_hooks(including_permanent=False)
             keys = [(e.past_keys, e.past_values) for e in cache.entries]
             mask = cache.previous_attention_mask
-            shared = row_forward.prefix_keys(keys) if row_forward.supports(self._model) and not hooked else None
+            shared = row_forward.prefix_keys(keys) if row_forward.supports(self._model) and row_hooks is None else None
 
             def continue_rows(rows: torch.Tensor, names: Sequence[str] = ()):
                 """Logits of the rows; with ``names``, also those hooks' activations
@@ -228,7 +229,7 @@ class ModelHandle:
                 cache.previous_attention_mask = mask.expand(n, -1)
                 cache.freeze()
                 try:
-                    with self._model.hooks(fwd_hooks=list(row_hooks), reset_hooks_end=True):
+                    with self._model.hooks(fwd_hooks=list(row_hooks or ()), reset_hooks_end=True):
                         if not names:
                             return self._model(rows, past_kv_cache=cache, attention_mask=ones(rows)).cpu()
                         wanted = set(names)

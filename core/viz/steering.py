@@ -19,7 +19,8 @@ def sweep_figure(strengths: np.ndarray, panels: list[tuple[str, np.ndarray, bool
                 row=1, col=col,
             )
         if is_prob:
-            fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=col)
+            fine = float(np.nanmax(values)) < 0.1  # small probabilities: whole percents would all read 0%
+            fig.update_yaxes(tickformat=".1%" if fine else ".0%", rangemode="tozero", row=1, col=col)
         else:
             fig.update_yaxes(rangemode="tozero", row=1, col=col)
         if current is not None:

@@ -65,7 +65,7 @@ def _token_probs_on_squares(probs: np.ndarray, token_square: np.ndarray, n_squar
     return out
 
 
-Hooks = tuple[list, list]  # forward hooks on the game's pass and on the continuation rows' (positions from the row's start)
+Hooks = tuple[list, list | None]  # forward hooks on the game's pass and on the continuation rows' (positions from the row's start; None: rows run as without hooks)
 
 
 def predict(handle: ModelHandle, state: GameState, hooks: Hooks | None = None) -> Predictions | None:

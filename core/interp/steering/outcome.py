@@ -31,14 +31,20 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return float(max(0.0, (p[keep] * (np.log(p[keep]) - np.log(np.maximum(q[keep], 1e-300)))).sum()))
 
 
-def edit_hooks(edits: list[Edit], handle: ModelHandle) -> tuple[list, list]:
+def edit_hooks(edits: list[Edit], handle: ModelHandle) -> tuple[list, list | None]:
     """The hooks of ``edits`` for a game's pass and for the rows that continue it: an edit from
     position ``p`` on also changes every position of a continuing row (they all come after ``p``);
-    an edit of one position only changes the rows through the keys and values they read."""
+    an edit of one position only changes the rows through the keys and values they read (None:
+    the rows run as without hooks)."""
     for edit in edits:
         check(handle, edit)
     on_rows = [replace(e, from_position=0) for e in edits if e.at is None and e.from_position is not None]
-    return [hook_for(e) for e in edits], [hook_for(e) for e in on_rows]
+    return [hook_for(e) for e in edits], [hook_for(e) for e in on_rows] if on_rows else None
+
+
+def rows_hooked(edits: list[Edit]) -> bool:
+    """Whether ``edits`` reach the rows that continue a game (an edit from a position on)."""
+    return any(e.at is None and e.from_position is not None for e in edits)
 
 
 @dataclass
@@ -156,26 +162,52 @@ def _written_move(handle: ModelHandle, state: GameState, edit_sets: list[list[Ed
     return out
 
 
-def steer_position(handle: ModelHandle, state: GameState, edits: list[Edit]) -> BoardOutcome:
-    """A board game's position with and without ``edits`` (checked first: ``EditError`` says what
-    cannot run). Raises ``ValueError`` where there is no prediction (no move yet, game over, the
-    next move past the model's context)."""
+@dataclass(frozen=True)
+class Unedited:
+    """A position's predictions with no edit, on the kernels the edited runs take (computed once
+    per position: every edit of it compares against the same numbers)."""
+
+    pred: Predictions
+    move: str
+    legal: bool
+    rows_hooked: bool  # computed for edits that reach the continuing rows (their kernels)
+
+
+def unedited(handle: ModelHandle, state: GameState, rows_hooked: bool = False) -> Unedited:
+    """The unedited side of ``steer_position`` for edits that reach the rows continuing the game
+    or not (``rows_hooked``: the same kernels as those edits take); raises ``ValueError`` where
+    there is nothing to predict (no move yet, the game over, the next move past the context)."""
     game = handle.game
     if state.is_over:
         raise ValueError("the game is over: there is no next move to change")
-    hooks = edit_hooks(edits, handle)
-    before = predict(handle, state, ([], []))
-    after = predict(handle, state, hooks)
-    if before is None or after is None:
+    pred = predict(handle, state, ([], [] if rows_hooked else None))
+    if pred is None:
         raise ValueError("play a move first: the model predicts from the moves played" if not state.moves else "the next move no longer fits in the model's context")
-    next_before = before.next_token if before.next_token is not None else _square_distribution(before)
+    if game.move_end_token is not None:
+        (move, legal), = _written_move(handle, state, [[]])
+    else:
+        move, legal = _likeliest(game, state, pred)
+    return Unedited(pred, move, legal, rows_hooked)
+
+
+def steer_position(handle: ModelHandle, state: GameState, edits: list[Edit], before: Unedited | None = None) -> BoardOutcome:
+    """A board game's position with and without ``edits`` (checked first: ``EditError`` says what
+    cannot run; ``before``: the position's ``unedited`` side, when already computed). Raises
+    ``ValueError`` where there is no prediction."""
+    game = handle.game
+    hooks = edit_hooks(edits, handle)
+    if before is None or before.rows_hooked != (hooks[1] is not None):
+        before = unedited(handle, state, hooks[1] is not None)
+    after = predict(handle, state, hooks)
+    if after is None:
+        raise ValueError("the next move no longer fits in the model's context")
+    next_before = before.pred.next_token if before.pred.next_token is not None else _square_distribution(before.pred)
     next_after = after.next_token if after.next_token is not None else _square_distribution(after)
     if game.move_end_token is not None:
-        (move_b, legal_b), (move_a, legal_a) = _written_move(handle, state, [[], edits])
+        (move_a, legal_a), = _written_move(handle, state, [edits])
     else:
-        move_b, legal_b = _likeliest(game, state, before)
         move_a, legal_a = _likeliest(game, state, after)
-    return BoardOutcome(before, after, _move_table(game, state, before, after), kl_divergence(next_before, next_after), move_b, move_a, legal_b, legal_a)
+    return BoardOutcome(before.pred, after, _move_table(game, state, before.pred, after), kl_divergence(next_before, next_after), before.move, move_a, before.legal, legal_a)
 
 
 def _square_distribution(pred: Predictions) -> np.ndarray:
