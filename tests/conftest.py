@@ -74,7 +74,7 @@ LONGEST_FIRST = [
     "tests/test_own_games_pages.py", "tests/test_chess_probes.py", "tests/test_skill_probe.py", "tests/test_fuzz_links.py",
     "tests/test_trainer.py", "tests/test_smollm2.py", "tests/test_distributed_training.py", "tests/test_chess_pgn.py",
     "tests/test_probes.py", "tests/test_chess_interventions.py", "tests/test_sae_browser_page.py", "tests/test_chess_engine.py",
-    "tests/test_othello_engine.py", "tests/test_text_models.py", "tests/test_corpus_results.py", "tests/test_probe_viewer_page.py",
+    "tests/test_othello_engine.py", "tests/test_text_models.py", "tests/test_corpus_results.py", "tests/test_probe_viewer_page.py", "tests/test_steering_pages.py",
 ]
 BROWSER_GROUP = "browser"
 
