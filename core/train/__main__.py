@@ -217,6 +217,12 @@ def cmd_sae(args: argparse.Namespace) -> None:
     print(json.dumps({"training": stats, "metrics": metrics, "curve": curve}, indent=2))
 
 
+def cmd_transcoder(args: argparse.Namespace) -> None:
+    from core.train.transcoder import command
+
+    command(args, "python -m core.train " + shlex.join(sys.argv[1:]))
+
+
 def _curve_point(name: str, k: int, tokens: int, metrics: dict, this: bool = False) -> dict:
     return {"name": name, "k": k, "tokens": tokens, **({"this": True} if this else {}), **{key: metrics[key] for key in ("l0", "fvu", "ce_recovered_zero", "ce_recovered_mean")}}
 
@@ -414,6 +420,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.set_defaults(func=cmd_sae)
+    p = sub.add_parser("transcoder", help="train (or resume) per-layer skip transcoders, MLP input -> output (SAELens format)")
+    p.add_argument("model")
+    p.add_argument("out_dir")
+    p.add_argument("--layer", default="all", help="a layer number, or all")
+    for flag, kind, default in (("--d-transcoder", int, 2048), ("--l1", float, 0.08), ("--lr", float, 1e-3), ("--tokens", int, 2_000_000), ("--batch-size", int, 1024), ("--seed", int, 0), ("--eval-games", int, 200), ("--threads", int, 0)):
+        p.add_argument(flag, type=kind, default=default)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.set_defaults(func=cmd_transcoder)
     args = parser.parse_args(argv)
     try:
         args.func(args)
