@@ -58,6 +58,11 @@ def test_the_text_pages_steer_and_continue_the_prompt():
     at = open_page("pages/logit_lens.py", model="text-stdlib", steer="mean", steer_from="2")
     clean(at)
     assert verdict(at).startswith("Ablating L0H") and "from token 2 on" in verdict(at)
+    unit = at.selectbox(key="text_lens_steer_unit")
+    neuron = next(o for o in unit.options if "N" in o)  # a neuron of the attribution table
+    unit.set_value(neuron).run()
+    clean(at)
+    assert verdict(at).startswith(f"Ablating {neuron} to its mean") and at.query_params["steer_unit"] == neuron
     at = open_page("pages/patching_lab.py", model="text-stdlib", steer_unit="L0H3", steer="zero")
     clean(at)
     assert verdict(at).startswith("Ablating L0H3 (to 0)") and at.query_params["steer_unit"] == "L0H3"
