@@ -247,6 +247,19 @@ def train_layers(handle: ModelHandle, out: Path, layers: list[int], settings: di
         card.setdefault("metrics", {})["layers"] = [done[k] for k in sorted(done)]
         out.mkdir(parents=True, exist_ok=True)
         card_path.write_text(json.dumps(card, indent=2))
+    if len(done) == handle.cfg.n_layers:  # a full set: how well it replaces the model
+        from core.interp.circuits.replacement import load_transcoders, replacement_scores
+
+        if progress:
+            progress("scoring the replacement model (every MLP replaced) on held-out data", 1.0)
+        scores = replacement_scores(handle, load_transcoders(out, handle.cfg.n_layers), **eval_data)
+        legal = (lambda v: None if np.isnan(v) else round(v, 4))  # noqa: E731 (text: no rules, no legal rate)
+        card["metrics"].update({
+            "replacement_ce_recovered": round(scores.ce_recovered, 4), "replacement_top1_legal": legal(scores.top1_legal_replacement),
+            "model_top1_legal": legal(scores.top1_legal_model), "ce_model": round(scores.ce_model, 4), "ce_replacement": round(scores.ce_replacement, 4),
+            "ce_mlps_mean_ablated": round(scores.ce_mean_ablated, 4), "scored_positions": scores.positions,
+        })
+        card_path.write_text(json.dumps(card, indent=2))
     return card
 
 
