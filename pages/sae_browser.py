@@ -14,6 +14,7 @@ from ui import sae_caches
 from ui import session
 from ui import shell
 from ui import steering_panel as steer
+from ui.feature_sets import feature_sets_panel
 from core.interp.shared import token_squares
 from core.interp.shared import board_targets
 from core.interp.sae import features as F
@@ -199,7 +200,7 @@ with s2:
     unit_search(index, "feature", "feature_search", select_feature)
 directions = F.residual_directions(handle, sae, hook)
 steer.steering_panel(handle, steer.feature_unit(sae, hook, sae_name, feature, index), "steer_feature", state=state)
-sets_link = steer.feature_sets_panel(handle, sae, hook, index, "ablate_sets", state=state, feature=feature)
+sets_link = feature_sets_panel(handle, sae, hook, index, "ablate_sets", state=state, feature=feature)
 left = unit_dashboard(
     index, feature, game, name=f"Feature {feature}", effects=F.logit_effects(handle, directions, feature) if token_view else F.logit_effects_tokens(handle, directions, feature),
     effects_title="Direct logit effect of the decoder direction", key="feature",
