@@ -184,7 +184,7 @@ def _control_kl(handle: ModelHandle, tokens: torch.Tensor, control: E.Edit) -> f
     return O.kl_divergence(probs[0], probs[1])
 
 
-def _settings(handle: ModelHandle, target: SteerUnit, key: str, n_positions: int, position_word: str):
+def _settings(handle: ModelHandle, target: SteerUnit, key: str, n_positions: int, position_word: str, here: str | None = None):
     """The panel's controls; None while it is off."""
     operations = HEAD_OPERATIONS if target.kind == "head" else tuple(OPERATION_NAMES)
     _read_link(key, operations)
@@ -199,7 +199,7 @@ def _settings(handle: ModelHandle, target: SteerUnit, key: str, n_positions: int
         st.session_state[f"{key}_value"] = DEFAULT_VALUE[op]
     strength = float(c2.number_input("Strength" if op != "scale" else "Factor", min_value=-1e6, max_value=1e6, key=f"{key}_value", disabled=op in ("zero", "mean"), step=0.5,
                                      help="Clamp and add: in units of the unit's maximum activation over the corpus. Scale: 0 ablates, 1 changes nothing."))
-    where = c3.radio("Where", WHERE, key=f"{key}_where", horizontal=True, format_func=lambda w: w.replace("position", position_word))
+    where = c3.radio("Where", WHERE, key=f"{key}_where", horizontal=True, format_func=lambda w: (here or w.replace("position", position_word)) if w == WHERE[0] else w.replace("position", position_word))
     start = None
     if where == WHERE[1]:
         if st.session_state.get(f"{key}_from", 1) > n_positions:
@@ -267,7 +267,8 @@ def steering_panel(handle: ModelHandle, target: SteerUnit, key: str, state=None,
         n_positions, position_word = len(state.moves), "move"
     else:
         n_positions, position_word = len(tokens), "token"
-    settings = _settings(handle, target, key, n_positions, position_word)
+    here = None if at_position is None else f"the site's position ({min(max(at_position, 0), len(tokens) - 1) + 1})"
+    settings = _settings(handle, target, key, n_positions, position_word, here)
     if settings is None:
         return
     op, strength, start, sweep = settings
