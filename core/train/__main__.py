@@ -424,7 +424,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model")
     p.add_argument("out_dir")
     p.add_argument("--layer", default="all", help="a layer number, or all")
-    for flag, kind, default in (("--d-transcoder", int, 2048), ("--l1", float, 0.08), ("--lr", float, 1e-3), ("--tokens", int, 2_000_000), ("--batch-size", int, 1024), ("--seed", int, 0), ("--eval-games", int, 200), ("--threads", int, 0)):
+    p.add_argument("--kind", default="batchtopk", help="batchtopk (saved as JumpReLU) or l1 (ReLU with an L1 penalty)")
+    for flag, kind, default in (("--k", int, 24), ("--finetune-tokens", int, 1_000_000), ("--d-transcoder", int, 2048), ("--l1", float, 0.08), ("--lr", float, 1e-3), ("--tokens", int, 2_000_000), ("--batch-size", int, 1024), ("--seed", int, 0), ("--eval-games", int, 200), ("--threads", int, 0)):
         p.add_argument(flag, type=kind, default=default)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.set_defaults(func=cmd_transcoder)
