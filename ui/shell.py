@@ -122,6 +122,7 @@ def app_pages() -> list:
         st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/layers:"),
         st.Page("pages/sae_browser.py", title="SAE feature browser", icon=":material/extension:"),
         st.Page("pages/patching_lab.py", title="Patching lab", icon=":material/healing:"),
+        st.Page("pages/circuits.py", title="Circuits", icon=":material/account_tree:"),
     ]
 
 

@@ -34,7 +34,7 @@ LENS_ROWS = 40  # positions the lens table shows (the last ones: where the promp
 
 
 def serve(title: str) -> None:
-    {"Board player": prompt_player, "Probe viewer": probe_viewer, "Logit lens": logit_lens, "SAE feature browser": sae_browser, "Patching lab": patching_lab}[title]()
+    {"Board player": prompt_player, "Probe viewer": probe_viewer, "Logit lens": logit_lens, "SAE feature browser": sae_browser, "Patching lab": patching_lab, "Circuits": circuits}[title]()
 
 
 def _top(title: str):
@@ -436,3 +436,12 @@ def _block_maps(name: str, clean: tuple[int, ...], corrupted: tuple[int, ...], a
     clean_t, corrupted_t = torch.tensor([clean]), torch.tensor([corrupted])
     maps = PT.act_patch_block_every(handle, corrupted_t, clean_t, metric)
     return maps, PT.run_metric(handle, clean_t, metric), PT.run_metric(handle, corrupted_t, metric)
+
+
+# -- circuits -------------------------------------------------------------------------------------
+
+
+def circuits() -> None:
+    from ui.text_circuits import circuits as page
+
+    page(_top("Circuits"))

@@ -382,6 +382,13 @@ def command(args, command_line: str) -> None:
         from core.train.transcoder_finetune import FinetuneConfig
 
         finetune = FinetuneConfig(tokens=args.finetune_tokens, k=args.k, seed=args.seed)
-    card = train_layers(handle, Path(args.out_dir), layers, settings, command_line, args.eval_games, progress, tokens, held, finetune)
+    if args.labels_only and handle.kind == "text":
+        raise SettingError("text models have no board properties to label features with")
+    if not args.labels_only:
+        card = train_layers(handle, Path(args.out_dir), layers, settings, command_line, args.eval_games, progress, tokens, held, finetune)
+    if handle.kind != "text" and all((Path(args.out_dir) / f"L{k}" / "cfg.json").exists() for k in range(n)):
+        from core.train.transcoder_labels import write_labels
+
+        card = write_labels(handle, Path(args.out_dir), progress)
     bar.close()
     print(json.dumps(card["metrics"], indent=2))

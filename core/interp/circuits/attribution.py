@@ -49,6 +49,7 @@ class AttributionGraph:
     bias: np.ndarray  # (n_features + n_targets,) each row's constant terms
     error_norms: np.ndarray  # (n_layers, n_pos) size of each error term
     seconds: float = 0.0
+    start: int = 0  # first position with any node (tokens before it are constants too)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -144,28 +145,35 @@ class _Sources:
             self.blocks.append((dec, cols, cols >= 0))
 
     @torch.no_grad()
-    def write(self, block: torch.Tensor, grad_mlp_out: list[torch.Tensor | None], grad_embed: torch.Tensor) -> None:
-        """Edges of a batch of rows from the gradients at each MLP's output and at the embedding."""
-        n = grad_embed.shape[1]
+    def write(self, block: torch.Tensor, grad_mlp_out: list[torch.Tensor | None], grad_embed: torch.Tensor, a: int) -> None:
+        """Edges of a batch of rows from the gradients at each MLP's output and at the embedding,
+        over positions ``a`` to ``a + width``."""
+        n = a + grad_embed.shape[1]
         for layer, g in enumerate(grad_mlp_out):
             if g is None:
                 continue
             if self.blocks[layer] is not None:
                 dec, cols, valid = self.blocks[layer]
-                scores = torch.bmm(g.transpose(0, 1), dec[:n].transpose(1, 2)).permute(1, 0, 2)  # (rows, pos, K)
-                keep = valid[:n]
-                block[:, cols[:n][keep]] = scores[:, keep]
+                scores = torch.bmm(g.transpose(0, 1), dec[a:n].transpose(1, 2)).permute(1, 0, 2)  # (rows, pos, K)
+                keep = valid[a:n]
+                block[:, cols[a:n][keep]] = scores[:, keep]
             start = self.error_start + layer * self.n_pos
-            block[:, start : start + n] = torch.einsum("bpd,pd->bp", g, self.errors[layer][:n])
-        block[:, self.token_start : self.token_start + n] = torch.einsum("bpd,pd->bp", grad_embed, self.embeds[:n])
+            block[:, start + a : start + n] = torch.einsum("bpd,pd->bp", g, self.errors[layer][a:n])
+        block[:, self.token_start + a : self.token_start + n] = torch.einsum("bpd,pd->bp", grad_embed, self.embeds[a:n])
 
 
-def attribute(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, object], targets: list[Target], first: int = 0, batch_size: int = 512) -> AttributionGraph:
-    """The unpruned attribution graph of ``tokens (n_pos,)`` to ``targets``."""
+def attribute(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, object], targets: list[Target], first: int = 0, batch_size: int = 128, start: int = 0) -> AttributionGraph:
+    """The unpruned attribution graph of ``tokens (n_pos,)`` to ``targets``: feature and error
+    nodes from position ``first``, token nodes from ``start`` (``start <= first``; what comes
+    before counts as constants)."""
     t0 = time.perf_counter()
     tokens = torch.as_tensor(tokens, dtype=torch.int64).cpu()
     n_layers, n_pos = handle.cfg.n_layers, len(tokens)
-    run = real_run(handle, tokens, transcoders, first)
+    if not 0 <= start <= first < n_pos:
+        raise ValueError(f"need 0 <= start <= first < {n_pos}, got start {start}, first {first}")
+    if any(not start <= p < n_pos for t in targets for _, p, _ in t.parts):
+        raise ValueError("a target reads a position outside the attributed window")
+    run = real_run(handle, tokens, transcoders, first, start)
     feats, acts, errors = active_features(run, transcoders, first)
     n_f = len(feats)
     sources = _Sources(feats, acts, transcoders, errors, run.embed, n_layers, n_pos)
@@ -178,12 +186,12 @@ def attribute(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, 
     for t in targets:
         jobs.append((t.depth(n_layers), max(p for _, p, _ in t.parts), t.parts))
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i][0], jobs[i][1]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    for begin in range(0, len(order), batch_size):
+        chunk = order[begin : begin + batch_size]
         last = max(jobs[i][1] for i in chunk) + 1
         back = frozen_backward(run, [jobs[i][2] for i in chunk], last)
         block = torch.zeros(len(chunk), n_nodes)
-        sources.write(block, back.grad_mlp_out, back.grad_embed)
+        sources.write(block, back.grad_mlp_out, back.grad_embed, start)
         rows[torch.as_tensor(chunk)] = block
         bias[np.array(chunk)] = back.bias
     for layer in range(n_layers):
@@ -191,4 +199,4 @@ def attribute(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, 
         bias[idx] += transcoders[layer].b_enc.detach().float().numpy()[feats[idx, 2]]
     values = np.array([run.target_value(t) for t in targets], dtype=np.float32)
     error_norms = torch.stack([e.norm(dim=-1) for e in errors]).numpy()
-    return AttributionGraph(tokens.numpy(), first, n_layers, feats, acts, list(targets), values, rows, bias, error_norms, time.perf_counter() - t0)
+    return AttributionGraph(tokens.numpy(), first, n_layers, feats, acts, list(targets), values, rows, bias, error_norms, time.perf_counter() - t0, start)

@@ -11,6 +11,11 @@ target is linear. Its transpose through block ``L`` is:
 - attention: per head, back through ``W_O``, the frozen pattern (transposed), ``W_V`` and
   LayerNorm 1's weight: ``G += centre(Σ_h Aₕᵀ G W_Oₕᵀ W_Vₕᵀ ⊙ w₁) / σ₁``.
 
+A window can start late (``start``): positions before it are no nodes at all, their values
+are constants, and the pass never visits them (information only moves to later positions, so
+nothing after the window's start depends on them except through those constants). That keeps
+long inputs cheap: the cost grows with the window, not the game.
+
 Each constant the forward pass adds (positional embeddings, attention's output bias and its
 value bias through the pattern — a pattern's rows sum to 1 —, transcoder decoder biases, the
 features and errors before the first attributed position, the final LayerNorm's bias) is dotted
@@ -44,7 +49,8 @@ class FrozenRun:
     sigma_final: torch.Tensor
     patterns: list[torch.Tensor]  # per layer (n_heads, n_pos, n_pos)
     weights: dict  # per-layer and global weights
-    first: int
+    first: int  # features and errors before it are constants
+    start: int = 0  # the window: positions before it are constants and never visited
 
     def site(self, name: str) -> torch.Tensor:
         if name == "final":
@@ -72,12 +78,13 @@ def _check_architecture(cfg) -> None:
 
 
 @torch.no_grad()
-def real_run(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, object], first: int = 0) -> FrozenRun:
-    """One forward pass of ``tokens (n_pos,)`` keeping what the frozen pass needs."""
+def real_run(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, object], first: int = 0, start: int = 0) -> FrozenRun:
+    """One forward pass of ``tokens (n_pos,)`` keeping what the frozen pass needs, for a window
+    from ``start`` (``start <= first``)."""
     cfg = handle.cfg
     _check_architecture(cfg)
     n = cfg.n_layers
-    per_layer = ("ln1.hook_scale", "ln2.hook_scale", "attn.hook_pattern", "ln2.hook_normalized", "hook_mlp_out", "hook_resid_post")
+    per_layer = ("ln1.hook_scale", "ln2.hook_scale", "attn.hook_pattern", "attn.hook_v", "ln2.hook_normalized", "hook_mlp_out", "hook_resid_post")
     names = {"hook_embed", "ln_final.hook_scale", "unembed.hook_in"} | {f"blocks.{layer}.{h}" for layer in range(n) for h in per_layer}
     logits, cache = handle.run_with_cache(tokens[None].to(handle.device), names_filter=lambda name: name in names)
     got = {k: v[0].detach().float().cpu().clone() for k, v in cache.items()}
@@ -96,7 +103,14 @@ def real_run(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, o
         block = model.blocks[layer]
         w1, b1 = norm_weights(block.ln1, d)
         W_V, b_V, W_O, b_O = w(block.attn.W_V), w(block.attn.b_V), w(block.attn.W_O), w(block.attn.b_O)  # (heads, d, d_head), (heads, d_head, d)
-        attn_const = torch.einsum("hd,hde->e", (b1 @ W_V) + b_V, W_O) + b_O  # what attention adds whatever its input
+        # what attention adds at each query whatever the window's values: its output bias, the
+        # value bias (and LayerNorm 1's bias) weighted by the pattern's mass inside the window,
+        # and the values read from before the window
+        pattern = got[f"blocks.{layer}.attn.hook_pattern"]  # (heads, q, k)
+        inside = pattern[:, :, start:].sum(-1)  # (heads, q)
+        value_bias = (b1 @ W_V) + b_V  # (heads, d_head)
+        before = torch.einsum("hqk,khe->qhe", pattern[:, :, :start], got[f"blocks.{layer}.attn.hook_v"][:start])
+        attn_const = torch.einsum("qhe,hed->qd", inside[..., None].transpose(0, 1) * value_bias[None] + before, W_O) + b_O  # (q, d)
         tc = transcoders[layer]
         layers.append({"w1": w1, "W_V_flat": W_V.permute(0, 2, 1).reshape(-1, d), "W_O_flat": W_O.reshape(-1, d), "attn_const": attn_const, "W_skip": w(tc.W_skip), "b_dec": w(tc.b_dec)})
     wf, bf = norm_weights(model.ln_final, d)
@@ -108,7 +122,7 @@ def real_run(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int, o
         unembed_in=got["unembed.hook_in"], embed=got["hook_embed"], logits=logits[0].detach().float().cpu(),
         sigma1=[got[f"blocks.{layer}.ln1.hook_scale"] for layer in range(n)], sigma2=[got[f"blocks.{layer}.ln2.hook_scale"] for layer in range(n)],
         sigma_final=got["ln_final.hook_scale"], patterns=[got[f"blocks.{layer}.attn.hook_pattern"] for layer in range(n)],
-        weights={"layers": layers, "w_final": wf, "b_final": bf, "W_pos": w(model.W_pos)[:n_pos]}, first=first,
+        weights={"layers": layers, "w_final": wf, "b_final": bf, "W_pos": w(model.W_pos)[:n_pos]}, first=first, start=start,
     )
 
 
@@ -137,16 +151,19 @@ def _injections(parts_per_row: list[list[tuple[str, int, torch.Tensor]]], n: int
 @torch.no_grad()
 def frozen_backward(run: FrozenRun, parts_per_row: list[list[tuple[str, int, torch.Tensor]]], n: int) -> Backward:
     """Gradients of each row's input (the sum of its parts' dot products) with respect to every
-    MLP's output and the token embeddings, over the first ``n`` positions, and each row's bias."""
+    MLP's output and the token embeddings over the window's positions ``start..n-1`` (index 0
+    is ``start``), and each row's bias."""
     layers = run.weights["layers"]
     n_layers, d = len(layers), run.embed.shape[-1]
     n_heads = run.patterns[0].shape[0]
+    a = run.start
+    w = n - a  # the window's width
     rows = len(parts_per_row)
-    inj = _injections(parts_per_row, n, d)
-    G = torch.zeros(rows, n, d)
+    inj = _injections([[(site, pos - a, vec) for site, pos, vec in parts] for parts in parts_per_row], w, d)
+    G = torch.zeros(rows, w, d)
     bias = torch.zeros(rows)
     if "final" in inj:
-        G = G + _centre(inj["final"] * run.weights["w_final"]) / run.sigma_final[:n]
+        G = G + _centre(inj["final"] * run.weights["w_final"]) / run.sigma_final[a:n]
         bias += torch.einsum("bpd,d->b", inj["final"], run.weights["b_final"])
     top = max((n_layers if site == "final" else int(site.split(".")[1]) for site in inj), default=-1)
     grads: list[torch.Tensor | None] = [None] * n_layers
@@ -155,18 +172,18 @@ def frozen_backward(run: FrozenRun, parts_per_row: list[list[tuple[str, int, tor
         if f"resid_post.{layer}" in inj:
             G = G + inj[f"resid_post.{layer}"]
         grads[layer] = G
-        const = lw["b_dec"].expand(n, d).clone()
-        if run.first:
-            const[: run.first] = run.constants[layer][: min(run.first, n)]
+        const = lw["b_dec"].expand(w, d).clone()
+        if run.first > a:  # features and errors inside the window but before the first node
+            const[: min(run.first, n) - a] = run.constants[layer][a : min(run.first, n)]
         bias += torch.einsum("bpd,pd->b", G, const)
         g_x = G @ lw["W_skip"]
         if f"mlp_in.{layer}" in inj:
             g_x = g_x + inj[f"mlp_in.{layer}"]
-        G = G + _centre(g_x) / run.sigma2[layer][:n]
-        bias += torch.einsum("bpd,d->b", G, lw["attn_const"])
-        g_z = (G @ lw["W_O_flat"].T).view(rows, n, n_heads, -1).permute(2, 1, 0, 3).reshape(n_heads, n, -1)  # (heads, q, rows·d_head)
-        g_v = torch.bmm(run.patterns[layer][:, :n, :n].transpose(1, 2), g_z)  # to the keys: (heads, k, rows·d_head)
-        g_ln = g_v.view(n_heads, n, rows, -1).permute(2, 1, 0, 3).reshape(rows, n, -1) @ lw["W_V_flat"]
-        G = G + _centre(g_ln * lw["w1"]) / run.sigma1[layer][:n]
-    bias += torch.einsum("bpd,pd->b", G, run.weights["W_pos"][:n])
+        G = G + _centre(g_x) / run.sigma2[layer][a:n]
+        bias += torch.einsum("bpd,pd->b", G, lw["attn_const"][a:n])
+        g_z = (G @ lw["W_O_flat"].T).view(rows, w, n_heads, -1).permute(2, 1, 0, 3).reshape(n_heads, w, -1)  # (heads, q, rows·d_head)
+        g_v = torch.bmm(run.patterns[layer][:, a:n, a:n].transpose(1, 2), g_z)  # to the keys: (heads, k, rows·d_head)
+        g_ln = g_v.view(n_heads, w, rows, -1).permute(2, 1, 0, 3).reshape(rows, w, -1) @ lw["W_V_flat"]
+        G = G + _centre(g_ln * lw["w1"]) / run.sigma1[layer][a:n]
+    bias += torch.einsum("bpd,pd->b", G, run.weights["W_pos"][a:n])
     return Backward(grads, G, bias.numpy())
