@@ -28,10 +28,14 @@ def node_positions(nodes: list[dict], n_layers: int) -> None:
         y = -1.0 if n["kind"] == "token" else float(n_layers) if n["kind"] == "target" else n["layer"] + (0.25 if n["kind"] == "error" else 0.0)
         n["y"] = y
         cells.setdefault((n["pos"], y), []).append(n)
-    for (pos, _), group in cells.items():
+    for (pos, y), group in cells.items():
         k = len(group)
+        if y == float(n_layers):  # targets: a row ending at the position they are read at
+            for i, n in enumerate(group):
+                n["x"] = pos - (k - 1 - i) * 0.6
+            continue
         for i, n in enumerate(sorted(group, key=lambda n: -n["influence"])):
-            n["x"] = pos + (0.0 if k == 1 else (i - (k - 1) / 2) * min(0.8 / k, 0.25))
+            n["x"] = pos + (0.0 if k == 1 else (i - (k - 1) / 2) * min(0.9 / k, 0.25))
 
 
 def circuit_figure(nodes: list[dict], edges: list[tuple[int, int, float]], n_layers: int, x_labels: dict[int, str], selected: str | None = None, groups: dict[str, list[str]] | None = None, height: int = 620) -> go.Figure:
@@ -63,7 +67,9 @@ def circuit_figure(nodes: list[dict], edges: list[tuple[int, int, float]], n_lay
         line_colours = [colours[member[n["name"]]] if n["name"] in member else ("#000" if n["name"] == selected else "white") for n in these]
         line_widths = [4 if n["name"] in member or n["name"] == selected else 1 for n in these]
         traces.append({
-            "type": "scatter", "x": [n["x"] for n in these], "y": [n["y"] for n in these], "mode": "markers", "name": kind,
+            "type": "scatter", "x": [n["x"] for n in these], "y": [n["y"] for n in these], "mode": "markers+text" if kind == "target" else "markers", "name": kind,
+            "textposition": "top center", "textfont": {"size": 11},
+            **({"texttemplate": [n.get("short", "")[:12] for n in these]} if kind == "target" else {}),
             "marker": {"symbol": symbol, "color": colour, "size": sizes, "line": {"color": line_colours, "width": line_widths}},
             "text": [n["label"] for n in these], "customdata": [n["name"] for n in these],
             "hovertemplate": "%{text}<extra></extra>",

@@ -168,9 +168,9 @@ def explained(circuit: Circuit, target: int = 0) -> dict[str, float]:
     return parts
 
 
-def drawing(circuit: Circuit, feature_label, position_label, pinned: tuple[int, ...] = (), max_edges: int = 1500) -> tuple[list[dict], list[tuple[int, int, float]]]:
+def drawing(circuit: Circuit, feature_label, position_label, pinned: tuple[int, ...] = (), max_edges: int = 300) -> tuple[list[dict], list[tuple[int, int, float]]]:
     """The kept nodes (plus ``pinned``) as dicts for the figure and tables, and the kept edges
-    among them, strongest first (at most ``max_edges``). ``feature_label(layer, feature)`` and
+    among them, those carrying most influence first (at most ``max_edges``: more is a hairball). ``feature_label(layer, feature)`` and
     ``position_label(pos)`` name things as the page does."""
     graph = circuit.graph
     shown = list(dict.fromkeys([int(n) for n in circuit.kept] + [int(n) for n in pinned]))
@@ -193,14 +193,15 @@ def drawing(circuit: Circuit, feature_label, position_label, pinned: tuple[int, 
             target = graph.targets[i]
             layer, pos = graph.n_layers, max(p for _, p, _ in target.parts)
             label = f"{name} · target {target.label} (weight {target.weight:.2f}, value {graph.target_values[i]:.2f})"
-        nodes.append({"node": node, "name": name, "kind": kind, "layer": layer, "pos": pos, "influence": influence, "label": label})
+        short = graph.targets[node - graph.target_index(0)].label if kind == "target" else ""
+        nodes.append({"node": node, "name": name, "kind": kind, "layer": layer, "pos": pos, "influence": influence, "label": label, "short": short})
     keep = torch.zeros(graph.n_nodes, dtype=torch.bool)
     keep[torch.tensor(shown, dtype=torch.long)] = True
     rows_at = torch.cat([torch.arange(graph.n_features), torch.arange(graph.target_index(0), graph.n_nodes)])
     mask = circuit.pruned.edge_mask & keep[rows_at][:, None] & keep[None, :]
     r, s = torch.nonzero(mask, as_tuple=True)
     w = graph.edges[r, s]
-    order = torch.argsort(-w.abs())[:max_edges]
+    order = torch.argsort(-circuit.pruned.edge_scores[r, s])[:max_edges]  # the edges that carry most influence
     edges = [(int(s[i]), int(rows_at[r[i]]), float(w[i])) for i in order]
     return nodes, edges
 
