@@ -12,7 +12,8 @@ import torch
 from core.models.registry import load_model
 from core.train.transcoder import TranscoderTrainConfig, TranscoderTrainer, hooks_of, train_layers
 
-SMALL = {"d_transcoder": 256, "total_tokens": 16 * 512, "batch_size": 512, "buffer_tokens": 4096, "games_per_refill": 40, "checkpoint_every": 5, "l1_coefficient": 0.05}
+SMALL = {"kind": "l1", "d_transcoder": 256, "total_tokens": 16 * 512, "batch_size": 512, "buffer_tokens": 4096, "games_per_refill": 40, "checkpoint_every": 5, "l1_coefficient": 0.05}
+TOPK = {**SMALL, "kind": "batchtopk", "k": 8, "total_tokens": 24 * 512}
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +100,46 @@ def test_the_command_refuses_a_layer_the_model_does_not_have(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match="from 0 to 5"):
         main(["transcoder", "othello8", str(tmp_path), "--layer", "7"])
+
+
+def test_batchtopk_saves_a_jumprelu_transcoder_whose_held_out_l0_is_near_k(handle, tmp_path):
+    """BatchTopK keeps k × batch activations per batch; saved as SAELens's JumpReLU skip
+    transcoder with the running threshold, held-out L0 lands near k and decoder rows stay unit."""
+    from sae_lens import SAE, JumpReLUSkipTranscoder
+
+    card = train_layers(handle, tmp_path, [2], TOPK, "python -m core.train transcoder othello8 OUT --layer 2 --k 8", eval_games=30)
+    loaded = SAE.load_from_disk(str(tmp_path / "L2"))
+    assert isinstance(loaded, JumpReLUSkipTranscoder) and card["kind"] == "jumprelu_skip_transcoder"
+    assert float(loaded.threshold.min()) == float(loaded.threshold.max()) > 0
+    assert torch.allclose(loaded.W_dec.norm(dim=1), torch.ones(loaded.cfg.d_sae), atol=1e-5)
+    (row,) = card["metrics"]["layers"]
+    assert 4 <= row["l0"] <= 16 and row["fvu"] < 0.9
+
+
+def test_the_fine_tune_brings_the_replacement_closer_to_the_model(handle, tmp_path):
+    """Every layer's transcoder trained briefly, then fine-tuned together on the KL from the model
+    to the replacement: the KL on held-out games falls, and the model's weights do not move."""
+    from core.interp.circuits.replacement import load_transcoders, replacement_hooks
+    from core.train.transcoder_finetune import FinetuneConfig, ReplacementFinetuner
+
+    settings = {**TOPK, "total_tokens": 8 * 512}
+    train_layers(handle, tmp_path, list(range(handle.cfg.n_layers)), settings, "test", eval_games=20)
+    games = handle.game.random_games(20, seed=99)
+    tokens = torch.from_numpy(handle.game.batch_tokens(games))
+    mask = torch.from_numpy(handle.game.batch_token_mask(games))
+    weights = {k: v.clone() for k, v in handle.model.state_dict().items()}
+
+    def kl(tcs) -> float:
+        p = handle.run_with_hooks(tokens, []).float().log_softmax(-1)[mask]
+        q = handle.run_with_hooks(tokens, replacement_hooks(tcs)).float().log_softmax(-1)[mask]
+        return float((p.exp() * (p - q)).sum(-1).mean())
+
+    tcs = load_transcoders(tmp_path, handle.cfg.n_layers)
+    before = kl(tcs)
+    scales = {layer: float(__import__("json").loads((tmp_path / f"L{layer}" / "checkpoint.json").read_text())["scale"]) for layer in tcs}
+    tuner = ReplacementFinetuner(handle, tcs, FinetuneConfig(tokens=12 * 16 * handle.cfg.n_ctx, sequences_per_batch=16, lr=1e-3, k=8), tmp_path, scales)
+    record = tuner.train()
+    for p in handle.model.parameters():
+        p.requires_grad_(True)
+    assert record["steps"] == 12 and kl(tcs) < 0.9 * before
+    assert all(torch.equal(v, weights[k]) for k, v in handle.model.state_dict().items())

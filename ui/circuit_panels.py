@@ -54,19 +54,20 @@ def scores(circuit: Circuit, seconds: float, where: str) -> None:
 
 
 def graph_chart(circuit: Circuit, nodes: list[dict], edges: list, n_layers: int, x_labels: dict[int, str], groups: dict[str, list[str]]) -> None:
-    """The figure; a node clicked on it becomes the selected node."""
-    selected = st.session_state.get(NODE_KEY)
-    fig = circuit_figure(nodes, edges, n_layers, x_labels, selected, groups)
-    event = st.plotly_chart(fig, key="ci_graph", on_select="rerun", selection_mode=("points",), config=chart_config())
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else getattr(getattr(event, "selection", None), "points", [])
-    for point in points or []:
-        name = point.get("customdata") if isinstance(point, dict) else None
-        if isinstance(name, list):
-            name = name[0] if name else None
-        if isinstance(name, str) and any(n["name"] == name for n in nodes) and name != st.session_state.get("_ci_last_click"):
-            st.session_state["_ci_last_click"] = name
-            st.session_state[NODE_KEY] = name
-            break
+    """The figure; a node clicked on it becomes the selected node. Each click gets a fresh chart
+    (a new key), so plotly's selection never dims the graph or swallows the next click."""
+    fig = circuit_figure(nodes, edges, n_layers, x_labels, st.session_state.get(NODE_KEY), groups)
+    key = f"ci_graph_{st.session_state.get('_ci_clicks', 0)}"
+    st.plotly_chart(fig, key=key, on_select=lambda: _on_click(key, {n["name"] for n in nodes}), selection_mode="points", config=chart_config())
+
+
+def _on_click(key: str, names: set[str]) -> None:
+    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+    name = points[0].get("customdata") if points else None
+    name = name[0] if isinstance(name, list) and name else name
+    if isinstance(name, str) and name in names:
+        st.session_state[NODE_KEY] = name
+        st.session_state["_ci_clicks"] = st.session_state.get("_ci_clicks", 0) + 1
 
 
 def node_picker(nodes: list[dict], default: str) -> dict:

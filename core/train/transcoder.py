@@ -8,7 +8,8 @@ Two kinds, both loaded by ``sae_lens.SAE.load_from_disk`` (``cfg.json`` + ``sae_
   ``k × batch`` largest activations, so the *average* L0 is ``k`` while one token may use more
   features than another. Decoder rows stay at unit norm, so activations are comparable across
   features. Saved as SAELens's ``JumpReLUSkipTranscoder`` with one threshold for every feature:
-  the running mean of the smallest activation a batch kept, which gives held-out L0 close to ``k``.
+  the mean over the last 5 % of the steps of the smallest activation a batch kept, which gives
+  held-out L0 close to ``k``.
 - ``l1``: SAELens's ``SkipTranscoder`` (ReLU) with an L1 penalty on each activation times its
   decoder row's norm, scaled so that the reconstruction term is the batch's fraction of variance
   unexplained (the same coefficient means the same trade-off at every layer); the penalty ramps
@@ -36,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from core.interp.shared.activations import token_activations
 from core.models.handle import ModelHandle
 from core.train.sae import ActivationStream
+from core.train.transcoder_labels import card_json
 
 TRANSCODER_SEED_BASE = 5_000_011  # game seeds for transcoder activations (not the model's, the probes' or the SAEs')
 
@@ -153,7 +155,7 @@ class TranscoderTrainer:
         self.tc = make_transcoder(d, cfg, hooks_of(cfg.layer)[0]).to(self.device)  # trains where the model runs
         self.opt = torch.optim.Adam(self.tc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.step = 0
-        self.threshold = 0.0  # batchtopk: running mean of the smallest kept activation
+        self.threshold = [0.0, 0]  # batchtopk: sum and count of the smallest kept activation over the last 5 % of steps
         self.last_fired = torch.zeros(cfg.d_transcoder, dtype=torch.long)
         first = next(self.stream)
         y = first[:, d:]
@@ -199,7 +201,7 @@ class TranscoderTrainer:
                 self.opt.state[p] = {"step": torch.tensor(info["adam_step"]), "exp_avg": tensors[f"adam.{i}.exp_avg"], "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"]}
         self.last_fired = tensors["last_fired"].cpu()
         self.step, self.scale, self.wall = int(info["step"]), float(info["scale"]), float(info["wall_time_s"])
-        self.threshold = float(info.get("threshold", 0.0))
+        self.threshold = list(info.get("threshold", [0.0, 0]))
         self.stream.refills = int(info["refills"])  # fresh games from where the run stopped
         self._first = None
         return True
@@ -222,7 +224,8 @@ class TranscoderTrainer:
             self.opt.step()
             if topk:
                 unit_decoder_rows(self.tc)
-                self.threshold = float(smallest) if self.step == 0 else 0.99 * self.threshold + 0.01 * float(smallest)
+                if self.step >= self.steps - max(1, self.steps // 20):
+                    self.threshold = [self.threshold[0] + float(smallest), self.threshold[1] + 1]
             self.step += 1
             fired = (acts > 0).any(0).detach().cpu()
             self.last_fired[fired] = self.step
@@ -237,7 +240,7 @@ class TranscoderTrainer:
         self.tc.to("cpu")  # measured and saved on the CPU, like every result
         if cfg.kind == "batchtopk":
             with torch.no_grad():
-                self.tc.threshold.fill_(self.threshold)
+                self.tc.threshold.fill_(self.threshold[0] / max(self.threshold[1], 1))
         return {"wall_time_s": round(self.wall, 1), "steps": self.step, "tokens": self.step * cfg.batch_size, "dead_window_steps": min(self.step, 1000)}
 
     def dead(self, window: int = 1000) -> float:
@@ -299,32 +302,63 @@ def train_layers(handle: ModelHandle, out: Path, layers: list[int], settings: di
         card["training"] = training
         card.setdefault("metrics", {})["layers"] = [done[k] for k in sorted(done)]
         out.mkdir(parents=True, exist_ok=True)
-        card_path.write_text(json.dumps(card, indent=2))
+        card_path.write_text(card_json(card))
     if len(done) == handle.cfg.n_layers:  # a full set: how well it replaces the model
-        from core.interp.circuits.replacement import load_transcoders, replacement_scores
+        from core.interp.circuits.replacement import load_transcoders
 
         def score() -> dict:
-            if progress:
-                progress("scoring the replacement model (every MLP replaced) on held-out data", 1.0)
-            scores = replacement_scores(handle, load_transcoders(out, handle.cfg.n_layers), **eval_data)
-            legal = (lambda v: None if np.isnan(v) else round(v, 4))  # noqa: E731 (text: no rules, no legal rate)
-            return {
-                "replacement_ce_recovered": round(scores.ce_recovered, 4), "replacement_top1_legal": legal(scores.top1_legal_replacement),
-                "model_top1_legal": legal(scores.top1_legal_model), "ce_model": round(scores.ce_model, 4), "ce_replacement": round(scores.ce_replacement, 4),
-                "ce_mlps_mean_ablated": round(scores.ce_mean_ablated, 4), "scored_positions": scores.positions,
-            }
+            return replacement_metrics(handle, out, eval_data, progress)
 
         if finetune is not None and "finetune" not in card:
             card["metrics"]["before_finetune"] = score()
-            card_path.write_text(json.dumps(card, indent=2))
+            card_path.write_text(card_json(card))
             card["finetune"] = finetune_set(handle, out, finetune, progress, tokens)
             for layer in range(handle.cfg.n_layers):
                 tc = load_transcoders(out, handle.cfg.n_layers)[layer]
                 done[layer] = {**done[layer], **evaluate(handle, tc, layer, **eval_data)}
             card["metrics"]["layers"] = [done[k] for k in sorted(done)]
         card["metrics"].update(score())
-        card_path.write_text(json.dumps(card, indent=2))
+        card_path.write_text(card_json(card))
     return card
+
+
+def replacement_metrics(handle: ModelHandle, out: Path, eval_data: dict, progress=None) -> dict:
+    """The card's replacement figures for the full set in ``out``: cross-entropy recovered, top-1
+    legal rates of the replacement and the model (PGN: whole moves judged by python-chess)."""
+    from core.interp.circuits.replacement import load_transcoders, replacement_scores
+
+    if progress:
+        progress("scoring the replacement model (every MLP replaced) on held-out data", 1.0)
+    tcs = load_transcoders(out, handle.cfg.n_layers)
+    scores = replacement_scores(handle, tcs, **eval_data)
+    legal = (lambda v: None if np.isnan(v) else round(v, 4))  # noqa: E731 (text: no rules, no legal rate)
+    result = {
+        "replacement_ce_recovered": round(scores.ce_recovered, 4), "replacement_top1_legal": legal(scores.top1_legal_replacement),
+        "model_top1_legal": legal(scores.top1_legal_model), "ce_model": round(scores.ce_model, 4), "ce_replacement": round(scores.ce_replacement, 4),
+        "ce_mlps_mean_ablated": round(scores.ce_mean_ablated, 4), "scored_positions": scores.positions,
+    }
+    if handle.kind != "text" and handle.game.move_end_token is not None:
+        result.update(whole_move_scores(handle, tcs, eval_data["games"][:WHOLE_MOVE_GAMES], result))
+    return result
+
+
+WHOLE_MOVE_GAMES = 50  # held-out games whose every move the model and its replacement write greedily
+
+
+def whole_move_scores(handle: ModelHandle, transcoders: dict[int, object], games: np.ndarray, per_token: dict) -> dict:
+    """A move written in several tokens (PGN): the top-1 legal rate is the share of whole moves,
+    written greedily by the model and by its replacement, that python-chess accepts; the
+    per-token rates stay as ``*_next_char_legal``."""
+    from core.interp.circuits.replacement import replacement_hooks
+    from core.interp.shared.move_legality import whole_move_legality
+
+    model = whole_move_legality(handle, games)
+    replaced = whole_move_legality(handle, games, hooks=replacement_hooks(transcoders))
+    return {
+        "replacement_top1_legal": round(replaced["whole_move_legal"], 4), "model_top1_legal": round(model["whole_move_legal"], 4),
+        "replacement_next_char_legal": per_token["replacement_top1_legal"], "model_next_char_legal": per_token["model_top1_legal"],
+        "whole_moves_scored": model["positions"], "whole_move_games": int(len(games)),
+    }
 
 
 def finetune_set(handle: ModelHandle, out: Path, cfg, progress, tokens: np.ndarray | None) -> dict:
@@ -382,10 +416,16 @@ def command(args, command_line: str) -> None:
         from core.train.transcoder_finetune import FinetuneConfig
 
         finetune = FinetuneConfig(tokens=args.finetune_tokens, k=args.k, seed=args.seed)
-    if args.labels_only and handle.kind == "text":
-        raise SettingError("text models have no board properties to label features with")
-    if not args.labels_only:
+    if not args.card_only:
         card = train_layers(handle, Path(args.out_dir), layers, settings, command_line, args.eval_games, progress, tokens, held, finetune)
+    elif all((Path(args.out_dir) / f"L{k}" / "cfg.json").exists() for k in range(n)):
+
+        card = json.loads((Path(args.out_dir) / "card.json").read_text())
+        eval_data = {"windows": held} if held is not None else {"games": handle.game.random_games(args.eval_games, seed=TRANSCODER_SEED_BASE + 1)}
+        card.setdefault("metrics", {}).update(replacement_metrics(handle, Path(args.out_dir), eval_data, progress))
+        (Path(args.out_dir) / "card.json").write_text(card_json(card))
+    else:
+        raise SettingError(f"--card-only needs a finished set (every layer) in {args.out_dir}")
     if handle.kind != "text" and all((Path(args.out_dir) / f"L{k}" / "cfg.json").exists() for k in range(n)):
         from core.train.transcoder_labels import write_labels
 

@@ -68,7 +68,7 @@ class ReplacementFinetuner:
             tc.train()
         self.params = [p for tc in self.tcs.values() for p in tc.parameters() if p is not getattr(tc, "threshold", None)]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
-        self.thresholds = {layer: float(tc.threshold.mean()) for layer, tc in self.tcs.items()}
+        self.thresholds = {layer: [0.0, 0] for layer in self.tcs}  # sum and count of the smallest kept activation, last 5 % of steps
         self.step, self.wall, self.tokens_seen = 0, 0.0, 0
 
     @property
@@ -94,7 +94,7 @@ class ReplacementFinetuner:
         for layer, tc in self.tcs.items():
             tc.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(layer)})
         self.step, self.wall, self.tokens_seen = int(info["step"]), float(info["wall_time_s"]), int(info["tokens"])
-        self.thresholds = {int(k): float(v) for k, v in info["thresholds"].items()}
+        self.thresholds = {int(k): list(v) for k, v in info["thresholds"].items()}
         for _ in range(self.step):  # the same batches as an uninterrupted run
             next(self.batches)
         return True
@@ -149,7 +149,8 @@ class ReplacementFinetuner:
             self.opt.step()
             for layer, tc in self.tcs.items():
                 unit_decoder_rows(tc)
-                self.thresholds[layer] = 0.99 * self.thresholds[layer] + 0.01 * smallest[layer]
+                if self.step >= self.steps - max(1, self.steps // 20):
+                    self.thresholds[layer] = [self.thresholds[layer][0] + smallest[layer], self.thresholds[layer][1] + 1]
             self.step += 1
             self.tokens_seen += int(mask.sum())
             recent = (recent + [(kl, fvu)])[-20:]
@@ -162,5 +163,6 @@ class ReplacementFinetuner:
         for layer, tc in self.tcs.items():
             tc.eval()
             with torch.no_grad():
-                tc.threshold.fill_(self.thresholds[layer])
+                total, count = self.thresholds[layer]
+                tc.threshold.fill_(total / count if count else float(tc.threshold.mean()))
         return {"wall_time_s": round(self.wall, 1), "steps": self.step, "tokens": self.tokens_seen, "settings": asdict(self.cfg)}

@@ -83,6 +83,6 @@ def circuit_figure(nodes: list[dict], edges: list[tuple[int, int, float]], n_lay
         "height": height, "margin": {"l": 60, "r": 20, "t": 30, "b": 90}, "plot_bgcolor": "white",
         "xaxis": {"tickmode": "array", "tickvals": positions, "ticktext": [x_labels.get(p, str(p)) for p in positions], "tickangle": -60, "showgrid": True, "gridcolor": "#eee", "zeroline": False, "title": {"text": "position (move played)"}},
         "yaxis": {"tickmode": "array", "tickvals": [-1] + list(range(n_layers)) + [n_layers], "ticktext": ["input"] + [f"L{layer}" for layer in range(n_layers)] + ["target"], "showgrid": True, "gridcolor": "#eee", "zeroline": False, "range": [-1.6, n_layers + 0.8]},
-        "legend": {"orientation": "h", "y": 1.06, "x": 0}, "dragmode": "select", "clickmode": "event+select",
+        "legend": {"orientation": "h", "y": 1.06, "x": 0}, "dragmode": False, "clickmode": "event+select", "hovermode": "closest",
     }
     return figure(traces, layout)

@@ -20,9 +20,11 @@ from core.models.handle import ModelHandle
 MAX_MOVE_TOKENS = 8  # the longest SAN ("exd8=Q+" has 7) and the space that ends it
 
 
-def greedy_after(handle: ModelHandle, tokens: torch.Tensor, rows: list[tuple[int, int]], steps: int = MAX_MOVE_TOKENS, games_per_pass: int = 32, rows_per_pass: int = 128) -> np.ndarray:
+def greedy_after(handle: ModelHandle, tokens: torch.Tensor, rows: list[tuple[int, int]], steps: int = MAX_MOVE_TOKENS, games_per_pass: int = 32, rows_per_pass: int = 128, hooks: list | None = None) -> np.ndarray:
     """``int (len(rows), steps)``: the tokens the model writes greedily after ``tokens[g, : p + 1]``
-    for each row ``(g, p)``; each row on its own (batching and padding change nothing).
+    for each row ``(g, p)``; each row on its own (batching and padding change nothing). With
+    ``hooks`` (scoped forward hooks that act on each position alone, such as an MLP replaced by
+    its transcoder) every pass runs with them.
 
     One forward pass of each game gives the keys and values of every prefix at once; rows of
     similar length then start from their prefixes' part of them, left-padded to a common length
@@ -38,7 +40,7 @@ def greedy_after(handle: ModelHandle, tokens: torch.Tensor, rows: list[tuple[int
         chunk = games[lo : lo + games_per_pass]
         slot = {g: k for k, g in enumerate(chunk)}
         ids = sorted((i for i, (g, _) in enumerate(rows) if g in slot), key=lambda i: rows[i][1])
-        with handle.session(), torch.inference_mode():
+        with (handle.hooked(hooks) if hooks else handle.session()), torch.inference_mode():
             full = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(chunk))
             part = tokens[chunk, : max(rows[i][1] for i in ids) + 1].to(cfg.device)
             logits = model(part, past_kv_cache=full, attention_mask=torch.ones_like(part))
@@ -67,7 +69,7 @@ def greedy_after(handle: ModelHandle, tokens: torch.Tensor, rows: list[tuple[int
     return out
 
 
-def whole_move_legality(handle: ModelHandle, games: np.ndarray) -> dict:
+def whole_move_legality(handle: ModelHandle, games: np.ndarray, hooks: list | None = None) -> dict:
     """Over every move of ``games`` the model can read and write: the share of greedy whole moves
     that python-chess reads as a legal move (``whole_move_legal``), of those written exactly as
     the legal move's standard SAN, check sign included (``whole_move_exact``), and of first tokens
@@ -89,7 +91,7 @@ def whole_move_legality(handle: ModelHandle, games: np.ndarray) -> dict:
             rows.append((g, p))
             legal_sets.append(game.legal_move_texts(moves[:t]))
             befores.append(moves[:t])
-    written = greedy_after(handle, tokens, rows)
+    written = greedy_after(handle, tokens, rows, hooks=hooks)
     vocab = game.vocab
     whole = exact = first = 0
     for tokens, legal, before in zip(written, legal_sets, befores):
