@@ -56,3 +56,19 @@ def test_the_last_layers_figures_are_what_the_code_measures(model):
     now = evaluate(handle, transcoders[layer], layer, **held_out(handle, card))
     shipped = card["metrics"]["layers"][layer]
     assert abs(now["fvu"] - shipped["fvu"]) <= 2e-4 and abs(now["l0"] - shipped["l0"]) <= 0.02 and now["tokens"] == shipped["tokens"]
+
+
+@pytest.mark.parametrize("model", ["othello8", "chess-pgn"])
+def test_the_board_sets_meet_their_bar_and_label_every_feature(model):
+    """Every layer FVU ≤ 0.2 and L0 ≤ 32 on held-out games; the replacement (no error terms)
+    recovers ≥ 85 % of the loss; each feature has its best board property and F1."""
+    handle, transcoders, card = bundled(model)
+    metrics = card["metrics"]
+    assert all(m["fvu"] <= 0.2 and m["l0"] <= 32 for m in metrics["layers"]), metrics["layers"]
+    assert metrics["replacement_ce_recovered"] >= 0.85
+    labels = card["feature_labels"]
+    assert [e["layer"] for e in labels["layers"]] == list(range(handle.cfg.n_layers))
+    for entry in labels["layers"]:
+        d = transcoders[entry["layer"]].cfg.d_sae
+        assert len(entry["property"]) == len(entry["f1"]) == d
+        assert all(-1 <= p < len(labels["property_names"]) for p in entry["property"]) and all(0.0 <= f <= 1.0 for f in entry["f1"])

@@ -1,7 +1,7 @@
 """What the Circuits page keeps between reruns: each model's transcoder set (shared, read-only),
-its card's feature labels, and the graphs of the positions visited (an unpruned graph is tens of
-megabytes and seconds of work: kept per position and target; pruning it again at other
-thresholds is cheap and kept too)."""
+its card's feature labels, and the graphs of the positions visited (an unpruned graph is up to
+~150 MB and seconds of work: the last 8 kept, per position and target; pruning one again at
+other thresholds is cheap, and the last 16 prunings are kept too)."""
 
 from __future__ import annotations
 
@@ -46,13 +46,14 @@ def cached_transcoders(name: str) -> dict[int, object]:
     return tcs
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def transcoder_card(name: str) -> dict:
+    """The set's card (shared, read-only: a copy per call would cost more than the page)."""
     folder = transcoder_folder(name)
     return json.loads((folder / "card.json").read_text()) if folder is not None else {}
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def feature_labels(name: str) -> dict[int, tuple[list[int], list[float]]] | None:
     """layer -> (best property per feature, its F1), or None (no board properties: text)."""
     labels = transcoder_card(name).get("feature_labels")
@@ -61,7 +62,7 @@ def feature_labels(name: str) -> dict[int, tuple[list[int], list[float]]] | None
     return {entry["layer"]: (entry["property"], entry["f1"]) for entry in labels["layers"]}
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def property_names(name: str) -> list[str]:
     return (transcoder_card(name).get("feature_labels") or {}).get("property_names", [])
 
@@ -76,14 +77,36 @@ def feature_label(name: str, layer: int, feature: int) -> str:
     return FEATURE_LINE.format(prop=property_names(name)[prop], f1=f1)
 
 
-@st.cache_resource(show_spinner=False, max_entries=12)
-def cached_graph(name: str, moves: tuple[int, ...], kind: str, move: int | None, max_features: int):
-    """The unpruned graph of a position and target (tokens and targets rebuilt from the key)."""
+PROBE_TARGET = "mine_theirs_empty"  # the probe a circuit can explain: whose piece stands on a square
+
+
+def probe_layers(name: str) -> dict[int, object]:
+    """layer -> the bundled mine / theirs / empty probe on the residual stream after it."""
+    from ui.caches import cached_bundled_probes
+
+    try:
+        probes = cached_bundled_probes(name, PROBE_TARGET)
+    except Exception:  # no probes shipped, or unusable: no probe target
+        return {}
+    return {int(h.split(".")[1]): p for h, p in probes.items() if h.endswith("hook_resid_post")}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def cached_graph(name: str, moves: tuple[int, ...], kind: str, move: int | None, max_features: int, probe: tuple[int, int, int] | None = None):
+    """The unpruned graph of a position and target (tokens and targets rebuilt from the key;
+    ``probe``: (layer, square, class) of the mine / theirs / empty probe)."""
     handle = cached_model(name)
-    tokens, targets = BT.board_targets(handle, moves, kind, move)
+    spec = None
+    if probe is not None:
+        layer, square, cls = probe
+        weights = probe_layers(name)[layer].weight  # (d_model, size, size, n_classes)
+        row, col = divmod(square, handle.game.cols)
+        classes = ("empty", "mine", "theirs")
+        spec = (weights[:, row, col, :], layer, cls, f"{classes[cls]} {handle.game.square_label(square)} after L{layer}")
+    tokens, targets = BT.board_targets(handle, moves, kind, move, spec)
     return build_graph(handle, tokens, cached_transcoders(name), targets, max_features)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def cached_circuit(name: str, moves: tuple[int, ...], kind: str, move: int | None, max_features: int, node_threshold: float, edge_threshold: float) -> Circuit:
-    return circuit_of(cached_graph(name, moves, kind, move, max_features), node_threshold, edge_threshold)
+@st.cache_resource(show_spinner=False, max_entries=16)
+def cached_circuit(name: str, moves: tuple[int, ...], kind: str, move: int | None, max_features: int, node_threshold: float, edge_threshold: float, probe: tuple[int, int, int] | None = None) -> Circuit:
+    return circuit_of(cached_graph(name, moves, kind, move, max_features, probe), node_threshold, edge_threshold)

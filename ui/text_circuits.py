@@ -22,7 +22,7 @@ from ui import text_panels as TP
 KINDS = {"top": "the model's top next tokens", "token": "one next token"}
 
 
-@st.cache_resource(show_spinner=False, max_entries=12)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def cached_text_circuit(name: str, tokens: tuple[int, ...], kind: str, token: int | None, node_threshold: float, edge_threshold: float):
     handle = caches.cached_model(name)
     ids = torch.tensor(tokens)

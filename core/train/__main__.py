@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layer", default="all", help="a layer number, or all")
     p.add_argument("--card-only", action="store_true", help="measure the finished set in OUT again (replacement scores; board games: feature labels) without training")
     p.add_argument("--kind", default="batchtopk", help="batchtopk (saved as JumpReLU) or l1 (ReLU with an L1 penalty)")
-    for flag, kind, default in (("--k", int, 24), ("--finetune-tokens", int, 1_000_000), ("--d-transcoder", int, 2048), ("--l1", float, 0.08), ("--lr", float, 1e-3), ("--tokens", int, 2_000_000), ("--batch-size", int, 1024), ("--seed", int, 0), ("--eval-games", int, 200), ("--threads", int, 0)):
+    for flag, kind, default in (("--k", int, 24), ("--finetune-tokens", int, 1_000_000), ("--finetune-fvu-weight", float, 0.5), ("--d-transcoder", int, 2048), ("--l1", float, 0.08), ("--lr", float, 1e-3), ("--tokens", int, 2_000_000), ("--batch-size", int, 1024), ("--seed", int, 0), ("--eval-games", int, 200), ("--threads", int, 0)):
         p.add_argument(flag, type=kind, default=default)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.set_defaults(func=cmd_transcoder)

@@ -37,14 +37,8 @@ from safetensors.torch import load_file, save_file
 from core.interp.shared.activations import token_activations
 from core.models.handle import ModelHandle
 from core.train.sae import ActivationStream
+from core.train.transcoder_basics import TRANSCODER_SEED_BASE, batch_topk, hooks_of, unit_decoder_rows  # noqa: F401 (re-exported)
 from core.train.transcoder_labels import card_json
-
-TRANSCODER_SEED_BASE = 5_000_011  # game seeds for transcoder activations (not the model's, the probes' or the SAEs')
-
-
-def hooks_of(layer: int) -> tuple[str, str]:
-    """(input, output) hooks of layer ``layer``'s MLP."""
-    return f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
 
 
 @dataclass
@@ -107,18 +101,6 @@ def make_transcoder(d_model: int, cfg: TranscoderTrainConfig, hook_in: str):
     return tc
 
 
-def batch_topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(activations, smallest kept value): ReLU of ``pre (tokens, d)``, then only the batch's
-    ``k × tokens`` largest values kept."""
-    acts = torch.relu(pre)
-    flat = acts.flatten()
-    keep = min(k * pre.shape[0], flat.numel())
-    values, index = flat.topk(keep, sorted=False)
-    kept = torch.zeros_like(flat).scatter(0, index, values).view_as(acts)
-    positive = values[values > 0]
-    return kept, (positive.min().detach() if len(positive) else torch.zeros((), dtype=pre.dtype))
-
-
 def losses(tc, x: torch.Tensor, y: torch.Tensor, scale: float, l1: float, k: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(loss, FVU of the batch, activations, smallest kept activation): FVU against ``scale`` (the
     output's variance, summed over dimensions); with ``k`` the activations are the batch's top
@@ -135,13 +117,6 @@ def losses(tc, x: torch.Tensor, y: torch.Tensor, scale: float, l1: float, k: int
         return fvu, fvu, acts, smallest
     sparsity = (acts * tc.W_dec.norm(dim=1)).sum(-1).mean() / scale**0.5
     return fvu + l1 * sparsity, fvu, acts, smallest
-
-
-@torch.no_grad()
-def unit_decoder_rows(tc) -> None:
-    """Decoder rows back to norm 1 (BatchTopK ranks activations, so their scale must mean the same
-    for every feature)."""
-    tc.W_dec.div_(tc.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-8))
 
 
 class TranscoderTrainer:
@@ -201,7 +176,8 @@ class TranscoderTrainer:
                 self.opt.state[p] = {"step": torch.tensor(info["adam_step"]), "exp_avg": tensors[f"adam.{i}.exp_avg"], "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"]}
         self.last_fired = tensors["last_fired"].cpu()
         self.step, self.scale, self.wall = int(info["step"]), float(info["scale"]), float(info["wall_time_s"])
-        self.threshold = list(info.get("threshold", [0.0, 0]))
+        stored = info.get("threshold", [0.0, 0])
+        self.threshold = list(stored) if isinstance(stored, list) else [float(stored), 1]  # a single value: an average already taken
         self.stream.refills = int(info["refills"])  # fresh games from where the run stopped
         self._first = None
         return True
@@ -415,7 +391,7 @@ def command(args, command_line: str) -> None:
     if args.kind == "batchtopk" and args.finetune_tokens > 0:
         from core.train.transcoder_finetune import FinetuneConfig
 
-        finetune = FinetuneConfig(tokens=args.finetune_tokens, k=args.k, seed=args.seed)
+        finetune = FinetuneConfig(tokens=args.finetune_tokens, k=args.k, seed=args.seed, fvu_weight=args.finetune_fvu_weight)
     if not args.card_only:
         card = train_layers(handle, Path(args.out_dir), layers, settings, command_line, args.eval_games, progress, tokens, held, finetune)
     elif all((Path(args.out_dir) / f"L{k}" / "cfg.json").exists() for k in range(n)):

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from core.models.handle import ModelHandle
-from core.train.transcoder import TRANSCODER_SEED_BASE, batch_topk, hooks_of, unit_decoder_rows
+from core.train.transcoder_basics import TRANSCODER_SEED_BASE, batch_topk, hooks_of, unit_decoder_rows
 
 FINETUNE_SEED_BASE = TRANSCODER_SEED_BASE + 7
 
@@ -38,7 +38,7 @@ class FinetuneConfig:
     tokens: int = 1_000_000
     sequences_per_batch: int = 32
     lr: float = 1e-4
-    fvu_weight: float = 0.5  # against the KL term (nats); keeps each layer's own reconstruction
+    fvu_weight: float = 0.5  # against the KL term (nats): keeps each layer's own reconstruction (--finetune-fvu-weight)
     k: int = 24
     checkpoint_every: int = 50  # steps
     seed: int = 0
@@ -136,6 +136,22 @@ class ReplacementFinetuner:
         fvu = torch.stack(fvus).mean()
         return kl + self.cfg.fvu_weight * fvu, float(kl), float(fvu), smallest
 
+    @torch.no_grad()
+    def calibrate(self, batches: int = 4) -> dict[int, float]:
+        """Each layer's JumpReLU threshold: the smallest activation BatchTopK keeps on the model's
+        own MLP inputs (where the attribution graph reads them), averaged over fresh batches, so
+        that L0 there is ``k`` on average. The thresholds seen during the fine-tune are not used:
+        its last steps move them while the weights settle."""
+        names = {hooks_of(layer)[0] for layer in self.tcs}
+        found: dict[int, list[float]] = {layer: [] for layer in self.tcs}
+        for _ in range(batches):
+            tokens, mask = next(self.batches)
+            _, cache = self.handle.model.run_with_cache(tokens, names_filter=lambda n: n in names)
+            for layer, tc in self.tcs.items():
+                x = cache[hooks_of(layer)[0]][mask].float()
+                found[layer].append(float(batch_topk(x @ tc.W_enc + tc.b_enc, self.cfg.k)[1]))
+        return {layer: float(np.mean(v)) for layer, v in found.items()}
+
     def train(self, progress: Callable[[str, float], None] | None = None) -> dict:
         for p in self.handle.model.parameters():
             p.requires_grad_(False)  # gradients flow through the model to the transcoders only
@@ -160,9 +176,9 @@ class ReplacementFinetuner:
                 self.wall = time.perf_counter() - t0
                 self.save_checkpoint()
         self.wall = time.perf_counter() - t0
+        calibrated = self.calibrate()
         for layer, tc in self.tcs.items():
             tc.eval()
             with torch.no_grad():
-                total, count = self.thresholds[layer]
-                tc.threshold.fill_(total / count if count else float(tc.threshold.mean()))
+                tc.threshold.fill_(calibrated[layer])
         return {"wall_time_s": round(self.wall, 1), "steps": self.step, "tokens": self.tokens_seen, "settings": asdict(self.cfg)}

@@ -46,14 +46,16 @@ def circuit_figure(nodes: list[dict], edges: list[tuple[int, int, float]], n_lay
     traces = []
     weights = np.array([abs(w) for _, _, w in edges]) if edges else np.zeros(0)
     cut = np.quantile(weights, [0.5, 0.9]) if len(weights) else np.zeros(2)
+    levels = np.searchsorted(cut, weights, side="right")
+    signs = np.sign([w for _, _, w in edges]) if edges else np.zeros(0)
     for sign, colour in ((1, "rgba(31,119,180,0.45)"), (-1, "rgba(214,39,40,0.45)")):
         for level, width in enumerate(WIDTHS):
             xs, ys = [], []
-            for s, t, w in edges:
-                if s not in at or t not in at or np.sign(w) != sign or int(np.searchsorted(cut, abs(w), side="right")) != level:
-                    continue
-                xs += [at[s]["x"], at[t]["x"], None]
-                ys += [at[s]["y"], at[t]["y"], None]
+            for i in np.nonzero((signs == sign) & (levels == level))[0]:
+                s, t, _ = edges[i]
+                if s in at and t in at:
+                    xs += [at[s]["x"], at[t]["x"], None]
+                    ys += [at[s]["y"], at[t]["y"], None]
             if xs:
                 traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "line": {"color": colour, "width": width}, "hoverinfo": "skip", "showlegend": False})
     member = {name: g for g, names in (groups or {}).items() for name in names}

@@ -19,6 +19,7 @@ SHARE_PAGES = [
     ("logit_lens", "Logit lens", "moves=d3c5f6"),
     ("sae_browser", "SAE feature browser", "moves=d3c5f6&feature=7"),
     ("patching_lab", "Patching lab", "moves=d3c5f6f5e6&change=3&metric=logit-difference&direction=noising&normalise=0&component=mlp_out"),
+    ("circuits", "Circuits", "moves=d3c5f6f5e6e3c3d2c4b3&target=top&nodes=0.80&edges=0.98"),
 ]
 
 

@@ -6,7 +6,9 @@
   its last token, plus the space after a PGN move) and the target is the sum of its tokens'
   demeaned logits, each where it is predicted (the whole move's log-probability, up to the
   softmax's normalisers);
-- ``legal``: the mean logit of the legal next tokens minus that of the illegal ones.
+- ``legal``: the mean logit of the legal next tokens minus that of the illegal ones;
+- ``probe``: a linear probe's reading of one square after a layer, at the last position ("how
+  does the model work out that d3 is mine?"): the class's direction minus the mean class's.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import numpy as np
 import torch
 
 from core.games.base import Game
-from core.interp.circuits.targets import Target, legal_minus_illegal, salient_logits, sequence_target
+from core.interp.circuits.targets import Target, legal_minus_illegal, probe_target, salient_logits, sequence_target
 from core.interp.shared.predictions import game_tokens
 from core.interp.shared.token_squares import legal_tokens_now
 from core.models.handle import ModelHandle
 
-KINDS = ("top", "move", "legal")
+KINDS = ("top", "move", "legal", "probe")
 
 
 def token_name(game: Game, token: int) -> str:
@@ -41,8 +43,9 @@ def unembedding(handle: ModelHandle) -> torch.Tensor:
     return handle.model.W_U.detach().float().cpu()
 
 
-def board_targets(handle: ModelHandle, moves: tuple[int, ...], kind: str, move: int | None = None) -> tuple[torch.Tensor, list[Target]]:
-    """(input tokens, targets) for ``kind`` at the position after ``moves``."""
+def board_targets(handle: ModelHandle, moves: tuple[int, ...], kind: str, move: int | None = None, probe: tuple | None = None) -> tuple[torch.Tensor, list[Target]]:
+    """(input tokens, targets) for ``kind`` at the position after ``moves``; ``probe`` is
+    ``(weight (d_model, n_classes) of one square, layer, class, label)`` for ``kind == "probe"``."""
     game = handle.game
     tokens = game_tokens(moves, game)[0]
     W_U = unembedding(handle)
@@ -53,6 +56,11 @@ def board_targets(handle: ModelHandle, moves: tuple[int, ...], kind: str, move: 
     if kind == "legal":
         legal = torch.from_numpy(np.asarray(legal_tokens_now(moves, game), dtype=bool))
         return tokens, [legal_minus_illegal(W_U, legal, last)]
+    if kind == "probe":
+        if probe is None:
+            raise ValueError("a probe target needs a probe, a square and a class")
+        weight, layer, cls, label = probe
+        return tokens, [probe_target(torch.as_tensor(weight, dtype=torch.float32), int(layer), last, int(cls), label)]
     if kind != "move":
         raise ValueError(f"unknown target {kind!r}: one of {', '.join(KINDS)}")
     state = game.state(moves)

@@ -22,7 +22,7 @@ import torch
 
 from core.interp.circuits.attribution import AttributionGraph, attribute
 from core.interp.circuits.frozen import real_run
-from core.interp.circuits.pruning import Pruned, graph_scores, prune
+from core.interp.circuits.pruning import Pruned, graph_scores, prune, target_weights
 from core.interp.circuits.targets import Target
 from core.models.handle import ModelHandle
 
@@ -195,14 +195,19 @@ def drawing(circuit: Circuit, feature_label, position_label, pinned: tuple[int, 
             label = f"{name} · target {target.label} (weight {target.weight:.2f}, value {graph.target_values[i]:.2f})"
         short = graph.targets[node - graph.target_index(0)].label if kind == "target" else ""
         nodes.append({"node": node, "name": name, "kind": kind, "layer": layer, "pos": pos, "influence": influence, "label": label, "short": short})
-    keep = torch.zeros(graph.n_nodes, dtype=torch.bool)
-    keep[torch.tensor(shown, dtype=torch.long)] = True
+    shown_t = torch.tensor(shown, dtype=torch.long)
     rows_at = torch.cat([torch.arange(graph.n_features), torch.arange(graph.target_index(0), graph.n_nodes)])
-    mask = circuit.pruned.edge_mask & keep[rows_at][:, None] & keep[None, :]
-    r, s = torch.nonzero(mask, as_tuple=True)
-    w = graph.edges[r, s]
-    order = torch.argsort(-circuit.pruned.edge_scores[r, s])[:max_edges]  # the edges that carry most influence
-    edges = [(int(s[i]), int(rows_at[r[i]]), float(w[i])) for i in order]
+    row_of = torch.full((graph.n_nodes,), -1, dtype=torch.long)
+    row_of[rows_at] = torch.arange(len(rows_at))
+    rows = row_of[shown_t]
+    rows = rows[rows >= 0]  # shown nodes that have incoming edges (features, targets)
+    sub = graph.edges[rows][:, shown_t] * circuit.pruned.edge_mask[rows][:, shown_t]  # only the drawn nodes' block
+    r, s = torch.nonzero(sub, as_tuple=True)
+    w = sub[r, s]
+    row_sum = graph.edges[rows].abs().sum(1).clamp(min=1e-10)
+    carried = (circuit.pruned.influence + target_weights(graph))[rows_at[rows]]
+    order = torch.argsort(-(w.abs() / row_sum[r] * carried[r]))[:max_edges]  # the edges that carry most influence
+    edges = [(int(shown_t[s[i]]), int(rows_at[rows[r[i]]]), float(w[i])) for i in order]
     return nodes, edges
 
 

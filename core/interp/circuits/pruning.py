@@ -53,9 +53,17 @@ def influence(rows: torch.Tensor, graph: AttributionGraph, max_iter: int = 1000)
 
 
 def _threshold(scores: torch.Tensor, keep: float) -> torch.Tensor:
-    ordered = torch.sort(scores, descending=True).values
-    cumulative = torch.cumsum(ordered, 0) / ordered.sum().clamp(min=1e-30)
-    return ordered[min(int(torch.searchsorted(cumulative, keep)), len(ordered) - 1)]
+    """The score at which the largest scores add up to ``keep`` of the total (circuit-tracer's
+    ``find_threshold`` over the full matrix). Zeros add nothing, so only the positive scores are
+    sorted (a pruned matrix is mostly zeros); a cut that falls past them falls on a zero."""
+    ordered = torch.sort(scores[scores > 0], descending=True).values
+    if not len(ordered):
+        return torch.zeros((), dtype=scores.dtype)
+    cumulative = torch.cumsum(ordered, 0) / ordered.sum()
+    index = int(torch.searchsorted(cumulative, keep))
+    if index >= len(ordered):  # the full matrix always has zeros (its error and token rows)
+        return torch.zeros((), dtype=scores.dtype)
+    return ordered[index]
 
 
 @dataclass
@@ -64,7 +72,6 @@ class Pruned:
     edge_mask: torch.Tensor  # (n_rows, n_nodes) bool over the stored rows
     influence: torch.Tensor  # (n_nodes,)
     cumulative: torch.Tensor  # (n_nodes,) each node's cumulative influence rank (as circuit-tracer reports)
-    edge_scores: torch.Tensor  # (n_rows, n_nodes)
 
 
 def row_nodes(graph: AttributionGraph) -> torch.Tensor:
@@ -89,8 +96,7 @@ def prune(graph: AttributionGraph, node_threshold: float = 0.8, edge_threshold: 
     norm = norm / norm.sum(dim=1, keepdim=True).clamp(min=1e-10)
     row_influence = (influence(norm, graph) + target_weights(graph))[rows_at]
     scores = norm * row_influence[:, None]
-    # circuit-tracer thresholds over the full matrix: the rows not stored are zeros, which change nothing
-    edge_mask = scores >= _threshold(torch.cat([scores.flatten(), torch.zeros(1)]), edge_threshold)
+    edge_mask = scores >= _threshold(scores.flatten(), edge_threshold)
     old = node_mask.clone()
 
     def tidy() -> None:
@@ -107,7 +113,7 @@ def prune(graph: AttributionGraph, node_threshold: float = 0.8, edge_threshold: 
     order = torch.sort(node_influence, descending=True)
     cumulative = torch.zeros(n_nodes)
     cumulative[order.indices] = torch.cumsum(order.values, 0) / order.values.sum().clamp(min=1e-30)
-    return Pruned(node_mask, edge_mask, node_influence, cumulative, scores)
+    return Pruned(node_mask, edge_mask, node_influence, cumulative)
 
 
 def graph_scores(graph: AttributionGraph) -> tuple[float, float]:
