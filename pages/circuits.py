@@ -113,16 +113,9 @@ def feature_label(layer: int, feature: int) -> str:
     return CC.feature_label(handle.name, layer, feature)
 
 
-pins = CP.pinned(circuit)
-nodes, edges = CP.shown(circuit, feature_label, position_label, pins)
-groups = CP.groups_editor(circuit, nodes)
-CP.graph_chart(circuit, nodes, edges, graph.n_layers, {p: tick_label(p) for p in range(graph.n_pos)}, groups)
-CP.target_sum(circuit)
+nodes, groups, node, label_of = CP.graph_section(circuit, feature_label, position_label, tick_label)
 
 # -- the selected node -----------------------------------------------------------------------------
-default = next((n["name"] for n in nodes if n["kind"] == "feature"), nodes[0]["name"])
-node = CP.node_picker(nodes, default)
-label_of = {n["node"]: n["label"] for n in nodes}
 left, right = st.columns([2, 3])
 with left:
     pos = min(node["pos"], len(moves) - 1)

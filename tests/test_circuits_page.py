@@ -10,18 +10,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.models.registry import load_model
-from tests.test_board_player_page import APP
+from tests.test_board_player_page import open_page
 
 PAGE = "pages/circuits.py"
 
 
-def open_circuits(timeout: int = 300, **params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+def open_circuits(**params) -> AppTest:
+    return open_page(PAGE, **params)
 
 
 def game_link(model: str, n: int, seed: int = 11) -> str:

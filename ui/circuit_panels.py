@@ -184,3 +184,15 @@ def feature_dashboard(handle, transcoders: dict[int, object], layer: int, featur
     index = caches.corpus_result(handle, corpus_results.sae_index_result(handle, tc, f"blocks.{layer}.ln2.hook_normalized", f"transcoder-L{layer}"))
     UD.unit_dashboard(index, feature, handle.game, name=f"Transcoder feature L{layer} #{feature}", effects=F.logit_effects(handle, tc.W_dec.detach().float(), feature),
                       effects_title="Direct effect on the next-move logits", effects_note="its decoder row read through the unembedding", key="ci_unit")
+
+
+def graph_section(circuit: Circuit, feature_label, position_label, tick_label) -> tuple[list[dict], dict[str, list[str]], dict, dict[int, str]]:
+    """Pins, supernodes, the graph, the target's split and the node picker, in the page's order:
+    (drawn nodes, supernodes, the selected node, each drawn node's label)."""
+    nodes, edges = shown(circuit, feature_label, position_label, pinned(circuit))
+    groups = groups_editor(circuit, nodes)
+    graph_chart(circuit, nodes, edges, circuit.graph.n_layers, {p: tick_label(p) for p in range(circuit.graph.n_pos)}, groups)
+    target_sum(circuit)
+    default = next((n["name"] for n in nodes if n["kind"] == "feature"), nodes[0]["name"])
+    node = node_picker(nodes, default)
+    return nodes, groups, node, {n["node"]: n["label"] for n in nodes}

@@ -76,14 +76,7 @@ def circuits(handle) -> None:
     seconds = time.perf_counter() - t0
     graph = circuit.graph
     CP.scores(circuit, seconds if seconds > 0.05 else 0.0, f"token {position_label(graph.first)}")
-    pins = CP.pinned(circuit)
-    nodes, edges = CP.shown(circuit, lambda layer, f: f"#{f}", position_label, pins)
-    groups = CP.groups_editor(circuit, nodes)
-    CP.graph_chart(circuit, nodes, edges, graph.n_layers, {p: position_label(p) for p in range(graph.n_pos)}, groups)
-    CP.target_sum(circuit)
-    default = next((n["name"] for n in nodes if n["kind"] == "feature"), nodes[0]["name"])
-    node = CP.node_picker(nodes, default)
-    label_of = {n["node"]: n["label"] for n in nodes}
+    nodes, groups, node, label_of = CP.graph_section(circuit, lambda layer, f: f"#{f}", position_label, position_label)
     CP.edge_tables(circuit, node["node"], lambda n: label_of.get(n, f"node {n} (pruned)"))
     st.subheader("Intervene on the graph's features")
     edits, factor, _ = CP.intervention_picker(circuit, nodes, groups, len(tokens) - 1)
