@@ -107,3 +107,9 @@ def test_a_damaged_transcoder_file_is_refused(tmp_path, monkeypatch):
         assert "cannot be used" in at.info[0].value
     finally:
         circuit_caches.cached_transcoders.clear()
+
+
+def test_a_probe_reading_is_explained_from_the_link():
+    at = open_circuits(model="othello8", moves=game_link("othello8", 10), target="probe", probe_layer="3", probe_square="d3", probe_class="mine")
+    assert at.radio(key="ci_target").value == "probe"
+    assert "Target mine d3 after L3" in captions(at) and not at.error

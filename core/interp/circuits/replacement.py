@@ -64,8 +64,12 @@ def replacement_hooks(transcoders: dict[int, object], with_errors: bool = False)
             return x
 
         def replace(y, hook=None, layer=layer, tc=tc):
-            out = transcoder_out(tc, kept[layer].to(tc.W_dec.dtype)).to(y.dtype)
-            return out + (y - out) if with_errors else out
+            out = transcoder_out(tc, kept[layer].to(tc.W_dec.dtype))
+            if not with_errors:
+                return out.to(y.dtype)
+            # transcoder + error term summed in float64, so the sum rounds back to the MLP's own output
+            out = out.double()
+            return (out + (y.double() - out)).to(y.dtype)
 
         hooks += [(f"blocks.{layer}.ln2.hook_normalized", keep), (f"blocks.{layer}.hook_mlp_out", replace)]
     return hooks
