@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.interp.circuits.attribution import AttributionGraph, attribute
-from core.interp.circuits.frozen import real_run
+from core.interp.circuits.attribution import AttributionGraph, attribute, count_active
 from core.interp.circuits.pruning import Pruned, graph_scores, prune, target_weights
 from core.interp.circuits.targets import Target
 from core.models.handle import ModelHandle
@@ -76,9 +75,7 @@ def build_graph(handle: ModelHandle, tokens: torch.Tensor, transcoders: dict[int
     check_input(handle, tokens)
     if not targets:
         raise ValueError("choose at least one target")
-    run = real_run(handle, tokens, transcoders)
-    with torch.no_grad():
-        per_position = sum((transcoders[layer].encode(x) > 0).sum(-1).numpy() for layer, x in enumerate(run.mlp_in))
+    per_position = count_active(handle, tokens, transcoders)
     start = choose_start(per_position, max_features, work)
     first = min(max(start, min_first), len(tokens) - 1)
     start = min(start, first)
